@@ -1,0 +1,139 @@
+//! The real router on a real socket (port 0), read with plain HTTP/1.1.
+
+use super::*;
+use crate::analytics::{BucketDelta, ZoneSample};
+use crate::clock::ManualClock;
+use crate::config::{CameraConfig, Source, ZoneConfig};
+use crate::geometry::{Point, Polygon};
+use std::io::{Read, Write};
+
+const NOW: UnixMs = 1_764_000_000_000; // 2025-11-24T16:00:00Z
+
+fn camera(id: &str, zone: &str) -> CameraConfig {
+    let p = |x, y| Point { x, y };
+    CameraConfig {
+        id: id.into(),
+        source: Source::TestPattern { pattern: "ball".into() },
+        purpose: None,
+        analysis_fps: 2.0,
+        analysis_width: 640,
+        zones: vec![ZoneConfig {
+            name: zone.into(),
+            polygon: Polygon::new(vec![p(0.0, 0.0), p(1.0, 0.0), p(1.0, 1.0)]),
+            capacity: Some(10),
+        }],
+    }
+}
+
+struct Served {
+    addr: std::net::SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_fn(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move { axum::serve(listener, router(state)).await });
+    Served { addr, _runtime: runtime, _dir: dir }
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    (status, serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}")))
+}
+
+fn state(dir: &std::path::Path) -> AppState {
+    let cameras = [camera("lobby", "door"), camera("yard", "gate")];
+    let health = HealthBoard::new(cameras.iter().map(|c| &c.id));
+    health.update(&"lobby".into(), |h| {
+        h.state = CameraState::Streaming;
+        h.last_frame_at = Some(NOW - 250);
+        h.frames_analysed = 7;
+    });
+    health.update(&"yard".into(), |h| h.state = CameraState::Failing { reason: "connection refused".into() });
+    let occupancy = OccupancyBoard::new(&cameras);
+    occupancy.record(&ZoneSample { camera: "lobby".into(), zone: "door".into(), at: NOW - 500, occupancy: 3 });
+    let database = dir.join("h.db");
+    let mut db = Database::open(&database).unwrap();
+    let delta = |start, samples, sum, max| BucketDelta {
+        camera: "lobby".into(),
+        zone: "door".into(),
+        bucket_start: start,
+        samples,
+        occupancy_sum: sum,
+        occupancy_max: max,
+    };
+    db.apply(&[delta(NOW - 120_000, 4, 10, 4), delta(NOW - 60_000, 3, 2, 1)]).unwrap();
+    AppState { site: "test".into(), occupancy, health, database, clock: Arc::new(ManualClock::new(NOW)) }
+}
+
+#[test]
+fn health_reports_each_camera_with_reason_and_frame_age() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/health");
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["cameras"][0]["camera"], "lobby");
+    assert_eq!(body["cameras"][0]["state"], "streaming");
+    assert_eq!(body["cameras"][0]["last_frame_age_ms"], 250);
+    assert_eq!(body["cameras"][1]["state"], "failing");
+    assert_eq!(body["cameras"][1]["reason"], "connection refused");
+}
+
+#[test]
+fn occupancy_lists_every_zone_and_only_counts() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/occupancy");
+    assert_eq!(status, 200);
+    let zones = body["zones"].as_array().unwrap();
+    assert_eq!(zones.len(), 2);
+    assert_eq!(zones[0]["zone"], "lobby.door");
+    assert_eq!(zones[0]["occupancy"], 3);
+    assert_eq!(zones[0]["capacity"], 10);
+    assert_eq!(zones[1]["zone"], "yard.gate");
+    assert!(zones[1]["occupancy"].is_null());
+    let keys: Vec<_> = zones[0].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["camera", "capacity", "occupancy", "updated_at", "zone"]);
+}
+
+#[test]
+fn history_returns_minute_buckets_in_range() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/occupancy/history?zone=lobby.door");
+    assert_eq!(status, 200, "{body}");
+    let buckets = body["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    assert_eq!(buckets[0]["mean_occupancy"], 2.5);
+    assert_eq!(buckets[0]["max_occupancy"], 4);
+    assert_eq!(buckets[1]["samples"], 3);
+    assert_eq!(buckets[0]["start"], "2025-11-24T15:58:00Z");
+    let (_, narrow) =
+        get(s.addr, "/api/v1/occupancy/history?zone=lobby.door&from=2025-11-24T15:59:00Z&to=2025-11-24T16:00:00Z");
+    assert_eq!(narrow["buckets"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let s = serve(state);
+    let check = |path: &str, status: u16, needle: &str| {
+        let (got, body) = get(s.addr, path);
+        assert_eq!(got, status, "{path}: {body}");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains(needle), "{path}: {message}");
+    };
+    check("/api/v1/occupancy/history", 400, "`zone` is required");
+    check("/api/v1/occupancy/history?zone=lobby.nowhere", 404, "no zone `lobby.nowhere`");
+    check("/api/v1/occupancy/history?zone=lobby.door&from=yesterday", 400, "RFC 3339");
+    check("/api/v1/occupancy/history?zone=lobby.door&from=2025-01-01T00:00:00Z", 400, "at most 31 days");
+    check("/api/v1/occupancy/history?zone=lobby.door&from=2025-11-24T17:00:00Z", 400, "before `to`");
+    check("/api/v2/nothing", 404, "no such route");
+}

@@ -1,0 +1,81 @@
+//! Phase one: the config file as written. Every table denies unknown fields,
+//! so a typo is an error, not a silently ignored setting.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppliance {
+    pub site: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub database: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
+    pub onnxruntime_library: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub bind: Option<String>,
+}
+
+/// Settings merged into every camera unless the camera sets them itself.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawCameraDefaults {
+    pub analysis_fps: Option<f64>,
+    pub transport: Option<String>,
+    pub analysis_width: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    pub url: Option<String>,
+    pub purpose: Option<String>,
+    pub credentials: Option<RawCredentials>,
+    #[serde(flatten)]
+    pub overrides: RawCameraDefaults,
+    #[serde(default)]
+    pub zones: BTreeMap<String, RawZone>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    pub user: String,
+    pub password_ref: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub polygon: Vec<Vec<f64>>,
+    pub capacity: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetection {
+    pub person_threshold: Option<f32>,
+    pub face_threshold: Option<f32>,
+    pub person_tiling: Option<bool>,
+    pub workers: Option<usize>,
+    pub threads_per_worker: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub redaction: Option<crate::redaction::RedactionMode>,
+    pub mask_scale: Option<f32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnalytics {
+    pub smoothing_secs: Option<f64>,
+    pub flush_secs: Option<u64>,
+}

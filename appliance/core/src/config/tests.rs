@@ -1,0 +1,171 @@
+use super::*;
+use std::collections::HashMap;
+
+struct FakeSecrets(HashMap<&'static str, &'static str>);
+
+impl SecretSource for FakeSecrets {
+    fn env(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|s| s.to_string())
+    }
+    fn file(&self, _: &Path) -> Option<String> {
+        None
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    let secrets = FakeSecrets(HashMap::from([("LOBBY_PW", "hunter2")]));
+    Config::parse(text, Path::new("/etc/headcount"), &secrets)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const GOOD: &str = r#"
+[appliance]
+site = "hq"
+state_dir = "state"
+
+[defaults]
+analysis_fps = 2
+transport = "udp"
+
+[cameras.lobby]
+url = "rtsp://10.0.0.21:554/stream2"
+credentials = { user = "viewer", password_ref = "env:LOBBY_PW" }
+purpose = "fire-safety occupancy"
+analysis_fps = 1
+
+[cameras.lobby.zones.waiting_area]
+polygon = [[0.1, 0.55], [0.62, 0.55], [0.7, 0.98], [0.05, 0.98]]
+capacity = 25
+
+[cameras.yard]
+url = "testsrc:ball"
+"#;
+
+#[test]
+fn a_good_config_is_typed_and_merged_with_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.site, "hq");
+    assert_eq!(c.state_dir, PathBuf::from("/etc/headcount/state"));
+    assert_eq!(c.database, PathBuf::from("/etc/headcount/state/headcount.db"));
+    assert_eq!(c.api_bind, "127.0.0.1:8080".parse().unwrap());
+    let lobby = &c.cameras[0];
+    assert_eq!(&*lobby.id, "lobby");
+    assert_eq!(lobby.analysis_fps, 1.0);
+    match &lobby.source {
+        Source::Rtsp { transport, credentials: Some(creds), .. } => {
+            assert_eq!(*transport, Transport::Udp);
+            assert_eq!(creds.password.expose(), "hunter2");
+        }
+        other => panic!("unexpected source {other:?}"),
+    }
+    assert_eq!(lobby.zones[0].capacity, Some(25));
+    assert_eq!(c.cameras[1].analysis_fps, 2.0);
+    assert_eq!(c.cameras[1].source, Source::TestPattern { pattern: "ball".into() });
+    assert_eq!(zone_index(&c).keys().collect::<Vec<_>>(), ["lobby.waiting_area"]);
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let c = parse(GOOD).unwrap();
+    let dump = format!("{c:?}");
+    assert!(!dump.contains("hunter2"), "{dump}");
+    assert!(dump.contains("Secret(***)"));
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_its_key_path() {
+    let text = r#"
+[api]
+bind = "0.0.0.0:8080"
+
+[cameras.lobby]
+url = "rtsp://admin:secret@10.0.0.5/live"
+transport = "carrier-pigeon"
+
+[cameras.lobby.zones.entrance]
+polygon = [[0.1, 0.1], [0.5, 1.5]]
+capacity = 0
+
+[cameras.hall]
+url = "rtsp://10.0.0.6/live"
+credentials = { user = "v", password_ref = "env:MISSING_PW" }
+analysis_fps = 0
+
+[cameras.hall.zones.desk]
+polygon = [[0.1, 0.1], [0.2, 0.1], [0.2]]
+
+[privacy]
+mask_scale = 9
+"#;
+    let got = errors(text);
+    let expected = [
+        "api.bind: `0.0.0.0:8080` is beyond loopback, which requires TLS; this version serves loopback only",
+        "cameras.hall.analysis_fps: 0 is outside (0, 30]",
+        "cameras.hall.credentials.password_ref: environment variable MISSING_PW is not set",
+        "cameras.hall.zones.desk.polygon[2]: needs 2 coordinates [x, y], has 1",
+        "cameras.lobby.transport: `carrier-pigeon` is not one of tcp, udp, auto",
+        "cameras.lobby.zones.entrance.polygon: needs at least 3 points, has 2",
+        "cameras.lobby.zones.entrance.polygon[1]: [0.5, 1.5] is outside the frame; coordinates are fractions in [0, 1]",
+        "cameras.lobby.zones.entrance.capacity: must be at least 1 (leave it out for no capacity)",
+        "cameras.lobby.url: must not contain credentials; use credentials = { user = ..., password_ref = \"env:NAME\" }",
+        "privacy.mask_scale: 9 is outside [1, 3]",
+    ];
+    for e in &expected {
+        assert!(got.contains(&e.to_string()), "missing {e:?} in {got:#?}");
+    }
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    assert!(!got.iter().any(|e| e.contains("secret")), "a password leaked into an error: {got:#?}");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_named() {
+    let text = r#"
+[apliance]
+site = "x"
+
+[cameras.lobby]
+url = "testsrc:ball"
+fps = 3
+
+[cameras.hall]
+url = "testsrc:ball"
+[cameras.hall.zones.a]
+polygon = [[0, 0], [1, 0], [1, 1]]
+capacity = "twenty"
+"#;
+    let got = errors(text);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got[0].starts_with("apliance: unknown section"), "{got:#?}");
+    assert!(got.iter().any(|e| e.starts_with("cameras.hall.zones.a.capacity: invalid type")), "{got:#?}");
+    assert!(got.iter().any(|e| e.starts_with("cameras.lobby") && e.contains("unknown field `fps`")), "{got:#?}");
+}
+
+#[test]
+fn syntax_errors_and_missing_cameras() {
+    assert!(errors("[cameras.lobby\nurl=1")[0].starts_with("not valid TOML"));
+    assert_eq!(errors("[appliance]\nsite = \"x\"\n"), ["cameras: at least one camera is needed"]);
+    assert_eq!(
+        errors("[cameras.Lobby]\nurl = \"ftp://x\"\n"),
+        [
+            "cameras.Lobby: name `Lobby` must be 1-64 characters of a-z, 0-9, _ and -",
+            "cameras.Lobby.url: `ftp://x` is not an rtsp://, rtsps://, file: or testsrc: URL",
+        ]
+    );
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    for name in ["demo.toml", "example.toml"] {
+        let secrets = FakeSecrets(HashMap::from([("LOBBY_CAM_PASSWORD", "x"), ("YARD_CAM_PASSWORD", "y")]));
+        if let Err(e) = Config::load(&root.join(name), &secrets) {
+            panic!("{name}:\n{e}");
+        }
+    }
+}

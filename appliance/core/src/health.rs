@@ -1,0 +1,65 @@
+//! Per-camera health, written by ingest and inference, read by the API.
+//! Reasons are written by headcount itself and never contain credentials.
+
+use crate::clock::UnixMs;
+use crate::frame::CameraId;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CameraState {
+    Connecting,
+    Streaming,
+    /// The camera is being retried; `reason` says what went wrong.
+    Failing { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraHealth {
+    pub state: CameraState,
+    pub last_frame_at: Option<UnixMs>,
+    /// Frames handed to analysis.
+    pub frames_queued: u64,
+    /// Frames dropped before inference because analysis was busy.
+    pub frames_dropped: u64,
+    pub frames_analysed: u64,
+    /// Frames obscured whole because face detection failed (fail closed).
+    pub frames_obscured: u64,
+    pub reconnects: u64,
+}
+
+impl Default for CameraHealth {
+    fn default() -> Self {
+        Self {
+            state: CameraState::Connecting,
+            last_frame_at: None,
+            frames_queued: 0,
+            frames_dropped: 0,
+            frames_analysed: 0,
+            frames_obscured: 0,
+            reconnects: 0,
+        }
+    }
+}
+
+/// Shared, cheap to clone. Lock scopes are a few field writes.
+#[derive(Debug, Clone, Default)]
+pub struct HealthBoard(Arc<RwLock<BTreeMap<CameraId, CameraHealth>>>);
+
+impl HealthBoard {
+    pub fn new<'a>(cameras: impl IntoIterator<Item = &'a CameraId>) -> Self {
+        let map = cameras.into_iter().map(|c| (c.clone(), CameraHealth::default())).collect();
+        Self(Arc::new(RwLock::new(map)))
+    }
+
+    pub fn update(&self, camera: &CameraId, f: impl FnOnce(&mut CameraHealth)) {
+        // A poisoned lock only means a writer panicked mid-update of counters;
+        // the data is still usable.
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(camera.clone()).or_default());
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<CameraId, CameraHealth> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

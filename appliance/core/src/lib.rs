@@ -1,0 +1,18 @@
+//! headcount's core: everything that needs neither GStreamer nor ONNX Runtime.
+//!
+//! Data flows one way through these modules:
+//! `frame::Frame` (from ingest) -> detections (from vision) -> `redaction`
+//! (the only maker of `RedactedFrame`) -> `analytics` (zone occupancy,
+//! minute buckets) -> `storage` (SQLite) -> `api` (aggregates only).
+
+pub mod analytics;
+pub mod clock;
+pub mod config;
+pub mod detection;
+pub mod frame;
+pub mod geometry;
+pub mod health;
+pub mod models;
+pub mod redaction;
+pub mod storage;
+pub mod api;
