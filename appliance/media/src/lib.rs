@@ -1,1 +1,58 @@
+//! headcount's ingest: the only crate that links GStreamer.
+//!
+//! It turns camera streams and files into `headcount_core::frame::Frame`s at
+//! the analysis rate and size, reports camera health, and serves files over
+//! RTSP for the demo camera and tests. It knows nothing of models, zones or
+//! storage. Pipelines come from the templates in the top-level `pipelines/`.
 
+mod camera;
+mod file;
+mod server;
+mod template;
+
+pub use camera::{spawn_camera, CameraHandle, SupervisorTiming};
+pub use file::{decode_only, FileFrames};
+pub use server::{serve_file, RtspServer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("GStreamer could not be initialised: {0}")]
+    Init(String),
+    #[error("cannot build the {kind} pipeline: {message}")]
+    Build { kind: &'static str, message: String },
+    #[error("{0}")]
+    Stream(String),
+    #[error("cannot serve RTSP: {0}")]
+    Server(String),
+}
+
+/// Initialises GStreamer once; later calls are cheap.
+pub fn init() -> Result<(), MediaError> {
+    gstreamer::init().map_err(|e| MediaError::Init(e.to_string()))
+}
+
+/// A frame rate as a GStreamer fraction string, e.g. 2.0 -> "2/1", 0.5 -> "1/2".
+fn fraction(fps: f64) -> String {
+    let den = 1000u64;
+    let num = (fps * den as f64).round().max(1.0) as u64;
+    let g = gcd(num, den);
+    format!("{}/{}", num / g, den / g)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fractions() {
+        for (fps, expected) in [(2.0, "2/1"), (0.5, "1/2"), (12.5, "25/2"), (0.0001, "1/1000")] {
+            assert_eq!(super::fraction(fps), expected);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Person detection with NanoDet-g 416 (Apache-2.0), converted from the
+//! TF.js package as recorded in models/manifest.toml.
+//!
+//! Outputs: for strides 8/16/32, sigmoid class scores [rows x 80] (person is
+//! column 0) and box logits [rows x 44]: 4 sides (left, top, right, bottom)
+//! x 11 bins; a side's distance is the softmax-weighted mean bin, times the
+//! stride, from the cell centre ((col + 0.5) * stride, (row + 0.5) * stride).
+
+use crate::preprocess::{letterbox, Letterbox, Normalisation, Roi};
+use crate::runtime::OnnxRuntime;
+use crate::{DetectorSettings, StageTimes, VisionError};
+use headcount_core::detection::{non_max_suppression, Detection};
+use headcount_core::frame::Frame;
+use headcount_core::geometry::BBox;
+use headcount_core::models::ModelEntry;
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::path::Path;
+use std::time::Instant;
+
+const SIZE: usize = 416;
+const STRIDES: [usize; 3] = [8, 16, 32];
+const CLASSES: usize = 80;
+const BINS: usize = 11;
+const SCORE_OUTPUTS: [&str; 3] = ["Identity:0", "Identity_1:0", "Identity_2:0"];
+const BOX_OUTPUTS: [&str; 3] = ["Identity_3:0", "Identity_4:0", "Identity_5:0"];
+const NORMALISATION: Normalisation =
+    Normalisation { mean_bgr: [103.53, 116.28, 123.675], std_bgr: [57.375, 57.12, 58.395] };
+const NMS_IOU: f32 = 0.5;
+/// Tiles overlap so that a person cut by one tile's edge is whole in another.
+const TILE_SHARE: f32 = 0.6;
+
+pub struct PersonDetector {
+    session: Session,
+    input: Vec<f32>,
+    threshold: f32,
+    tiling: bool,
+}
+
+/// A box in model-input pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub score: f32,
+}
+
+impl PersonDetector {
+    pub fn load(runtime: &OnnxRuntime, models_dir: &Path, entry: &ModelEntry, settings: DetectorSettings) -> Result<Self, VisionError> {
+        Ok(PersonDetector {
+            session: runtime.session(models_dir, entry, settings.threads)?,
+            input: vec![0.0; 3 * SIZE * SIZE],
+            threshold: settings.person_threshold,
+            tiling: settings.person_tiling,
+        })
+    }
+
+    pub fn detect(&mut self, frame: &Frame, times: &mut StageTimes) -> Result<Vec<Detection>, VisionError> {
+        let full = Roi::full(frame);
+        let mut regions = vec![full];
+        if self.tiling {
+            regions.extend(tiles(frame.width(), frame.height()));
+        }
+        let mut found = Vec::new();
+        for roi in regions {
+            let start = Instant::now();
+            let lb = letterbox(frame, roi, SIZE, NORMALISATION, &mut self.input);
+            times.preprocess += start.elapsed();
+            let start = Instant::now();
+            let raw = self.infer()?;
+            times.person += start.elapsed();
+            found.extend(raw.iter().filter_map(|b| to_frame(b, &lb, frame, roi != full)));
+        }
+        Ok(non_max_suppression(found, NMS_IOU))
+    }
+
+    fn infer(&mut self) -> Result<Vec<RawBox>, VisionError> {
+        let err = |e: ort::Error| VisionError::Inference(e.to_string());
+        let tensor = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
+        let outputs = self.session.run(ort::inputs![tensor]).map_err(err)?;
+        let mut scores: [&[f32]; 3] = [&[]; 3];
+        let mut boxes: [&[f32]; 3] = [&[]; 3];
+        for i in 0..3 {
+            let get = |name: &str| {
+                outputs
+                    .get(name)
+                    .ok_or_else(|| VisionError::Inference(format!("person model has no output {name}")))
+                    .and_then(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d).map_err(err))
+            };
+            scores[i] = get(SCORE_OUTPUTS[i])?;
+            boxes[i] = get(BOX_OUTPUTS[i])?;
+        }
+        decode(scores, boxes, self.threshold)
+    }
+}
+
+/// The 2x2 overlapping tiles of a frame.
+fn tiles(width: u32, height: u32) -> Vec<Roi> {
+    let (tw, th) = ((width as f32 * TILE_SHARE) as u32, (height as f32 * TILE_SHARE) as u32);
+    let (xs, ys) = ([0, width - tw], [0, height - th]);
+    ys.iter().flat_map(|&y0| xs.iter().map(move |&x0| Roi { x0, y0, width: tw, height: th })).collect()
+}
+
+/// Maps a model box to normalised frame coordinates. A tile's box that
+/// touches an inner tile edge is cut off, and dropped: the overlapping
+/// neighbour tile or the full frame sees that person whole.
+fn to_frame(b: &RawBox, lb: &Letterbox, frame: &Frame, is_tile: bool) -> Option<Detection> {
+    let (fw, fh) = (frame.width() as f32, frame.height() as f32);
+    let (x1, y1) = lb.to_frame(b.x1, b.y1);
+    let (x2, y2) = lb.to_frame(b.x2, b.y2);
+    if is_tile {
+        let (rx0, ry0) = (lb.roi.x0 as f32, lb.roi.y0 as f32);
+        let (rx1, ry1) = (rx0 + lb.roi.width as f32, ry0 + lb.roi.height as f32);
+        let margin = 2.0;
+        let cut = (rx0 > 0.0 && x1 <= rx0 + margin)
+            || (ry0 > 0.0 && y1 <= ry0 + margin)
+            || (rx1 < fw && x2 >= rx1 - margin)
+            || (ry1 < fh && y2 >= ry1 - margin);
+        if cut {
+            return None;
+        }
+    }
+    let bbox = BBox {
+        x1: (x1 / fw).clamp(0.0, 1.0),
+        y1: (y1 / fh).clamp(0.0, 1.0),
+        x2: (x2 / fw).clamp(0.0, 1.0),
+        y2: (y2 / fh).clamp(0.0, 1.0),
+    };
+    (bbox.area() > 0.0).then_some(Detection { bbox, score: b.score })
+}
+
+/// Decodes the three stride levels into person boxes in model pixels.
+pub fn decode(scores: [&[f32]; 3], boxes: [&[f32]; 3], threshold: f32) -> Result<Vec<RawBox>, VisionError> {
+    let mut out = Vec::new();
+    for (level, &stride) in STRIDES.iter().enumerate() {
+        let cells = SIZE / stride;
+        let rows = cells * cells;
+        if scores[level].len() != rows * CLASSES || boxes[level].len() != rows * 4 * BINS {
+            return Err(VisionError::Inference(format!(
+                "person model output for stride {stride} has {} scores and {} box values, expected {} and {}",
+                scores[level].len(),
+                boxes[level].len(),
+                rows * CLASSES,
+                rows * 4 * BINS
+            )));
+        }
+        for i in 0..rows {
+            let score = scores[level][i * CLASSES];
+            if score < threshold {
+                continue;
+            }
+            let (row, col) = (i / cells, i % cells);
+            let (cx, cy) = ((col as f32 + 0.5) * stride as f32, (row as f32 + 0.5) * stride as f32);
+            let logits = &boxes[level][i * 4 * BINS..(i + 1) * 4 * BINS];
+            let d: Vec<f32> = logits.chunks_exact(BINS).map(|side| expected_bin(side) * stride as f32).collect();
+            out.push(RawBox { x1: cx - d[0], y1: cy - d[1], x2: cx + d[2], y2: cy + d[3], score });
+        }
+    }
+    Ok(out)
+}
+
+/// The softmax-weighted mean bin index of one side's logits.
+fn expected_bin(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (mut sum, mut weighted) = (0.0, 0.0);
+    for (i, &l) in logits.iter().enumerate() {
+        let e = (l - max).exp();
+        sum += e;
+        weighted += e * i as f32;
+    }
+    weighted / sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Outputs {
+        scores: Vec<Vec<f32>>,
+        boxes: Vec<Vec<f32>>,
+    }
+
+    fn empty() -> Outputs {
+        let rows = |s: usize| (SIZE / s) * (SIZE / s);
+        Outputs {
+            scores: STRIDES.iter().map(|&s| vec![0.0; rows(s) * CLASSES]).collect(),
+            boxes: STRIDES.iter().map(|&s| vec![0.0; rows(s) * 4 * BINS]).collect(),
+        }
+    }
+
+    /// Puts a cell at (row, col) of `level` with person score `score` and
+    /// each side's logits peaked at the given bin.
+    fn put(o: &mut Outputs, level: usize, row: usize, col: usize, score: f32, bins: [usize; 4]) {
+        let i = row * (SIZE / STRIDES[level]) + col;
+        o.scores[level][i * CLASSES] = score;
+        for (side, bin) in bins.iter().enumerate() {
+            o.boxes[level][i * 44 + side * BINS + bin] = 50.0;
+        }
+    }
+
+    fn run(o: &Outputs, threshold: f32) -> Vec<RawBox> {
+        let s = [&o.scores[0][..], &o.scores[1][..], &o.scores[2][..]];
+        let b = [&o.boxes[0][..], &o.boxes[1][..], &o.boxes[2][..]];
+        decode(s, b, threshold).unwrap()
+    }
+
+    #[test]
+    fn decode_table() {
+        let mut o = empty();
+        // Stride 8, cell (10, 20): centre (164, 84); sides 1, 2, 3, 4 bins.
+        put(&mut o, 0, 10, 20, 0.9, [1, 2, 3, 4]);
+        // Stride 32, cell (0, 0): centre (16, 16); 0 bins left/top.
+        put(&mut o, 2, 0, 0, 0.6, [0, 0, 2, 5]);
+        // Below threshold: ignored.
+        put(&mut o, 1, 3, 3, 0.4, [1, 1, 1, 1]);
+        // A class other than person scoring high is ignored too.
+        o.scores[1][5 * CLASSES + 3] = 0.99;
+        let got = run(&o, 0.5);
+        let expect = [
+            RawBox { x1: 156.0, y1: 68.0, x2: 188.0, y2: 116.0, score: 0.9 },
+            RawBox { x1: 16.0, y1: 16.0, x2: 80.0, y2: 176.0, score: 0.6 },
+        ];
+        assert_eq!(got.len(), expect.len(), "{got:?}");
+        for (g, e) in got.iter().zip(&expect) {
+            for (a, b) in [(g.x1, e.x1), (g.y1, e.y1), (g.x2, e.x2), (g.y2, e.y2), (g.score, e.score)] {
+                assert!((a - b).abs() < 1e-3, "{g:?} vs {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_output_sizes_are_an_error_not_a_panic() {
+        let mut o = empty();
+        o.boxes[1].pop();
+        let s = [&o.scores[0][..], &o.scores[1][..], &o.scores[2][..]];
+        let b = [&o.boxes[0][..], &o.boxes[1][..], &o.boxes[2][..]];
+        assert!(decode(s, b, 0.5).is_err());
+    }
+
+    #[test]
+    fn expected_bin_is_the_softmax_mean() {
+        assert!((expected_bin(&[0.0; 11]) - 5.0).abs() < 1e-5);
+        let mut two = [-100.0; 11];
+        two[2] = 0.0;
+        two[4] = 0.0;
+        assert!((expected_bin(&two) - 3.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn tiles_overlap_and_cover_the_frame() {
+        let t = tiles(640, 480);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t[0], Roi { x0: 0, y0: 0, width: 384, height: 288 });
+        assert_eq!(t[3], Roi { x0: 256, y0: 192, width: 384, height: 288 });
+    }
+
+    #[test]
+    fn boxes_cut_by_an_inner_tile_edge_are_dropped() {
+        let frame = Frame::new("t".into(), 100, 100, vec![0; 100 * 100 * 3], 0).unwrap();
+        let lb = Letterbox { roi: Roi { x0: 40, y0: 0, width: 60, height: 60 }, scale: 1.0 };
+        let inside = RawBox { x1: 10.0, y1: 10.0, x2: 20.0, y2: 40.0, score: 0.9 };
+        let at_inner_left_edge = RawBox { x1: 0.5, ..inside };
+        let at_outer_right_edge = RawBox { x2: 60.0, ..inside };
+        let d = to_frame(&inside, &lb, &frame, true).unwrap();
+        assert!((d.bbox.x1 - 0.5).abs() < 1e-6 && (d.bbox.y2 - 0.4).abs() < 1e-6);
+        assert!(to_frame(&at_inner_left_edge, &lb, &frame, true).is_none());
+        assert!(to_frame(&at_outer_right_edge, &lb, &frame, true).is_some());
+        assert!(to_frame(&at_inner_left_edge, &lb, &frame, false).is_some());
+    }
+}

@@ -1,0 +1,132 @@
+//! Letterboxing: the frame (or a region of it) scaled to fit a square model
+//! input, keeping its aspect, placed at the top-left, written straight into
+//! an NCHW f32 tensor in BGR order with per-channel normalisation. Padding is
+//! 0 after normalisation (the mean colour).
+
+use headcount_core::frame::Frame;
+
+/// A pixel region of the frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Roi {
+    pub x0: u32,
+    pub y0: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Roi {
+    pub fn full(frame: &Frame) -> Roi {
+        Roi { x0: 0, y0: 0, width: frame.width(), height: frame.height() }
+    }
+}
+
+/// How model-input pixels map back to frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    pub roi: Roi,
+    pub scale: f32,
+}
+
+impl Letterbox {
+    /// A model-input point in frame pixels.
+    pub fn to_frame(&self, x: f32, y: f32) -> (f32, f32) {
+        (x / self.scale + self.roi.x0 as f32, y / self.scale + self.roi.y0 as f32)
+    }
+}
+
+/// Channel statistics in BGR order: value = (pixel - mean) / std.
+#[derive(Debug, Clone, Copy)]
+pub struct Normalisation {
+    pub mean_bgr: [f32; 3],
+    pub std_bgr: [f32; 3],
+}
+
+/// Fills `out` (len 3 * size * size) and returns the mapping back.
+pub fn letterbox(frame: &Frame, roi: Roi, size: usize, norm: Normalisation, out: &mut [f32]) -> Letterbox {
+    debug_assert_eq!(out.len(), 3 * size * size);
+    out.fill(0.0);
+    let scale = size as f32 / roi.width.max(roi.height) as f32;
+    let dst_w = ((roi.width as f32 * scale).round() as usize).clamp(1, size);
+    let dst_h = ((roi.height as f32 * scale).round() as usize).clamp(1, size);
+    let (src, stride) = (frame.pixels(), frame.width() as usize * 3);
+    // Bilinear sampling at pixel centres; source indices and weights per column.
+    let sample = |dst: usize, extent: u32, origin: u32| -> (usize, usize, f32) {
+        let s = ((dst as f32 + 0.5) / scale - 0.5).clamp(0.0, (extent - 1) as f32);
+        let i0 = s.floor() as usize;
+        let i1 = (i0 + 1).min(extent as usize - 1);
+        (i0 + origin as usize, i1 + origin as usize, s - i0 as f32)
+    };
+    let columns: Vec<(usize, usize, f32)> = (0..dst_w).map(|x| sample(x, roi.width, roi.x0)).collect();
+    let plane = size * size;
+    let inv_std = norm.std_bgr.map(|s| 1.0 / s);
+    for y in 0..dst_h {
+        let (y0, y1, fy) = sample(y, roi.height, roi.y0);
+        let (row0, row1) = (&src[y0 * stride..], &src[y1 * stride..]);
+        for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
+            for (c_bgr, c_rgb) in [(0usize, 2usize), (1, 1), (2, 0)] {
+                let p = |row: &[u8], xi: usize| row[xi * 3 + c_rgb] as f32;
+                let top = p(row0, x0) + (p(row0, x1) - p(row0, x0)) * fx;
+                let bottom = p(row1, x0) + (p(row1, x1) - p(row1, x0)) * fx;
+                let v = top + (bottom - top) * fy;
+                out[c_bgr * plane + y * size + x] = (v - norm.mean_bgr[c_bgr]) * inv_std[c_bgr];
+            }
+        }
+    }
+    Letterbox { roi, scale }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: Normalisation = Normalisation { mean_bgr: [0.0; 3], std_bgr: [1.0; 3] };
+
+    fn frame(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
+        let mut rgb = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                rgb.extend_from_slice(&f(x, y));
+            }
+        }
+        Frame::new("t".into(), w, h, rgb, 0).unwrap()
+    }
+
+    #[test]
+    fn wide_frames_pad_below_and_channels_become_bgr() {
+        let f = frame(8, 4, |_, _| [10, 20, 30]);
+        let mut out = vec![0.0; 3 * 4 * 4];
+        let lb = letterbox(&f, Roi::full(&f), 4, RAW, &mut out);
+        assert_eq!(lb.scale, 0.5);
+        // Rows 0-1 hold the image, rows 2-3 the padding, in each plane.
+        let plane = |c: usize| &out[c * 16..(c + 1) * 16];
+        assert_eq!(plane(0), [30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(plane(2)[..8], [10.0; 8]);
+        assert_eq!(lb.to_frame(2.0, 1.0), (4.0, 2.0));
+    }
+
+    #[test]
+    fn normalisation_and_bilinear_values() {
+        // A horizontal ramp sampled at the same size is reproduced exactly.
+        let f = frame(4, 4, |x, _| [0, 0, (x * 60) as u8]);
+        let mut out = vec![0.0; 3 * 16];
+        let norm = Normalisation { mean_bgr: [30.0, 0.0, 0.0], std_bgr: [2.0, 1.0, 1.0] };
+        letterbox(&f, Roi::full(&f), 4, norm, &mut out);
+        assert_eq!(&out[..4], [-15.0, 15.0, 45.0, 75.0]);
+        // Halving averages neighbours: (0+60)/2 and (120+180)/2.
+        let mut half = vec![0.0; 3 * 4];
+        letterbox(&f, Roi::full(&f), 2, RAW, &mut half);
+        assert_eq!(&half[..2], [30.0, 150.0]);
+    }
+
+    #[test]
+    fn a_region_maps_back_to_its_place_in_the_frame() {
+        let f = frame(10, 10, |x, y| [x as u8, y as u8, 0]);
+        let roi = Roi { x0: 5, y0: 2, width: 5, height: 5 };
+        let mut out = vec![0.0; 3 * 25];
+        let lb = letterbox(&f, roi, 5, RAW, &mut out);
+        // Red (x) is the last BGR plane, green (y) the middle one.
+        assert_eq!(out[2 * 25], 5.0);
+        assert_eq!(out[25 + 5], 3.0);
+        assert_eq!(lb.to_frame(0.0, 0.0), (5.0, 2.0));
+    }
+}

@@ -1,0 +1,77 @@
+//! Loading the ONNX Runtime shared library (the `ort` crate's load-dynamic
+//! mode: nothing is downloaded at build time) and creating sessions.
+
+use crate::VisionError;
+use headcount_core::models::ModelEntry;
+use ort::session::Session;
+use std::path::{Path, PathBuf};
+
+/// The file name inside the PyPI wheel that setup installs.
+const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
+const DEFAULT_CACHE: &str = "/var/cache/headcount/onnxruntime";
+
+/// The loaded library. Creating it twice is harmless: the first load wins.
+#[derive(Clone)]
+pub struct OnnxRuntime {
+    environment: ort::environment::Environment,
+}
+
+/// Where the library is looked for: the configured path, then
+/// `$ORT_DYLIB_PATH`, then beside the executable, then setup's cache.
+pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = configured {
+        candidates.push(p.to_path_buf());
+    } else {
+        if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+            candidates.push(PathBuf::from(p));
+        }
+        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+            candidates.push(dir.join(LIBRARY_NAME));
+        }
+        let cache = std::env::var_os("HEADCOUNT_CACHE").map(|c| PathBuf::from(c).join("onnxruntime"));
+        candidates.push(cache.unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE)).join(LIBRARY_NAME));
+    }
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| VisionError::LibraryMissing {
+        searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+impl OnnxRuntime {
+    pub fn load(configured: Option<&Path>) -> Result<OnnxRuntime, VisionError> {
+        let path = find_library(configured)?;
+        let unusable = |message: String| VisionError::LibraryUnusable { path: path.clone(), message };
+        let builder = ort::init_from(&path).map_err(|e| unusable(e.to_string()))?;
+        let environment = builder.with_name("headcount").build().map_err(|e| unusable(e.to_string()))?;
+        Ok(OnnxRuntime { environment })
+    }
+
+    /// Verifies the model against its manifest entry (size, sha256, input)
+    /// and opens a session with `threads` intra-op threads.
+    pub fn session(&self, models_dir: &Path, entry: &ModelEntry, threads: usize) -> Result<Session, VisionError> {
+        let path = entry.verify(models_dir)?;
+        let session_error = |message: String| VisionError::Session { path: path.clone(), message };
+        let session = open_session(&self.environment, &path, threads).map_err(session_error)?;
+        let input = session.inputs().first().ok_or_else(|| session_error("model has no input".into()))?;
+        let shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.iter().copied().collect()).unwrap_or_default();
+        if input.name() != entry.input.name || shape != entry.input.shape {
+            return Err(VisionError::InputMismatch {
+                path: path.clone(),
+                expected: format!("{} {:?}", entry.input.name, entry.input.shape),
+                actual: format!("{} {:?}", input.name(), shape),
+            });
+        }
+        Ok(session)
+    }
+}
+
+/// ort's builder errors are not `Send`, so they become strings right here.
+fn open_session(environment: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Session, String> {
+    let builder = Session::builder(environment).map_err(|e| e.to_string())?;
+    let mut builder = builder
+        .with_intra_threads(threads)
+        .map_err(|e| e.to_string())?
+        .with_inter_threads(1)
+        .map_err(|e| e.to_string())?;
+    builder.commit_from_file(path).map_err(|e| e.to_string())
+}
