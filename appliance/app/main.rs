@@ -1,1 +1,261 @@
-fn main() {}
+//! `headcount`: counts heads, never faces. One binary, one subcommand per job.
+
+mod analyze;
+mod bench;
+mod pipeline;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use headcount_core::api::{self, AppState};
+use headcount_core::clock::{Clock, SystemClock};
+use headcount_core::config::{Config, SystemSecrets};
+use headcount_core::models::Manifest;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "headcount",
+    version,
+    about = "Privacy-preserving people counting for RTSP cameras"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance: cameras, analysis and the local API.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Overrides appliance.state_dir (and so the default database path).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Validate a config file and list every problem with its key path.
+    CheckConfig { file: PathBuf },
+    /// Count persons and faces in a recording or a still, one JSON line per analysed frame.
+    Analyze {
+        #[arg(long)]
+        input: PathBuf,
+        /// Analysed frames per second (videos); every frame when left out.
+        #[arg(long)]
+        fps: Option<f64>,
+        /// Also print the normalised boxes [x1, y1, x2, y2, score].
+        #[arg(long)]
+        boxes: bool,
+        /// Take detection settings and the models folder from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// Frames are scaled to this width before analysis (videos).
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        /// Run the person model on 2x2 tiles as well (slower, finds smaller people).
+        #[arg(long)]
+        tiling: bool,
+    },
+    /// Model supply chain.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Serve a video file in a loop over RTSP: the demo camera.
+    Camera {
+        /// An H.264 MPEG-TS file (scripts/setup.sh makes one from vtest.avi).
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        #[arg(long, default_value = "/vtest")]
+        mount: String,
+    },
+    /// Measure per-stage cost and how many live 1080p streams this machine sustains.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Check every model against models/manifest.toml (size, sha256, input shape).
+    Verify {
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ort=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config, state_dir } => run(config, state_dir),
+        Command::CheckConfig { file } => check_config(file),
+        Command::Analyze {
+            input,
+            fps,
+            boxes,
+            config,
+            models_dir,
+            width,
+            tiling,
+        } => analyze::analyze(analyze::AnalyzeArgs {
+            input,
+            fps,
+            boxes,
+            config,
+            models_dir,
+            width,
+            tiling,
+        }),
+        Command::Models {
+            action: ModelsAction::Verify { models_dir },
+        } => verify_models(models_dir),
+        Command::Camera {
+            file,
+            port,
+            bind,
+            mount,
+        } => camera(file, port, bind, mount),
+        Command::Bench(args) => bench::bench(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: &PathBuf) -> anyhow::Result<Config> {
+    Config::load(path, &SystemSecrets).map_err(|errors| {
+        anyhow::anyhow!(
+            "{} has {} problem(s):\n{errors}",
+            path.display(),
+            errors.0.len()
+        )
+    })
+}
+
+fn check_config(file: PathBuf) -> anyhow::Result<ExitCode> {
+    match Config::load(&file, &SystemSecrets) {
+        Ok(c) => {
+            let zones: usize = c.cameras.iter().map(|c| c.zones.len()).sum();
+            println!(
+                "{}: ok ({} cameras, {zones} zones)",
+                file.display(),
+                c.cameras.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn verify_models(models_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load(&models_dir)?;
+    let runtime = headcount_vision::OnnxRuntime::load(None)?;
+    let mut failures = 0;
+    for m in &manifest.models {
+        let s = &m.source;
+        let outcome = runtime.session(&models_dir, m, 1).map(|_| ());
+        let verdict = match &outcome {
+            Ok(()) => "ok".to_string(),
+            Err(e) => {
+                failures += 1;
+                format!("FAILED: {e}")
+            }
+        };
+        println!(
+            "{:<7} {:<16} {} ({} bytes, sha256 {}) licence {}; from {} {}=={} {}; input {} {:?}: {verdict}",
+            format!("{:?}", m.role).to_lowercase(),
+            m.name,
+            m.file,
+            m.size_bytes,
+            &m.sha256[..16],
+            m.licence,
+            s.registry,
+            s.package,
+            s.version,
+            s.path,
+            m.input.name,
+            m.input.shape,
+        );
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn camera(file: PathBuf, port: u16, bind: String, mount: String) -> anyhow::Result<ExitCode> {
+    let server = headcount_media::serve_file(&file, &bind, port, &mount)?;
+    println!("serving {} at {}", file.display(), server.url);
+    server.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(&config_path)?;
+    if let Some(dir) = state_dir {
+        config.database = dir.join("headcount.db");
+        config.state_dir = dir;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let appliance = pipeline::Appliance::start(&config, clock.clone())?;
+    let state = AppState {
+        site: config.site.clone(),
+        occupancy: appliance.occupancy.clone(),
+        health: appliance.health.clone(),
+        database: config.database.clone(),
+        clock,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.api_bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.api_bind))?;
+        tracing::info!(address = %config.api_bind, cameras = config.cameras.len(), "headcount is running");
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("API server failed")
+    });
+    tracing::info!("stopping");
+    appliance.stop();
+    served.map(|_| ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -41,9 +41,17 @@ impl ZoneCounter {
         let zones = camera
             .zones
             .iter()
-            .map(|z| ZoneWindow { name: z.name.clone(), polygon: z.polygon.clone(), recent: VecDeque::new() })
+            .map(|z| ZoneWindow {
+                name: z.name.clone(),
+                polygon: z.polygon.clone(),
+                recent: VecDeque::new(),
+            })
             .collect();
-        Self { camera: camera.id.clone(), zones, window_ms: (smoothing_secs * 1000.0) as i64 }
+        Self {
+            camera: camera.id.clone(),
+            zones,
+            window_ms: (smoothing_secs * 1000.0) as i64,
+        }
     }
 
     /// One analysed frame's persons in, one smoothed sample per zone out.
@@ -54,10 +62,19 @@ impl ZoneCounter {
             .map(|zone| {
                 let count = feet.iter().filter(|&&f| zone.polygon.contains(f)).count() as u32;
                 zone.recent.push_back((at, count));
-                while zone.recent.front().is_some_and(|&(t, _)| t < at - self.window_ms) {
+                while zone
+                    .recent
+                    .front()
+                    .is_some_and(|&(t, _)| t < at - self.window_ms)
+                {
                     zone.recent.pop_front();
                 }
-                ZoneSample { camera: self.camera.clone(), zone: zone.name.clone(), at, occupancy: median(&zone.recent) }
+                ZoneSample {
+                    camera: self.camera.clone(),
+                    zone: zone.name.clone(),
+                    at,
+                    occupancy: median(&zone.recent),
+                }
             })
             .collect()
     }
@@ -186,39 +203,76 @@ mod tests {
         };
         CameraConfig {
             id: "cam".into(),
-            source: Source::TestPattern { pattern: "ball".into() },
+            source: Source::TestPattern {
+                pattern: "ball".into(),
+            },
             purpose: None,
             analysis_fps: 2.0,
             analysis_width: 640,
             zones: vec![
-                ZoneConfig { name: "left".into(), polygon: square(0.0, 0.5), capacity: Some(2) },
-                ZoneConfig { name: "right".into(), polygon: square(0.5, 1.0), capacity: None },
+                ZoneConfig {
+                    name: "left".into(),
+                    polygon: square(0.0, 0.5),
+                    capacity: Some(2),
+                },
+                ZoneConfig {
+                    name: "right".into(),
+                    polygon: square(0.5, 1.0),
+                    capacity: None,
+                },
             ],
         }
     }
 
     /// A person standing with feet at (x, y).
     fn person_at(x: f32, y: f32) -> Detection {
-        Detection { bbox: BBox { x1: x - 0.02, y1: y - 0.2, x2: x + 0.02, y2: y }, score: 0.9 }
+        Detection {
+            bbox: BBox {
+                x1: x - 0.02,
+                y1: y - 0.2,
+                x2: x + 0.02,
+                y2: y,
+            },
+            score: 0.9,
+        }
     }
 
     #[test]
     fn zones_count_feet_not_boxes() {
         let mut counter = ZoneCounter::new(&camera(), 0.0);
         // The box of the third person reaches into the left zone, but its feet are right.
-        let persons = [person_at(0.1, 0.9), person_at(0.3, 0.5), person_at(0.52, 0.8)];
-        let out: Vec<(String, u32)> = counter.observe(0, &persons).into_iter().map(|s| (s.zone, s.occupancy)).collect();
+        let persons = [
+            person_at(0.1, 0.9),
+            person_at(0.3, 0.5),
+            person_at(0.52, 0.8),
+        ];
+        let out: Vec<(String, u32)> = counter
+            .observe(0, &persons)
+            .into_iter()
+            .map(|s| (s.zone, s.occupancy))
+            .collect();
         assert_eq!(out, [("left".to_string(), 2), ("right".to_string(), 1)]);
     }
 
     #[test]
     fn smoothing_is_a_median_over_the_window() {
         // (time ms, persons in left zone) -> smoothed left occupancy, window 2 s
-        let table: &[(i64, usize, u32)] =
-            &[(0, 3, 3), (500, 3, 3), (1000, 0, 3), (1500, 3, 3), (2000, 1, 3), (2500, 1, 1), (3000, 1, 1), (5000, 0, 1), (5500, 0, 0)];
+        let table: &[(i64, usize, u32)] = &[
+            (0, 3, 3),
+            (500, 3, 3),
+            (1000, 0, 3),
+            (1500, 3, 3),
+            (2000, 1, 3),
+            (2500, 1, 1),
+            (3000, 1, 1),
+            (5000, 0, 1),
+            (5500, 0, 0),
+        ];
         let mut counter = ZoneCounter::new(&camera(), 2.0);
         for &(t, n, expected) in table {
-            let persons: Vec<_> = (0..n).map(|i| person_at(0.1 + 0.05 * i as f32, 0.5)).collect();
+            let persons: Vec<_> = (0..n)
+                .map(|i| person_at(0.1 + 0.05 * i as f32, 0.5))
+                .collect();
             let left = &counter.observe(t, &persons)[0];
             assert_eq!(left.occupancy, expected, "at {t} ms with {n} persons");
         }
@@ -227,14 +281,35 @@ mod tests {
     #[test]
     fn minute_buckets_accumulate_and_drain() {
         let mut agg = MinuteAggregator::default();
-        let sample = |at: i64, occupancy: u32| ZoneSample { camera: "cam".into(), zone: "left".into(), at, occupancy };
+        let sample = |at: i64, occupancy: u32| ZoneSample {
+            camera: "cam".into(),
+            zone: "left".into(),
+            at,
+            occupancy,
+        };
         for (at, occ) in [(60_000, 2), (60_500, 4), (119_999, 3), (120_000, 1)] {
             agg.add(&sample(at, occ));
         }
         let out = agg.drain();
         assert_eq!(out.len(), 2);
-        assert_eq!((out[0].bucket_start, out[0].samples, out[0].occupancy_sum, out[0].occupancy_max), (60_000, 3, 9, 4));
-        assert_eq!((out[1].bucket_start, out[1].samples, out[1].occupancy_sum, out[1].occupancy_max), (120_000, 1, 1, 1));
+        assert_eq!(
+            (
+                out[0].bucket_start,
+                out[0].samples,
+                out[0].occupancy_sum,
+                out[0].occupancy_max
+            ),
+            (60_000, 3, 9, 4)
+        );
+        assert_eq!(
+            (
+                out[1].bucket_start,
+                out[1].samples,
+                out[1].occupancy_sum,
+                out[1].occupancy_max
+            ),
+            (120_000, 1, 1, 1)
+        );
         assert!(agg.is_empty() && agg.drain().is_empty());
         assert_eq!(bucket_start(-1), -60_000);
     }

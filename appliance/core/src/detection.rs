@@ -40,7 +40,10 @@ mod tests {
     use super::*;
 
     fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32) -> Detection {
-        Detection { bbox: BBox { x1, y1, x2, y2 }, score }
+        Detection {
+            bbox: BBox { x1, y1, x2, y2 },
+            score,
+        }
     }
 
     #[test]
@@ -54,16 +57,28 @@ mod tests {
         };
         check(vec![], 0.5, &[]);
         // Two heavily overlapping boxes: the better one survives.
-        check(vec![det(0.0, 0.0, 0.2, 0.2, 0.6), det(0.01, 0.0, 0.21, 0.2, 0.9)], 0.5, &[0.9]);
+        check(
+            vec![det(0.0, 0.0, 0.2, 0.2, 0.6), det(0.01, 0.0, 0.21, 0.2, 0.9)],
+            0.5,
+            &[0.9],
+        );
         // Disjoint boxes all survive, sorted by score.
-        check(vec![det(0.0, 0.0, 0.1, 0.1, 0.5), det(0.5, 0.5, 0.6, 0.6, 0.7)], 0.5, &[0.7, 0.5]);
+        check(
+            vec![det(0.0, 0.0, 0.1, 0.1, 0.5), det(0.5, 0.5, 0.6, 0.6, 0.7)],
+            0.5,
+            &[0.7, 0.5],
+        );
         // IoU 1/3 is kept at threshold 0.5 but suppressed at 0.3.
         let pair = || vec![det(0.0, 0.0, 0.2, 0.2, 0.8), det(0.1, 0.0, 0.3, 0.2, 0.7)];
         check(pair(), 0.5, &[0.8, 0.7]);
         check(pair(), 0.3, &[0.8]);
         // A chain: c overlaps b, b overlaps a, but a and c are apart; b goes, c stays.
         check(
-            vec![det(0.0, 0.0, 0.2, 0.2, 0.9), det(0.1, 0.0, 0.3, 0.2, 0.8), det(0.2, 0.0, 0.4, 0.2, 0.7)],
+            vec![
+                det(0.0, 0.0, 0.2, 0.2, 0.9),
+                det(0.1, 0.0, 0.3, 0.2, 0.8),
+                det(0.2, 0.0, 0.4, 0.2, 0.7),
+            ],
             0.3,
             &[0.9, 0.7],
         );

@@ -41,9 +41,20 @@ impl Frame {
     ) -> Result<Self, FrameSizeError> {
         let expected = width as usize * height as usize * 3;
         if rgb.len() != expected || width == 0 || height == 0 {
-            return Err(FrameSizeError { width, height, expected, actual: rgb.len() });
+            return Err(FrameSizeError {
+                width,
+                height,
+                expected,
+                actual: rgb.len(),
+            });
         }
-        Ok(Self { camera, width, height, rgb, timestamp_ms })
+        Ok(Self {
+            camera,
+            width,
+            height,
+            rgb,
+            timestamp_ms,
+        })
     }
     pub fn camera(&self) -> &CameraId {
         &self.camera
@@ -64,6 +75,12 @@ impl Frame {
     /// Hands the pixel buffer to the redactor, which is the only consumer
     /// allowed to take a frame apart.
     pub(crate) fn into_parts(self) -> (CameraId, u32, u32, Vec<u8>, UnixMs) {
-        (self.camera, self.width, self.height, self.rgb, self.timestamp_ms)
+        (
+            self.camera,
+            self.width,
+            self.height,
+            self.rgb,
+            self.timestamp_ms,
+        )
     }
 }

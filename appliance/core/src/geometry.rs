@@ -132,9 +132,24 @@ mod tests {
 
     #[test]
     fn iou_and_scaling() {
-        let a = BBox { x1: 0.0, y1: 0.0, x2: 0.2, y2: 0.2 };
-        let b = BBox { x1: 0.1, y1: 0.0, x2: 0.3, y2: 0.2 };
-        let far = BBox { x1: 0.5, y1: 0.5, x2: 0.6, y2: 0.6 };
+        let a = BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 0.2,
+            y2: 0.2,
+        };
+        let b = BBox {
+            x1: 0.1,
+            y1: 0.0,
+            x2: 0.3,
+            y2: 0.2,
+        };
+        let far = BBox {
+            x1: 0.5,
+            y1: 0.5,
+            x2: 0.6,
+            y2: 0.6,
+        };
         assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-6);
         assert_eq!(a.iou(&far), 0.0);
         assert!((a.iou(&a) - 1.0).abs() < 1e-6);

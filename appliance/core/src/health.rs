@@ -11,7 +11,9 @@ pub enum CameraState {
     Connecting,
     Streaming,
     /// The camera is being retried; `reason` says what went wrong.
-    Failing { reason: String },
+    Failing {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,10 @@ pub struct HealthBoard(Arc<RwLock<BTreeMap<CameraId, CameraHealth>>>);
 
 impl HealthBoard {
     pub fn new<'a>(cameras: impl IntoIterator<Item = &'a CameraId>) -> Self {
-        let map = cameras.into_iter().map(|c| (c.clone(), CameraHealth::default())).collect();
+        let map = cameras
+            .into_iter()
+            .map(|c| (c.clone(), CameraHealth::default()))
+            .collect();
         Self(Arc::new(RwLock::new(map)))
     }
 

@@ -6,6 +6,7 @@
 //! minute buckets) -> `storage` (SQLite) -> `api` (aggregates only).
 
 pub mod analytics;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod detection;
@@ -15,4 +16,3 @@ pub mod health;
 pub mod models;
 pub mod redaction;
 pub mod storage;
-pub mod api;

@@ -59,7 +59,10 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("cannot read the models manifest {path}: {source}")]
-    ManifestUnreadable { path: PathBuf, source: std::io::Error },
+    ManifestUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the models manifest {path} is invalid: {message}")]
     ManifestInvalid { path: PathBuf, message: String },
     #[error("the manifest has no {0:?} model")]
@@ -67,23 +70,45 @@ pub enum ModelError {
     #[error("model file {path} is missing ({hint})")]
     FileMissing { path: PathBuf, hint: &'static str },
     #[error("cannot read model file {path}: {source}")]
-    FileUnreadable { path: PathBuf, source: std::io::Error },
-    #[error("model file {path} has {actual} bytes, the manifest says {expected}: refusing to load it")]
-    SizeMismatch { path: PathBuf, expected: u64, actual: u64 },
+    FileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "model file {path} has {actual} bytes, the manifest says {expected}: refusing to load it"
+    )]
+    SizeMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
     #[error("model file {path} has sha256 {actual}, the manifest says {expected}: it was altered or corrupted, refusing to load it")]
-    ChecksumMismatch { path: PathBuf, expected: String, actual: String },
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl Manifest {
     pub fn load(models_dir: &Path) -> Result<Manifest, ModelError> {
         let path = models_dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ModelError::ManifestUnreadable { path: path.clone(), source })?;
-        toml::from_str(&text).map_err(|e| ModelError::ManifestInvalid { path, message: e.to_string() })
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ModelError::ManifestUnreadable {
+                path: path.clone(),
+                source,
+            })?;
+        toml::from_str(&text).map_err(|e| ModelError::ManifestInvalid {
+            path,
+            message: e.to_string(),
+        })
     }
 
     pub fn model(&self, role: ModelRole) -> Result<&ModelEntry, ModelError> {
-        self.models.iter().find(|m| m.role == role).ok_or(ModelError::RoleMissing(role))
+        self.models
+            .iter()
+            .find(|m| m.role == role)
+            .ok_or(ModelError::RoleMissing(role))
     }
 }
 
@@ -96,11 +121,22 @@ impl ModelEntry {
             hint: "run scripts/setup.sh to fetch and verify the models",
         })?;
         if metadata.len() != self.size_bytes {
-            return Err(ModelError::SizeMismatch { path, expected: self.size_bytes, actual: metadata.len() });
+            return Err(ModelError::SizeMismatch {
+                path,
+                expected: self.size_bytes,
+                actual: metadata.len(),
+            });
         }
-        let actual = sha256_file(&path).map_err(|source| ModelError::FileUnreadable { path: path.clone(), source })?;
+        let actual = sha256_file(&path).map_err(|source| ModelError::FileUnreadable {
+            path: path.clone(),
+            source,
+        })?;
         if !actual.eq_ignore_ascii_case(&self.sha256) {
-            return Err(ModelError::ChecksumMismatch { path, expected: self.sha256.clone(), actual });
+            return Err(ModelError::ChecksumMismatch {
+                path,
+                expected: self.sha256.clone(),
+                actual,
+            });
         }
         Ok(path)
     }
@@ -118,7 +154,12 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         ctx.update(&buf[..n]);
     }
-    Ok(ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -141,7 +182,10 @@ mod tests {
                 path: "p/m.onnx".into(),
                 converted_by: None,
             },
-            input: ModelInput { name: "input".into(), shape: vec![1, 3, 8, 8] },
+            input: ModelInput {
+                name: "input".into(),
+                shape: vec![1, 3, 8, 8],
+            },
         }
     }
 
@@ -151,14 +195,23 @@ mod tests {
         std::fs::write(dir.path().join("m.onnx"), b"abc").unwrap();
         // sha256("abc")
         let good = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        assert_eq!(entry("m.onnx", good, 3).verify(dir.path()).unwrap(), dir.path().join("m.onnx"));
+        assert_eq!(
+            entry("m.onnx", good, 3).verify(dir.path()).unwrap(),
+            dir.path().join("m.onnx")
+        );
         let bad_sum = &"0".repeat(64);
         assert!(matches!(
             entry("m.onnx", bad_sum, 3).verify(dir.path()),
             Err(ModelError::ChecksumMismatch { actual, .. }) if actual == good
         ));
-        assert!(matches!(entry("m.onnx", good, 4).verify(dir.path()), Err(ModelError::SizeMismatch { .. })));
-        assert!(matches!(entry("gone.onnx", good, 3).verify(dir.path()), Err(ModelError::FileMissing { .. })));
+        assert!(matches!(
+            entry("m.onnx", good, 4).verify(dir.path()),
+            Err(ModelError::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            entry("gone.onnx", good, 3).verify(dir.path()),
+            Err(ModelError::FileMissing { .. })
+        ));
     }
 
     #[test]
@@ -168,7 +221,12 @@ mod tests {
         for role in [ModelRole::Person, ModelRole::Face] {
             let m = manifest.model(role).unwrap();
             assert_eq!(m.sha256.len(), 64, "{}", m.name);
-            assert!(["MIT", "Apache-2.0"].contains(&m.licence.as_str()), "{}: {}", m.name, m.licence);
+            assert!(
+                ["MIT", "Apache-2.0"].contains(&m.licence.as_str()),
+                "{}: {}",
+                m.name,
+                m.licence
+            );
         }
     }
 }

@@ -48,17 +48,29 @@ pub struct RedactedFrame {
 
 impl Redactor {
     pub fn new(mode: RedactionMode, mask_scale: f32) -> Self {
-        Self { mode, mask_scale: mask_scale.max(1.0) }
+        Self {
+            mode,
+            mask_scale: mask_scale.max(1.0),
+        }
     }
 
     /// Consumes the raw frame: after this call no unredacted copy of it exists
     /// in the caller's hands.
     pub fn redact(&self, frame: Frame, detections: &Detections) -> RedactedFrame {
         let (camera, width, height, mut rgb, timestamp_ms) = frame.into_parts();
-        let mut image = Pixels { rgb: &mut rgb, width, height };
+        let mut image = Pixels {
+            rgb: &mut rgb,
+            width,
+            height,
+        };
         let (regions, obscured_whole) = match &detections.faces {
             Err(_) => {
-                image.fill(PixelRect { x0: 0, y0: 0, x1: width, y1: height });
+                image.fill(PixelRect {
+                    x0: 0,
+                    y0: 0,
+                    x1: width,
+                    y1: height,
+                });
                 (0, true)
             }
             Ok(faces) => {
@@ -74,15 +86,28 @@ impl Redactor {
                 (rects.len(), false)
             }
         };
-        RedactedFrame { camera, width, height, rgb, timestamp_ms, regions, obscured_whole }
+        RedactedFrame {
+            camera,
+            width,
+            height,
+            rgb,
+            timestamp_ms,
+            regions,
+            obscured_whole,
+        }
     }
 
     fn regions(&self, faces: &[Detection], persons: &[Detection]) -> Vec<BBox> {
         let faces = faces.iter().map(|f| f.bbox.scaled(self.mask_scale));
         let heads = persons.iter().map(|p| {
             let b = p.bbox;
-            BBox { x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y1 + b.height() * HEAD_SHARE }
-                .scaled(self.mask_scale)
+            BBox {
+                x1: b.x1,
+                y1: b.y1,
+                x2: b.x2,
+                y2: b.y1 + b.height() * HEAD_SHARE,
+            }
+            .scaled(self.mask_scale)
         });
         faces.chain(heads).collect()
     }
@@ -176,7 +201,12 @@ impl Pixels<'_> {
             let mut bx = r.x0;
             while bx < r.x1 {
                 let ex = (bx + block).min(r.x1);
-                let cell = PixelRect { x0: bx, y0: by, x1: ex, y1: ey };
+                let cell = PixelRect {
+                    x0: bx,
+                    y0: by,
+                    x1: ex,
+                    y1: ey,
+                };
                 let mean = self.mean(cell);
                 for y in by..ey {
                     for x in bx..ex {
@@ -234,7 +264,10 @@ mod tests {
     }
 
     fn face(x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
-        Detection { bbox: BBox { x1, y1, x2, y2 }, score: 0.9 }
+        Detection {
+            bbox: BBox { x1, y1, x2, y2 },
+            score: 0.9,
+        }
     }
 
     fn unchanged_pixels(before: &[u8], after: &[u8], w: u32, r: PixelRect) -> usize {
@@ -252,17 +285,38 @@ mod tests {
 
     #[test]
     fn every_mode_destroys_the_face_region_and_keeps_the_rest() {
-        for mode in [RedactionMode::Fill, RedactionMode::Pixelate, RedactionMode::Blur] {
+        for mode in [
+            RedactionMode::Fill,
+            RedactionMode::Pixelate,
+            RedactionMode::Blur,
+        ] {
             let frame = gradient_frame(100, 80);
             let before = frame.pixels().to_vec();
-            let detections = Detections { persons: vec![], faces: Ok(vec![face(0.2, 0.25, 0.5, 0.75)]) };
+            let detections = Detections {
+                persons: vec![],
+                faces: Ok(vec![face(0.2, 0.25, 0.5, 0.75)]),
+            };
             let out = Redactor::new(mode, 1.0).redact(frame, &detections);
-            let face_px = PixelRect { x0: 20, y0: 20, x1: 50, y1: 60 };
+            let face_px = PixelRect {
+                x0: 20,
+                y0: 20,
+                x1: 50,
+                y1: 60,
+            };
             // Allow a handful of pixels to coincide with their block's mean by chance.
             let same = unchanged_pixels(&before, out.pixels(), 100, face_px);
             assert!(same < 30, "{mode:?}: {same} of 1200 face pixels unchanged");
-            let outside = PixelRect { x0: 60, y0: 0, x1: 100, y1: 80 };
-            assert_eq!(unchanged_pixels(&before, out.pixels(), 100, outside), 40 * 80, "{mode:?}");
+            let outside = PixelRect {
+                x0: 60,
+                y0: 0,
+                x1: 100,
+                y1: 80,
+            };
+            assert_eq!(
+                unchanged_pixels(&before, out.pixels(), 100, outside),
+                40 * 80,
+                "{mode:?}"
+            );
             assert_eq!(out.regions(), 1);
             assert!(!out.obscured_whole());
         }
@@ -271,7 +325,10 @@ mod tests {
     #[test]
     fn failed_face_detection_obscures_the_whole_frame() {
         let frame = gradient_frame(64, 48);
-        let detections = Detections { persons: vec![], faces: Err("model timed out".into()) };
+        let detections = Detections {
+            persons: vec![],
+            faces: Err("model timed out".into()),
+        };
         let out = Redactor::new(RedactionMode::Pixelate, 1.3).redact(frame, &detections);
         assert!(out.obscured_whole());
         assert!(out.pixels().chunks(3).all(|p| p == FILL));
@@ -282,18 +339,34 @@ mod tests {
         let frame = gradient_frame(100, 100);
         let before = frame.pixels().to_vec();
         let person = face(0.4, 0.1, 0.6, 0.9);
-        let detections = Detections { persons: vec![person], faces: Ok(vec![]) };
+        let detections = Detections {
+            persons: vec![person],
+            faces: Ok(vec![]),
+        };
         let out = Redactor::new(RedactionMode::Fill, 1.0).redact(frame, &detections);
-        let head = PixelRect { x0: 40, y0: 10, x1: 60, y1: 27 };
+        let head = PixelRect {
+            x0: 40,
+            y0: 10,
+            x1: 60,
+            y1: 27,
+        };
         assert_eq!(unchanged_pixels(&before, out.pixels(), 100, head), 0);
-        let legs = PixelRect { x0: 40, y0: 50, x1: 60, y1: 90 };
+        let legs = PixelRect {
+            x0: 40,
+            y0: 50,
+            x1: 60,
+            y1: 90,
+        };
         assert_eq!(unchanged_pixels(&before, out.pixels(), 100, legs), 20 * 40);
     }
 
     #[test]
     fn png_encoding_round_trips_the_redacted_pixels() {
         let frame = gradient_frame(16, 8);
-        let detections = Detections { persons: vec![], faces: Ok(vec![]) };
+        let detections = Detections {
+            persons: vec![],
+            faces: Ok(vec![]),
+        };
         let out = Redactor::new(RedactionMode::Fill, 1.0).redact(frame, &detections);
         let png = out.encode_png().unwrap();
         let decoded = image::load_from_memory(&png).unwrap().to_rgb8();

@@ -75,12 +75,22 @@ pub fn spawn_camera(
 ) -> Result<CameraHandle, MediaError> {
     crate::init()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let supervisor = Supervisor { camera: camera.clone(), frames, health, clock, timing, stop: stop.clone() };
+    let supervisor = Supervisor {
+        camera: camera.clone(),
+        frames,
+        health,
+        clock,
+        timing,
+        stop: stop.clone(),
+    };
     let thread = std::thread::Builder::new()
         .name(format!("camera-{}", camera.id))
         .spawn(move || supervisor.run())
         .map_err(|e| MediaError::Stream(format!("cannot start camera thread: {e}")))?;
-    Ok(CameraHandle { stop, thread: Some(thread) })
+    Ok(CameraHandle {
+        stop,
+        thread: Some(thread),
+    })
 }
 
 struct Supervisor {
@@ -114,7 +124,11 @@ impl Supervisor {
             self.set_state(CameraState::Connecting);
             let ending = match self.build() {
                 Ok((pipeline, last_frame)) => self.watch(&pipeline, &last_frame),
-                Err(e) => Ending { reason: e.to_string(), config_error: true, streamed: false },
+                Err(e) => Ending {
+                    reason: e.to_string(),
+                    config_error: true,
+                    streamed: false,
+                },
             };
             if self.stop.load(Ordering::SeqCst) {
                 break;
@@ -122,9 +136,15 @@ impl Supervisor {
             if ending.streamed {
                 backoff = self.timing.backoff_start;
             }
-            let wait = if ending.config_error { self.timing.config_error_retry } else { backoff };
+            let wait = if ending.config_error {
+                self.timing.config_error_retry
+            } else {
+                backoff
+            };
             tracing::warn!(reason = %ending.reason, retry_in_ms = wait.as_millis() as u64, "camera failing");
-            self.set_state(CameraState::Failing { reason: ending.reason });
+            self.set_state(CameraState::Failing {
+                reason: ending.reason,
+            });
             self.sleep(wait);
             if !ending.config_error {
                 backoff = (backoff * 2).min(self.timing.backoff_cap);
@@ -148,23 +168,35 @@ impl Supervisor {
         let c = &self.camera;
         let (fps, width) = (fraction(c.analysis_fps), c.analysis_width.to_string());
         let text = match &c.source {
-            Source::Rtsp { .. } => template::render(template::RTSP, &[("fps", &fps), ("width", &width)]),
+            Source::Rtsp { .. } => {
+                template::render(template::RTSP, &[("fps", &fps), ("width", &width)])
+            }
             Source::File { .. } => {
                 let rate = format!("videorate drop-only=true ! video/x-raw,framerate={fps} !");
                 template::render(template::FILE, &[("rate", &rate), ("width", &width)])
             }
-            Source::TestPattern { pattern } => {
-                template::render(template::TESTSRC, &[("fps", &fps), ("width", &width), ("pattern", pattern)])
-            }
+            Source::TestPattern { pattern } => template::render(
+                template::TESTSRC,
+                &[("fps", &fps), ("width", &width), ("pattern", pattern)],
+            ),
         };
-        let build_error = |message: String| MediaError::Build { kind: "camera", message };
+        let build_error = |message: String| MediaError::Build {
+            kind: "camera",
+            message,
+        };
         let pipeline = gst::parse::launch(&text)
             .map_err(|e| build_error(e.to_string()))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| build_error("not a pipeline".into()))?;
-        let source = pipeline.by_name("source").ok_or_else(|| build_error("template lacks `source`".into()))?;
+        let source = pipeline
+            .by_name("source")
+            .ok_or_else(|| build_error("template lacks `source`".into()))?;
         match &c.source {
-            Source::Rtsp { url, transport, credentials } => {
+            Source::Rtsp {
+                url,
+                transport,
+                credentials,
+            } => {
                 source.set_property("location", url);
                 let protocols = match transport {
                     Transport::Tcp => "tcp",
@@ -177,7 +209,9 @@ impl Supervisor {
                     source.set_property("user-pw", creds.password.expose());
                 }
             }
-            Source::File { path } => source.set_property("location", path.to_string_lossy().as_ref()),
+            Source::File { path } => {
+                source.set_property("location", path.to_string_lossy().as_ref())
+            }
             Source::TestPattern { .. } => {}
         }
         let sink = pipeline
@@ -194,8 +228,12 @@ impl Supervisor {
     }
 
     fn frame_callback(&self, last_frame: Arc<AtomicI64>) -> AppSinkCallbacks {
-        let (camera, frames, health, clock): (CameraId, _, _, _) =
-            (self.camera.id.clone(), self.frames.clone(), self.health.clone(), self.clock.clone());
+        let (camera, frames, health, clock): (CameraId, _, _, _) = (
+            self.camera.id.clone(),
+            self.frames.clone(),
+            self.health.clone(),
+            self.clock.clone(),
+        );
         AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
@@ -232,9 +270,14 @@ impl Supervisor {
             streamed: last_frame.load(Ordering::SeqCst) != 0,
         };
         let result = (|| {
-            let bus = pipeline.bus().ok_or_else(|| ending("pipeline has no bus".into(), true))?;
+            let bus = pipeline
+                .bus()
+                .ok_or_else(|| ending("pipeline has no bus".into(), true))?;
             if pipeline.set_state(gst::State::Playing).is_err() {
-                return Err(self.first_error(&bus).map_or_else(|| ending("could not start the pipeline".into(), false), |(r, c)| ending(r, c)));
+                return Err(self.first_error(&bus).map_or_else(
+                    || ending("could not start the pipeline".into(), false),
+                    |(r, c)| ending(r, c),
+                ));
             }
             loop {
                 if self.stop.load(Ordering::SeqCst) {
@@ -242,7 +285,9 @@ impl Supervisor {
                 }
                 if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
                     match msg.view() {
-                        gst::MessageView::Eos(_) => return Err(ending("the stream ended".into(), false)),
+                        gst::MessageView::Eos(_) => {
+                            return Err(ending("the stream ended".into(), false))
+                        }
                         gst::MessageView::Error(e) => {
                             let (reason, config_error) = classify(e.error());
                             return Err(ending(reason, config_error));
@@ -252,11 +297,20 @@ impl Supervisor {
                 }
                 let last = last_frame.load(Ordering::SeqCst);
                 if last == 0 && started.elapsed() > self.timing.first_frame_within {
-                    return Err(ending(format!("no frame within {} s of connecting", self.timing.first_frame_within.as_secs()), false));
+                    return Err(ending(
+                        format!(
+                            "no frame within {} s of connecting",
+                            self.timing.first_frame_within.as_secs()
+                        ),
+                        false,
+                    ));
                 }
                 let silent_ms = self.clock.now_ms() - last;
                 if last != 0 && silent_ms > self.timing.stall_after.as_millis() as i64 {
-                    return Err(ending(format!("no frame for {} s", silent_ms / 1000), false));
+                    return Err(ending(
+                        format!("no frame for {} s", silent_ms / 1000),
+                        false,
+                    ));
                 }
             }
         })();
@@ -268,7 +322,10 @@ impl Supervisor {
     }
 
     fn first_error(&self, bus: &gst::Bus) -> Option<(String, bool)> {
-        let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(200), &[gst::MessageType::Error])?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(200),
+            &[gst::MessageType::Error],
+        )?;
         match msg.view() {
             gst::MessageView::Error(e) => Some(classify(e.error())),
             _ => None,
@@ -282,11 +339,19 @@ impl Supervisor {
 fn classify(error: glib_error::Error) -> (String, bool) {
     use gst::ResourceError as R;
     match error.kind::<R>() {
-        Some(R::NotAuthorized) => ("the camera refused the credentials (401); check the configured user and password".into(), true),
-        Some(R::NotFound) => ("the camera has no such stream (404); check the URL path".into(), true),
-        Some(R::OpenRead | R::OpenReadWrite | R::Read) => {
-            ("cannot connect to the camera (connection refused or unreachable)".into(), false)
-        }
+        Some(R::NotAuthorized) => (
+            "the camera refused the credentials (401); check the configured user and password"
+                .into(),
+            true,
+        ),
+        Some(R::NotFound) => (
+            "the camera has no such stream (404); check the URL path".into(),
+            true,
+        ),
+        Some(R::OpenRead | R::OpenReadWrite | R::Read) => (
+            "cannot connect to the camera (connection refused or unreachable)".into(),
+            false,
+        ),
         _ => (format!("stream error: {}", scrub(error.message())), false),
     }
 }
@@ -296,7 +361,9 @@ fn scrub(message: &str) -> String {
     message
         .split_whitespace()
         .map(|word| match (word.find("://"), word.find('@')) {
-            (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &word[..scheme], &word[at + 1..]),
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***@{}", &word[..scheme], &word[at + 1..])
+            }
             _ => word.to_string(),
         })
         .collect::<Vec<_>>()

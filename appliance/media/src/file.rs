@@ -29,14 +29,27 @@ impl FileFrames {
     pub fn open(path: &Path, fps: Option<f64>, width: u32) -> Result<FileFrames, MediaError> {
         crate::init()?;
         if !path.is_file() {
-            return Err(MediaError::Stream(format!("{} is not a readable file", path.display())));
+            return Err(MediaError::Stream(format!(
+                "{} is not a readable file",
+                path.display()
+            )));
         }
         let rate = fps
-            .map(|f| format!("videorate drop-only=true ! video/x-raw,framerate={} !", fraction(f)))
+            .map(|f| {
+                format!(
+                    "videorate drop-only=true ! video/x-raw,framerate={} !",
+                    fraction(f)
+                )
+            })
             .unwrap_or_default();
-        let text = template::render(template::FILE, &[("rate", &rate), ("width", &width.to_string())]);
+        let text = template::render(
+            template::FILE,
+            &[("rate", &rate), ("width", &width.to_string())],
+        );
         let pipeline = build("file", &text)?;
-        let source = pipeline.by_name("source").ok_or_else(|| MediaError::Stream("template lacks `source`".into()))?;
+        let source = pipeline
+            .by_name("source")
+            .ok_or_else(|| MediaError::Stream("template lacks `source`".into()))?;
         source.set_property("location", path.to_string_lossy().as_ref());
         let sink = pipeline
             .by_name("frames")
@@ -49,14 +62,24 @@ impl FileFrames {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Stream(pipeline_error(&pipeline, path)))?;
-        Ok(FileFrames { pipeline, sink, camera: "file".into(), finished: false })
+        Ok(FileFrames {
+            pipeline,
+            sink,
+            camera: "file".into(),
+            finished: false,
+        })
     }
 }
 
 /// The first error on the bus, in words, or a generic one.
 fn pipeline_error(pipeline: &gst::Pipeline, path: &Path) -> String {
     let bus = pipeline.bus();
-    while let Some(msg) = bus.as_ref().and_then(|b| b.timed_pop_filtered(gst::ClockTime::from_mseconds(500), &[gst::MessageType::Error])) {
+    while let Some(msg) = bus.as_ref().and_then(|b| {
+        b.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(500),
+            &[gst::MessageType::Error],
+        )
+    }) {
         if let gst::MessageView::Error(e) = msg.view() {
             return format!("cannot decode {}: {}", path.display(), e.error().message());
         }
@@ -72,14 +95,19 @@ impl Iterator for FileFrames {
             return None;
         }
         match self.sink.pull_sample() {
-            Ok(sample) => Some(sample_to_frame(&sample, &self.camera, None).map_err(MediaError::Stream)),
+            Ok(sample) => {
+                Some(sample_to_frame(&sample, &self.camera, None).map_err(MediaError::Stream))
+            }
             Err(_) => {
                 self.finished = true;
                 // No sample: either the end of the file or an error on the bus.
                 let bus = self.pipeline.bus()?;
                 while let Some(msg) = bus.pop() {
                     if let gst::MessageView::Error(e) = msg.view() {
-                        return Some(Err(MediaError::Stream(format!("decoding failed: {}", e.error().message()))));
+                        return Some(Err(MediaError::Stream(format!(
+                            "decoding failed: {}",
+                            e.error().message()
+                        ))));
                     }
                 }
                 None
@@ -96,20 +124,29 @@ impl Drop for FileFrames {
 
 /// Copies an RGB sample into a tightly packed `Frame`. `timestamp_ms` None
 /// takes the buffer's position in the stream.
-pub(crate) fn sample_to_frame(sample: &gst::Sample, camera: &CameraId, timestamp_ms: Option<i64>) -> Result<Frame, String> {
+pub(crate) fn sample_to_frame(
+    sample: &gst::Sample,
+    camera: &CameraId,
+    timestamp_ms: Option<i64>,
+) -> Result<Frame, String> {
     let buffer = sample.buffer().ok_or("sample without buffer")?;
     let caps = sample.caps().ok_or("sample without caps")?;
     let info = gstreamer_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
-    let frame = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|e| e.to_string())?;
+    let frame = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+        .map_err(|e| e.to_string())?;
     let (width, height) = (info.width(), info.height());
     let stride = info.stride()[0] as usize;
     let data = frame.plane_data(0).map_err(|e| e.to_string())?;
     let row = width as usize * 3;
     let mut rgb = Vec::with_capacity(row * height as usize);
     for y in 0..height as usize {
-        rgb.extend_from_slice(data.get(y * stride..y * stride + row).ok_or("short RGB buffer")?);
+        rgb.extend_from_slice(
+            data.get(y * stride..y * stride + row)
+                .ok_or("short RGB buffer")?,
+        );
     }
-    let timestamp = timestamp_ms.unwrap_or_else(|| buffer.pts().map(|t| t.mseconds() as i64).unwrap_or(0));
+    let timestamp =
+        timestamp_ms.unwrap_or_else(|| buffer.pts().map(|t| t.mseconds() as i64).unwrap_or(0));
     Frame::new(camera.clone(), width, height, rgb, timestamp).map_err(|e| e.to_string())
 }
 
@@ -117,24 +154,43 @@ pub(crate) fn sample_to_frame(sample: &gst::Sample, camera: &CameraId, timestamp
 /// returns (frames, elapsed): the cost of decoding alone, for the bench.
 pub fn decode_only(path: &Path) -> Result<(u64, Duration), MediaError> {
     crate::init()?;
-    let pipeline = build("decode", "filesrc name=source ! decodebin ! fakesink name=sink sync=false")?;
-    let source = pipeline.by_name("source").ok_or_else(|| MediaError::Stream("no source".into()))?;
+    let pipeline = build(
+        "decode",
+        "filesrc name=source ! decodebin ! fakesink name=sink sync=false",
+    )?;
+    let source = pipeline
+        .by_name("source")
+        .ok_or_else(|| MediaError::Stream("no source".into()))?;
     source.set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline.by_name("sink").ok_or_else(|| MediaError::Stream("no sink".into()))?;
+    let sink = pipeline
+        .by_name("sink")
+        .ok_or_else(|| MediaError::Stream("no sink".into()))?;
     let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = frames.clone();
-    let pad = sink.static_pad("sink").ok_or_else(|| MediaError::Stream("no sink pad".into()))?;
+    let pad = sink
+        .static_pad("sink")
+        .ok_or_else(|| MediaError::Stream("no sink pad".into()))?;
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         gst::PadProbeReturn::Ok
     });
     let start = Instant::now();
-    pipeline.set_state(gst::State::Playing).map_err(|_| MediaError::Stream(pipeline_error(&pipeline, path)))?;
-    let bus = pipeline.bus().ok_or_else(|| MediaError::Stream("no bus".into()))?;
-    let result = match bus.timed_pop_filtered(gst::ClockTime::NONE, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| MediaError::Stream(pipeline_error(&pipeline, path)))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| MediaError::Stream("no bus".into()))?;
+    let result = match bus.timed_pop_filtered(
+        gst::ClockTime::NONE,
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
         Some(msg) => match msg.view() {
             gst::MessageView::Error(e) => Err(MediaError::Stream(e.error().message().to_string())),
-            _ => Ok((frames.load(std::sync::atomic::Ordering::Relaxed), start.elapsed())),
+            _ => Ok((
+                frames.load(std::sync::atomic::Ordering::Relaxed),
+                start.elapsed(),
+            )),
         },
         None => Err(MediaError::Stream("bus closed".into())),
     };

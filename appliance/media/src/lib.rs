@@ -51,7 +51,12 @@ fn gcd(a: u64, b: u64) -> u64 {
 mod tests {
     #[test]
     fn fractions() {
-        for (fps, expected) in [(2.0, "2/1"), (0.5, "1/2"), (12.5, "25/2"), (0.0001, "1/1000")] {
+        for (fps, expected) in [
+            (2.0, "2/1"),
+            (0.5, "1/2"),
+            (12.5, "25/2"),
+            (0.0001, "1/1000"),
+        ] {
             assert_eq!(super::fraction(fps), expected);
         }
     }

@@ -33,25 +33,43 @@ impl Drop for RtspServer {
 }
 
 /// Serves `file` at rtsp://{address}:{port}{mount}, shared by all clients.
-pub fn serve_file(file: &Path, address: &str, port: u16, mount: &str) -> Result<RtspServer, MediaError> {
+pub fn serve_file(
+    file: &Path,
+    address: &str,
+    port: u16,
+    mount: &str,
+) -> Result<RtspServer, MediaError> {
     crate::init()?;
     if !file.is_file() {
-        return Err(MediaError::Server(format!("{} is not a readable file", file.display())));
+        return Err(MediaError::Server(format!(
+            "{} is not a readable file",
+            file.display()
+        )));
     }
     let location = file.to_string_lossy();
     if location.contains('"') {
-        return Err(MediaError::Server("the file path must not contain a double quote".into()));
+        return Err(MediaError::Server(
+            "the file path must not contain a double quote".into(),
+        ));
     }
     if !mount.starts_with('/') {
-        return Err(MediaError::Server(format!("mount `{mount}` must start with /")));
+        return Err(MediaError::Server(format!(
+            "mount `{mount}` must start with /"
+        )));
     }
     let server = rtsp::RTSPServer::new();
     server.set_address(address);
     server.set_service(&port.to_string());
     let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch(&template::render(template::RTSP_SERVER, &[("location", &location)]));
+    factory.set_launch(&template::render(
+        template::RTSP_SERVER,
+        &[("location", &location)],
+    ));
     factory.set_shared(true);
-    server.mount_points().ok_or_else(|| MediaError::Server("no mount points".into()))?.add_factory(mount, factory);
+    server
+        .mount_points()
+        .ok_or_else(|| MediaError::Server("no mount points".into()))?
+        .add_factory(mount, factory);
 
     let context = glib::MainContext::new();
     let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -59,7 +77,9 @@ pub fn serve_file(file: &Path, address: &str, port: u16, mount: &str) -> Result<
     let source = context
         .with_thread_default(|| server.attach(Some(&context)))
         .map_err(|e| MediaError::Server(e.to_string()))?
-        .map_err(|_| MediaError::Server(format!("cannot listen on {address}:{port} (port in use?)")))?;
+        .map_err(|_| {
+            MediaError::Server(format!("cannot listen on {address}:{port} (port in use?)"))
+        })?;
     let loop_in_thread = main_loop.clone();
     let thread = std::thread::Builder::new()
         .name("rtsp-server".into())
@@ -70,5 +90,9 @@ pub fn serve_file(file: &Path, address: &str, port: u16, mount: &str) -> Result<
         })
         .map_err(|e| MediaError::Server(e.to_string()))?;
     let url = format!("rtsp://{address}:{port}{mount}");
-    Ok(RtspServer { main_loop, thread: Some(thread), url })
+    Ok(RtspServer {
+        main_loop,
+        thread: Some(thread),
+        url,
+    })
 }

@@ -28,14 +28,21 @@ mod tests {
         let cases = [
             render(RTSP, &[("fps", "2/1"), ("width", "640")]),
             render(FILE, &[("rate", ""), ("width", "640")]),
-            render(TESTSRC, &[("fps", "2/1"), ("width", "640"), ("pattern", "ball")]),
+            render(
+                TESTSRC,
+                &[("fps", "2/1"), ("width", "640"), ("pattern", "ball")],
+            ),
             render(RTSP_SERVER, &[("location", "/tmp/x.ts")]),
         ];
         for text in &cases {
             assert!(!text.contains('{') || text.starts_with('('), "{text}");
             assert!(!text.contains('#'), "{text}");
         }
-        assert!(cases[0].contains("framerate=2/1 ! videoscale"), "{}", cases[0]);
+        assert!(
+            cases[0].contains("framerate=2/1 ! videoscale"),
+            "{}",
+            cases[0]
+        );
     }
 
     #[test]
@@ -43,8 +50,20 @@ mod tests {
         crate::init().unwrap();
         for text in [
             render(RTSP, &[("fps", "2/1"), ("width", "640")]),
-            render(FILE, &[("rate", "videorate drop-only=true ! video/x-raw,framerate=2/1 !"), ("width", "640")]),
-            render(TESTSRC, &[("fps", "2/1"), ("width", "640"), ("pattern", "ball")]),
+            render(
+                FILE,
+                &[
+                    (
+                        "rate",
+                        "videorate drop-only=true ! video/x-raw,framerate=2/1 !",
+                    ),
+                    ("width", "640"),
+                ],
+            ),
+            render(
+                TESTSRC,
+                &[("fps", "2/1"), ("width", "640"), ("pattern", "ball")],
+            ),
         ] {
             gstreamer::parse::launch(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
         }

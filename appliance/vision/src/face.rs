@@ -17,7 +17,10 @@ use std::time::Instant;
 
 const SIZE: usize = 640;
 const STRIDES: [usize; 3] = [8, 16, 32];
-const RAW_PIXELS: Normalisation = Normalisation { mean_bgr: [0.0; 3], std_bgr: [1.0; 3] };
+const RAW_PIXELS: Normalisation = Normalisation {
+    mean_bgr: [0.0; 3],
+    std_bgr: [1.0; 3],
+};
 const NMS_IOU: f32 = 0.3;
 
 pub struct FaceDetector {
@@ -34,7 +37,12 @@ pub struct Level<'a> {
 }
 
 impl FaceDetector {
-    pub fn load(runtime: &OnnxRuntime, models_dir: &Path, entry: &ModelEntry, settings: DetectorSettings) -> Result<Self, VisionError> {
+    pub fn load(
+        runtime: &OnnxRuntime,
+        models_dir: &Path,
+        entry: &ModelEntry,
+        settings: DetectorSettings,
+    ) -> Result<Self, VisionError> {
         Ok(FaceDetector {
             session: runtime.session(models_dir, entry, settings.threads)?,
             input: vec![0.0; 3 * SIZE * SIZE],
@@ -42,13 +50,18 @@ impl FaceDetector {
         })
     }
 
-    pub fn detect(&mut self, frame: &Frame, times: &mut StageTimes) -> Result<Vec<Detection>, VisionError> {
+    pub fn detect(
+        &mut self,
+        frame: &Frame,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Detection>, VisionError> {
         let start = Instant::now();
         let lb = letterbox(frame, Roi::full(frame), SIZE, RAW_PIXELS, &mut self.input);
         times.preprocess += start.elapsed();
         let start = Instant::now();
         let err = |e: ort::Error| VisionError::Inference(e.to_string());
-        let tensor = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
+        let tensor =
+            TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(err)?;
         let get = |name: String| {
             outputs
@@ -58,7 +71,11 @@ impl FaceDetector {
         };
         let mut raw = Vec::new();
         for stride in STRIDES {
-            let level = Level { cls: get(format!("cls_{stride}"))?, obj: get(format!("obj_{stride}"))?, bbox: get(format!("bbox_{stride}"))? };
+            let level = Level {
+                cls: get(format!("cls_{stride}"))?,
+                obj: get(format!("obj_{stride}"))?,
+                bbox: get(format!("bbox_{stride}"))?,
+            };
             raw.extend(decode_level(&level, stride, self.threshold)?);
         }
         times.face += start.elapsed();
@@ -74,7 +91,10 @@ impl FaceDetector {
                     x2: (x2 / fw).clamp(0.0, 1.0),
                     y2: (y2 / fh).clamp(0.0, 1.0),
                 };
-                Detection { bbox, score: d.score }
+                Detection {
+                    bbox,
+                    score: d.score,
+                }
             })
             .collect();
         Ok(non_max_suppression(faces, NMS_IOU))
@@ -82,11 +102,17 @@ impl FaceDetector {
 }
 
 /// Faces of one stride level, in model-input pixels.
-pub fn decode_level(level: &Level<'_>, stride: usize, threshold: f32) -> Result<Vec<Detection>, VisionError> {
+pub fn decode_level(
+    level: &Level<'_>,
+    stride: usize,
+    threshold: f32,
+) -> Result<Vec<Detection>, VisionError> {
     let cells = SIZE / stride;
     let rows = cells * cells;
     if level.cls.len() != rows || level.obj.len() != rows || level.bbox.len() != rows * 4 {
-        return Err(VisionError::Inference(format!("face model output for stride {stride} has unexpected sizes")));
+        return Err(VisionError::Inference(format!(
+            "face model output for stride {stride} has unexpected sizes"
+        )));
     }
     let s = stride as f32;
     let mut out = Vec::new();
@@ -99,7 +125,15 @@ pub fn decode_level(level: &Level<'_>, stride: usize, threshold: f32) -> Result<
         let b = &level.bbox[i * 4..i * 4 + 4];
         let (cx, cy) = ((col + b[0]) * s, (row + b[1]) * s);
         let (w, h) = (b[2].exp() * s, b[3].exp() * s);
-        out.push(Detection { bbox: BBox { x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 }, score });
+        out.push(Detection {
+            bbox: BBox {
+                x1: cx - w / 2.0,
+                y1: cy - h / 2.0,
+                x2: cx + w / 2.0,
+                y2: cy + h / 2.0,
+            },
+            score,
+        });
     }
     Ok(out)
 }
@@ -111,7 +145,11 @@ mod tests {
     #[test]
     fn decode_table() {
         let cells = SIZE / 32;
-        let (mut cls, mut obj, mut bbox) = (vec![0.0; cells * cells], vec![0.0; cells * cells], vec![0.0; cells * cells * 4]);
+        let (mut cls, mut obj, mut bbox) = (
+            vec![0.0; cells * cells],
+            vec![0.0; cells * cells],
+            vec![0.0; cells * cells * 4],
+        );
         // Cell (row 2, col 3): offset (0.5, 0.25), size exp(0) * 32 = 32 square, score sqrt(0.81 * 1.0).
         let i = 2 * cells + 3;
         cls[i] = 0.81;
@@ -120,14 +158,37 @@ mod tests {
         // Score sqrt(0.5 * 0.5) = 0.5: below a 0.6 threshold.
         cls[0] = 0.5;
         obj[0] = 0.5;
-        let got = decode_level(&Level { cls: &cls, obj: &obj, bbox: &bbox }, 32, 0.6).unwrap();
+        let got = decode_level(
+            &Level {
+                cls: &cls,
+                obj: &obj,
+                bbox: &bbox,
+            },
+            32,
+            0.6,
+        )
+        .unwrap();
         assert_eq!(got.len(), 1);
         let b = got[0].bbox;
         // Centre (3.5 * 32, 2.25 * 32) = (112, 72); 32 wide, 64 high.
-        for (a, e) in [(b.x1, 96.0), (b.y1, 40.0), (b.x2, 128.0), (b.y2, 104.0), (got[0].score, 0.9)] {
+        for (a, e) in [
+            (b.x1, 96.0),
+            (b.y1, 40.0),
+            (b.x2, 128.0),
+            (b.y2, 104.0),
+            (got[0].score, 0.9),
+        ] {
             assert!((a - e).abs() < 1e-3, "{got:?}");
         }
-        let wrong = decode_level(&Level { cls: &cls[1..], obj: &obj, bbox: &bbox }, 32, 0.6);
+        let wrong = decode_level(
+            &Level {
+                cls: &cls[1..],
+                obj: &obj,
+                bbox: &bbox,
+            },
+            32,
+            0.6,
+        );
         assert!(wrong.is_err());
     }
 }

@@ -30,7 +30,11 @@ pub enum VisionError {
     #[error("model {path}: {message}")]
     Session { path: PathBuf, message: String },
     #[error("model {path} takes input {actual}, but the manifest says {expected}")]
-    InputMismatch { path: PathBuf, expected: String, actual: String },
+    InputMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("inference failed: {0}")]
     Inference(String),
 }
@@ -59,10 +63,24 @@ pub struct Detectors {
 }
 
 impl Detectors {
-    pub fn load(runtime: &OnnxRuntime, models_dir: &Path, settings: DetectorSettings) -> Result<Detectors, VisionError> {
+    pub fn load(
+        runtime: &OnnxRuntime,
+        models_dir: &Path,
+        settings: DetectorSettings,
+    ) -> Result<Detectors, VisionError> {
         let manifest = Manifest::load(models_dir)?;
-        let person = PersonDetector::load(runtime, models_dir, manifest.model(ModelRole::Person)?, settings)?;
-        let face = FaceDetector::load(runtime, models_dir, manifest.model(ModelRole::Face)?, settings)?;
+        let person = PersonDetector::load(
+            runtime,
+            models_dir,
+            manifest.model(ModelRole::Person)?,
+            settings,
+        )?;
+        let face = FaceDetector::load(
+            runtime,
+            models_dir,
+            manifest.model(ModelRole::Face)?,
+            settings,
+        )?;
         Ok(Detectors { person, face })
     }
 
@@ -72,7 +90,10 @@ impl Detectors {
     pub fn detect(&mut self, frame: &Frame) -> Result<(Detections, StageTimes), VisionError> {
         let mut times = StageTimes::default();
         let persons = self.person.detect(frame, &mut times)?;
-        let faces = self.face.detect(frame, &mut times).map_err(|e| e.to_string());
+        let faces = self
+            .face
+            .detect(frame, &mut times)
+            .map_err(|e| e.to_string());
         Ok((Detections { persons, faces }, times))
     }
 }

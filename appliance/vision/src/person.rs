@@ -24,8 +24,10 @@ const CLASSES: usize = 80;
 const BINS: usize = 11;
 const SCORE_OUTPUTS: [&str; 3] = ["Identity:0", "Identity_1:0", "Identity_2:0"];
 const BOX_OUTPUTS: [&str; 3] = ["Identity_3:0", "Identity_4:0", "Identity_5:0"];
-const NORMALISATION: Normalisation =
-    Normalisation { mean_bgr: [103.53, 116.28, 123.675], std_bgr: [57.375, 57.12, 58.395] };
+const NORMALISATION: Normalisation = Normalisation {
+    mean_bgr: [103.53, 116.28, 123.675],
+    std_bgr: [57.375, 57.12, 58.395],
+};
 const NMS_IOU: f32 = 0.5;
 /// Tiles overlap so that a person cut by one tile's edge is whole in another.
 const TILE_SHARE: f32 = 0.6;
@@ -48,7 +50,12 @@ pub struct RawBox {
 }
 
 impl PersonDetector {
-    pub fn load(runtime: &OnnxRuntime, models_dir: &Path, entry: &ModelEntry, settings: DetectorSettings) -> Result<Self, VisionError> {
+    pub fn load(
+        runtime: &OnnxRuntime,
+        models_dir: &Path,
+        entry: &ModelEntry,
+        settings: DetectorSettings,
+    ) -> Result<Self, VisionError> {
         Ok(PersonDetector {
             session: runtime.session(models_dir, entry, settings.threads)?,
             input: vec![0.0; 3 * SIZE * SIZE],
@@ -57,7 +64,11 @@ impl PersonDetector {
         })
     }
 
-    pub fn detect(&mut self, frame: &Frame, times: &mut StageTimes) -> Result<Vec<Detection>, VisionError> {
+    pub fn detect(
+        &mut self,
+        frame: &Frame,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Detection>, VisionError> {
         let full = Roi::full(frame);
         let mut regions = vec![full];
         if self.tiling {
@@ -71,14 +82,18 @@ impl PersonDetector {
             let start = Instant::now();
             let raw = self.infer()?;
             times.person += start.elapsed();
-            found.extend(raw.iter().filter_map(|b| to_frame(b, &lb, frame, roi != full)));
+            found.extend(
+                raw.iter()
+                    .filter_map(|b| to_frame(b, &lb, frame, roi != full)),
+            );
         }
         Ok(non_max_suppression(found, NMS_IOU))
     }
 
     fn infer(&mut self) -> Result<Vec<RawBox>, VisionError> {
         let err = |e: ort::Error| VisionError::Inference(e.to_string());
-        let tensor = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
+        let tensor =
+            TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(err)?;
         let mut scores: [&[f32]; 3] = [&[]; 3];
         let mut boxes: [&[f32]; 3] = [&[]; 3];
@@ -86,7 +101,9 @@ impl PersonDetector {
             let get = |name: &str| {
                 outputs
                     .get(name)
-                    .ok_or_else(|| VisionError::Inference(format!("person model has no output {name}")))
+                    .ok_or_else(|| {
+                        VisionError::Inference(format!("person model has no output {name}"))
+                    })
                     .and_then(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d).map_err(err))
             };
             scores[i] = get(SCORE_OUTPUTS[i])?;
@@ -98,9 +115,21 @@ impl PersonDetector {
 
 /// The 2x2 overlapping tiles of a frame.
 fn tiles(width: u32, height: u32) -> Vec<Roi> {
-    let (tw, th) = ((width as f32 * TILE_SHARE) as u32, (height as f32 * TILE_SHARE) as u32);
+    let (tw, th) = (
+        (width as f32 * TILE_SHARE) as u32,
+        (height as f32 * TILE_SHARE) as u32,
+    );
     let (xs, ys) = ([0, width - tw], [0, height - th]);
-    ys.iter().flat_map(|&y0| xs.iter().map(move |&x0| Roi { x0, y0, width: tw, height: th })).collect()
+    ys.iter()
+        .flat_map(|&y0| {
+            xs.iter().map(move |&x0| Roi {
+                x0,
+                y0,
+                width: tw,
+                height: th,
+            })
+        })
+        .collect()
 }
 
 /// Maps a model box to normalised frame coordinates. A tile's box that
@@ -128,11 +157,18 @@ fn to_frame(b: &RawBox, lb: &Letterbox, frame: &Frame, is_tile: bool) -> Option<
         x2: (x2 / fw).clamp(0.0, 1.0),
         y2: (y2 / fh).clamp(0.0, 1.0),
     };
-    (bbox.area() > 0.0).then_some(Detection { bbox, score: b.score })
+    (bbox.area() > 0.0).then_some(Detection {
+        bbox,
+        score: b.score,
+    })
 }
 
 /// Decodes the three stride levels into person boxes in model pixels.
-pub fn decode(scores: [&[f32]; 3], boxes: [&[f32]; 3], threshold: f32) -> Result<Vec<RawBox>, VisionError> {
+pub fn decode(
+    scores: [&[f32]; 3],
+    boxes: [&[f32]; 3],
+    threshold: f32,
+) -> Result<Vec<RawBox>, VisionError> {
     let mut out = Vec::new();
     for (level, &stride) in STRIDES.iter().enumerate() {
         let cells = SIZE / stride;
@@ -152,10 +188,22 @@ pub fn decode(scores: [&[f32]; 3], boxes: [&[f32]; 3], threshold: f32) -> Result
                 continue;
             }
             let (row, col) = (i / cells, i % cells);
-            let (cx, cy) = ((col as f32 + 0.5) * stride as f32, (row as f32 + 0.5) * stride as f32);
+            let (cx, cy) = (
+                (col as f32 + 0.5) * stride as f32,
+                (row as f32 + 0.5) * stride as f32,
+            );
             let logits = &boxes[level][i * 4 * BINS..(i + 1) * 4 * BINS];
-            let d: Vec<f32> = logits.chunks_exact(BINS).map(|side| expected_bin(side) * stride as f32).collect();
-            out.push(RawBox { x1: cx - d[0], y1: cy - d[1], x2: cx + d[2], y2: cy + d[3], score });
+            let d: Vec<f32> = logits
+                .chunks_exact(BINS)
+                .map(|side| expected_bin(side) * stride as f32)
+                .collect();
+            out.push(RawBox {
+                x1: cx - d[0],
+                y1: cy - d[1],
+                x2: cx + d[2],
+                y2: cy + d[3],
+                score,
+            });
         }
     }
     Ok(out)
@@ -185,8 +233,14 @@ mod tests {
     fn empty() -> Outputs {
         let rows = |s: usize| (SIZE / s) * (SIZE / s);
         Outputs {
-            scores: STRIDES.iter().map(|&s| vec![0.0; rows(s) * CLASSES]).collect(),
-            boxes: STRIDES.iter().map(|&s| vec![0.0; rows(s) * 4 * BINS]).collect(),
+            scores: STRIDES
+                .iter()
+                .map(|&s| vec![0.0; rows(s) * CLASSES])
+                .collect(),
+            boxes: STRIDES
+                .iter()
+                .map(|&s| vec![0.0; rows(s) * 4 * BINS])
+                .collect(),
         }
     }
 
@@ -219,12 +273,30 @@ mod tests {
         o.scores[1][5 * CLASSES + 3] = 0.99;
         let got = run(&o, 0.5);
         let expect = [
-            RawBox { x1: 156.0, y1: 68.0, x2: 188.0, y2: 116.0, score: 0.9 },
-            RawBox { x1: 16.0, y1: 16.0, x2: 80.0, y2: 176.0, score: 0.6 },
+            RawBox {
+                x1: 156.0,
+                y1: 68.0,
+                x2: 188.0,
+                y2: 116.0,
+                score: 0.9,
+            },
+            RawBox {
+                x1: 16.0,
+                y1: 16.0,
+                x2: 80.0,
+                y2: 176.0,
+                score: 0.6,
+            },
         ];
         assert_eq!(got.len(), expect.len(), "{got:?}");
         for (g, e) in got.iter().zip(&expect) {
-            for (a, b) in [(g.x1, e.x1), (g.y1, e.y1), (g.x2, e.x2), (g.y2, e.y2), (g.score, e.score)] {
+            for (a, b) in [
+                (g.x1, e.x1),
+                (g.y1, e.y1),
+                (g.x2, e.x2),
+                (g.y2, e.y2),
+                (g.score, e.score),
+            ] {
                 assert!((a - b).abs() < 1e-3, "{g:?} vs {e:?}");
             }
         }
@@ -252,15 +324,45 @@ mod tests {
     fn tiles_overlap_and_cover_the_frame() {
         let t = tiles(640, 480);
         assert_eq!(t.len(), 4);
-        assert_eq!(t[0], Roi { x0: 0, y0: 0, width: 384, height: 288 });
-        assert_eq!(t[3], Roi { x0: 256, y0: 192, width: 384, height: 288 });
+        assert_eq!(
+            t[0],
+            Roi {
+                x0: 0,
+                y0: 0,
+                width: 384,
+                height: 288
+            }
+        );
+        assert_eq!(
+            t[3],
+            Roi {
+                x0: 256,
+                y0: 192,
+                width: 384,
+                height: 288
+            }
+        );
     }
 
     #[test]
     fn boxes_cut_by_an_inner_tile_edge_are_dropped() {
         let frame = Frame::new("t".into(), 100, 100, vec![0; 100 * 100 * 3], 0).unwrap();
-        let lb = Letterbox { roi: Roi { x0: 40, y0: 0, width: 60, height: 60 }, scale: 1.0 };
-        let inside = RawBox { x1: 10.0, y1: 10.0, x2: 20.0, y2: 40.0, score: 0.9 };
+        let lb = Letterbox {
+            roi: Roi {
+                x0: 40,
+                y0: 0,
+                width: 60,
+                height: 60,
+            },
+            scale: 1.0,
+        };
+        let inside = RawBox {
+            x1: 10.0,
+            y1: 10.0,
+            x2: 20.0,
+            y2: 40.0,
+            score: 0.9,
+        };
         let at_inner_left_edge = RawBox { x1: 0.5, ..inside };
         let at_outer_right_edge = RawBox { x2: 60.0, ..inside };
         let d = to_frame(&inside, &lb, &frame, true).unwrap();

@@ -16,7 +16,12 @@ pub struct Roi {
 
 impl Roi {
     pub fn full(frame: &Frame) -> Roi {
-        Roi { x0: 0, y0: 0, width: frame.width(), height: frame.height() }
+        Roi {
+            x0: 0,
+            y0: 0,
+            width: frame.width(),
+            height: frame.height(),
+        }
     }
 }
 
@@ -30,7 +35,10 @@ pub struct Letterbox {
 impl Letterbox {
     /// A model-input point in frame pixels.
     pub fn to_frame(&self, x: f32, y: f32) -> (f32, f32) {
-        (x / self.scale + self.roi.x0 as f32, y / self.scale + self.roi.y0 as f32)
+        (
+            x / self.scale + self.roi.x0 as f32,
+            y / self.scale + self.roi.y0 as f32,
+        )
     }
 }
 
@@ -42,7 +50,13 @@ pub struct Normalisation {
 }
 
 /// Fills `out` (len 3 * size * size) and returns the mapping back.
-pub fn letterbox(frame: &Frame, roi: Roi, size: usize, norm: Normalisation, out: &mut [f32]) -> Letterbox {
+pub fn letterbox(
+    frame: &Frame,
+    roi: Roi,
+    size: usize,
+    norm: Normalisation,
+    out: &mut [f32],
+) -> Letterbox {
     debug_assert_eq!(out.len(), 3 * size * size);
     out.fill(0.0);
     let scale = size as f32 / roi.width.max(roi.height) as f32;
@@ -56,7 +70,8 @@ pub fn letterbox(frame: &Frame, roi: Roi, size: usize, norm: Normalisation, out:
         let i1 = (i0 + 1).min(extent as usize - 1);
         (i0 + origin as usize, i1 + origin as usize, s - i0 as f32)
     };
-    let columns: Vec<(usize, usize, f32)> = (0..dst_w).map(|x| sample(x, roi.width, roi.x0)).collect();
+    let columns: Vec<(usize, usize, f32)> =
+        (0..dst_w).map(|x| sample(x, roi.width, roi.x0)).collect();
     let plane = size * size;
     let inv_std = norm.std_bgr.map(|s| 1.0 / s);
     for y in 0..dst_h {
@@ -79,7 +94,10 @@ pub fn letterbox(frame: &Frame, roi: Roi, size: usize, norm: Normalisation, out:
 mod tests {
     use super::*;
 
-    const RAW: Normalisation = Normalisation { mean_bgr: [0.0; 3], std_bgr: [1.0; 3] };
+    const RAW: Normalisation = Normalisation {
+        mean_bgr: [0.0; 3],
+        std_bgr: [1.0; 3],
+    };
 
     fn frame(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
         let mut rgb = Vec::new();
@@ -99,7 +117,13 @@ mod tests {
         assert_eq!(lb.scale, 0.5);
         // Rows 0-1 hold the image, rows 2-3 the padding, in each plane.
         let plane = |c: usize| &out[c * 16..(c + 1) * 16];
-        assert_eq!(plane(0), [30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            plane(0),
+            [
+                30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                0.0
+            ]
+        );
         assert_eq!(plane(2)[..8], [10.0; 8]);
         assert_eq!(lb.to_frame(2.0, 1.0), (4.0, 2.0));
     }
@@ -109,7 +133,10 @@ mod tests {
         // A horizontal ramp sampled at the same size is reproduced exactly.
         let f = frame(4, 4, |x, _| [0, 0, (x * 60) as u8]);
         let mut out = vec![0.0; 3 * 16];
-        let norm = Normalisation { mean_bgr: [30.0, 0.0, 0.0], std_bgr: [2.0, 1.0, 1.0] };
+        let norm = Normalisation {
+            mean_bgr: [30.0, 0.0, 0.0],
+            std_bgr: [2.0, 1.0, 1.0],
+        };
         letterbox(&f, Roi::full(&f), 4, norm, &mut out);
         assert_eq!(&out[..4], [-15.0, 15.0, 45.0, 75.0]);
         // Halving averages neighbours: (0+60)/2 and (120+180)/2.
@@ -121,7 +148,12 @@ mod tests {
     #[test]
     fn a_region_maps_back_to_its_place_in_the_frame() {
         let f = frame(10, 10, |x, y| [x as u8, y as u8, 0]);
-        let roi = Roi { x0: 5, y0: 2, width: 5, height: 5 };
+        let roi = Roi {
+            x0: 5,
+            y0: 2,
+            width: 5,
+            height: 5,
+        };
         let mut out = vec![0.0; 3 * 25];
         let lb = letterbox(&f, roi, 5, RAW, &mut out);
         // Red (x) is the last BGR plane, green (y) the middle one.

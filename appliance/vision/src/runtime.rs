@@ -26,34 +26,71 @@ pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
         if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
             candidates.push(PathBuf::from(p));
         }
-        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
             candidates.push(dir.join(LIBRARY_NAME));
         }
-        let cache = std::env::var_os("HEADCOUNT_CACHE").map(|c| PathBuf::from(c).join("onnxruntime"));
-        candidates.push(cache.unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE)).join(LIBRARY_NAME));
+        let cache =
+            std::env::var_os("HEADCOUNT_CACHE").map(|c| PathBuf::from(c).join("onnxruntime"));
+        candidates.push(
+            cache
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
+                .join(LIBRARY_NAME),
+        );
     }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| VisionError::LibraryMissing {
-        searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-    })
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| VisionError::LibraryMissing {
+            searched: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 impl OnnxRuntime {
     pub fn load(configured: Option<&Path>) -> Result<OnnxRuntime, VisionError> {
         let path = find_library(configured)?;
-        let unusable = |message: String| VisionError::LibraryUnusable { path: path.clone(), message };
+        let unusable = |message: String| VisionError::LibraryUnusable {
+            path: path.clone(),
+            message,
+        };
         let builder = ort::init_from(&path).map_err(|e| unusable(e.to_string()))?;
-        let environment = builder.with_name("headcount").build().map_err(|e| unusable(e.to_string()))?;
+        let environment = builder
+            .with_name("headcount")
+            .build()
+            .map_err(|e| unusable(e.to_string()))?;
         Ok(OnnxRuntime { environment })
     }
 
     /// Verifies the model against its manifest entry (size, sha256, input)
     /// and opens a session with `threads` intra-op threads.
-    pub fn session(&self, models_dir: &Path, entry: &ModelEntry, threads: usize) -> Result<Session, VisionError> {
+    pub fn session(
+        &self,
+        models_dir: &Path,
+        entry: &ModelEntry,
+        threads: usize,
+    ) -> Result<Session, VisionError> {
         let path = entry.verify(models_dir)?;
-        let session_error = |message: String| VisionError::Session { path: path.clone(), message };
+        let session_error = |message: String| VisionError::Session {
+            path: path.clone(),
+            message,
+        };
         let session = open_session(&self.environment, &path, threads).map_err(session_error)?;
-        let input = session.inputs().first().ok_or_else(|| session_error("model has no input".into()))?;
-        let shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.iter().copied().collect()).unwrap_or_default();
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| session_error("model has no input".into()))?;
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
         if input.name() != entry.input.name || shape != entry.input.shape {
             return Err(VisionError::InputMismatch {
                 path: path.clone(),
@@ -66,7 +103,11 @@ impl OnnxRuntime {
 }
 
 /// ort's builder errors are not `Send`, so they become strings right here.
-fn open_session(environment: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Session, String> {
+fn open_session(
+    environment: &ort::environment::Environment,
+    path: &Path,
+    threads: usize,
+) -> Result<Session, String> {
     let builder = Session::builder(environment).map_err(|e| e.to_string())?;
     let mut builder = builder
         .with_intra_threads(threads)

@@ -53,7 +53,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "API request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
             }
         };
         (status, Json(wire::Error { error: message })).into_response()
@@ -61,14 +64,20 @@ impl IntoResponse for ApiError {
 }
 
 fn rfc3339(ms: UnixMs) -> String {
-    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_else(|_| ms.to_string())
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 fn parse_time(name: &str, value: &str) -> Result<UnixMs, ApiError> {
     value
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| ApiError::BadRequest(format!("`{name}` must be an RFC 3339 time such as 2026-01-31T08:00:00Z")))
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`{name}` must be an RFC 3339 time such as 2026-01-31T08:00:00Z"
+            ))
+        })
 }
 
 async fn health(State(state): State<AppState>) -> Json<wire::Health> {
@@ -95,8 +104,16 @@ async fn health(State(state): State<AppState>) -> Json<wire::Health> {
             }
         })
         .collect();
-    let status = if cameras.iter().all(|c| c.state == "streaming") { "ok" } else { "degraded" };
-    Json(wire::Health { site: state.site.clone(), status, cameras })
+    let status = if cameras.iter().all(|c| c.state == "streaming") {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Json(wire::Health {
+        site: state.site.clone(),
+        status,
+        cameras,
+    })
 }
 
 async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
@@ -112,7 +129,10 @@ async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
             updated_at: z.updated_at.map(rfc3339),
         })
         .collect();
-    Json(wire::Occupancy { at: rfc3339(state.clock.now_ms()), zones })
+    Json(wire::Occupancy {
+        at: rfc3339(state.clock.now_ms()),
+        zones,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,11 +147,15 @@ async fn occupancy_history(
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::OccupancyHistory>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let zone_key = q.zone.ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
+    let zone_key = q
+        .zone
+        .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
     let known = state.occupancy.snapshot();
-    let zone = known
-        .get(&zone_key)
-        .ok_or_else(|| ApiError::NotFound(format!("no zone `{zone_key}`; GET /api/v1/occupancy lists them")))?;
+    let zone = known.get(&zone_key).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no zone `{zone_key}`; GET /api/v1/occupancy lists them"
+        ))
+    })?;
     let to = match &q.to {
         Some(t) => parse_time("to", t)?,
         None => state.clock.now_ms(),
@@ -144,11 +168,18 @@ async fn occupancy_history(
         return Err(ApiError::BadRequest("`from` must be before `to`".into()));
     }
     if to - from > MAX_HISTORY_MS {
-        return Err(ApiError::BadRequest("at most 31 days of minute buckets per request".into()));
+        return Err(ApiError::BadRequest(
+            "at most 31 days of minute buckets per request".into(),
+        ));
     }
-    let (camera, zone_name, path) = (zone.camera.to_string(), zone.zone.clone(), state.database.clone());
+    let (camera, zone_name, path) = (
+        zone.camera.to_string(),
+        zone.zone.clone(),
+        state.database.clone(),
+    );
     let rows = tokio::task::spawn_blocking(move || {
-        Database::open_read_only(&path).and_then(|db| db.occupancy_minutes(&camera, &zone_name, from, to))
+        Database::open_read_only(&path)
+            .and_then(|db| db.occupancy_minutes(&camera, &zone_name, from, to))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -157,12 +188,19 @@ async fn occupancy_history(
         .into_iter()
         .map(|b| wire::OccupancyBucket {
             start: rfc3339(b.bucket_start),
-            mean_occupancy: (b.occupancy_sum as f64 / b.samples.max(1) as f64 * 100.0).round() / 100.0,
+            mean_occupancy: (b.occupancy_sum as f64 / b.samples.max(1) as f64 * 100.0).round()
+                / 100.0,
             max_occupancy: b.occupancy_max,
             samples: b.samples,
         })
         .collect();
-    Ok(Json(wire::OccupancyHistory { zone: zone_key, from: rfc3339(from), to: rfc3339(to), bucket: "1m", buckets }))
+    Ok(Json(wire::OccupancyHistory {
+        zone: zone_key,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        bucket: "1m",
+        buckets,
+    }))
 }
 
 #[cfg(test)]

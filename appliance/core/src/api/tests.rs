@@ -13,7 +13,9 @@ fn camera(id: &str, zone: &str) -> CameraConfig {
     let p = |x, y| Point { x, y };
     CameraConfig {
         id: id.into(),
-        source: Source::TestPattern { pattern: "ball".into() },
+        source: Source::TestPattern {
+            pattern: "ball".into(),
+        },
         purpose: None,
         analysis_fps: 2.0,
         analysis_width: 640,
@@ -34,21 +36,38 @@ struct Served {
 fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let state = state_fn(dir.path());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     runtime.spawn(async move { axum::serve(listener, router(state)).await });
-    Served { addr, _runtime: runtime, _dir: dir }
+    Served {
+        addr,
+        _runtime: runtime,
+        _dir: dir,
+    }
 }
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
     let body = response.split_once("\r\n\r\n").unwrap().1;
-    (status, serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}")))
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}")),
+    )
 }
 
 fn state(dir: &std::path::Path) -> AppState {
@@ -59,9 +78,18 @@ fn state(dir: &std::path::Path) -> AppState {
         h.last_frame_at = Some(NOW - 250);
         h.frames_analysed = 7;
     });
-    health.update(&"yard".into(), |h| h.state = CameraState::Failing { reason: "connection refused".into() });
+    health.update(&"yard".into(), |h| {
+        h.state = CameraState::Failing {
+            reason: "connection refused".into(),
+        }
+    });
     let occupancy = OccupancyBoard::new(&cameras);
-    occupancy.record(&ZoneSample { camera: "lobby".into(), zone: "door".into(), at: NOW - 500, occupancy: 3 });
+    occupancy.record(&ZoneSample {
+        camera: "lobby".into(),
+        zone: "door".into(),
+        at: NOW - 500,
+        occupancy: 3,
+    });
     let database = dir.join("h.db");
     let mut db = Database::open(&database).unwrap();
     let delta = |start, samples, sum, max| BucketDelta {
@@ -72,8 +100,15 @@ fn state(dir: &std::path::Path) -> AppState {
         occupancy_sum: sum,
         occupancy_max: max,
     };
-    db.apply(&[delta(NOW - 120_000, 4, 10, 4), delta(NOW - 60_000, 3, 2, 1)]).unwrap();
-    AppState { site: "test".into(), occupancy, health, database, clock: Arc::new(ManualClock::new(NOW)) }
+    db.apply(&[delta(NOW - 120_000, 4, 10, 4), delta(NOW - 60_000, 3, 2, 1)])
+        .unwrap();
+    AppState {
+        site: "test".into(),
+        occupancy,
+        health,
+        database,
+        clock: Arc::new(ManualClock::new(NOW)),
+    }
 }
 
 #[test]
@@ -102,7 +137,10 @@ fn occupancy_lists_every_zone_and_only_counts() {
     assert_eq!(zones[1]["zone"], "yard.gate");
     assert!(zones[1]["occupancy"].is_null());
     let keys: Vec<_> = zones[0].as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["camera", "capacity", "occupancy", "updated_at", "zone"]);
+    assert_eq!(
+        keys,
+        ["camera", "capacity", "occupancy", "updated_at", "zone"]
+    );
 }
 
 #[test]
@@ -131,9 +169,25 @@ fn bad_requests_get_clear_errors() {
         assert!(message.contains(needle), "{path}: {message}");
     };
     check("/api/v1/occupancy/history", 400, "`zone` is required");
-    check("/api/v1/occupancy/history?zone=lobby.nowhere", 404, "no zone `lobby.nowhere`");
-    check("/api/v1/occupancy/history?zone=lobby.door&from=yesterday", 400, "RFC 3339");
-    check("/api/v1/occupancy/history?zone=lobby.door&from=2025-01-01T00:00:00Z", 400, "at most 31 days");
-    check("/api/v1/occupancy/history?zone=lobby.door&from=2025-11-24T17:00:00Z", 400, "before `to`");
+    check(
+        "/api/v1/occupancy/history?zone=lobby.nowhere",
+        404,
+        "no zone `lobby.nowhere`",
+    );
+    check(
+        "/api/v1/occupancy/history?zone=lobby.door&from=yesterday",
+        400,
+        "RFC 3339",
+    );
+    check(
+        "/api/v1/occupancy/history?zone=lobby.door&from=2025-01-01T00:00:00Z",
+        400,
+        "at most 31 days",
+    );
+    check(
+        "/api/v1/occupancy/history?zone=lobby.door&from=2025-11-24T17:00:00Z",
+        400,
+        "before `to`",
+    );
     check("/api/v2/nothing", 404, "no such route");
 }

@@ -162,14 +162,23 @@ impl SecretSource for SystemSecrets {
         std::env::var(name).ok()
     }
     fn file(&self, path: &Path) -> Option<String> {
-        std::fs::read_to_string(path).ok().map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
     }
 }
 
 const DEFAULT_ANALYSIS_FPS: f64 = 2.0;
 const DEFAULT_ANALYSIS_WIDTH: u32 = 640;
-const SECTIONS: &[&str] =
-    &["appliance", "api", "defaults", "cameras", "detection", "privacy", "analytics"];
+const SECTIONS: &[&str] = &[
+    "appliance",
+    "api",
+    "defaults",
+    "cameras",
+    "detection",
+    "privacy",
+    "analytics",
+];
 
 impl Config {
     /// Reads and validates a config file; relative paths in it are relative
@@ -185,11 +194,22 @@ impl Config {
         Config::parse(&text, base, secrets)
     }
 
-    pub fn parse(text: &str, base: &Path, secrets: &dyn SecretSource) -> Result<Config, ConfigErrors> {
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        secrets: &dyn SecretSource,
+    ) -> Result<Config, ConfigErrors> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigErrors(vec![ConfigError { path: String::new(), message: format!("not valid TOML: {e}") }])
+            ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: format!("not valid TOML: {e}"),
+            }])
         })?;
-        let mut v = Validator { errors: Vec::new(), base, secrets };
+        let mut v = Validator {
+            errors: Vec::new(),
+            base,
+            secrets,
+        };
         let config = v.config(table);
         if v.errors.is_empty() {
             // `config` is only None when an error was recorded.
@@ -201,7 +221,9 @@ impl Config {
 
     /// Every zone, keyed `camera.zone`, with its camera.
     pub fn zones(&self) -> impl Iterator<Item = (&CameraConfig, &ZoneConfig)> {
-        self.cameras.iter().flat_map(|c| c.zones.iter().map(move |z| (c, z)))
+        self.cameras
+            .iter()
+            .flat_map(|c| c.zones.iter().map(move |z| (c, z)))
     }
 }
 
@@ -213,7 +235,10 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError { path: path.into(), message: message.into() });
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     /// Deserialises one table, recording a failure under its full key path.
@@ -222,7 +247,11 @@ impl Validator<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 let inner = e.path().to_string();
-                let full = if inner == "." || inner.is_empty() { path.to_string() } else { format!("{path}.{inner}") };
+                let full = if inner == "." || inner.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}.{inner}")
+                };
                 // toml appends its own "in `key`" line; the path above says it better.
                 let message = e.into_inner().to_string();
                 self.error(full, message.lines().next().unwrap_or_default().to_string());
@@ -233,7 +262,11 @@ impl Validator<'_> {
 
     /// A top-level section; when absent or broken, its defaults stand in so
     /// that the other sections are still checked.
-    fn section<T: DeserializeOwned + Default>(&mut self, path: &str, value: Option<toml::Value>) -> T {
+    fn section<T: DeserializeOwned + Default>(
+        &mut self,
+        path: &str,
+        value: Option<toml::Value>,
+    ) -> T {
         value.and_then(|v| self.table(path, v)).unwrap_or_default()
     }
 
@@ -265,12 +298,20 @@ impl Validator<'_> {
         if site.trim().is_empty() {
             self.error("appliance.site", "must not be empty");
         }
-        let state_dir = self.path(&appliance.state_dir.unwrap_or_else(|| "/var/lib/headcount".into()));
+        let state_dir = self.path(
+            &appliance
+                .state_dir
+                .unwrap_or_else(|| "/var/lib/headcount".into()),
+        );
         let database = appliance
             .database
             .map(|d| self.path(&d))
             .unwrap_or_else(|| state_dir.join("headcount.db"));
-        let models_dir = self.path(&appliance.models_dir.unwrap_or_else(|| "/usr/share/headcount/models".into()));
+        let models_dir = self.path(
+            &appliance
+                .models_dir
+                .unwrap_or_else(|| "/usr/share/headcount/models".into()),
+        );
         let onnxruntime_library = appliance.onnxruntime_library.map(|p| self.path(&p));
 
         let api_bind = self.api_bind(api.bind.as_deref().unwrap_or("127.0.0.1:8080"));
@@ -296,7 +337,10 @@ impl Validator<'_> {
     fn api_bind(&mut self, bind: &str) -> Option<SocketAddr> {
         match bind.parse::<SocketAddr>() {
             Err(_) => {
-                self.error("api.bind", format!("`{bind}` is not an address:port such as 127.0.0.1:8080"));
+                self.error(
+                    "api.bind",
+                    format!("`{bind}` is not an address:port such as 127.0.0.1:8080"),
+                );
                 None
             }
             Ok(addr) if !addr.ip().is_loopback() => {
@@ -310,7 +354,11 @@ impl Validator<'_> {
         }
     }
 
-    fn cameras(&mut self, value: Option<toml::Value>, defaults: &RawCameraDefaults) -> Vec<CameraConfig> {
+    fn cameras(
+        &mut self,
+        value: Option<toml::Value>,
+        defaults: &RawCameraDefaults,
+    ) -> Vec<CameraConfig> {
         let table = match value {
             None => {
                 self.error("cameras", "at least one camera is needed");
@@ -318,7 +366,10 @@ impl Validator<'_> {
             }
             Some(toml::Value::Table(t)) => t,
             Some(_) => {
-                self.error("cameras", "must be a table of cameras, e.g. [cameras.lobby]");
+                self.error(
+                    "cameras",
+                    "must be a table of cameras, e.g. [cameras.lobby]",
+                );
                 return vec![];
             }
         };
@@ -329,7 +380,9 @@ impl Validator<'_> {
         for (name, value) in table {
             let path = format!("cameras.{name}");
             check_name(self, &path, &name);
-            let Some(raw) = self.table::<RawCamera>(&path, value) else { continue };
+            let Some(raw) = self.table::<RawCamera>(&path, value) else {
+                continue;
+            };
             if let Some(camera) = self.camera(&path, &name, raw, defaults) {
                 cameras.push(camera);
             }
@@ -337,33 +390,69 @@ impl Validator<'_> {
         cameras
     }
 
-    fn camera(&mut self, path: &str, name: &str, raw: RawCamera, defaults: &RawCameraDefaults) -> Option<CameraConfig> {
-        let analysis_fps = raw.overrides.analysis_fps.or(defaults.analysis_fps).unwrap_or(DEFAULT_ANALYSIS_FPS);
+    fn camera(
+        &mut self,
+        path: &str,
+        name: &str,
+        raw: RawCamera,
+        defaults: &RawCameraDefaults,
+    ) -> Option<CameraConfig> {
+        let analysis_fps = raw
+            .overrides
+            .analysis_fps
+            .or(defaults.analysis_fps)
+            .unwrap_or(DEFAULT_ANALYSIS_FPS);
         if !(analysis_fps > 0.0 && analysis_fps <= 30.0) {
-            self.error(format!("{path}.analysis_fps"), format!("{analysis_fps} is outside (0, 30]"));
+            self.error(
+                format!("{path}.analysis_fps"),
+                format!("{analysis_fps} is outside (0, 30]"),
+            );
         }
-        let analysis_width = raw.overrides.analysis_width.or(defaults.analysis_width).unwrap_or(DEFAULT_ANALYSIS_WIDTH);
+        let analysis_width = raw
+            .overrides
+            .analysis_width
+            .or(defaults.analysis_width)
+            .unwrap_or(DEFAULT_ANALYSIS_WIDTH);
         if !(160..=1920).contains(&analysis_width) {
-            self.error(format!("{path}.analysis_width"), format!("{analysis_width} is outside [160, 1920]"));
+            self.error(
+                format!("{path}.analysis_width"),
+                format!("{analysis_width} is outside [160, 1920]"),
+            );
         }
-        let transport = match raw.overrides.transport.as_deref().or(defaults.transport.as_deref()).unwrap_or("tcp") {
+        let transport = match raw
+            .overrides
+            .transport
+            .as_deref()
+            .or(defaults.transport.as_deref())
+            .unwrap_or("tcp")
+        {
             "tcp" => Transport::Tcp,
             "udp" => Transport::Udp,
             "auto" => Transport::Auto,
             other => {
-                self.error(format!("{path}.transport"), format!("`{other}` is not one of tcp, udp, auto"));
+                self.error(
+                    format!("{path}.transport"),
+                    format!("`{other}` is not one of tcp, udp, auto"),
+                );
                 Transport::Tcp
             }
         };
-        let credentials = raw.credentials.and_then(|c| self.credentials(&format!("{path}.credentials"), c));
+        let credentials = raw
+            .credentials
+            .and_then(|c| self.credentials(&format!("{path}.credentials"), c));
         let zones = raw
             .zones
             .into_iter()
-            .filter_map(|(zone_name, zone)| self.zone(&format!("{path}.zones.{zone_name}"), zone_name, zone))
+            .filter_map(|(zone_name, zone)| {
+                self.zone(&format!("{path}.zones.{zone_name}"), zone_name, zone)
+            })
             .collect();
         let source = match raw.url {
             None => {
-                self.error(format!("{path}.url"), "is required (rtsp://host/path, file:/path or testsrc:PATTERN)");
+                self.error(
+                    format!("{path}.url"),
+                    "is required (rtsp://host/path, file:/path or testsrc:PATTERN)",
+                );
                 None
             }
             Some(url) => self.source(&format!("{path}.url"), &url, transport, credentials),
@@ -378,8 +467,17 @@ impl Validator<'_> {
         })
     }
 
-    fn source(&mut self, path: &str, url: &str, transport: Transport, credentials: Option<Credentials>) -> Option<Source> {
-        if let Some(rest) = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://")) {
+    fn source(
+        &mut self,
+        path: &str,
+        url: &str,
+        transport: Transport,
+        credentials: Option<Credentials>,
+    ) -> Option<Source> {
+        if let Some(rest) = url
+            .strip_prefix("rtsp://")
+            .or_else(|| url.strip_prefix("rtsps://"))
+        {
             let authority = rest.split('/').next().unwrap_or("");
             if authority.contains('@') {
                 // Do not echo the URL: it holds a secret.
@@ -390,7 +488,11 @@ impl Validator<'_> {
                 self.error(path, format!("`{url}` has no host"));
                 return None;
             }
-            return Some(Source::Rtsp { url: url.to_string(), transport, credentials });
+            return Some(Source::Rtsp {
+                url: url.to_string(),
+                transport,
+                credentials,
+            });
         }
         if credentials.is_some() {
             self.error(path, "credentials only apply to rtsp:// cameras");
@@ -400,37 +502,61 @@ impl Validator<'_> {
             return Some(Source::File { path: file });
         }
         if let Some(pattern) = url.strip_prefix("testsrc:") {
-            if pattern.is_empty() || !pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                self.error(path, format!("`{pattern}` is not a test pattern name such as ball or smpte"));
+            if pattern.is_empty()
+                || !pattern
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                self.error(
+                    path,
+                    format!("`{pattern}` is not a test pattern name such as ball or smpte"),
+                );
                 return None;
             }
-            return Some(Source::TestPattern { pattern: pattern.to_string() });
+            return Some(Source::TestPattern {
+                pattern: pattern.to_string(),
+            });
         }
-        self.error(path, format!("`{url}` is not an rtsp://, rtsps://, file: or testsrc: URL"));
+        self.error(
+            path,
+            format!("`{url}` is not an rtsp://, rtsps://, file: or testsrc: URL"),
+        );
         None
     }
 
     fn credentials(&mut self, path: &str, raw: RawCredentials) -> Option<Credentials> {
         let reference = raw.password_ref.as_str();
         let resolved = if let Some(var) = reference.strip_prefix("env:") {
-            self.secrets.env(var).ok_or_else(|| format!("environment variable {var} is not set"))
+            self.secrets
+                .env(var)
+                .ok_or_else(|| format!("environment variable {var} is not set"))
         } else if let Some(file) = reference.strip_prefix("file:") {
             let file = self.path(Path::new(file));
-            self.secrets.file(&file).ok_or_else(|| format!("cannot read {}", file.display()))
+            self.secrets
+                .file(&file)
+                .ok_or_else(|| format!("cannot read {}", file.display()))
         } else if let Some(name) = reference.strip_prefix("credential:") {
             // systemd's LoadCredential= places credentials here.
             match self.secrets.env("CREDENTIALS_DIRECTORY") {
                 Some(dir) => {
                     let file = Path::new(&dir).join(name);
-                    self.secrets.file(&file).ok_or_else(|| format!("systemd credential {name} is missing"))
+                    self.secrets
+                        .file(&file)
+                        .ok_or_else(|| format!("systemd credential {name} is missing"))
                 }
-                None => Err("no systemd credentials are available (CREDENTIALS_DIRECTORY is not set)".into()),
+                None => Err(
+                    "no systemd credentials are available (CREDENTIALS_DIRECTORY is not set)"
+                        .into(),
+                ),
             }
         } else {
             Err("must start with env:, file: or credential:".into())
         };
         match resolved {
-            Ok(password) => Some(Credentials { user: raw.user, password: Secret(password) }),
+            Ok(password) => Some(Credentials {
+                user: raw.user,
+                password: Secret(password),
+            }),
             Err(message) => {
                 self.error(format!("{path}.password_ref"), message);
                 None
@@ -442,23 +568,35 @@ impl Validator<'_> {
         check_name(self, path, &name);
         let errors_before = self.errors.len();
         if raw.polygon.len() < 3 {
-            self.error(format!("{path}.polygon"), format!("needs at least 3 points, has {}", raw.polygon.len()));
+            self.error(
+                format!("{path}.polygon"),
+                format!("needs at least 3 points, has {}", raw.polygon.len()),
+            );
         }
         let mut points = Vec::with_capacity(raw.polygon.len());
         for (i, p) in raw.polygon.iter().enumerate() {
             match p.as_slice() {
                 [x, y] if (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y) => {
-                    points.push(Point { x: *x as f32, y: *y as f32 })
+                    points.push(Point {
+                        x: *x as f32,
+                        y: *y as f32,
+                    })
                 }
                 [x, y] => self.error(
                     format!("{path}.polygon[{i}]"),
                     format!("[{x}, {y}] is outside the frame; coordinates are fractions in [0, 1]"),
                 ),
-                _ => self.error(format!("{path}.polygon[{i}]"), format!("needs 2 coordinates [x, y], has {}", p.len())),
+                _ => self.error(
+                    format!("{path}.polygon[{i}]"),
+                    format!("needs 2 coordinates [x, y], has {}", p.len()),
+                ),
             }
         }
         if raw.capacity == Some(0) {
-            self.error(format!("{path}.capacity"), "must be at least 1 (leave it out for no capacity)");
+            self.error(
+                format!("{path}.capacity"),
+                "must be at least 1 (leave it out for no capacity)",
+            );
         }
         (self.errors.len() == errors_before).then(|| ZoneConfig {
             name,
@@ -470,16 +608,28 @@ impl Validator<'_> {
     fn detection(&mut self, raw: RawDetection) -> DetectionConfig {
         let person_threshold = raw.person_threshold.unwrap_or(0.5);
         let face_threshold = raw.face_threshold.unwrap_or(0.6);
-        for (key, value) in [("person_threshold", person_threshold), ("face_threshold", face_threshold)] {
+        for (key, value) in [
+            ("person_threshold", person_threshold),
+            ("face_threshold", face_threshold),
+        ] {
             if !(value > 0.0 && value < 1.0) {
-                self.error(format!("detection.{key}"), format!("{value} is outside (0, 1)"));
+                self.error(
+                    format!("detection.{key}"),
+                    format!("{value} is outside (0, 1)"),
+                );
             }
         }
         let workers = raw.workers.unwrap_or(1);
         let threads_per_worker = raw.threads_per_worker.unwrap_or(2);
-        for (key, value) in [("workers", workers), ("threads_per_worker", threads_per_worker)] {
+        for (key, value) in [
+            ("workers", workers),
+            ("threads_per_worker", threads_per_worker),
+        ] {
             if !(1..=64).contains(&value) {
-                self.error(format!("detection.{key}"), format!("{value} is outside [1, 64]"));
+                self.error(
+                    format!("detection.{key}"),
+                    format!("{value} is outside [1, 64]"),
+                );
             }
         }
         DetectionConfig {
@@ -494,21 +644,36 @@ impl Validator<'_> {
     fn privacy(&mut self, raw: RawPrivacy) -> PrivacyConfig {
         let mask_scale = raw.mask_scale.unwrap_or(1.3);
         if !(1.0..=3.0).contains(&mask_scale) {
-            self.error("privacy.mask_scale", format!("{mask_scale} is outside [1, 3]"));
+            self.error(
+                "privacy.mask_scale",
+                format!("{mask_scale} is outside [1, 3]"),
+            );
         }
-        PrivacyConfig { redaction: raw.redaction.unwrap_or_default(), mask_scale }
+        PrivacyConfig {
+            redaction: raw.redaction.unwrap_or_default(),
+            mask_scale,
+        }
     }
 
     fn analytics(&mut self, raw: RawAnalytics) -> AnalyticsConfig {
         let smoothing_secs = raw.smoothing_secs.unwrap_or(3.0);
         if !(0.0..=60.0).contains(&smoothing_secs) {
-            self.error("analytics.smoothing_secs", format!("{smoothing_secs} is outside [0, 60]"));
+            self.error(
+                "analytics.smoothing_secs",
+                format!("{smoothing_secs} is outside [0, 60]"),
+            );
         }
         let flush_secs = raw.flush_secs.unwrap_or(10);
         if !(1..=60).contains(&flush_secs) {
-            self.error("analytics.flush_secs", format!("{flush_secs} is outside [1, 60]"));
+            self.error(
+                "analytics.flush_secs",
+                format!("{flush_secs} is outside [1, 60]"),
+            );
         }
-        AnalyticsConfig { smoothing_secs, flush_secs }
+        AnalyticsConfig {
+            smoothing_secs,
+            flush_secs,
+        }
     }
 }
 
@@ -516,9 +681,14 @@ impl Validator<'_> {
 fn check_name(v: &mut Validator<'_>, path: &str, name: &str) {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !ok {
-        v.error(path, format!("name `{name}` must be 1-64 characters of a-z, 0-9, _ and -"));
+        v.error(
+            path,
+            format!("name `{name}` must be 1-64 characters of a-z, 0-9, _ and -"),
+        );
     }
 }
 

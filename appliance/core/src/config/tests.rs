@@ -52,13 +52,20 @@ fn a_good_config_is_typed_and_merged_with_defaults() {
     let c = parse(GOOD).unwrap();
     assert_eq!(c.site, "hq");
     assert_eq!(c.state_dir, PathBuf::from("/etc/headcount/state"));
-    assert_eq!(c.database, PathBuf::from("/etc/headcount/state/headcount.db"));
+    assert_eq!(
+        c.database,
+        PathBuf::from("/etc/headcount/state/headcount.db")
+    );
     assert_eq!(c.api_bind, "127.0.0.1:8080".parse().unwrap());
     let lobby = &c.cameras[0];
     assert_eq!(&*lobby.id, "lobby");
     assert_eq!(lobby.analysis_fps, 1.0);
     match &lobby.source {
-        Source::Rtsp { transport, credentials: Some(creds), .. } => {
+        Source::Rtsp {
+            transport,
+            credentials: Some(creds),
+            ..
+        } => {
             assert_eq!(*transport, Transport::Udp);
             assert_eq!(creds.password.expose(), "hunter2");
         }
@@ -66,8 +73,16 @@ fn a_good_config_is_typed_and_merged_with_defaults() {
     }
     assert_eq!(lobby.zones[0].capacity, Some(25));
     assert_eq!(c.cameras[1].analysis_fps, 2.0);
-    assert_eq!(c.cameras[1].source, Source::TestPattern { pattern: "ball".into() });
-    assert_eq!(zone_index(&c).keys().collect::<Vec<_>>(), ["lobby.waiting_area"]);
+    assert_eq!(
+        c.cameras[1].source,
+        Source::TestPattern {
+            pattern: "ball".into()
+        }
+    );
+    assert_eq!(
+        zone_index(&c).keys().collect::<Vec<_>>(),
+        ["lobby.waiting_area"]
+    );
 }
 
 #[test]
@@ -120,7 +135,10 @@ mask_scale = 9
         assert!(got.contains(&e.to_string()), "missing {e:?} in {got:#?}");
     }
     assert_eq!(got.len(), expected.len(), "{got:#?}");
-    assert!(!got.iter().any(|e| e.contains("secret")), "a password leaked into an error: {got:#?}");
+    assert!(
+        !got.iter().any(|e| e.contains("secret")),
+        "a password leaked into an error: {got:#?}"
+    );
 }
 
 #[test]
@@ -142,14 +160,25 @@ capacity = "twenty"
     let got = errors(text);
     assert_eq!(got.len(), 3, "{got:#?}");
     assert!(got[0].starts_with("apliance: unknown section"), "{got:#?}");
-    assert!(got.iter().any(|e| e.starts_with("cameras.hall.zones.a.capacity: invalid type")), "{got:#?}");
-    assert!(got.iter().any(|e| e.starts_with("cameras.lobby") && e.contains("unknown field `fps`")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|e| e.starts_with("cameras.hall.zones.a.capacity: invalid type")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|e| e.starts_with("cameras.lobby") && e.contains("unknown field `fps`")),
+        "{got:#?}"
+    );
 }
 
 #[test]
 fn syntax_errors_and_missing_cameras() {
     assert!(errors("[cameras.lobby\nurl=1")[0].starts_with("not valid TOML"));
-    assert_eq!(errors("[appliance]\nsite = \"x\"\n"), ["cameras: at least one camera is needed"]);
+    assert_eq!(
+        errors("[appliance]\nsite = \"x\"\n"),
+        ["cameras: at least one camera is needed"]
+    );
     assert_eq!(
         errors("[cameras.Lobby]\nurl = \"ftp://x\"\n"),
         [
@@ -163,7 +192,10 @@ fn syntax_errors_and_missing_cameras() {
 fn the_shipped_configs_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     for name in ["demo.toml", "example.toml"] {
-        let secrets = FakeSecrets(HashMap::from([("LOBBY_CAM_PASSWORD", "x"), ("YARD_CAM_PASSWORD", "y")]));
+        let secrets = FakeSecrets(HashMap::from([
+            ("LOBBY_CAM_PASSWORD", "x"),
+            ("YARD_CAM_PASSWORD", "y"),
+        ]));
         if let Err(e) = Config::load(&root.join(name), &secrets) {
             panic!("{name}:\n{e}");
         }

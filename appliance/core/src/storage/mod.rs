@@ -20,11 +20,21 @@ pub fn schema_version() -> i64 {
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot create the database folder {path}: {source}")]
-    Folder { path: PathBuf, source: std::io::Error },
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database {path} has schema version {found}, newer than this headcount knows ({known}); refusing to touch it")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 /// One minute bucket as stored.
@@ -45,33 +55,61 @@ impl Database {
     /// Opens (creating if needed) and migrates the database for writing.
     pub fn open(path: &Path) -> Result<Database, StorageError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StorageError::Folder { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StorageError::Folder {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let wrap = |source| StorageError::Sqlite { path: path.to_path_buf(), source };
+        let wrap = |source| StorageError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut conn = Connection::open(path).map_err(wrap)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
         migrate(&mut conn, path)?;
-        Ok(Database { conn, path: path.to_path_buf() })
+        Ok(Database {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     /// A read-only connection for queries (the API).
     pub fn open_read_only(path: &Path) -> Result<Database, StorageError> {
-        let wrap = |source| StorageError::Sqlite { path: path.to_path_buf(), source };
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let wrap = |source| StorageError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
-        Ok(Database { conn, path: path.to_path_buf() })
+        Ok(Database {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     fn wrap(&self, source: rusqlite::Error) -> StorageError {
-        StorageError::Sqlite { path: self.path.clone(), source }
+        StorageError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Adds a batch of bucket deltas in one transaction.
     pub fn apply(&mut self, deltas: &[BucketDelta]) -> Result<(), StorageError> {
-        let tx = self.conn.transaction().map_err(|e| StorageError::Sqlite { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| StorageError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -84,8 +122,18 @@ impl Database {
                 )
                 .map_err(|e| StorageError::Sqlite { path: self.path.clone(), source: e })?;
             for d in deltas {
-                stmt.execute(params![&*d.camera, d.zone, d.bucket_start, d.samples, d.occupancy_sum as i64, d.occupancy_max])
-                    .map_err(|e| StorageError::Sqlite { path: self.path.clone(), source: e })?;
+                stmt.execute(params![
+                    &*d.camera,
+                    d.zone,
+                    d.bucket_start,
+                    d.samples,
+                    d.occupancy_sum as i64,
+                    d.occupancy_max
+                ])
+                .map_err(|e| StorageError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
             }
         }
         tx.commit().map_err(|e| self.wrap(e))
@@ -117,30 +165,46 @@ impl Database {
                 })
             })
             .map_err(|e| self.wrap(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.wrap(e))
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.wrap(e))
     }
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
-    let wrap = |source| StorageError::Sqlite { path: path.to_path_buf(), source };
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(wrap)?;
+    let wrap = |source| StorageError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(wrap)?;
     let known = schema_version();
     if version > known {
-        return Err(StorageError::TooNew { path: path.to_path_buf(), found: version, known });
+        return Err(StorageError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known,
+        });
     }
     let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(wrap)?;
     if version == 0 && tables == 0 {
         let tx = conn.transaction().map_err(wrap)?;
         tx.execute_batch(SCHEMA).map_err(wrap)?;
-        tx.pragma_update(None, "user_version", known).map_err(wrap)?;
+        tx.pragma_update(None, "user_version", known)
+            .map_err(wrap)?;
         return tx.commit().map_err(wrap);
     }
     for (step, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction().map_err(wrap)?;
         tx.execute_batch(sql).map_err(wrap)?;
-        tx.pragma_update(None, "user_version", step as i64 + 1).map_err(wrap)?;
+        tx.pragma_update(None, "user_version", step as i64 + 1)
+            .map_err(wrap)?;
         tx.commit().map_err(wrap)?;
         tracing::info!(step = step + 1, "database upgraded");
     }
@@ -156,11 +220,16 @@ pub fn run_writer(mut db: Database, batches: Receiver<Vec<BucketDelta>>) {
         backlog.extend(batch);
         match db.apply(&backlog) {
             Ok(()) => backlog.clear(),
-            Err(e) => tracing::error!(error = %e, pending = backlog.len(), "could not write buckets; will retry"),
+            Err(e) => {
+                tracing::error!(error = %e, pending = backlog.len(), "could not write buckets; will retry")
+            }
         }
     }
     if !backlog.is_empty() {
-        tracing::error!(pending = backlog.len(), "buckets left unwritten at shutdown");
+        tracing::error!(
+            pending = backlog.len(),
+            "buckets left unwritten at shutdown"
+        );
     }
 }
 
@@ -183,15 +252,24 @@ mod tests {
         // The oldest database: version 0 with an unrelated table, so that
         // the step-by-step path runs rather than the fresh-schema path.
         let old_path = dir.path().join("old.db");
-        Connection::open(&old_path).unwrap().execute_batch("CREATE TABLE keep_me (x INTEGER);").unwrap();
+        Connection::open(&old_path)
+            .unwrap()
+            .execute_batch("CREATE TABLE keep_me (x INTEGER);")
+            .unwrap();
         let upgraded = Database::open(&old_path).unwrap();
         let mut upgraded_schema = schema_of(&upgraded.conn);
         upgraded_schema.retain(|(name, _)| name != "keep_me");
         let strip = |s: Vec<(String, String)>| -> Vec<(String, String)> {
-            s.into_iter().map(|(n, sql)| (n, sql.split_whitespace().collect::<Vec<_>>().join(" "))).collect()
+            s.into_iter()
+                .map(|(n, sql)| (n, sql.split_whitespace().collect::<Vec<_>>().join(" ")))
+                .collect()
         };
         assert_eq!(strip(schema_of(&fresh.conn)), strip(upgraded_schema));
-        let version = |db: &Database| db.conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap();
+        let version = |db: &Database| {
+            db.conn
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
         assert_eq!(version(&fresh), schema_version());
         assert_eq!(version(&upgraded), schema_version());
     }
@@ -200,8 +278,14 @@ mod tests {
     fn a_database_from_the_future_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.db");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(Database::open(&path), Err(StorageError::TooNew { found: 99, .. })));
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Database::open(&path),
+            Err(StorageError::TooNew { found: 99, .. })
+        ));
     }
 
     #[test]
@@ -216,19 +300,41 @@ mod tests {
             occupancy_sum: sum,
             occupancy_max: max,
         };
-        Database::open(&path).unwrap().apply(&[delta(60_000, 2, 6, 4), delta(120_000, 1, 1, 1)]).unwrap();
+        Database::open(&path)
+            .unwrap()
+            .apply(&[delta(60_000, 2, 6, 4), delta(120_000, 1, 1, 1)])
+            .unwrap();
         // A restart within the same minute adds to what was saved.
-        Database::open(&path).unwrap().apply(&[delta(60_000, 3, 3, 2)]).unwrap();
+        Database::open(&path)
+            .unwrap()
+            .apply(&[delta(60_000, 3, 3, 2)])
+            .unwrap();
         let reader = Database::open_read_only(&path).unwrap();
         let got = reader.occupancy_minutes("cam", "door", 0, 180_000).unwrap();
         assert_eq!(
             got,
             [
-                MinuteBucket { bucket_start: 60_000, samples: 5, occupancy_sum: 9, occupancy_max: 4 },
-                MinuteBucket { bucket_start: 120_000, samples: 1, occupancy_sum: 1, occupancy_max: 1 },
+                MinuteBucket {
+                    bucket_start: 60_000,
+                    samples: 5,
+                    occupancy_sum: 9,
+                    occupancy_max: 4
+                },
+                MinuteBucket {
+                    bucket_start: 120_000,
+                    samples: 1,
+                    occupancy_sum: 1,
+                    occupancy_max: 1
+                },
             ]
         );
-        assert!(reader.occupancy_minutes("cam", "door", 0, 60_000).unwrap().is_empty());
-        assert!(reader.occupancy_minutes("cam", "other", 0, 180_000).unwrap().is_empty());
+        assert!(reader
+            .occupancy_minutes("cam", "door", 0, 60_000)
+            .unwrap()
+            .is_empty());
+        assert!(reader
+            .occupancy_minutes("cam", "other", 0, 180_000)
+            .unwrap()
+            .is_empty());
     }
 }

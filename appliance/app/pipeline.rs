@@ -1,0 +1,237 @@
+//! The running appliance: stages on their own threads, joined by bounded
+//! channels with named payloads.
+//!
+//! cameras (GStreamer threads) --Frame--> inference workers (detect, then
+//! redact: nothing downstream sees a raw frame) --Analysed--> analytics
+//! (zones, minute buckets) --Vec<BucketDelta>--> SQLite writer.
+//!
+//! Frames are dropped (and counted in health) before inference when the
+//! workers are busy, never after. Shutdown runs front to back: stopping the
+//! cameras closes the frame channel, which ends the workers, which ends
+//! analytics (after a last flush), which ends the writer.
+
+use anyhow::Context;
+use headcount_core::analytics::{BucketDelta, MinuteAggregator, OccupancyBoard, ZoneCounter};
+use headcount_core::clock::{Clock, UnixMs};
+use headcount_core::config::Config;
+use headcount_core::detection::Detection;
+use headcount_core::frame::{CameraId, Frame};
+use headcount_core::health::HealthBoard;
+use headcount_core::redaction::Redactor;
+use headcount_core::storage::{self, Database};
+use headcount_media::{CameraHandle, SupervisorTiming};
+use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
+use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What inference hands to analytics: counts material only, no pixels.
+pub struct Analysed {
+    pub camera: CameraId,
+    pub at: UnixMs,
+    pub persons: Vec<Detection>,
+}
+
+pub struct Appliance {
+    pub health: HealthBoard,
+    pub occupancy: OccupancyBoard,
+    cameras: Vec<CameraHandle>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+pub fn detector_settings(config: &Config) -> DetectorSettings {
+    DetectorSettings {
+        person_threshold: config.detection.person_threshold,
+        face_threshold: config.detection.face_threshold,
+        person_tiling: config.detection.person_tiling,
+        threads: config.detection.threads_per_worker,
+    }
+}
+
+impl Appliance {
+    /// Verifies and loads the models, opens the database and starts every
+    /// stage. Fails before any camera starts if a model or the database is
+    /// unusable.
+    pub fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Appliance> {
+        let runtime = OnnxRuntime::load(config.onnxruntime_library.as_deref())?;
+        let settings = detector_settings(config);
+        let detectors = (0..config.detection.workers)
+            .map(|_| Detectors::load(&runtime, &config.models_dir, settings))
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot load the models")?;
+        let db = Database::open(&config.database)?;
+
+        let ids: Vec<CameraId> = config.cameras.iter().map(|c| c.id.clone()).collect();
+        let health = HealthBoard::new(&ids);
+        let occupancy = OccupancyBoard::new(&config.cameras);
+        let mut threads = Vec::new();
+
+        let (bucket_tx, bucket_rx) = sync_channel(16);
+        threads.push(spawn("storage", move || {
+            storage::run_writer(db, bucket_rx)
+        })?);
+
+        let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
+        let counters = config
+            .cameras
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    ZoneCounter::new(c, config.analytics.smoothing_secs),
+                )
+            })
+            .collect();
+        let analytics = Analytics {
+            counters,
+            board: occupancy.clone(),
+            aggregator: MinuteAggregator::default(),
+            flush_every: Duration::from_secs(config.analytics.flush_secs),
+            buckets: bucket_tx,
+        };
+        threads.push(spawn("analytics", move || analytics.run(analysed_rx))?);
+
+        // Two frames per camera in flight at most; the rest are dropped.
+        let (frame_tx, frame_rx) = sync_channel::<Frame>(2 * config.cameras.len().max(1));
+        let frame_rx = Arc::new(Mutex::new(frame_rx));
+        let redactor = Redactor::new(config.privacy.redaction, config.privacy.mask_scale);
+        for (i, detectors) in detectors.into_iter().enumerate() {
+            let worker = Worker {
+                detectors,
+                redactor,
+                health: health.clone(),
+                out: analysed_tx.clone(),
+            };
+            let frames = frame_rx.clone();
+            threads.push(spawn(&format!("inference-{i}"), move || {
+                worker.run(frames)
+            })?);
+        }
+        drop(analysed_tx);
+
+        let cameras = config
+            .cameras
+            .iter()
+            .map(|c| {
+                headcount_media::spawn_camera(
+                    c,
+                    frame_tx.clone(),
+                    health.clone(),
+                    clock.clone(),
+                    SupervisorTiming::default(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Appliance {
+            health,
+            occupancy,
+            cameras,
+            threads,
+        })
+    }
+
+    /// Stops the cameras, then waits for every stage to drain.
+    pub fn stop(self) {
+        for camera in self.cameras {
+            camera.stop();
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .with_context(|| format!("cannot start thread {name}"))
+}
+
+struct Worker {
+    detectors: Detectors,
+    redactor: Redactor,
+    health: HealthBoard,
+    out: SyncSender<Analysed>,
+}
+
+impl Worker {
+    fn run(mut self, frames: Arc<Mutex<Receiver<Frame>>>) {
+        loop {
+            // The lock is held only while waiting for the next frame.
+            let frame = match frames.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                Ok(f) => f,
+                Err(_) => return,
+            };
+            let (camera, at) = (frame.camera().clone(), frame.timestamp_ms());
+            let detections = match self.detectors.detect(&frame) {
+                Ok((d, _)) => d,
+                Err(e) => {
+                    tracing::error!(camera = %camera, error = %e, "person detection failed; frame skipped");
+                    continue;
+                }
+            };
+            // From here on only the redacted frame exists. Nothing downstream
+            // consumes pixels yet, so it ends here; snapshots will take it.
+            let redacted = self.redactor.redact(frame, &detections);
+            self.health.update(&camera, |h| {
+                h.frames_analysed += 1;
+                if redacted.obscured_whole() {
+                    h.frames_obscured += 1;
+                }
+            });
+            if self
+                .out
+                .send(Analysed {
+                    camera,
+                    at,
+                    persons: detections.persons,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+struct Analytics {
+    counters: HashMap<CameraId, ZoneCounter>,
+    board: OccupancyBoard,
+    aggregator: MinuteAggregator,
+    flush_every: Duration,
+    buckets: SyncSender<Vec<BucketDelta>>,
+}
+
+impl Analytics {
+    fn run(mut self, input: Receiver<Analysed>) {
+        let mut last_flush = Instant::now();
+        loop {
+            match input.recv_timeout(Duration::from_millis(500)) {
+                Ok(a) => {
+                    if let Some(counter) = self.counters.get_mut(&a.camera) {
+                        for sample in counter.observe(a.at, &a.persons) {
+                            self.board.record(&sample);
+                            self.aggregator.add(&sample);
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_flush.elapsed() >= self.flush_every {
+                self.flush();
+                last_flush = Instant::now();
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if !self.aggregator.is_empty() && self.buckets.send(self.aggregator.drain()).is_err() {
+            tracing::error!("the storage writer has stopped; buckets lost");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One idempotent setup for the demo, the tests and the bench, on Debian 12:
+# Debian packages, then (via fetch.py) ONNX Runtime, the models and the test
+# media, all verified by sha256 and cached outside the repository, then the
+# demo camera's H.264 stream, then a release build.
+#
+# Usage: scripts/setup.sh        (sourced by demo.sh, test.sh and bench.sh)
+# Env:   HEADCOUNT_CACHE (default /var/cache/headcount)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export HEADCOUNT_CACHE="${HEADCOUNT_CACHE:-/var/cache/headcount}"
+export ORT_DYLIB_PATH="$HEADCOUNT_CACHE/onnxruntime/libonnxruntime.so.1.31.1"
+export HEADCOUNT_MEDIA="$HEADCOUNT_CACHE/media"
+
+packages=(
+  pkg-config build-essential python3 python3-pip curl
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "error: Rust (cargo) is needed: install it with rustup" >&2; exit 1; }
+
+mkdir -p "$HEADCOUNT_CACHE"
+python3 "$repo/scripts/fetch.py" "$HEADCOUNT_CACHE"
+
+# The demo camera serves vtest as H.264 in MPEG-TS, one keyframe a second
+# (10 frames) so that a client that joins or reconnects decodes at once.
+transcode() { # SOURCE TARGET CAPS KEYINT
+  [ -s "$2" ] && return 0
+  echo "Transcoding $(basename "$1") -> $(basename "$2")"
+  gst-launch-1.0 -q filesrc location="$1" ! decodebin ! videoconvert ! videoscale ! videorate ! "$3" \
+    ! x264enc speed-preset=veryfast key-int-max="$4" bframes=0 ! h264parse ! mpegtsmux ! filesink location="$2.part"
+  mv "$2.part" "$2"
+}
+transcode "$HEADCOUNT_MEDIA/vtest.avi" "$HEADCOUNT_MEDIA/vtest.ts" "video/x-raw,format=I420" 10
+
+cd "$repo"
+cargo build --release --quiet
+echo "Setup done: $repo/target/release/headcount"
