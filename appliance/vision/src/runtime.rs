@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The file name inside the PyPI wheel that setup installs.
 const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
-const DEFAULT_CACHE: &str = "/var/cache/headcount/onnxruntime";
+const DEFAULT_CACHE: &str = "/var/cache/headcount";
 
 /// The loaded library. Creating it twice is harmless: the first load wins.
 #[derive(Clone)]
@@ -16,30 +16,27 @@ pub struct OnnxRuntime {
     environment: ort::environment::Environment,
 }
 
-/// Where the library is looked for: the configured path, then
-/// `$ORT_DYLIB_PATH`, then beside the executable, then setup's cache.
+/// Where the library is looked for: the configured path, else
+/// `$ORT_DYLIB_PATH`; only when neither is set, beside the executable and
+/// in setup's cache. An explicit path that is wrong is an error, not a hint.
 pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = configured {
-        candidates.push(p.to_path_buf());
-    } else {
-        if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-            candidates.push(PathBuf::from(p));
+    let explicit = configured
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(path) => vec![path],
+        None => {
+            let beside_exe = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join(LIBRARY_NAME)));
+            let cache = std::env::var_os("HEADCOUNT_CACHE")
+                .map_or_else(|| PathBuf::from(DEFAULT_CACHE), |c| PathBuf::from(c));
+            beside_exe
+                .into_iter()
+                .chain([cache.join("onnxruntime").join(LIBRARY_NAME)])
+                .collect()
         }
-        if let Some(dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            candidates.push(dir.join(LIBRARY_NAME));
-        }
-        let cache =
-            std::env::var_os("HEADCOUNT_CACHE").map(|c| PathBuf::from(c).join("onnxruntime"));
-        candidates.push(
-            cache
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
-                .join(LIBRARY_NAME),
-        );
-    }
+    };
     candidates
         .iter()
         .find(|p| p.is_file())

@@ -1,0 +1,197 @@
+//! The command line's promises: every config error at once, clear errors for
+//! a missing ONNX Runtime and a tampered model (never a panic), and the
+//! shape of `analyze` output on the real demo video.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn assert_no_panic(stderr: &str) {
+    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
+}
+
+#[test]
+fn check_config_lists_every_error_with_its_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[api]
+bind = "127.0.0.1:http"
+[cameras.lobby]
+url = "rtsp://admin:pw@10.1.2.3/live"
+[cameras.lobby.zones.entrance]
+polygon = [[0.1, 0.1], [0.5, 0.5]]
+[cameras.hall]
+url = "testsrc:ball"
+analysis_fps = 100
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["check-config", path.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "api.bind: `127.0.0.1:http` is not an address:port such as 127.0.0.1:8080",
+            "cameras.hall.analysis_fps: 100 is outside (0, 30]",
+            "cameras.lobby.zones.entrance.polygon: needs at least 3 points, has 2",
+            "cameras.lobby.url: must not contain credentials; use credentials = { user = ..., password_ref = \"env:NAME\" }",
+        ],
+        "stderr: {stderr}"
+    );
+    assert!(!stdout.contains("pw@"), "the password was echoed");
+    let (code, stdout, _) = run(
+        &[
+            "check-config",
+            repo().join("config/demo.toml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn a_missing_or_broken_onnx_runtime_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let still = media("vtest.avi");
+    let models = repo().join("models");
+    let args = [
+        "analyze",
+        "--input",
+        still.to_str().unwrap(),
+        "--models-dir",
+        models.to_str().unwrap(),
+    ];
+    let missing = dir.path().join("libonnxruntime.so.1.31.1");
+    let (code, _, stderr) = run(&args, &[("ORT_DYLIB_PATH", missing.to_str().unwrap())]);
+    assert_eq!(code, 1);
+    assert_no_panic(&stderr);
+    assert!(
+        stderr.contains("ONNX Runtime library not found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+
+    std::fs::write(&missing, b"not a shared library").unwrap();
+    let (code, _, stderr) = run(&args, &[("ORT_DYLIB_PATH", missing.to_str().unwrap())]);
+    assert_eq!(code, 1);
+    assert_no_panic(&stderr);
+    assert!(stderr.contains("cannot load ONNX Runtime from"), "{stderr}");
+}
+
+fn copy_models(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(repo().join("models")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_tampered_model_is_refused_by_verify_and_by_the_appliance() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    copy_models(&models);
+    let (code, stdout, _) = run(
+        &["models", "verify", "--models-dir", models.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(stdout.matches(": ok").count(), 2, "{stdout}");
+
+    // Flip one byte in the middle of the face model.
+    let face = models.join("face_detection_yunet_2023mar.onnx");
+    let mut bytes = std::fs::read(&face).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&face, bytes).unwrap();
+
+    let (code, stdout, stderr) = run(
+        &["models", "verify", "--models-dir", models.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert_no_panic(&stderr);
+    assert!(
+        stdout.contains("face_detection_yunet_2023mar.onnx has sha256"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("refusing to load it"), "{stdout}");
+
+    // The appliance refuses to start with it, before touching any camera.
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[appliance]\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{}\"\n[cameras.c]\nurl = \"testsrc:ball\"\n",
+            dir.path().join("state"),
+            models,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert_no_panic(&stderr);
+    assert!(
+        stderr.contains("cannot load the models") && stderr.contains("altered or corrupted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn analyze_prints_one_json_line_per_analysed_frame() {
+    let video = media("vtest.avi");
+    let models = repo().join("models");
+    // vtest is 79.5 s at 10 fps; at 0.5 fps that is 40 analysed frames.
+    let (code, stdout, stderr) = run(
+        &[
+            "analyze",
+            "--input",
+            video.to_str().unwrap(),
+            "--fps",
+            "0.5",
+            "--boxes",
+            "--models-dir",
+            models.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let frames: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!((39..=41).contains(&frames.len()), "{} frames", frames.len());
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f["frame"], i as u64);
+        assert_eq!(f["timestamp_ms"], i as u64 * 2000, "{f}");
+        let persons = f["boxes"]["persons"].as_array().unwrap();
+        assert_eq!(f["persons"].as_u64().unwrap() as usize, persons.len());
+        for b in persons {
+            let v: Vec<f64> = b
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert!(
+                v[..4].iter().all(|c| (0.0..=1.0).contains(c)) && v[0] < v[2] && v[1] < v[3],
+                "{b}"
+            );
+            assert!(v[4] >= 0.5, "{b}");
+        }
+    }
+    // 3-8 people walk in every frame: the mean count must be in that range.
+    let mean = frames
+        .iter()
+        .map(|f| f["persons"].as_f64().unwrap())
+        .sum::<f64>()
+        / frames.len() as f64;
+    assert!((3.0..=8.0).contains(&mean), "mean persons per frame {mean}");
+}

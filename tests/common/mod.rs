@@ -1,0 +1,165 @@
+//! Shared helpers for the integration tests: they drive the real
+//! `headcount` binary, a real RTSP server (`headcount camera`) and the real
+//! API, all on loopback. Media and the ONNX Runtime come from
+//! scripts/setup.sh (HEADCOUNT_MEDIA, ORT_DYLIB_PATH).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_headcount");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file fetched by scripts/setup.sh; a missing one fails the test loudly.
+pub fn media(name: &str) -> PathBuf {
+    let dir = std::env::var_os("HEADCOUNT_MEDIA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/headcount/media".into());
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup.sh (or scripts/test.sh)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process that is killed when the test ends, however it ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// The demo camera serving vtest on `port`.
+pub fn start_camera(port: u16) -> Proc {
+    let child = Command::new(BIN)
+        .args([
+            "camera",
+            "--port",
+            &port.to_string(),
+            "--mount",
+            "/vtest",
+            "--file",
+        ])
+        .arg(media("vtest.ts"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "the RTSP server did not listen on {port}"
+    );
+    Proc(child)
+}
+
+/// A config for the demo video on the given ports, with a zone over the path.
+pub fn config(dir: &Path, api_port: u16, cameras: &[(&str, String)]) -> PathBuf {
+    let mut text = format!(
+        "[appliance]\nsite = \"test\"\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{api_port}\"\n\
+         [analytics]\nflush_secs = 1\n",
+        dir.join("state"),
+        repo().join("models")
+    );
+    for (name, url) in cameras {
+        text += &format!(
+            "[cameras.{name}]\nurl = \"{url}\"\n[cameras.{name}.zones.path]\n\
+             polygon = [[0.0, 0.33], [0.45, 0.30], [0.75, 0.17], [1.0, 0.17], [1.0, 0.86], [0.55, 0.62], [0.30, 0.50], [0.0, 0.45]]\n"
+        );
+    }
+    let path = dir.join("headcount.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn start_appliance(config: &Path, api_port: u16) -> Proc {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    assert!(
+        wait_until(Duration::from_secs(20), || get(api_port, "/api/v1/health")
+            .is_some()),
+        "the appliance did not answer on {api_port}"
+    );
+    proc
+}
+
+/// GET over plain HTTP/1.1; None if nothing answers.
+pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// The state of one camera in /api/v1/health.
+pub fn camera_state(port: u16, camera: &str) -> Option<(String, Option<String>)> {
+    let (_, health) = get(port, "/api/v1/health")?;
+    let cam = health["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["camera"] == camera)?
+        .clone();
+    Some((
+        cam["state"].as_str()?.to_string(),
+        cam["reason"].as_str().map(str::to_string),
+    ))
+}
+
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
