@@ -161,8 +161,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.fps, args.workers
     );
     let mut server = CameraServer::start(&args.video, args.port)?;
-    println!("streams  analysed fps/stream (min)  dropped  CPU % (appliance)  CPU %/stream  RSS MB  RSS MB/stream  server CPU %");
-    let base_rss = rss_mb();
+    println!("streams  analysed fps/stream (min)  dropped  CPU % (appliance)  CPU %/stream  RSS MB  RSS MB/extra stream  server CPU %");
+    let mut one_stream_rss = 0.0;
     let mut sustained = 0;
     for streams in 1..=args.max_streams {
         let text = config_text(
@@ -175,6 +175,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let config =
             Config::parse(&text, &state, &SystemSecrets).map_err(|e| anyhow::anyhow!("{e}"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        server.ensure_running()?;
         let appliance = Appliance::start(&config, clock)?;
         std::thread::sleep(Duration::from_secs(args.warmup_seconds));
         let before = appliance.health.snapshot();
@@ -197,10 +198,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             dropped += h.frames_dropped - b.frames_dropped;
         }
         let cpu_pct = cpu / wall * 100.0;
+        if streams == 1 {
+            one_stream_rss = rss;
+        }
+        // What each stream beyond the first adds (the models are loaded once).
+        let marginal_rss = if streams > 1 { (rss - one_stream_rss) / (streams - 1) as f64 } else { 0.0 };
         println!(
-            "{streams:7}  {min_rate:27.2}  {dropped:7}  {cpu_pct:17.0}  {:12.1}  {rss:6.0}  {:13.1}  {:12.0}",
+            "{streams:7}  {min_rate:27.2}  {dropped:7}  {cpu_pct:17.0}  {:12.1}  {rss:6.0}  {:19.1}  {:12.0}",
             cpu_pct / streams as f64,
-            (rss - base_rss).max(0.0) / streams as f64,
+            marginal_rss,
             server_cpu / wall * 100.0
         );
         // Sustained: every stream analysed at (nearly) the full rate, nothing dropped.
@@ -210,7 +216,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    server.stop();
+    drop(server);
     let _ = std::fs::remove_dir_all(&state);
     println!(
         "\nsustained: {sustained} stream(s) of 1080p25 at {} analysed fps on {} CPU core(s)",
@@ -254,10 +260,19 @@ impl CameraServer {
         }
         Ok(CameraServer(child))
     }
+    fn ensure_running(&mut self) -> anyhow::Result<()> {
+        match self.0.try_wait()? {
+            Some(status) => anyhow::bail!("the RTSP server exited: {status}"),
+            None => Ok(()),
+        }
+    }
     fn cpu_seconds(&self) -> f64 {
         cpu_seconds(&self.0.id().to_string())
     }
-    fn stop(&mut self) {
+}
+
+impl Drop for CameraServer {
+    fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

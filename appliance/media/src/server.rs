@@ -32,7 +32,7 @@ impl Drop for RtspServer {
     }
 }
 
-/// Serves `file` at rtsp://{address}:{port}{mount}, shared by all clients.
+/// Serves `file` at rtsp://{address}:{port}{mount}, each client from the start.
 pub fn serve_file(
     file: &Path,
     address: &str,
@@ -65,7 +65,10 @@ pub fn serve_file(
         template::RTSP_SERVER,
         &[("location", &location)],
     ));
-    factory.set_shared(true);
+    // One media per client: a shared media that its last client leaves can
+    // get stuck in gst-rtsp-server 1.22 ("can't prepare media") and refuse
+    // every later client. Serving a file without re-encoding costs little.
+    factory.set_shared(false);
     server
         .mount_points()
         .ok_or_else(|| MediaError::Server("no mount points".into()))?

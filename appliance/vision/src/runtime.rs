@@ -5,16 +5,20 @@ use crate::VisionError;
 use headcount_core::models::ModelEntry;
 use ort::session::Session;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The file name inside the PyPI wheel that setup installs.
 const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
 const DEFAULT_CACHE: &str = "/var/cache/headcount";
 
-/// The loaded library. Creating it twice is harmless: the first load wins.
+/// The loaded library and its environment: one per process, as ONNX Runtime
+/// allows; later loads share the first.
 #[derive(Clone)]
 pub struct OnnxRuntime {
     environment: ort::environment::Environment,
 }
+
+static RUNTIME: Mutex<Option<OnnxRuntime>> = Mutex::new(None);
 
 /// Where the library is looked for: the configured path, else
 /// `$ORT_DYLIB_PATH`; only when neither is set, beside the executable and
@@ -52,6 +56,10 @@ pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
 
 impl OnnxRuntime {
     pub fn load(configured: Option<&Path>) -> Result<OnnxRuntime, VisionError> {
+        let mut loaded = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(runtime) = loaded.as_ref() {
+            return Ok(runtime.clone());
+        }
         let path = find_library(configured)?;
         let unusable = |message: String| VisionError::LibraryUnusable {
             path: path.clone(),
@@ -62,7 +70,9 @@ impl OnnxRuntime {
             .with_name("headcount")
             .build()
             .map_err(|e| unusable(e.to_string()))?;
-        Ok(OnnxRuntime { environment })
+        let runtime = OnnxRuntime { environment };
+        *loaded = Some(runtime.clone());
+        Ok(runtime)
     }
 
     /// Verifies the model against its manifest entry (size, sha256, input)
@@ -110,6 +120,12 @@ fn open_session(
         .with_intra_threads(threads)
         .map_err(|e| e.to_string())?
         .with_inter_threads(1)
+        .map_err(|e| e.to_string())?
+        // Spinning idle threads would steal the cores that the other
+        // session, the decoders and the other workers need.
+        .with_intra_op_spinning(false)
+        .map_err(|e| e.to_string())?
+        .with_inter_op_spinning(false)
         .map_err(|e| e.to_string())?;
     builder.commit_from_file(path).map_err(|e| e.to_string())
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets everything up (idempotent) and runs the appliance on the bundled demo
+# camera: a real RTSP server on 127.0.0.1:8554 serving vtest.avi (people on a
+# campus path) as H.264, and the API on 127.0.0.1:8080. Ctrl-C stops both.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/setup.sh"
+
+state="${HEADCOUNT_DEMO_STATE:-$HEADCOUNT_CACHE/demo-state}"
+bin="$repo/target/release/headcount"
+"$bin" camera --file "$HEADCOUNT_MEDIA/vtest.ts" --port 8554 --mount /vtest &
+camera_pid=$!
+trap 'kill $camera_pid 2>/dev/null || true' EXIT
+echo
+echo "Demo running. In another terminal:"
+echo "  curl -s http://127.0.0.1:8080/api/v1/occupancy"
+echo "  curl -s http://127.0.0.1:8080/api/v1/health"
+echo "  curl -s 'http://127.0.0.1:8080/api/v1/occupancy/history?zone=campus.path'"
+echo
+"$bin" run --config "$repo/config/demo.toml" --state-dir "$state"
