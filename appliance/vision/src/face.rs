@@ -3,7 +3,7 @@
 //! outputs per cell `cls`, `obj` (score = sqrt(cls * obj)) and `bbox`
 //! (centre offset in cells, log size in strides); NMS is ours.
 
-use crate::preprocess::{letterbox, Normalisation, Roi};
+use crate::preprocess::{letterbox, InputSize, Normalisation, Roi};
 use crate::runtime::OnnxRuntime;
 use crate::{DetectorSettings, StageTimes, VisionError};
 use headcount_core::detection::{non_max_suppression, Detection};
@@ -56,7 +56,16 @@ impl FaceDetector {
         times: &mut StageTimes,
     ) -> Result<Vec<Detection>, VisionError> {
         let start = Instant::now();
-        let lb = letterbox(frame, Roi::full(frame), SIZE, RAW_PIXELS, &mut self.input);
+        let lb = letterbox(
+            frame,
+            Roi::full(frame),
+            InputSize {
+                width: SIZE,
+                height: SIZE,
+            },
+            RAW_PIXELS,
+            &mut self.input,
+        );
         times.preprocess += start.elapsed();
         let start = Instant::now();
         let err = |e: ort::Error| VisionError::Inference(e.to_string());

@@ -6,7 +6,7 @@
 //! x 11 bins; a side's distance is the softmax-weighted mean bin, times the
 //! stride, from the cell centre ((col + 0.5) * stride, (row + 0.5) * stride).
 
-use crate::preprocess::{letterbox, Letterbox, Normalisation, Roi};
+use crate::preprocess::{letterbox, InputSize, Letterbox, Normalisation, Roi};
 use crate::runtime::OnnxRuntime;
 use crate::{DetectorSettings, StageTimes, VisionError};
 use headcount_core::detection::{non_max_suppression, Detection};
@@ -18,7 +18,11 @@ use ort::value::TensorRef;
 use std::path::Path;
 use std::time::Instant;
 
-const SIZE: usize = 416;
+/// The long side of the input; the short side is the frame's, scaled, and
+/// rounded up to a multiple of the largest stride (the model's input size is
+/// dynamic), so wide frames are not padded square.
+const LONG_SIDE: usize = 416;
+const MAX_STRIDE: usize = 32;
 const STRIDES: [usize; 3] = [8, 16, 32];
 const CLASSES: usize = 80;
 const BINS: usize = 11;
@@ -58,7 +62,7 @@ impl PersonDetector {
     ) -> Result<Self, VisionError> {
         Ok(PersonDetector {
             session: runtime.session(models_dir, entry, settings.threads)?,
-            input: vec![0.0; 3 * SIZE * SIZE],
+            input: Vec::new(),
             threshold: settings.person_threshold,
             tiling: settings.person_tiling,
         })
@@ -77,10 +81,12 @@ impl PersonDetector {
         let mut found = Vec::new();
         for roi in regions {
             let start = Instant::now();
-            let lb = letterbox(frame, roi, SIZE, NORMALISATION, &mut self.input);
+            let size = input_size(roi);
+            self.input.resize(3 * size.width * size.height, 0.0);
+            let lb = letterbox(frame, roi, size, NORMALISATION, &mut self.input);
             times.preprocess += start.elapsed();
             let start = Instant::now();
-            let raw = self.infer()?;
+            let raw = self.infer(size)?;
             times.person += start.elapsed();
             found.extend(
                 raw.iter()
@@ -90,10 +96,10 @@ impl PersonDetector {
         Ok(non_max_suppression(found, NMS_IOU))
     }
 
-    fn infer(&mut self) -> Result<Vec<RawBox>, VisionError> {
+    fn infer(&mut self, size: InputSize) -> Result<Vec<RawBox>, VisionError> {
         let err = |e: ort::Error| VisionError::Inference(e.to_string());
-        let tensor =
-            TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
+        let shape = [1usize, 3, size.height, size.width];
+        let tensor = TensorRef::from_array_view((shape, &self.input[..])).map_err(err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(err)?;
         let mut scores: [&[f32]; 3] = [&[]; 3];
         let mut boxes: [&[f32]; 3] = [&[]; 3];
@@ -109,7 +115,23 @@ impl PersonDetector {
             scores[i] = get(SCORE_OUTPUTS[i])?;
             boxes[i] = get(BOX_OUTPUTS[i])?;
         }
-        decode(scores, boxes, self.threshold)
+        decode(size, scores, boxes, self.threshold)
+    }
+}
+
+/// The input size for a region: 416 on its long side, the other side scaled
+/// and rounded up to a multiple of 32.
+fn input_size(roi: Roi) -> InputSize {
+    let scale = LONG_SIDE as f32 / roi.width.max(roi.height) as f32;
+    let fit = |side: u32| {
+        ((side as f32 * scale).round() as usize)
+            .div_ceil(MAX_STRIDE)
+            .max(1)
+            * MAX_STRIDE
+    };
+    InputSize {
+        width: fit(roi.width).min(LONG_SIDE),
+        height: fit(roi.height).min(LONG_SIDE),
     }
 }
 
@@ -165,14 +187,15 @@ fn to_frame(b: &RawBox, lb: &Letterbox, frame: &Frame, is_tile: bool) -> Option<
 
 /// Decodes the three stride levels into person boxes in model pixels.
 pub fn decode(
+    size: InputSize,
     scores: [&[f32]; 3],
     boxes: [&[f32]; 3],
     threshold: f32,
 ) -> Result<Vec<RawBox>, VisionError> {
     let mut out = Vec::new();
     for (level, &stride) in STRIDES.iter().enumerate() {
-        let cells = SIZE / stride;
-        let rows = cells * cells;
+        let cells = size.width / stride;
+        let rows = cells * (size.height / stride);
         if scores[level].len() != rows * CLASSES || boxes[level].len() != rows * 4 * BINS {
             return Err(VisionError::Inference(format!(
                 "person model output for stride {stride} has {} scores and {} box values, expected {} and {}",
@@ -226,13 +249,21 @@ mod tests {
     use super::*;
 
     struct Outputs {
+        size: InputSize,
         scores: Vec<Vec<f32>>,
         boxes: Vec<Vec<f32>>,
     }
 
-    fn empty() -> Outputs {
-        let rows = |s: usize| (SIZE / s) * (SIZE / s);
+    /// A wide input, as for a 16:9 frame: 52 x 32 cells at stride 8.
+    const WIDE: InputSize = InputSize {
+        width: 416,
+        height: 256,
+    };
+
+    fn empty(size: InputSize) -> Outputs {
+        let rows = |s: usize| (size.width / s) * (size.height / s);
         Outputs {
+            size,
             scores: STRIDES
                 .iter()
                 .map(|&s| vec![0.0; rows(s) * CLASSES])
@@ -247,7 +278,7 @@ mod tests {
     /// Puts a cell at (row, col) of `level` with person score `score` and
     /// each side's logits peaked at the given bin.
     fn put(o: &mut Outputs, level: usize, row: usize, col: usize, score: f32, bins: [usize; 4]) {
-        let i = row * (SIZE / STRIDES[level]) + col;
+        let i = row * (o.size.width / STRIDES[level]) + col;
         o.scores[level][i * CLASSES] = score;
         for (side, bin) in bins.iter().enumerate() {
             o.boxes[level][i * 44 + side * BINS + bin] = 50.0;
@@ -257,12 +288,12 @@ mod tests {
     fn run(o: &Outputs, threshold: f32) -> Vec<RawBox> {
         let s = [&o.scores[0][..], &o.scores[1][..], &o.scores[2][..]];
         let b = [&o.boxes[0][..], &o.boxes[1][..], &o.boxes[2][..]];
-        decode(s, b, threshold).unwrap()
+        decode(o.size, s, b, threshold).unwrap()
     }
 
     #[test]
     fn decode_table() {
-        let mut o = empty();
+        let mut o = empty(WIDE);
         // Stride 8, cell (10, 20): centre (164, 84); sides 1, 2, 3, 4 bins.
         put(&mut o, 0, 10, 20, 0.9, [1, 2, 3, 4]);
         // Stride 32, cell (0, 0): centre (16, 16); 0 bins left/top.
@@ -304,11 +335,52 @@ mod tests {
 
     #[test]
     fn wrong_output_sizes_are_an_error_not_a_panic() {
-        let mut o = empty();
+        let mut o = empty(WIDE);
         o.boxes[1].pop();
         let s = [&o.scores[0][..], &o.scores[1][..], &o.scores[2][..]];
         let b = [&o.boxes[0][..], &o.boxes[1][..], &o.boxes[2][..]];
-        assert!(decode(s, b, 0.5).is_err());
+        assert!(decode(WIDE, s, b, 0.5).is_err());
+        // Outputs of a square input do not fit a wide one either.
+        let square = empty(InputSize {
+            width: 416,
+            height: 416,
+        });
+        let s = [
+            &square.scores[0][..],
+            &square.scores[1][..],
+            &square.scores[2][..],
+        ];
+        let b = [
+            &square.boxes[0][..],
+            &square.boxes[1][..],
+            &square.boxes[2][..],
+        ];
+        assert!(decode(WIDE, s, b, 0.5).is_err());
+    }
+
+    #[test]
+    fn input_sizes_keep_the_aspect_in_multiples_of_32() {
+        let roi = |width, height| Roi {
+            x0: 0,
+            y0: 0,
+            width,
+            height,
+        };
+        let check = |r: Roi, w: usize, h: usize| {
+            assert_eq!(
+                input_size(r),
+                InputSize {
+                    width: w,
+                    height: h
+                },
+                "{r:?}"
+            )
+        };
+        check(roi(640, 360), 416, 256); // 16:9: 234 rows of image, padded to 256
+        check(roi(640, 480), 416, 320); // 4:3: 312 -> 320
+        check(roi(480, 640), 320, 416); // portrait
+        check(roi(416, 416), 416, 416);
+        check(roi(2000, 10), 416, 32);
     }
 
     #[test]

@@ -49,19 +49,28 @@ pub struct Normalisation {
     pub std_bgr: [f32; 3],
 }
 
-/// Fills `out` (len 3 * size * size) and returns the mapping back.
+/// A model input's width and height in pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputSize {
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Fills `out` (len 3 * width * height) with the region scaled to fit the
+/// input, and returns the mapping back.
 pub fn letterbox(
     frame: &Frame,
     roi: Roi,
-    size: usize,
+    input: InputSize,
     norm: Normalisation,
     out: &mut [f32],
 ) -> Letterbox {
-    debug_assert_eq!(out.len(), 3 * size * size);
+    let InputSize { width, height } = input;
+    debug_assert_eq!(out.len(), 3 * width * height);
     out.fill(0.0);
-    let scale = size as f32 / roi.width.max(roi.height) as f32;
-    let dst_w = ((roi.width as f32 * scale).round() as usize).clamp(1, size);
-    let dst_h = ((roi.height as f32 * scale).round() as usize).clamp(1, size);
+    let scale = (width as f32 / roi.width as f32).min(height as f32 / roi.height as f32);
+    let dst_w = ((roi.width as f32 * scale).round() as usize).clamp(1, width);
+    let dst_h = ((roi.height as f32 * scale).round() as usize).clamp(1, height);
     let (src, stride) = (frame.pixels(), frame.width() as usize * 3);
     // Bilinear sampling at pixel centres; source indices and weights per column.
     let sample = |dst: usize, extent: u32, origin: u32| -> (usize, usize, f32) {
@@ -72,7 +81,7 @@ pub fn letterbox(
     };
     let columns: Vec<(usize, usize, f32)> =
         (0..dst_w).map(|x| sample(x, roi.width, roi.x0)).collect();
-    let plane = size * size;
+    let plane = width * height;
     let inv_std = norm.std_bgr.map(|s| 1.0 / s);
     for y in 0..dst_h {
         let (y0, y1, fy) = sample(y, roi.height, roi.y0);
@@ -83,7 +92,7 @@ pub fn letterbox(
                 let top = p(row0, x0) + (p(row0, x1) - p(row0, x0)) * fx;
                 let bottom = p(row1, x0) + (p(row1, x1) - p(row1, x0)) * fx;
                 let v = top + (bottom - top) * fy;
-                out[c_bgr * plane + y * size + x] = (v - norm.mean_bgr[c_bgr]) * inv_std[c_bgr];
+                out[c_bgr * plane + y * width + x] = (v - norm.mean_bgr[c_bgr]) * inv_std[c_bgr];
             }
         }
     }
@@ -99,6 +108,27 @@ mod tests {
         std_bgr: [1.0; 3],
     };
 
+    fn square(side: usize) -> InputSize {
+        InputSize {
+            width: side,
+            height: side,
+        }
+    }
+
+    #[test]
+    fn a_wide_input_holds_a_wide_frame_without_padding_rows() {
+        let f = frame(8, 4, |_, _| [90, 0, 0]);
+        let mut out = vec![-1.0; 3 * 8 * 4];
+        let input = InputSize {
+            width: 8,
+            height: 4,
+        };
+        let lb = letterbox(&f, Roi::full(&f), input, RAW, &mut out);
+        assert_eq!(lb.scale, 1.0);
+        assert!(out[..32].iter().all(|&v| v == 0.0), "blue plane");
+        assert!(out[64..].iter().all(|&v| v == 90.0), "red plane");
+    }
+
     fn frame(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
         let mut rgb = Vec::new();
         for y in 0..h {
@@ -113,7 +143,7 @@ mod tests {
     fn wide_frames_pad_below_and_channels_become_bgr() {
         let f = frame(8, 4, |_, _| [10, 20, 30]);
         let mut out = vec![0.0; 3 * 4 * 4];
-        let lb = letterbox(&f, Roi::full(&f), 4, RAW, &mut out);
+        let lb = letterbox(&f, Roi::full(&f), square(4), RAW, &mut out);
         assert_eq!(lb.scale, 0.5);
         // Rows 0-1 hold the image, rows 2-3 the padding, in each plane.
         let plane = |c: usize| &out[c * 16..(c + 1) * 16];
@@ -137,11 +167,11 @@ mod tests {
             mean_bgr: [30.0, 0.0, 0.0],
             std_bgr: [2.0, 1.0, 1.0],
         };
-        letterbox(&f, Roi::full(&f), 4, norm, &mut out);
+        letterbox(&f, Roi::full(&f), square(4), norm, &mut out);
         assert_eq!(&out[..4], [-15.0, 15.0, 45.0, 75.0]);
         // Halving averages neighbours: (0+60)/2 and (120+180)/2.
         let mut half = vec![0.0; 3 * 4];
-        letterbox(&f, Roi::full(&f), 2, RAW, &mut half);
+        letterbox(&f, Roi::full(&f), square(2), RAW, &mut half);
         assert_eq!(&half[..2], [30.0, 150.0]);
     }
 
@@ -155,7 +185,7 @@ mod tests {
             height: 5,
         };
         let mut out = vec![0.0; 3 * 25];
-        let lb = letterbox(&f, roi, 5, RAW, &mut out);
+        let lb = letterbox(&f, roi, square(5), RAW, &mut out);
         // Red (x) is the last BGR plane, green (y) the middle one.
         assert_eq!(out[2 * 25], 5.0);
         assert_eq!(out[25 + 5], 3.0);

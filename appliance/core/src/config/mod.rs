@@ -619,8 +619,11 @@ impl Validator<'_> {
                 );
             }
         }
-        let workers = raw.workers.unwrap_or(1);
-        let threads_per_worker = raw.threads_per_worker.unwrap_or(2);
+        // One single-threaded worker per core (up to 4) keeps every core busy
+        // without ONNX Runtime's intra-op synchronisation.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = raw.workers.unwrap_or(cores.min(4));
+        let threads_per_worker = raw.threads_per_worker.unwrap_or(1);
         for (key, value) in [
             ("workers", workers),
             ("threads_per_worker", threads_per_worker),
