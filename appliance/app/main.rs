@@ -10,7 +10,7 @@ use headcount_core::api::{self, AppState};
 use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::models::Manifest;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: &PathBuf) -> anyhow::Result<Config> {
+fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path, &SystemSecrets).map_err(|errors| {
         anyhow::anyhow!(
             "{} has {} problem(s):\n{errors}",

@@ -242,8 +242,8 @@ impl Pixels<'_> {
         for y in r.y0..r.y1 {
             for x in r.x0..r.x1 {
                 let i = self.index(x, y);
-                for c in 0..3 {
-                    sum[c] += self.rgb[i + c] as u64;
+                for (total, &value) in sum.iter_mut().zip(&self.rgb[i..i + 3]) {
+                    *total += value as u64;
                 }
                 n += 1;
             }

@@ -34,7 +34,7 @@ pub struct Letterbox {
 
 impl Letterbox {
     /// A model-input point in frame pixels.
-    pub fn to_frame(&self, x: f32, y: f32) -> (f32, f32) {
+    pub fn to_frame(self, x: f32, y: f32) -> (f32, f32) {
         (
             x / self.scale + self.roi.x0 as f32,
             y / self.scale + self.roi.y0 as f32,

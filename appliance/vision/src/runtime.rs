@@ -34,7 +34,7 @@ pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
                 .ok()
                 .and_then(|e| e.parent().map(|d| d.join(LIBRARY_NAME)));
             let cache = std::env::var_os("HEADCOUNT_CACHE")
-                .map_or_else(|| PathBuf::from(DEFAULT_CACHE), |c| PathBuf::from(c));
+                .map_or_else(|| PathBuf::from(DEFAULT_CACHE), PathBuf::from);
             beside_exe
                 .into_iter()
                 .chain([cache.join("onnxruntime").join(LIBRARY_NAME)])
