@@ -9,4 +9,9 @@ cd "$repo"
 cargo fmt --version >/dev/null && cargo clippy --version >/dev/null || { echo "error: rustfmt and clippy are needed (rustup component add rustfmt clippy)" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
-cargo test --release --workspace
+# Unit and integration tests (doc tests: none). The last line sums them up.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set -o pipefail
+cargo test --release --workspace --all-targets 2>&1 | tee "$log"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
