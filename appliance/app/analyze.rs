@@ -15,14 +15,28 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[derive(clap::Args)]
 pub struct AnalyzeArgs {
-    pub input: PathBuf,
-    pub fps: Option<f64>,
-    pub boxes: bool,
-    pub config: Option<PathBuf>,
-    pub models_dir: PathBuf,
-    pub width: u32,
-    pub tiling: bool,
+    /// A video file (any format GStreamer decodes) or a JPEG/PNG still.
+    #[arg(long)]
+    input: PathBuf,
+    /// Analysed frames per second (videos); every frame when left out.
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Also print the normalised boxes [x1, y1, x2, y2, score].
+    #[arg(long)]
+    boxes: bool,
+    /// Take detection settings and the models folder from this config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value = "models")]
+    models_dir: PathBuf,
+    /// Frames are scaled to this width before analysis (videos).
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    /// Run the person model on 2x2 tiles as well (slower, finds smaller people).
+    #[arg(long)]
+    tiling: bool,
 }
 
 #[derive(Serialize)]

@@ -38,27 +38,7 @@ enum Command {
     /// Validate a config file and list every problem with its key path.
     CheckConfig { file: PathBuf },
     /// Count persons and faces in a recording or a still, one JSON line per analysed frame.
-    Analyze {
-        #[arg(long)]
-        input: PathBuf,
-        /// Analysed frames per second (videos); every frame when left out.
-        #[arg(long)]
-        fps: Option<f64>,
-        /// Also print the normalised boxes [x1, y1, x2, y2, score].
-        #[arg(long)]
-        boxes: bool,
-        /// Take detection settings and the models folder from this config.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long, default_value = "models")]
-        models_dir: PathBuf,
-        /// Frames are scaled to this width before analysis (videos).
-        #[arg(long, default_value_t = 640)]
-        width: u32,
-        /// Run the person model on 2x2 tiles as well (slower, finds smaller people).
-        #[arg(long)]
-        tiling: bool,
-    },
+    Analyze(analyze::AnalyzeArgs),
     /// Model supply chain.
     Models {
         #[command(subcommand)]
@@ -101,23 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, state_dir } => run(config, state_dir),
         Command::CheckConfig { file } => check_config(file),
-        Command::Analyze {
-            input,
-            fps,
-            boxes,
-            config,
-            models_dir,
-            width,
-            tiling,
-        } => analyze::analyze(analyze::AnalyzeArgs {
-            input,
-            fps,
-            boxes,
-            config,
-            models_dir,
-            width,
-            tiling,
-        }),
+        Command::Analyze(args) => analyze::analyze(args),
         Command::Models {
             action: ModelsAction::Verify { models_dir },
         } => verify_models(models_dir),

@@ -10,7 +10,7 @@
 //! The appsink callback never blocks GStreamer's streaming thread: frames go
 //! to analysis with `try_send`, and are dropped (and counted) when it is busy.
 
-use crate::file::sample_to_frame;
+use crate::file::{build, sample_to_frame};
 use crate::{fraction, template, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -184,10 +184,7 @@ impl Supervisor {
             kind: "camera",
             message,
         };
-        let pipeline = gst::parse::launch(&text)
-            .map_err(|e| build_error(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| build_error("not a pipeline".into()))?;
+        let pipeline = build("camera", &text)?;
         let source = pipeline
             .by_name("source")
             .ok_or_else(|| build_error("template lacks `source`".into()))?;

@@ -16,7 +16,8 @@ pub struct FileFrames {
     finished: bool,
 }
 
-fn build(kind: &'static str, text: &str) -> Result<gst::Pipeline, MediaError> {
+/// Parses a pipeline description; `kind` names it in errors.
+pub(crate) fn build(kind: &'static str, text: &str) -> Result<gst::Pipeline, MediaError> {
     let build_error = |message: String| MediaError::Build { kind, message };
     gst::parse::launch(text)
         .map_err(|e| build_error(e.to_string()))?
