@@ -14,7 +14,7 @@ fn occupancy_is_reported_and_the_camera_recovers_from_a_server_restart() {
     let cfg = config(
         dir.path(),
         api_port,
-        &[("campus", format!("rtsp://127.0.0.1:{rtsp_port}/vtest"))],
+        &[("campus", format!("rtsp://127.0.0.1:{rtsp_port}/vtest"), "")],
     );
     let _appliance = start_appliance(&cfg, api_port);
 
@@ -83,21 +83,39 @@ fn a_dead_camera_never_takes_the_good_one_down() {
         dir.path(),
         api_port,
         &[
-            ("good", format!("rtsp://127.0.0.1:{rtsp_port}/vtest")),
-            ("dead", format!("rtsp://127.0.0.1:{dead_port}/nothing")),
+            ("good", format!("rtsp://127.0.0.1:{rtsp_port}/vtest"), ""),
+            // The same server over RTP/UDP: transport is configurable.
+            (
+                "good-udp",
+                format!("rtsp://127.0.0.1:{rtsp_port}/vtest"),
+                "transport = \"udp\"",
+            ),
+            ("dead", format!("rtsp://127.0.0.1:{dead_port}/nothing"), ""),
+            (
+                "wrong-path",
+                format!("rtsp://127.0.0.1:{rtsp_port}/no-such-stream"),
+                "",
+            ),
         ],
     );
     let _appliance = start_appliance(&cfg, api_port);
+    let state = |camera| camera_state(api_port, camera).map(|(s, _)| s);
     let settled = wait_until(Duration::from_secs(30), || {
-        let good = camera_state(api_port, "good");
-        let dead = camera_state(api_port, "dead");
-        good.is_some_and(|(s, _)| s == "streaming") && dead.is_some_and(|(s, _)| s == "failing")
+        state("good").as_deref() == Some("streaming")
+            && state("good-udp").as_deref() == Some("streaming")
+            && state("dead").as_deref() == Some("failing")
+            && state("wrong-path").as_deref() == Some("failing")
     });
     assert!(settled, "health: {:?}", get(api_port, "/api/v1/health"));
-    let (_, reason) = camera_state(api_port, "dead").unwrap();
+    let reason = |camera| camera_state(api_port, camera).unwrap().1;
     assert_eq!(
-        reason.as_deref(),
+        reason("dead").as_deref(),
         Some("cannot connect to the camera (connection refused or unreachable)")
+    );
+    // A wrong path is a configuration error, named as such.
+    assert_eq!(
+        reason("wrong-path").as_deref(),
+        Some("the camera has no such stream (404); check the URL path")
     );
     // The good camera keeps delivering analysed frames meanwhile.
     let analysed = |port| {
@@ -117,4 +135,68 @@ fn a_dead_camera_never_takes_the_good_one_down() {
     );
     let (_, health) = get(api_port, "/api/v1/health").unwrap();
     assert_eq!(health["status"], "degraded");
+}
+
+#[test]
+fn camera_credentials_work_and_never_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rtsp_port, api_port) = (free_port(), free_port());
+    let secret = "s3cret-Pa55word";
+    let _camera = start_camera_with(
+        rtsp_port,
+        &["--user", "viewer", "--password-env", "CAMERA_PASSWORD"],
+        &[("CAMERA_PASSWORD", secret)],
+    );
+    let url = format!("rtsp://127.0.0.1:{rtsp_port}/vtest");
+    let cfg = config(
+        dir.path(),
+        api_port,
+        &[
+            (
+                "right",
+                url.clone(),
+                "credentials = { user = \"viewer\", password_ref = \"env:RIGHT_PW\" }",
+            ),
+            (
+                "wrong",
+                url.clone(),
+                "credentials = { user = \"viewer\", password_ref = \"env:WRONG_PW\" }",
+            ),
+            ("anonymous", url, ""),
+        ],
+    );
+    let log_path = dir.path().join("appliance.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let env = [
+        ("RIGHT_PW", secret),
+        ("WRONG_PW", "not-the-password"),
+        ("RUST_LOG", "debug"),
+    ];
+    let _appliance = start_appliance_with(&cfg, api_port, &env, log.into());
+    let state = |camera| camera_state(api_port, camera).map(|(s, _)| s);
+    let settled = wait_until(Duration::from_secs(30), || {
+        state("right").as_deref() == Some("streaming")
+            && state("wrong").as_deref() == Some("failing")
+            && state("anonymous").as_deref() == Some("failing")
+    });
+    assert!(settled, "health: {:?}", get(api_port, "/api/v1/health"));
+    let refused =
+        "the camera refused the credentials (401); check the configured user and password";
+    for camera in ["wrong", "anonymous"] {
+        assert_eq!(
+            camera_state(api_port, camera).unwrap().1.as_deref(),
+            Some(refused),
+            "{camera}"
+        );
+    }
+    // Neither password shows in any API answer or in the log, even at debug level.
+    let (_, health) = get(api_port, "/api/v1/health").unwrap();
+    let (_, occupancy) = get(api_port, "/api/v1/occupancy").unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for text in [health.to_string(), occupancy.to_string(), log] {
+        assert!(
+            !text.contains(secret) && !text.contains("not-the-password"),
+            "a password leaked: {text}"
+        );
+    }
 }

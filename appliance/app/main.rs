@@ -45,19 +45,28 @@ enum Command {
         action: ModelsAction,
     },
     /// Serve a video file in a loop over RTSP: the demo camera.
-    Camera {
-        /// An H.264 MPEG-TS file (scripts/setup.sh makes one from vtest.avi).
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long, default_value_t = 8554)]
-        port: u16,
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: String,
-        #[arg(long, default_value = "/vtest")]
-        mount: String,
-    },
+    Camera(CameraArgs),
     /// Measure per-stage cost and how many live 1080p streams this machine sustains.
     Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct CameraArgs {
+    /// An H.264 MPEG-TS file (scripts/setup.sh makes one from vtest.avi).
+    #[arg(long)]
+    file: PathBuf,
+    #[arg(long, default_value_t = 8554)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    #[arg(long, default_value = "/vtest")]
+    mount: String,
+    /// Require Basic auth with this user (password from --password-env).
+    #[arg(long, requires = "password_env")]
+    user: Option<String>,
+    /// Environment variable holding the password for --user.
+    #[arg(long, requires = "user")]
+    password_env: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -85,12 +94,7 @@ fn main() -> ExitCode {
         Command::Models {
             action: ModelsAction::Verify { models_dir },
         } => verify_models(models_dir),
-        Command::Camera {
-            file,
-            port,
-            bind,
-            mount,
-        } => camera(file, port, bind, mount),
+        Command::Camera(args) => camera(args),
         Command::Bench(args) => bench::bench(args),
     };
     match result {
@@ -170,9 +174,21 @@ fn verify_models(models_dir: PathBuf) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn camera(file: PathBuf, port: u16, bind: String, mount: String) -> anyhow::Result<ExitCode> {
-    let server = headcount_media::serve_file(&file, &bind, port, &mount)?;
-    println!("serving {} at {}", file.display(), server.url);
+fn camera(args: CameraArgs) -> anyhow::Result<ExitCode> {
+    let password = match &args.password_env {
+        Some(var) => Some(
+            std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?,
+        ),
+        None => None,
+    };
+    let credentials = args
+        .user
+        .as_deref()
+        .zip(password.as_deref())
+        .map(|(user, password)| headcount_media::ServerCredentials { user, password });
+    let server =
+        headcount_media::serve_file(&args.file, &args.bind, args.port, &args.mount, credentials)?;
+    println!("serving {} at {}", args.file.display(), server.url);
     server.wait();
     Ok(ExitCode::SUCCESS)
 }

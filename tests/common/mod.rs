@@ -61,6 +61,11 @@ pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
 
 /// The demo camera serving vtest on `port`.
 pub fn start_camera(port: u16) -> Proc {
+    start_camera_with(port, &[], &[])
+}
+
+/// The demo camera with extra arguments and environment.
+pub fn start_camera_with(port: u16, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let child = Command::new(BIN)
         .args([
             "camera",
@@ -71,6 +76,8 @@ pub fn start_camera(port: u16) -> Proc {
             "--file",
         ])
         .arg(media("vtest.ts"))
+        .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -85,17 +92,20 @@ pub fn start_camera(port: u16) -> Proc {
     Proc(child)
 }
 
+/// A camera in a test config: name, URL and extra TOML lines for its table.
+pub type TestCamera<'a> = (&'a str, String, &'a str);
+
 /// A config for the demo video on the given ports, with a zone over the path.
-pub fn config(dir: &Path, api_port: u16, cameras: &[(&str, String)]) -> PathBuf {
+pub fn config(dir: &Path, api_port: u16, cameras: &[TestCamera<'_>]) -> PathBuf {
     let mut text = format!(
         "[appliance]\nsite = \"test\"\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{api_port}\"\n\
          [analytics]\nflush_secs = 1\n",
         dir.join("state"),
         repo().join("models")
     );
-    for (name, url) in cameras {
+    for (name, url, extra) in cameras {
         text += &format!(
-            "[cameras.{name}]\nurl = \"{url}\"\n[cameras.{name}.zones.path]\n\
+            "[cameras.{name}]\nurl = \"{url}\"\n{extra}\n[cameras.{name}.zones.path]\n\
              polygon = [[0.0, 0.33], [0.45, 0.30], [0.75, 0.17], [1.0, 0.17], [1.0, 0.86], [0.55, 0.62], [0.30, 0.50], [0.0, 0.45]]\n"
         );
     }
@@ -105,10 +115,22 @@ pub fn config(dir: &Path, api_port: u16, cameras: &[(&str, String)]) -> PathBuf 
 }
 
 pub fn start_appliance(config: &Path, api_port: u16) -> Proc {
+    start_appliance_with(config, api_port, &[], Stdio::inherit())
+}
+
+/// The appliance with extra environment, its log going to `stderr`.
+pub fn start_appliance_with(
+    config: &Path,
+    api_port: u16,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> Proc {
     let child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let proc = Proc(child);

@@ -12,7 +12,7 @@ mod template;
 
 pub use camera::{spawn_camera, CameraHandle, SupervisorTiming};
 pub use file::{decode_only, FileFrames};
-pub use server::{serve_file, RtspServer};
+pub use server::{serve_file, RtspServer, ServerCredentials};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

@@ -32,12 +32,20 @@ impl Drop for RtspServer {
     }
 }
 
-/// Serves `file` at rtsp://{address}:{port}{mount}, each client from the start.
+/// Basic-auth credentials a client must present.
+pub struct ServerCredentials<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
+/// Serves `file` at rtsp://{address}:{port}{mount}, each client from the
+/// start; with `credentials`, only to clients that present them.
 pub fn serve_file(
     file: &Path,
     address: &str,
     port: u16,
     mount: &str,
+    credentials: Option<ServerCredentials<'_>>,
 ) -> Result<RtspServer, MediaError> {
     crate::init()?;
     if !file.is_file() {
@@ -69,6 +77,23 @@ pub fn serve_file(
     // get stuck in gst-rtsp-server 1.22 ("can't prepare media") and refuse
     // every later client. Serving a file without re-encoding costs little.
     factory.set_shared(false);
+    if let Some(creds) = credentials {
+        const ROLE: &str = "viewer";
+        let auth = rtsp::RTSPAuth::new();
+        let token = rtsp::RTSPToken::builder()
+            .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
+            .build();
+        auth.add_basic(
+            &rtsp::RTSPAuth::make_basic(creds.user, creds.password),
+            &token,
+        );
+        server.set_auth(Some(&auth));
+        let permissions = gstreamer::Structure::builder(ROLE)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build();
+        factory.add_role_from_structure(&permissions);
+    }
     server
         .mount_points()
         .ok_or_else(|| MediaError::Server("no mount points".into()))?
