@@ -20,8 +20,6 @@ pub enum CameraState {
 pub struct CameraHealth {
     pub state: CameraState,
     pub last_frame_at: Option<UnixMs>,
-    /// Frames handed to analysis.
-    pub frames_queued: u64,
     /// Frames dropped before inference because analysis was busy.
     pub frames_dropped: u64,
     pub frames_analysed: u64,
@@ -35,7 +33,6 @@ impl Default for CameraHealth {
         Self {
             state: CameraState::Connecting,
             last_frame_at: None,
-            frames_queued: 0,
             frames_dropped: 0,
             frames_analysed: 0,
             frames_obscured: 0,

@@ -247,10 +247,8 @@ impl Supervisor {
                 health.update(&camera, |h| {
                     h.state = CameraState::Streaming;
                     h.last_frame_at = Some(now);
-                    match sent {
-                        Ok(()) => h.frames_queued += 1,
-                        Err(TrySendError::Full(_)) => h.frames_dropped += 1,
-                        Err(TrySendError::Disconnected(_)) => {}
+                    if let Err(TrySendError::Full(_)) = sent {
+                        h.frames_dropped += 1;
                     }
                 });
                 Ok(gst::FlowSuccess::Ok)

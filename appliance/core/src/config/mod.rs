@@ -9,7 +9,6 @@ use crate::geometry::{Point, Polygon};
 use crate::redaction::RedactionMode;
 use raw::*;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -217,13 +216,6 @@ impl Config {
         } else {
             Err(ConfigErrors(v.errors))
         }
-    }
-
-    /// Every zone, keyed `camera.zone`, with its camera.
-    pub fn zones(&self) -> impl Iterator<Item = (&CameraConfig, &ZoneConfig)> {
-        self.cameras
-            .iter()
-            .flat_map(|c| c.zones.iter().map(move |z| (c, z)))
     }
 }
 
@@ -698,14 +690,6 @@ fn check_name(v: &mut Validator<'_>, path: &str, name: &str) {
 /// Zones by their API key, `camera.zone`.
 pub fn zone_key(camera: &str, zone: &str) -> String {
     format!("{camera}.{zone}")
-}
-
-/// The zones of a config by key, for lookups from the API.
-pub fn zone_index(config: &Config) -> BTreeMap<String, (CameraId, ZoneConfig)> {
-    config
-        .zones()
-        .map(|(c, z)| (zone_key(&c.id, &z.name), (c.id.clone(), z.clone())))
-        .collect()
 }
 
 #[cfg(test)]
