@@ -11,7 +11,7 @@
 //! to analysis with `try_send`, and are dropped (and counted) when it is busy.
 
 use crate::file::{build, sample_to_frame};
-use crate::{fraction, template, MediaError};
+use crate::{fraction, single_threaded_decoders, template, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::{AppSink, AppSinkCallbacks};
@@ -185,6 +185,7 @@ impl Supervisor {
             message,
         };
         let pipeline = build("camera", &text)?;
+        single_threaded_decoders(&pipeline);
         let source = pipeline
             .by_name("source")
             .ok_or_else(|| build_error("template lacks `source`".into()))?;

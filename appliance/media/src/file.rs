@@ -151,14 +151,16 @@ pub(crate) fn sample_to_frame(
     Frame::new(camera.clone(), width, height, rgb, timestamp).map_err(|e| e.to_string())
 }
 
-/// Decodes a file as fast as possible without scaling or converting, and
-/// returns (frames, elapsed): the cost of decoding alone, for the bench.
+/// Decodes a file as fast as possible on one thread, without scaling or
+/// converting, and returns (frames, elapsed): the cost of decoding alone.
 pub fn decode_only(path: &Path) -> Result<(u64, Duration), MediaError> {
     crate::init()?;
     let pipeline = build(
         "decode",
         "filesrc name=source ! decodebin ! fakesink name=sink sync=false",
     )?;
+    // As in live cameras, so that the figure is the cost per camera.
+    crate::single_threaded_decoders(&pipeline);
     let source = pipeline
         .by_name("source")
         .ok_or_else(|| MediaError::Stream("no source".into()))?;

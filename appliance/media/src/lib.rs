@@ -31,6 +31,22 @@ pub fn init() -> Result<(), MediaError> {
     gstreamer::init().map_err(|e| MediaError::Init(e.to_string()))
 }
 
+/// Makes every libav decoder that `pipeline` plugs (inside decodebin too)
+/// decode on one thread. With several cameras the cores are better spent on
+/// more streams than on frame threads within one, which cost extra CPU per
+/// frame for their synchronisation.
+fn single_threaded_decoders(pipeline: &gstreamer::Pipeline) {
+    use gstreamer::prelude::*;
+    pipeline.connect_deep_element_added(|_, _, element| {
+        let is_libav_decoder = element
+            .factory()
+            .is_some_and(|f| f.name().starts_with("avdec_"));
+        if is_libav_decoder && element.has_property("max-threads") {
+            element.set_property("max-threads", 1i32);
+        }
+    });
+}
+
 /// A frame rate as a GStreamer fraction string, e.g. 2.0 -> "2/1", 0.5 -> "1/2".
 fn fraction(fps: f64) -> String {
     let den = 1000u64;
