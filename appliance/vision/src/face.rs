@@ -3,8 +3,8 @@
 //! outputs per cell `cls`, `obj` (score = sqrt(cls * obj)) and `bbox`
 //! (centre offset in cells, log size in strides); NMS is ours.
 
-use crate::preprocess::{letterbox, InputSize, Normalisation, Roi};
-use crate::runtime::OnnxRuntime;
+use crate::preprocess::{letterbox, normalise, InputSize, Normalisation, Roi};
+use crate::runtime::{inference_error, output, OnnxRuntime};
 use crate::{DetectorSettings, StageTimes, VisionError};
 use headcount_core::detection::{non_max_suppression, Detection};
 use headcount_core::frame::Frame;
@@ -68,16 +68,13 @@ impl FaceDetector {
         );
         times.preprocess += start.elapsed();
         let start = Instant::now();
-        let err = |e: ort::Error| VisionError::Inference(e.to_string());
-        let tensor =
-            TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(err)?;
-        let outputs = self.session.run(ort::inputs![tensor]).map_err(err)?;
-        let get = |name: String| {
-            outputs
-                .get(&name)
-                .ok_or_else(|| VisionError::Inference(format!("face model has no output {name}")))
-                .and_then(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d).map_err(err))
-        };
+        let tensor = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..]))
+            .map_err(inference_error)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![tensor])
+            .map_err(inference_error)?;
+        let get = |name: String| output(&outputs, "face", &name);
         let mut raw = Vec::new();
         for stride in STRIDES {
             let level = Level {
@@ -88,22 +85,11 @@ impl FaceDetector {
             raw.extend(decode_level(&level, stride, self.threshold)?);
         }
         times.face += start.elapsed();
-        let (fw, fh) = (frame.width() as f32, frame.height() as f32);
         let faces = raw
             .into_iter()
-            .map(|d| {
-                let (x1, y1) = lb.to_frame(d.bbox.x1, d.bbox.y1);
-                let (x2, y2) = lb.to_frame(d.bbox.x2, d.bbox.y2);
-                let bbox = BBox {
-                    x1: (x1 / fw).clamp(0.0, 1.0),
-                    y1: (y1 / fh).clamp(0.0, 1.0),
-                    x2: (x2 / fw).clamp(0.0, 1.0),
-                    y2: (y2 / fh).clamp(0.0, 1.0),
-                };
-                Detection {
-                    bbox,
-                    score: d.score,
-                }
+            .map(|d| Detection {
+                bbox: normalise(lb.to_frame_box(d.bbox), frame),
+                score: d.score,
             })
             .collect();
         Ok(non_max_suppression(faces, NMS_IOU))

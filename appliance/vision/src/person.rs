@@ -6,8 +6,8 @@
 //! x 11 bins; a side's distance is the softmax-weighted mean bin, times the
 //! stride, from the cell centre ((col + 0.5) * stride, (row + 0.5) * stride).
 
-use crate::preprocess::{letterbox, InputSize, Letterbox, Normalisation, Roi};
-use crate::runtime::OnnxRuntime;
+use crate::preprocess::{letterbox, normalise, InputSize, Letterbox, Normalisation, Roi};
+use crate::runtime::{inference_error, output, OnnxRuntime};
 use crate::{DetectorSettings, StageTimes, VisionError};
 use headcount_core::detection::{non_max_suppression, Detection};
 use headcount_core::frame::Frame;
@@ -97,23 +97,18 @@ impl PersonDetector {
     }
 
     fn infer(&mut self, size: InputSize) -> Result<Vec<RawBox>, VisionError> {
-        let err = |e: ort::Error| VisionError::Inference(e.to_string());
         let shape = [1usize, 3, size.height, size.width];
-        let tensor = TensorRef::from_array_view((shape, &self.input[..])).map_err(err)?;
-        let outputs = self.session.run(ort::inputs![tensor]).map_err(err)?;
+        let tensor =
+            TensorRef::from_array_view((shape, &self.input[..])).map_err(inference_error)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![tensor])
+            .map_err(inference_error)?;
         let mut scores: [&[f32]; 3] = [&[]; 3];
         let mut boxes: [&[f32]; 3] = [&[]; 3];
         for i in 0..3 {
-            let get = |name: &str| {
-                outputs
-                    .get(name)
-                    .ok_or_else(|| {
-                        VisionError::Inference(format!("person model has no output {name}"))
-                    })
-                    .and_then(|v| v.try_extract_tensor::<f32>().map(|(_, d)| d).map_err(err))
-            };
-            scores[i] = get(SCORE_OUTPUTS[i])?;
-            boxes[i] = get(BOX_OUTPUTS[i])?;
+            scores[i] = output(&outputs, "person", SCORE_OUTPUTS[i])?;
+            boxes[i] = output(&outputs, "person", BOX_OUTPUTS[i])?;
         }
         decode(size, scores, boxes, self.threshold)
     }
@@ -159,8 +154,14 @@ fn tiles(width: u32, height: u32) -> Vec<Roi> {
 /// neighbour tile or the full frame sees that person whole.
 fn to_frame(b: &RawBox, lb: &Letterbox, frame: &Frame, is_tile: bool) -> Option<Detection> {
     let (fw, fh) = (frame.width() as f32, frame.height() as f32);
-    let (x1, y1) = lb.to_frame(b.x1, b.y1);
-    let (x2, y2) = lb.to_frame(b.x2, b.y2);
+    let model_box = BBox {
+        x1: b.x1,
+        y1: b.y1,
+        x2: b.x2,
+        y2: b.y2,
+    };
+    let px = lb.to_frame_box(model_box);
+    let BBox { x1, y1, x2, y2 } = px;
     if is_tile {
         let (rx0, ry0) = (lb.roi.x0 as f32, lb.roi.y0 as f32);
         let (rx1, ry1) = (rx0 + lb.roi.width as f32, ry0 + lb.roi.height as f32);
@@ -173,12 +174,7 @@ fn to_frame(b: &RawBox, lb: &Letterbox, frame: &Frame, is_tile: bool) -> Option<
             return None;
         }
     }
-    let bbox = BBox {
-        x1: (x1 / fw).clamp(0.0, 1.0),
-        y1: (y1 / fh).clamp(0.0, 1.0),
-        x2: (x2 / fw).clamp(0.0, 1.0),
-        y2: (y2 / fh).clamp(0.0, 1.0),
-    };
+    let bbox = normalise(px, frame);
     (bbox.area() > 0.0).then_some(Detection {
         bbox,
         score: b.score,

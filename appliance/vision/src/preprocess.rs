@@ -4,6 +4,7 @@
 //! 0 after normalisation (the mean colour).
 
 use headcount_core::frame::Frame;
+use headcount_core::geometry::BBox;
 
 /// A pixel region of the frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +40,24 @@ impl Letterbox {
             x / self.scale + self.roi.x0 as f32,
             y / self.scale + self.roi.y0 as f32,
         )
+    }
+
+    /// A model-input box in frame pixels.
+    pub fn to_frame_box(self, b: BBox) -> BBox {
+        let (x1, y1) = self.to_frame(b.x1, b.y1);
+        let (x2, y2) = self.to_frame(b.x2, b.y2);
+        BBox { x1, y1, x2, y2 }
+    }
+}
+
+/// A box in frame pixels as fractions of the frame, clipped to it.
+pub fn normalise(b: BBox, frame: &Frame) -> BBox {
+    let (w, h) = (frame.width() as f32, frame.height() as f32);
+    BBox {
+        x1: (b.x1 / w).clamp(0.0, 1.0),
+        y1: (b.y1 / h).clamp(0.0, 1.0),
+        x2: (b.x2 / w).clamp(0.0, 1.0),
+        y2: (b.y2 / h).clamp(0.0, 1.0),
     }
 }
 

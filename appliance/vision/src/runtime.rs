@@ -129,3 +129,22 @@ fn open_session(
         .map_err(|e| e.to_string())?;
     builder.commit_from_file(path).map_err(|e| e.to_string())
 }
+
+/// ort's errors during a run, as ours.
+pub(crate) fn inference_error(e: ort::Error) -> VisionError {
+    VisionError::Inference(e.to_string())
+}
+
+/// One named f32 output of a run; `model` names the model in the error.
+pub(crate) fn output<'a>(
+    outputs: &'a ort::session::SessionOutputs<'_>,
+    model: &str,
+    name: &str,
+) -> Result<&'a [f32], VisionError> {
+    outputs
+        .get(name)
+        .ok_or_else(|| VisionError::Inference(format!("{model} model has no output {name}")))?
+        .try_extract_tensor::<f32>()
+        .map(|(_, data)| data)
+        .map_err(inference_error)
+}
