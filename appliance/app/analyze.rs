@@ -133,7 +133,8 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         let (w, h) = image.dimensions();
         report(0, Frame::new("file".into(), w, h, image.into_raw(), 0)?)?;
     } else {
-        for (index, frame) in FileFrames::open(&args.input, args.fps, args.width)?.enumerate() {
+        for (index, frame) in FileFrames::open(&args.input, args.fps, Some(args.width))?.enumerate()
+        {
             report(index as u64, frame?)?;
         }
     }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use headcount_core::analytics::ZoneCounter;
 use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::{Config, SystemSecrets};
-use headcount_core::redaction::Redactor;
+use headcount_core::redaction::{Redactor, RegionHold};
 use headcount_media::FileFrames;
 use headcount_vision::{Detectors, OnnxRuntime, StageTimes};
 use std::path::{Path, PathBuf};
@@ -127,12 +127,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let runtime = OnnxRuntime::load(None)?;
     let mut detectors = Detectors::load(&runtime, &models_dir, detector_settings(&probe))?;
-    let redactor = Redactor::new(probe.privacy.redaction, probe.privacy.mask_scale);
+    let redactor = Redactor::new(probe.privacy.policy());
+    let mut hold = RegionHold::default();
     let mut counter = ZoneCounter::new(&probe.cameras[0], 3.0);
     let (mut times, mut redaction, mut counting, mut n) =
         (StageTimes::default(), Duration::ZERO, Duration::ZERO, 0u32);
     let mut size = (0, 0);
-    for frame in FileFrames::open(&args.stage_video, Some(args.fps), 640)?.take(60) {
+    for frame in FileFrames::open(&args.stage_video, Some(args.fps), Some(640))?.take(60) {
         let frame = frame?;
         size = (frame.width(), frame.height());
         let (detections, t) = detectors.detect(&frame)?;
@@ -140,7 +141,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         times.person += t.person;
         times.face += t.face;
         let start = Instant::now();
-        let redacted = redactor.redact(frame, &detections);
+        let redacted = redactor.redact(frame, &detections, &mut hold);
         redaction += start.elapsed();
         let start = Instant::now();
         counter.observe(redacted.timestamp_ms(), &detections.persons);

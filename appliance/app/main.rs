@@ -3,6 +3,7 @@
 mod analyze;
 mod bench;
 mod pipeline;
+mod redact;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Count persons and faces in a recording or a still, one JSON line per analysed frame.
     Analyze(analyze::AnalyzeArgs),
+    /// Write a copy of a video or a still with every face redacted.
+    Redact(redact::RedactArgs),
     /// Model supply chain.
     Models {
         #[command(subcommand)]
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Run { config, state_dir } => run(config, state_dir),
         Command::CheckConfig { file } => check_config(file),
         Command::Analyze(args) => analyze::analyze(args),
+        Command::Redact(args) => redact::redact(args),
         Command::Models {
             action: ModelsAction::Verify { models_dir },
         } => verify_models(models_dir),
@@ -207,6 +211,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         health: appliance.health.clone(),
         database: config.database.clone(),
         clock,
+        snapshots: appliance.snapshots.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -2,7 +2,8 @@
 //! channels with named payloads.
 //!
 //! cameras (GStreamer threads) --Frame--> inference workers (detect, then
-//! redact: nothing downstream sees a raw frame) --Analysed--> analytics
+//! redact: nothing downstream sees a raw frame; the redacted frame goes to
+//! the snapshot board when snapshots are enabled) --Analysed--> analytics
 //! (zones, minute buckets) --Vec<BucketDelta>--> SQLite writer.
 //!
 //! Frames are dropped (and counted in health) before inference when the
@@ -17,7 +18,8 @@ use headcount_core::config::Config;
 use headcount_core::detection::Detection;
 use headcount_core::frame::{CameraId, Frame};
 use headcount_core::health::HealthBoard;
-use headcount_core::redaction::Redactor;
+use headcount_core::redaction::{Redactor, RegionHold};
+use headcount_core::snapshot::SnapshotBoard;
 use headcount_core::storage::{self, Database};
 use headcount_media::{CameraHandle, SupervisorTiming};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
@@ -37,6 +39,7 @@ pub struct Analysed {
 pub struct Appliance {
     pub health: HealthBoard,
     pub occupancy: OccupancyBoard,
+    pub snapshots: SnapshotBoard,
     cameras: Vec<CameraHandle>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -96,11 +99,19 @@ impl Appliance {
         // Two frames per camera in flight at most; the rest are dropped.
         let (frame_tx, frame_rx) = sync_channel::<Frame>(2 * config.cameras.len().max(1));
         let frame_rx = Arc::new(Mutex::new(frame_rx));
-        let redactor = Redactor::new(config.privacy.redaction, config.privacy.mask_scale);
+        let redactor = Redactor::new(config.privacy.policy());
+        let snapshots = SnapshotBoard::new(config.privacy.snapshots);
+        // One hold per camera, shared by the workers: a camera's frames may
+        // go to any worker.
+        let holds: Arc<Mutex<HashMap<CameraId, RegionHold>>> = Arc::default();
+        let deadline = Duration::from_millis(config.privacy.detection_deadline_ms);
         for (i, detectors) in detectors.into_iter().enumerate() {
             let worker = Worker {
                 detectors,
                 redactor,
+                holds: holds.clone(),
+                deadline,
+                snapshots: snapshots.clone(),
                 health: health.clone(),
                 out: analysed_tx.clone(),
             };
@@ -127,6 +138,7 @@ impl Appliance {
         Ok(Appliance {
             health,
             occupancy,
+            snapshots,
             cameras,
             threads,
         })
@@ -153,6 +165,10 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHa
 struct Worker {
     detectors: Detectors,
     redactor: Redactor,
+    holds: Arc<Mutex<HashMap<CameraId, RegionHold>>>,
+    /// Detections that took longer than this obscure their frame whole.
+    deadline: Duration,
+    snapshots: SnapshotBoard,
     health: HealthBoard,
     out: SyncSender<Analysed>,
 }
@@ -166,22 +182,32 @@ impl Worker {
                 Err(_) => return,
             };
             let (camera, at) = (frame.camera().clone(), frame.timestamp_ms());
+            let started = Instant::now();
             let detections = match self.detectors.detect(&frame) {
-                Ok((d, _)) => d,
+                Ok((d, _)) if started.elapsed() <= self.deadline => d,
+                Ok(_) => {
+                    tracing::warn!(camera = %camera, deadline_ms = self.deadline.as_millis() as u64, "detection fell behind its deadline; frame obscured whole");
+                    self.obscured(self.redactor.obscure_whole(frame));
+                    continue;
+                }
                 Err(e) => {
-                    tracing::error!(camera = %camera, error = %e, "person detection failed; frame skipped");
+                    tracing::error!(camera = %camera, error = %e, "person detection failed; frame obscured whole and not counted");
+                    self.obscured(self.redactor.obscure_whole(frame));
                     continue;
                 }
             };
-            // From here on only the redacted frame exists. Nothing downstream
-            // consumes pixels yet, so it ends here; snapshots will take it.
-            let redacted = self.redactor.redact(frame, &detections);
+            // From here on only the redacted frame exists.
+            let redacted = {
+                let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+                let hold = holds.entry(camera.clone()).or_default();
+                self.redactor.redact(frame, &detections, hold)
+            };
+            let obscured = redacted.stats().obscured_whole;
             self.health.update(&camera, |h| {
                 h.frames_analysed += 1;
-                if redacted.obscured_whole() {
-                    h.frames_obscured += 1;
-                }
+                h.frames_obscured += u64::from(obscured);
             });
+            self.snapshots.publish(redacted);
             if self
                 .out
                 .send(Analysed {
@@ -194,6 +220,16 @@ impl Worker {
                 return;
             }
         }
+    }
+}
+
+impl Worker {
+    /// A frame obscured whole without being counted: it still replaces the
+    /// snapshot, so a snapshot never shows a stale view as if it were live.
+    fn obscured(&self, frame: headcount_core::redaction::RedactedFrame) {
+        self.health
+            .update(frame.camera(), |h| h.frames_obscured += 1);
+        self.snapshots.publish(frame);
     }
 }
 

@@ -23,7 +23,8 @@ pub struct CameraHealth {
     /// Frames dropped before inference because analysis was busy.
     pub frames_dropped: u64,
     pub frames_analysed: u64,
-    /// Frames obscured whole because face detection failed (fail closed).
+    /// Frames obscured whole because detection failed or fell behind its
+    /// deadline (fail closed).
     pub frames_obscured: u64,
     pub reconnects: u64,
 }

@@ -15,4 +15,5 @@ pub mod geometry;
 pub mod health;
 pub mod models;
 pub mod redaction;
+pub mod snapshot;
 pub mod storage;

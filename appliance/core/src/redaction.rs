@@ -1,8 +1,18 @@
-//! The privacy gate. `RedactedFrame` can only be made here, by `Redactor::redact`,
-//! and it is the only frame type with an encoder. So any code path that wants
-//! pixels out of the process must pass through redaction, by construction.
+//! The privacy gate. `RedactedFrame` can only be made here, by `Redactor`,
+//! and it is the only frame type with an encoder: the video writer, the
+//! snapshot endpoint and every other exporter take a `RedactedFrame`. So any
+//! code path that wants pixels out of the process passes through redaction,
+//! by construction (`tests/ui` holds the compile-fail proofs).
 //!
-//! Fail closed: if the face detector failed, the whole frame is obscured.
+//! Three layers keep a face from slipping through:
+//! - recall: faces (grown by the mask scale) and the head of every detected
+//!   person are redacted, so a profile or a face too small for the face
+//!   model is still covered;
+//! - temporal hold (`RegionHold`): a region redacted in one frame stays
+//!   redacted for the next frames at its predicted position, so a detector
+//!   that flickers off for a frame or two leaks nothing;
+//! - fail closed: when a detector failed, timed out or fell behind, the
+//!   whole frame is obscured.
 
 use crate::clock::UnixMs;
 use crate::detection::{Detection, Detections};
@@ -13,8 +23,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RedactionMode {
-    Blur,
+    /// The default: a blur strong enough that no face detector (nor a
+    /// person) finds a face in it.
     #[default]
+    Blur,
+    /// A mosaic of about 5x5 blocks per region.
     Pixelate,
     Fill,
 }
@@ -23,18 +36,45 @@ pub enum RedactionMode {
 /// far from the camera (a few pixels) escape face detectors, so every
 /// detected person's head is redacted as well.
 const HEAD_SHARE: f32 = 0.22;
+/// Person boxes are grown by this factor in full-body redaction (limbs the
+/// box cut off).
+const BODY_SCALE: f32 = 1.1;
+/// A held region grows by this share per frame it is carried without a
+/// detection, to cover the uncertainty of its predicted position.
+const HOLD_GROWTH: f32 = 0.1;
 /// Grey used for filled regions and for frames obscured whole.
-const FILL: [u8; 3] = [128, 128, 128];
+pub const FILL: [u8; 3] = [128, 128, 128];
+
+/// What to redact and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RedactionPolicy {
+    pub mode: RedactionMode,
+    /// Face and head boxes are grown by this factor (hair, ears, chin).
+    pub mask_scale: f32,
+    /// Redact whole persons, not only faces and heads.
+    pub full_body: bool,
+    /// Frames a region stays redacted after its last detection.
+    pub hold_frames: u32,
+}
+
+impl Default for RedactionPolicy {
+    fn default() -> Self {
+        Self {
+            mode: RedactionMode::default(),
+            mask_scale: 1.3,
+            full_body: false,
+            hold_frames: 5,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Redactor {
-    mode: RedactionMode,
-    /// Face boxes are grown by this factor before redaction (hair, ears, chin).
-    mask_scale: f32,
+    policy: RedactionPolicy,
 }
 
 /// A frame in which every face (and every person's head) is obscured, or the
-/// whole frame is, when face detection failed.
+/// whole frame is, when detection failed.
 #[derive(Debug)]
 pub struct RedactedFrame {
     camera: CameraId,
@@ -42,74 +82,197 @@ pub struct RedactedFrame {
     height: u32,
     rgb: Vec<u8>,
     timestamp_ms: UnixMs,
-    regions: usize,
-    obscured_whole: bool,
+    stats: RedactionStats,
+}
+
+/// What was obscured in one frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedactionStats {
+    /// Faces found by the face detector in this frame.
+    pub faces: usize,
+    /// Persons whose head (or whole body) was redacted.
+    pub persons: usize,
+    /// Regions carried over from earlier frames by the temporal hold.
+    pub held: usize,
+    /// True when detection failed and the whole frame was obscured.
+    pub obscured_whole: bool,
+}
+
+/// One stream's memory of recently redacted regions. Keep one per camera or
+/// file, and pass the frames of that stream to `Redactor::redact` in order.
+#[derive(Debug, Default)]
+pub struct RegionHold {
+    held: Vec<Held>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    bbox: BBox,
+    /// Centre motion per frame, from the last two sightings.
+    velocity: (f32, f32),
+    /// Frames since the region was last detected.
+    missed: u32,
+}
+
+impl RegionHold {
+    /// The regions to redact in this frame: the detected ones plus those
+    /// detected within the last `hold_frames` frames and not seen now, moved
+    /// along their last motion and grown. Updates the memory.
+    fn regions(&mut self, detected: Vec<BBox>, hold_frames: u32) -> (Vec<BBox>, usize) {
+        let mut next: Vec<Held> = Vec::with_capacity(detected.len() + self.held.len());
+        let mut unmatched: Vec<Option<Held>> = self.held.drain(..).map(Some).collect();
+        for bbox in &detected {
+            let best = unmatched
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|h| (i, predicted(&h).iou(bbox))))
+                .filter(|&(_, iou)| iou > 0.1)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let velocity = match best {
+                Some((i, _)) => {
+                    let before = unmatched[i].take().map(|h| h.bbox).unwrap_or(*bbox);
+                    let (bx, by) = centre(&before);
+                    let (nx, ny) = centre(bbox);
+                    (nx - bx, ny - by)
+                }
+                None => (0.0, 0.0),
+            };
+            next.push(Held {
+                bbox: *bbox,
+                velocity,
+                missed: 0,
+            });
+        }
+        let mut regions = detected;
+        let mut carried = 0;
+        for held in unmatched.into_iter().flatten() {
+            if held.missed >= hold_frames {
+                continue;
+            }
+            let moved = Held {
+                bbox: predicted(&held).scaled(1.0 + HOLD_GROWTH),
+                missed: held.missed + 1,
+                ..held
+            };
+            regions.push(moved.bbox);
+            carried += 1;
+            next.push(moved);
+        }
+        self.held = next;
+        (regions, carried)
+    }
+}
+
+fn centre(b: &BBox) -> (f32, f32) {
+    ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0)
+}
+
+/// Where a held region is expected in the next frame.
+fn predicted(h: &Held) -> BBox {
+    let (dx, dy) = h.velocity;
+    BBox {
+        x1: (h.bbox.x1 + dx).clamp(0.0, 1.0),
+        y1: (h.bbox.y1 + dy).clamp(0.0, 1.0),
+        x2: (h.bbox.x2 + dx).clamp(0.0, 1.0),
+        y2: (h.bbox.y2 + dy).clamp(0.0, 1.0),
+    }
 }
 
 impl Redactor {
-    pub fn new(mode: RedactionMode, mask_scale: f32) -> Self {
+    pub fn new(policy: RedactionPolicy) -> Self {
         Self {
-            mode,
-            mask_scale: mask_scale.max(1.0),
+            policy: RedactionPolicy {
+                mask_scale: policy.mask_scale.max(1.0),
+                ..policy
+            },
         }
     }
 
+    pub fn policy(&self) -> RedactionPolicy {
+        self.policy
+    }
+
     /// Consumes the raw frame: after this call no unredacted copy of it exists
-    /// in the caller's hands.
-    pub fn redact(&self, frame: Frame, detections: &Detections) -> RedactedFrame {
+    /// in the caller's hands. A failed face detection obscures the frame whole.
+    pub fn redact(
+        &self,
+        frame: Frame,
+        detections: &Detections,
+        hold: &mut RegionHold,
+    ) -> RedactedFrame {
+        let faces = match &detections.faces {
+            Ok(faces) => faces,
+            Err(_) => return self.obscure_whole(frame),
+        };
+        let (regions, held) = hold.regions(
+            self.regions(faces, &detections.persons),
+            self.policy.hold_frames,
+        );
         let (camera, width, height, mut rgb, timestamp_ms) = frame.into_parts();
         let mut image = Pixels {
             rgb: &mut rgb,
             width,
             height,
         };
-        let (regions, obscured_whole) = match &detections.faces {
-            Err(_) => {
-                image.fill(PixelRect {
-                    x0: 0,
-                    y0: 0,
-                    x1: width,
-                    y1: height,
-                });
-                (0, true)
+        for region in &regions {
+            let rect = image.to_pixels(region);
+            match self.policy.mode {
+                RedactionMode::Fill => image.fill(rect),
+                RedactionMode::Pixelate => image.pixelate(rect),
+                RedactionMode::Blur => image.blur(rect),
             }
-            Ok(faces) => {
-                let rects = self.regions(faces, &detections.persons);
-                for rect in &rects {
-                    let rect = image.to_pixels(rect);
-                    match self.mode {
-                        RedactionMode::Fill => image.fill(rect),
-                        RedactionMode::Pixelate => image.pixelate(rect),
-                        RedactionMode::Blur => image.blur(rect),
-                    }
-                }
-                (rects.len(), false)
-            }
-        };
+        }
         RedactedFrame {
             camera,
             width,
             height,
             rgb,
             timestamp_ms,
-            regions,
-            obscured_whole,
+            stats: RedactionStats {
+                faces: faces.len(),
+                persons: detections.persons.len(),
+                held,
+                obscured_whole: false,
+            },
+        }
+    }
+
+    /// Fail closed: the frame with every pixel replaced, for when detection
+    /// failed, timed out or fell behind.
+    pub fn obscure_whole(&self, frame: Frame) -> RedactedFrame {
+        let (camera, width, height, mut rgb, timestamp_ms) = frame.into_parts();
+        for pixel in rgb.chunks_exact_mut(3) {
+            pixel.copy_from_slice(&FILL);
+        }
+        RedactedFrame {
+            camera,
+            width,
+            height,
+            rgb,
+            timestamp_ms,
+            stats: RedactionStats {
+                obscured_whole: true,
+                ..RedactionStats::default()
+            },
         }
     }
 
     fn regions(&self, faces: &[Detection], persons: &[Detection]) -> Vec<BBox> {
-        let faces = faces.iter().map(|f| f.bbox.scaled(self.mask_scale));
-        let heads = persons.iter().map(|p| {
+        let scale = self.policy.mask_scale;
+        let faces = faces.iter().map(|f| f.bbox.scaled(scale));
+        let persons = persons.iter().map(|p| {
             let b = p.bbox;
-            BBox {
-                x1: b.x1,
-                y1: b.y1,
-                x2: b.x2,
-                y2: b.y1 + b.height() * HEAD_SHARE,
+            if self.policy.full_body {
+                b.scaled(BODY_SCALE)
+            } else {
+                BBox {
+                    y2: b.y1 + b.height() * HEAD_SHARE,
+                    ..b
+                }
+                .scaled(scale)
             }
-            .scaled(self.mask_scale)
         });
-        faces.chain(heads).collect()
+        faces.chain(persons).collect()
     }
 }
 
@@ -129,27 +292,41 @@ impl RedactedFrame {
     pub fn pixels(&self) -> &[u8] {
         &self.rgb
     }
-    /// How many regions were obscured (faces plus heads).
-    pub fn regions(&self) -> usize {
-        self.regions
+    pub fn stats(&self) -> RedactionStats {
+        self.stats
     }
-    /// True when face detection failed and the frame was obscured whole.
-    pub fn obscured_whole(&self) -> bool {
-        self.obscured_whole
+    /// The pixels, for an encoder that takes ownership of its input buffers.
+    pub fn into_pixels(self) -> Vec<u8> {
+        self.rgb
     }
-    /// PNG bytes: the only encoder of frame pixels in headcount.
-    pub fn encode_png(&self) -> Result<Vec<u8>, image::ImageError> {
+    /// The frame as an image file: PNG, or JPEG at quality 90.
+    pub fn encode(&self, format: StillFormat) -> Result<Vec<u8>, image::ImageError> {
         let mut out = std::io::Cursor::new(Vec::new());
-        image::write_buffer_with_format(
-            &mut out,
-            &self.rgb,
-            self.width,
-            self.height,
-            image::ExtendedColorType::Rgb8,
-            image::ImageFormat::Png,
-        )?;
+        match format {
+            StillFormat::Png => image::write_buffer_with_format(
+                &mut out,
+                &self.rgb,
+                self.width,
+                self.height,
+                image::ExtendedColorType::Rgb8,
+                image::ImageFormat::Png,
+            )?,
+            StillFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                .encode(
+                &self.rgb,
+                self.width,
+                self.height,
+                image::ExtendedColorType::Rgb8,
+            )?,
+        }
         Ok(out.into_inner())
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StillFormat {
+    Png,
+    Jpeg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -220,20 +397,35 @@ impl Pixels<'_> {
         }
     }
 
-    /// A strong blur: every pixel becomes the mean of its block's
-    /// neighbourhood (two pixelations offset by half a block, averaged), so no
-    /// detail finer than a fifth of the face survives.
+    /// A strong blur: three passes of a box filter as wide as a third of
+    /// the region (close to a Gaussian), over the region's own pixels only.
+    /// Nothing finer than about half the face survives: no eyes, no mouth,
+    /// nothing a face detector or a person would recognise.
     fn blur(&mut self, r: PixelRect) {
-        self.pixelate(r);
-        let side = (r.x1 - r.x0).max(r.y1 - r.y0);
-        let shift = side.div_ceil(10);
-        let inner = PixelRect {
-            x0: (r.x0 + shift).min(r.x1),
-            y0: (r.y0 + shift).min(r.y1),
-            x1: r.x1,
-            y1: r.y1,
-        };
-        self.pixelate(inner);
+        let (w, h) = ((r.x1 - r.x0) as usize, (r.y1 - r.y0) as usize);
+        if w == 0 || h == 0 {
+            return;
+        }
+        let radius = (w.max(h) / 6).max(1);
+        let mut plane = vec![0f32; w * h];
+        for c in 0..3 {
+            for y in 0..h {
+                for x in 0..w {
+                    plane[y * w + x] =
+                        self.rgb[self.index(r.x0 + x as u32, r.y0 + y as u32) + c] as f32;
+                }
+            }
+            for _ in 0..3 {
+                box_blur_lines(&mut plane, w, h, 1, w, radius);
+                box_blur_lines(&mut plane, h, w, w, 1, radius);
+            }
+            for y in 0..h {
+                for x in 0..w {
+                    let i = self.index(r.x0 + x as u32, r.y0 + y as u32) + c;
+                    self.rgb[i] = plane[y * w + x].round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
     }
 
     fn mean(&self, r: PixelRect) -> [u8; 3] {
@@ -253,6 +445,33 @@ impl Pixels<'_> {
     }
 }
 
+/// Box-filters `lines` lines of `len` samples in place (sample `i` of line
+/// `l` at `l * line_step + i * step`), with a window of `2 * radius + 1`
+/// clamped at the ends.
+fn box_blur_lines(
+    plane: &mut [f32],
+    len: usize,
+    lines: usize,
+    step: usize,
+    line_step: usize,
+    radius: usize,
+) {
+    let mut line = vec![0f32; len];
+    let mut prefix = vec![0f32; len + 1];
+    for l in 0..lines {
+        for (i, v) in line.iter_mut().enumerate() {
+            *v = plane[l * line_step + i * step];
+        }
+        for i in 0..len {
+            prefix[i + 1] = prefix[i] + line[i];
+        }
+        for i in 0..len {
+            let (lo, hi) = (i.saturating_sub(radius), (i + radius + 1).min(len));
+            plane[l * line_step + i * step] = (prefix[hi] - prefix[lo]) / (hi - lo) as f32;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +480,14 @@ mod tests {
     fn gradient_frame(w: u32, h: u32) -> Frame {
         let rgb = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
         Frame::new("cam".into(), w, h, rgb, 0).unwrap()
+    }
+
+    fn redactor(mode: RedactionMode, mask_scale: f32) -> Redactor {
+        Redactor::new(RedactionPolicy {
+            mode,
+            mask_scale,
+            ..RedactionPolicy::default()
+        })
     }
 
     fn face(x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
@@ -296,7 +523,7 @@ mod tests {
                 persons: vec![],
                 faces: Ok(vec![face(0.2, 0.25, 0.5, 0.75)]),
             };
-            let out = Redactor::new(mode, 1.0).redact(frame, &detections);
+            let out = redactor(mode, 1.0).redact(frame, &detections, &mut RegionHold::default());
             let face_px = PixelRect {
                 x0: 20,
                 y0: 20,
@@ -317,8 +544,8 @@ mod tests {
                 40 * 80,
                 "{mode:?}"
             );
-            assert_eq!(out.regions(), 1);
-            assert!(!out.obscured_whole());
+            assert_eq!(out.stats().faces, 1);
+            assert!(!out.stats().obscured_whole);
         }
     }
 
@@ -329,8 +556,12 @@ mod tests {
             persons: vec![],
             faces: Err("model timed out".into()),
         };
-        let out = Redactor::new(RedactionMode::Pixelate, 1.3).redact(frame, &detections);
-        assert!(out.obscured_whole());
+        let out = redactor(RedactionMode::Pixelate, 1.3).redact(
+            frame,
+            &detections,
+            &mut RegionHold::default(),
+        );
+        assert!(out.stats().obscured_whole);
         assert!(out.pixels().chunks(3).all(|p| p == FILL));
     }
 
@@ -343,7 +574,11 @@ mod tests {
             persons: vec![person],
             faces: Ok(vec![]),
         };
-        let out = Redactor::new(RedactionMode::Fill, 1.0).redact(frame, &detections);
+        let out = redactor(RedactionMode::Fill, 1.0).redact(
+            frame,
+            &detections,
+            &mut RegionHold::default(),
+        );
         let head = PixelRect {
             x0: 40,
             y0: 10,
@@ -367,9 +602,102 @@ mod tests {
             persons: vec![],
             faces: Ok(vec![]),
         };
-        let out = Redactor::new(RedactionMode::Fill, 1.0).redact(frame, &detections);
-        let png = out.encode_png().unwrap();
+        let out = redactor(RedactionMode::Fill, 1.0).redact(
+            frame,
+            &detections,
+            &mut RegionHold::default(),
+        );
+        let png = out.encode(StillFormat::Png).unwrap();
         let decoded = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(decoded.as_raw(), out.pixels());
+    }
+
+    #[test]
+    fn full_body_mode_covers_the_whole_person() {
+        let frame = gradient_frame(100, 100);
+        let before = frame.pixels().to_vec();
+        let detections = Detections {
+            persons: vec![face(0.4, 0.1, 0.6, 0.9)],
+            faces: Ok(vec![]),
+        };
+        let policy = RedactionPolicy {
+            mode: RedactionMode::Fill,
+            full_body: true,
+            ..RedactionPolicy::default()
+        };
+        let out = Redactor::new(policy).redact(frame, &detections, &mut RegionHold::default());
+        let body = PixelRect {
+            x0: 40,
+            y0: 10,
+            x1: 60,
+            y1: 90,
+        };
+        assert_eq!(unchanged_pixels(&before, out.pixels(), 100, body), 0);
+        assert_eq!(out.stats().persons, 1);
+    }
+
+    /// Frames of one stream in which a face moving right by 0.05 per frame
+    /// is detected in frames 0-2, missed in 3-4 (flicker), and gone after.
+    #[test]
+    fn a_face_missed_for_a_few_frames_stays_redacted_at_its_predicted_place() {
+        let redactor = redactor(RedactionMode::Fill, 1.0);
+        let mut hold = RegionHold::default();
+        let face_at = |t: u32| {
+            let x = 0.1 + 0.05 * t as f32;
+            face(x, 0.4, x + 0.1, 0.5)
+        };
+        for t in 0..12u32 {
+            let frame = gradient_frame(200, 100);
+            let detected = if t < 3 { vec![face_at(t)] } else { vec![] };
+            let detections = Detections {
+                persons: vec![],
+                faces: Ok(detected),
+            };
+            let before = frame.pixels().to_vec();
+            let out = redactor.redact(frame, &detections, &mut hold);
+            let b = face_at(t).bbox;
+            let rect = PixelRect {
+                x0: (b.x1 * 200.0) as u32,
+                y0: (b.y1 * 100.0) as u32,
+                x1: (b.x2 * 200.0) as u32,
+                y1: (b.y2 * 100.0) as u32,
+            };
+            let left = unchanged_pixels(&before, out.pixels(), 200, rect);
+            // Detected (0-2) or held (3-7, the default hold of 5 frames).
+            if t < 8 {
+                assert_eq!(left, 0, "frame {t}: the face leaked");
+                assert_eq!(out.stats().held, usize::from(t >= 3), "frame {t}");
+            } else {
+                assert_eq!(out.stats().held, 0, "frame {t}: held too long");
+                assert_eq!(unchanged_pixels(&before, out.pixels(), 200, rect), 20 * 10);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hold_of_zero_frames_redacts_only_what_is_detected() {
+        let redactor = Redactor::new(RedactionPolicy {
+            mode: RedactionMode::Fill,
+            hold_frames: 0,
+            ..RedactionPolicy::default()
+        });
+        let mut hold = RegionHold::default();
+        for (t, faces) in [vec![face(0.1, 0.1, 0.3, 0.3)], vec![]]
+            .into_iter()
+            .enumerate()
+        {
+            let frame = gradient_frame(50, 50);
+            let detections = Detections {
+                persons: vec![],
+                faces: Ok(faces),
+            };
+            let out = redactor.redact(frame, &detections, &mut hold);
+            assert_eq!(out.stats().held, 0, "frame {t}");
+            assert_eq!(
+                out.pixels().chunks(3).any(|p| p == FILL),
+                t == 0,
+                "frame {t}"
+            );
+        }
     }
 }

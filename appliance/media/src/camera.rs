@@ -173,7 +173,8 @@ impl Supervisor {
             }
             Source::File { .. } => {
                 let rate = format!("videorate drop-only=true ! video/x-raw,framerate={fps} !");
-                template::render(template::FILE, &[("rate", &rate), ("width", &width)])
+                let scale = template::scale_to(Some(c.analysis_width));
+                template::render(template::FILE, &[("rate", &rate), ("scale", &scale)])
             }
             Source::TestPattern { pattern } => template::render(
                 template::TESTSRC,

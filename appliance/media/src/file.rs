@@ -1,7 +1,7 @@
 //! Recordings read frame by frame, for `headcount analyze` and the bench.
 //! Unlike a live camera, nothing is dropped: the reader pulls at its pace.
 
-use crate::{fraction, template, MediaError};
+use crate::{fraction, template, FrameRate, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
@@ -14,6 +14,8 @@ pub struct FileFrames {
     sink: AppSink,
     camera: CameraId,
     finished: bool,
+    rate: Option<FrameRate>,
+    path: std::path::PathBuf,
 }
 
 /// Parses a pipeline description; `kind` names it in errors.
@@ -26,8 +28,13 @@ pub(crate) fn build(kind: &'static str, text: &str) -> Result<gst::Pipeline, Med
 }
 
 impl FileFrames {
-    /// `fps` None reads every frame; otherwise frames are dropped to that rate.
-    pub fn open(path: &Path, fps: Option<f64>, width: u32) -> Result<FileFrames, MediaError> {
+    /// `fps` None reads every frame; otherwise frames are dropped to that
+    /// rate. `width` None keeps the native resolution.
+    pub fn open(
+        path: &Path,
+        fps: Option<f64>,
+        width: Option<u32>,
+    ) -> Result<FileFrames, MediaError> {
         crate::init()?;
         if !path.is_file() {
             return Err(MediaError::Stream(format!(
@@ -45,7 +52,7 @@ impl FileFrames {
             .unwrap_or_default();
         let text = template::render(
             template::FILE,
-            &[("rate", &rate), ("width", &width.to_string())],
+            &[("rate", &rate), ("scale", &template::scale_to(width))],
         );
         let pipeline = build("file", &text)?;
         let source = pipeline
@@ -68,7 +75,22 @@ impl FileFrames {
             sink,
             camera: "file".into(),
             finished: false,
+            rate: None,
+            path: path.to_path_buf(),
         })
+    }
+
+    /// The stream's frame rate, known once a frame has been read; None for
+    /// a variable rate.
+    pub fn frame_rate(&self) -> Option<FrameRate> {
+        self.rate
+    }
+
+    /// The file's duration, where the container says.
+    pub fn duration(&self) -> Option<Duration> {
+        self.pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| Duration::from_nanos(d.nseconds()))
     }
 }
 
@@ -95,23 +117,45 @@ impl Iterator for FileFrames {
         if self.finished {
             return None;
         }
-        match self.sink.pull_sample() {
-            Ok(sample) => {
-                Some(sample_to_frame(&sample, &self.camera, None).map_err(MediaError::Stream))
-            }
-            Err(_) => {
-                self.finished = true;
-                // No sample: either the end of the file or an error on the bus.
-                let bus = self.pipeline.bus()?;
-                while let Some(msg) = bus.pop() {
-                    if let gst::MessageView::Error(e) = msg.view() {
-                        return Some(Err(MediaError::Stream(format!(
-                            "decoding failed: {}",
-                            e.error().message()
-                        ))));
-                    }
+        // Poll rather than block: a pipeline that fails (say, a file that is
+        // not a video) posts an error on the bus and never reaches EOS.
+        loop {
+            if let Some(sample) = self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+            {
+                if self.rate.is_none() {
+                    self.rate = sample
+                        .caps()
+                        .and_then(|caps| gstreamer_video::VideoInfo::from_caps(caps).ok())
+                        .map(|info| info.fps())
+                        .filter(|fps| fps.numer() > 0 && fps.denom() > 0)
+                        .map(|fps| FrameRate {
+                            numerator: fps.numer(),
+                            denominator: fps.denom(),
+                        });
                 }
-                None
+                return Some(
+                    sample_to_frame(&sample, &self.camera, None).map_err(MediaError::Stream),
+                );
+            }
+            let error = self.pipeline.bus().and_then(|bus| {
+                bus.pop_filtered(&[gst::MessageType::Error])
+                    .and_then(|msg| match msg.view() {
+                        gst::MessageView::Error(e) => Some(e.error().message().to_string()),
+                        _ => None,
+                    })
+            });
+            if let Some(message) = error {
+                self.finished = true;
+                return Some(Err(MediaError::Stream(format!(
+                    "cannot decode {}: {message}",
+                    self.path.display()
+                ))));
+            }
+            if self.sink.is_eos() {
+                self.finished = true;
+                return None;
             }
         }
     }

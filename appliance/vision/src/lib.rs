@@ -37,6 +37,54 @@ pub enum VisionError {
     },
     #[error("inference failed: {0}")]
     Inference(String),
+    #[error("{FAULT_INJECTION_VAR}: {0}")]
+    FaultInjection(String),
+}
+
+/// The environment variable that makes detectors fail on purpose, so that
+/// tests can prove that redaction fails closed. It can only ever make output
+/// more redacted, never less.
+pub const FAULT_INJECTION_VAR: &str = "HEADCOUNT_FAULT_INJECTION";
+
+/// Faults to inject, parsed from `HEADCOUNT_FAULT_INJECTION`: a comma list of
+/// `face-fails-every=N` (every Nth face detection errors) and
+/// `face-delay-ms=N` (every face detection takes N ms longer).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FaultInjection {
+    pub face_fails_every: Option<u64>,
+    pub face_delay: Option<Duration>,
+}
+
+impl FaultInjection {
+    pub fn from_env() -> Result<FaultInjection, VisionError> {
+        match std::env::var(FAULT_INJECTION_VAR) {
+            Ok(spec) => FaultInjection::parse(&spec),
+            Err(_) => Ok(FaultInjection::default()),
+        }
+    }
+
+    pub fn parse(spec: &str) -> Result<FaultInjection, VisionError> {
+        let mut faults = FaultInjection::default();
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let bad = || {
+                VisionError::FaultInjection(format!(
+                    "`{item}` is not face-fails-every=N or face-delay-ms=N (N a positive integer)"
+                ))
+            };
+            let (key, value) = item.split_once('=').ok_or_else(bad)?;
+            let n: u64 = value.parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+            match key {
+                "face-fails-every" => faults.face_fails_every = Some(n),
+                "face-delay-ms" => faults.face_delay = Some(Duration::from_millis(n)),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(faults)
+    }
+
+    pub fn is_active(&self) -> bool {
+        *self != FaultInjection::default()
+    }
 }
 
 /// Detector settings, from the config.
@@ -60,6 +108,8 @@ pub struct StageTimes {
 pub struct Detectors {
     person: PersonDetector,
     face: FaceDetector,
+    faults: FaultInjection,
+    face_calls: u64,
 }
 
 impl Detectors {
@@ -81,7 +131,19 @@ impl Detectors {
             manifest.model(ModelRole::Face)?,
             settings,
         )?;
-        Ok(Detectors { person, face })
+        let faults = FaultInjection::from_env()?;
+        if faults.is_active() {
+            tracing::warn!(
+                ?faults,
+                "fault injection is on: face detection will fail or stall on purpose"
+            );
+        }
+        Ok(Detectors {
+            person,
+            face,
+            faults,
+            face_calls: 0,
+        })
     }
 
     /// Persons and faces in one frame. A failed person model is an error (the
@@ -90,10 +152,44 @@ impl Detectors {
     pub fn detect(&mut self, frame: &Frame) -> Result<(Detections, StageTimes), VisionError> {
         let mut times = StageTimes::default();
         let persons = self.person.detect(frame, &mut times)?;
-        let faces = self
-            .face
-            .detect(frame, &mut times)
-            .map_err(|e| e.to_string());
+        self.face_calls += 1;
+        if let Some(delay) = self.faults.face_delay {
+            std::thread::sleep(delay);
+            times.face += delay;
+        }
+        let faces = match self.faults.face_fails_every {
+            Some(n) if self.face_calls % n == 0 => Err("injected fault".to_string()),
+            _ => self
+                .face
+                .detect(frame, &mut times)
+                .map_err(|e| e.to_string()),
+        };
         Ok((Detections { persons, faces }, times))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_injection_specs() {
+        assert_eq!(
+            FaultInjection::parse("face-fails-every=3, face-delay-ms=250").unwrap(),
+            FaultInjection {
+                face_fails_every: Some(3),
+                face_delay: Some(Duration::from_millis(250)),
+            }
+        );
+        assert!(!FaultInjection::parse("").unwrap().is_active());
+        for bad in [
+            "face-fails-every=0",
+            "face-fails-every",
+            "persons-fail=1",
+            "face-delay-ms=x",
+        ] {
+            let e = FaultInjection::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(FAULT_INJECTION_VAR) && e.contains(bad), "{e}");
+        }
     }
 }

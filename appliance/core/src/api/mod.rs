@@ -6,9 +6,11 @@ pub mod wire;
 use crate::analytics::OccupancyBoard;
 use crate::clock::{Clock, UnixMs};
 use crate::health::{CameraState, HealthBoard};
+use crate::redaction::StillFormat;
+use crate::snapshot::SnapshotBoard;
 use crate::storage::Database;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -27,6 +29,7 @@ pub struct AppState {
     pub health: HealthBoard,
     pub database: PathBuf,
     pub clock: Arc<dyn Clock>,
+    pub snapshots: SnapshotBoard,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -34,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/occupancy", get(occupancy))
         .route("/api/v1/occupancy/history", get(occupancy_history))
+        .route("/api/v1/cameras/{camera}/snapshot", get(snapshot))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }
@@ -42,6 +46,8 @@ pub fn router(state: AppState) -> Router {
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    Forbidden(String),
+    Unavailable(String),
     /// Logged in full; the client only learns that it happened.
     Internal(String),
 }
@@ -51,6 +57,8 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "API request failed");
                 (
@@ -133,6 +141,37 @@ async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
         at: rfc3339(state.clock.now_ms()),
         zones,
     })
+}
+
+/// A calibration snapshot: the camera's latest frame with every face and
+/// every person redacted, as JPEG. Only `RedactedFrame`s reach this handler.
+async fn snapshot(
+    State(state): State<AppState>,
+    Path(camera): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.snapshots.enabled() {
+        return Err(ApiError::Forbidden(
+            "snapshots are disabled; set privacy.snapshots = true to enable them".into(),
+        ));
+    }
+    if !state.health.snapshot().contains_key(camera.as_str()) {
+        return Err(ApiError::NotFound(format!("no camera `{camera}`")));
+    }
+    let frame = state.snapshots.latest(&camera).ok_or_else(|| {
+        ApiError::Unavailable(format!("camera `{camera}` has not delivered a frame yet"))
+    })?;
+    let jpeg = tokio::task::spawn_blocking(move || frame.encode(StillFormat::Jpeg))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -53,20 +53,28 @@ fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
     }
 }
 
-fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+/// Status, head (status line and headers) and body bytes.
+fn request(addr: std::net::SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(response[..split].to_vec()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head, response[split + 4..].to_vec())
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, _, body) = request(addr, path);
     (
         status,
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}")),
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body))),
     )
 }
 
@@ -108,7 +116,71 @@ fn state(dir: &std::path::Path) -> AppState {
         health,
         database,
         clock: Arc::new(ManualClock::new(NOW)),
+        snapshots: SnapshotBoard::new(false),
     }
+}
+
+/// `state` with snapshots enabled and one redacted frame of `lobby` in them.
+fn state_with_snapshot(dir: &std::path::Path) -> AppState {
+    use crate::detection::{Detection, Detections};
+    use crate::geometry::BBox;
+    use crate::redaction::{RedactionMode, RedactionPolicy, Redactor, RegionHold};
+    let snapshots = SnapshotBoard::new(true);
+    let frame =
+        crate::frame::Frame::new("lobby".into(), 64, 48, vec![200; 64 * 48 * 3], NOW).unwrap();
+    let person = Detection {
+        bbox: BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 0.5,
+            y2: 1.0,
+        },
+        score: 0.9,
+    };
+    let detections = Detections {
+        persons: vec![person],
+        faces: Ok(vec![]),
+    };
+    let redactor = Redactor::new(RedactionPolicy {
+        mode: RedactionMode::Fill,
+        full_body: true,
+        ..RedactionPolicy::default()
+    });
+    snapshots.publish(redactor.redact(frame, &detections, &mut RegionHold::default()));
+    AppState {
+        snapshots,
+        ..state(dir)
+    }
+}
+
+#[test]
+fn snapshots_are_refused_unless_enabled() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/cameras/lobby/snapshot");
+    assert_eq!(status, 403);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("privacy.snapshots"));
+}
+
+#[test]
+fn a_snapshot_is_the_latest_redacted_frame_as_jpeg() {
+    let s = serve(state_with_snapshot);
+    let (status, head, body) = request(s.addr, "/api/v1/cameras/lobby/snapshot");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: image/jpeg"), "{head}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    let image = image::load_from_memory(&body).unwrap().to_rgb8();
+    assert_eq!(image.dimensions(), (64, 48));
+    // The person (left half) is filled grey, the rest keeps its value (JPEG-near).
+    let near = |p: &image::Rgb<u8>, v: u8| p.0.iter().all(|&c| c.abs_diff(v) <= 6);
+    assert!(near(image.get_pixel(10, 24), 128));
+    assert!(near(image.get_pixel(60, 24), 200));
+    let (status, body) = get(s.addr, "/api/v1/cameras/yard/snapshot");
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = get(s.addr, "/api/v1/cameras/attic/snapshot");
+    assert_eq!(status, 404, "{body}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod raw;
 
 use crate::frame::CameraId;
 use crate::geometry::{Point, Polygon};
-use crate::redaction::RedactionMode;
+use crate::redaction::{RedactionMode, RedactionPolicy};
 use raw::*;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -123,6 +123,26 @@ pub struct DetectionConfig {
 pub struct PrivacyConfig {
     pub redaction: RedactionMode,
     pub mask_scale: f32,
+    /// Frames a redacted region stays redacted after its last detection.
+    pub hold_frames: u32,
+    /// Serve redacted calibration snapshots (`/api/v1/cameras/{id}/snapshot`).
+    /// When on, live frames are redacted whole-person, not only faces.
+    pub snapshots: bool,
+    /// A frame whose detection took longer than this is obscured whole:
+    /// detections that late no longer describe a live stream.
+    pub detection_deadline_ms: u64,
+}
+
+impl PrivacyConfig {
+    /// How the live pipeline redacts.
+    pub fn policy(&self) -> RedactionPolicy {
+        RedactionPolicy {
+            mode: self.redaction,
+            mask_scale: self.mask_scale,
+            full_body: self.snapshots,
+            hold_frames: self.hold_frames,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -644,9 +664,26 @@ impl Validator<'_> {
                 format!("{mask_scale} is outside [1, 3]"),
             );
         }
+        let hold_frames = raw.hold_frames.unwrap_or(5);
+        if hold_frames > 50 {
+            self.error(
+                "privacy.hold_frames",
+                format!("{hold_frames} is more than 50"),
+            );
+        }
+        let detection_deadline_ms = raw.detection_deadline_ms.unwrap_or(2000);
+        if !(100..=60_000).contains(&detection_deadline_ms) {
+            self.error(
+                "privacy.detection_deadline_ms",
+                format!("{detection_deadline_ms} is outside [100, 60000]"),
+            );
+        }
         PrivacyConfig {
             redaction: raw.redaction.unwrap_or_default(),
             mask_scale,
+            hold_frames,
+            snapshots: raw.snapshots.unwrap_or(false),
+            detection_deadline_ms,
         }
     }
 

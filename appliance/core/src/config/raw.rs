@@ -71,6 +71,9 @@ pub struct RawDetection {
 pub struct RawPrivacy {
     pub redaction: Option<crate::redaction::RedactionMode>,
     pub mask_scale: Option<f32>,
+    pub hold_frames: Option<u32>,
+    pub snapshots: Option<bool>,
+    pub detection_deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -114,6 +114,7 @@ polygon = [[0.1, 0.1], [0.2, 0.1], [0.2]]
 
 [privacy]
 mask_scale = 9
+detection_deadline_ms = 5
 "#;
     let got = errors(text);
     let expected = [
@@ -127,6 +128,7 @@ mask_scale = 9
         "cameras.lobby.zones.entrance.capacity: must be at least 1 (leave it out for no capacity)",
         "cameras.lobby.url: must not contain credentials; use credentials = { user = ..., password_ref = \"env:NAME\" }",
         "privacy.mask_scale: 9 is outside [1, 3]",
+        "privacy.detection_deadline_ms: 5 is outside [100, 60000]",
     ];
     for e in &expected {
         assert!(got.contains(&e.to_string()), "missing {e:?} in {got:#?}");

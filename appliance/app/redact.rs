@@ -1,0 +1,412 @@
+//! `headcount redact`: a copy of a video or a still with every face
+//! redacted, for a data-protection officer answering a subject-access
+//! request. Same resolution and frame rate, H.264 by OpenH264, audio
+//! dropped. The output is written under a temporary name and renamed only
+//! when complete, so a failure never leaves a file that looks finished.
+
+use anyhow::{bail, Context};
+use headcount_core::detection::Detections;
+use headcount_core::frame::Frame;
+use headcount_core::redaction::{
+    RedactedFrame, RedactionMode, RedactionPolicy, RedactionStats, Redactor, RegionHold,
+    StillFormat,
+};
+use headcount_media::{Container, FileFrames, FrameRate, VideoWriter};
+use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime, StageTimes};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct RedactArgs {
+    /// A video (any format GStreamer decodes) or a PNG/JPEG still.
+    #[arg(long)]
+    input: PathBuf,
+    /// .mp4 or .mkv for a video, .png or .jpg for a still.
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = Mode::Blur)]
+    mode: Mode,
+    /// Redact whole persons, not only faces and heads.
+    #[arg(long)]
+    full_body: bool,
+    /// Face and head boxes are grown by this factor (1 to 3).
+    #[arg(long, default_value_t = 1.3)]
+    mask_scale: f32,
+    /// Face detector score threshold (0 to 1); lower finds more, and
+    /// redacts more that is not a face.
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f32,
+    /// Frames a face stays redacted after the detector last saw it.
+    #[arg(long, default_value_t = 5)]
+    hold: u32,
+    #[arg(long, default_value = "models")]
+    models_dir: PathBuf,
+    /// Frames detected in parallel (videos): one model set per worker.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// ONNX Runtime threads per worker.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print the summary as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    Blur,
+    Pixelate,
+    Fill,
+}
+
+impl From<Mode> for RedactionMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Blur => RedactionMode::Blur,
+            Mode::Pixelate => RedactionMode::Pixelate,
+            Mode::Fill => RedactionMode::Fill,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Still(StillFormat),
+    Video(Container),
+}
+
+impl Output {
+    fn from_path(path: &Path) -> Option<Output> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "png" => Some(Output::Still(StillFormat::Png)),
+            "jpg" | "jpeg" => Some(Output::Still(StillFormat::Jpeg)),
+            _ => Container::from_path(path).map(Output::Video),
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
+struct Summary {
+    frames: u64,
+    width: u32,
+    height: u32,
+    fps: Option<f64>,
+    faces_redacted: u64,
+    persons_redacted: u64,
+    regions_held: u64,
+    frames_obscured_whole: u64,
+    seconds: f64,
+    frames_per_second: f64,
+    /// Detection cost per frame in ms, summed over the workers (which run
+    /// in parallel, so these can add up to more than the wall time).
+    detection_ms_per_frame: StageMs,
+}
+
+#[derive(Serialize, Default)]
+struct StageMs {
+    preprocess: f64,
+    person_model: f64,
+    face_model: f64,
+}
+
+impl Summary {
+    fn add(&mut self, stats: RedactionStats) {
+        self.frames += 1;
+        self.faces_redacted += stats.faces as u64;
+        self.persons_redacted += stats.persons as u64;
+        self.regions_held += stats.held as u64;
+        self.frames_obscured_whole += u64::from(stats.obscured_whole);
+    }
+}
+
+pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
+    let output = check_paths(&args)?;
+    if !(1.0..=3.0).contains(&args.mask_scale) {
+        bail!("--mask-scale {} is outside [1, 3]", args.mask_scale);
+    }
+    if !(args.threshold > 0.0 && args.threshold < 1.0) {
+        bail!("--threshold {} is outside (0, 1)", args.threshold);
+    }
+    let runtime = OnnxRuntime::load(None)?;
+    let settings = DetectorSettings {
+        person_threshold: 0.4,
+        face_threshold: args.threshold,
+        person_tiling: false,
+        threads: args.threads.max(1),
+    };
+    let mut job = Job {
+        detectors: (0..args.workers.max(1))
+            .map(|_| Detectors::load(&runtime, &args.models_dir, settings))
+            .collect::<Result<_, _>>()
+            .context("cannot load the models")?,
+        redactor: Redactor::new(RedactionPolicy {
+            mode: args.mode.into(),
+            mask_scale: args.mask_scale,
+            full_body: args.full_body,
+            hold_frames: args.hold,
+        }),
+        hold: RegionHold::default(),
+        summary: Summary::default(),
+        times: StageTimes::default(),
+    };
+    let start = Instant::now();
+    match output {
+        Output::Still(format) => job.still(&args.input, &args.output, format)?,
+        Output::Video(_) => job.video(&args.input, &args.output)?,
+    }
+    let summary = &mut job.summary;
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.frames_per_second = summary.frames as f64 / summary.seconds.max(1e-9);
+    let per_frame = |d: Duration| d.as_secs_f64() * 1000.0 / summary.frames.max(1) as f64;
+    let t = job.times;
+    summary.detection_ms_per_frame = StageMs {
+        preprocess: per_frame(t.preprocess),
+        person_model: per_frame(t.person),
+        face_model: per_frame(t.face),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(summary)?);
+    } else {
+        println!(
+            "redacted {} frame(s) of {}x{} in {:.1} s ({:.1} fps): {} face(s) and {} person(s) redacted, {} region(s) held over from earlier frames, {} frame(s) obscured whole -> {}",
+            summary.frames,
+            summary.width,
+            summary.height,
+            summary.seconds,
+            summary.frames_per_second,
+            summary.faces_redacted,
+            summary.persons_redacted,
+            summary.regions_held,
+            summary.frames_obscured_whole,
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The output kind, after refusing what cannot work before any decoding.
+fn check_paths(args: &RedactArgs) -> anyhow::Result<Output> {
+    let (input, output) = (&args.input, &args.output);
+    if !input.is_file() {
+        bail!("{} is not a readable file", input.display());
+    }
+    let kind = Output::from_path(output).with_context(|| {
+        format!(
+            "{}: the output must end in .mp4 or .mkv (video), or .png or .jpg (still)",
+            output.display()
+        )
+    })?;
+    let input_is_still = matches!(Output::from_path(input), Some(Output::Still(_)));
+    match (input_is_still, kind) {
+        (true, Output::Video(_)) => {
+            bail!("{} is a still; write it to a .png or .jpg", input.display())
+        }
+        (false, Output::Still(_)) => {
+            bail!("{} is a video; write it to a .mp4 or .mkv", input.display())
+        }
+        _ => {}
+    }
+    if same_file(input, output) {
+        bail!(
+            "the output {} is the input; choose another path (the input is never overwritten)",
+            output.display()
+        );
+    }
+    Ok(kind)
+}
+
+/// True when both paths name one file, even through links or `..`.
+fn same_file(input: &Path, output: &Path) -> bool {
+    let canonical_output = output.canonicalize().ok().or_else(|| {
+        let parent = output.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
+        Some(dir.join(output.file_name()?))
+    });
+    input.canonicalize().ok().is_some() && input.canonicalize().ok() == canonical_output
+}
+
+struct Job {
+    /// One detector set per detection thread.
+    detectors: Vec<Detectors>,
+    redactor: Redactor,
+    hold: RegionHold,
+    summary: Summary,
+    times: StageTimes,
+}
+
+/// A frame's detections, or why detection failed.
+type Detected = Result<(Detections, StageTimes), String>;
+
+impl Job {
+    /// Redacts one frame with its detections, in stream order (the temporal
+    /// hold depends on it); a failed detector obscures the frame whole.
+    fn redact(&mut self, frame: Frame, detected: Detected) -> RedactedFrame {
+        let redacted = match detected {
+            Ok((detections, times)) => {
+                self.times.preprocess += times.preprocess;
+                self.times.person += times.person;
+                self.times.face += times.face;
+                self.redactor.redact(frame, &detections, &mut self.hold)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "detection failed; frame obscured whole");
+                self.redactor.obscure_whole(frame)
+            }
+        };
+        self.summary.add(redacted.stats());
+        redacted
+    }
+
+    fn still(&mut self, input: &Path, output: &Path, format: StillFormat) -> anyhow::Result<()> {
+        let image = image::open(input)
+            .with_context(|| format!("cannot read image {}", input.display()))?
+            .to_rgb8();
+        let (width, height) = image.dimensions();
+        (self.summary.width, self.summary.height) = (width, height);
+        let frame = Frame::new("file".into(), width, height, image.into_raw(), 0)?;
+        let detected = detect(&mut self.detectors[0], &frame);
+        let bytes = self.redact(frame, detected).encode(format)?;
+        let temporary = headcount_media::temporary_path(output);
+        let written = std::fs::File::create(&temporary)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
+            .and_then(|_| std::fs::rename(&temporary, output));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temporary);
+            bail!("cannot write {}: {e}", output.display());
+        }
+        Ok(())
+    }
+
+    /// Decoding (GStreamer threads), detection (one thread per detector
+    /// set, frames in parallel) and encoding (the writer's thread) overlap;
+    /// redaction runs here, in frame order.
+    fn video(&mut self, input: &Path, output: &Path) -> anyhow::Result<()> {
+        let mut frames = FileFrames::open(input, None, None)?;
+        let first = frames
+            .next()
+            .with_context(|| format!("{} has no video frames", input.display()))??;
+        let (width, height) = (first.width(), first.height());
+        let rate = frames.frame_rate().unwrap_or(FrameRate {
+            numerator: 25,
+            denominator: 1,
+        });
+        (self.summary.width, self.summary.height) = (width, height);
+        self.summary.fps = Some(rate.numerator as f64 / rate.denominator as f64);
+        let expected = frames
+            .duration()
+            .map(|d| (d.as_secs_f64() * rate.numerator as f64 / rate.denominator as f64) as u64);
+        let mut writer = VideoWriter::create(output, width, height, rate)?;
+        let mut progress = Progress::new(expected);
+
+        let (work_tx, work_rx) = sync_channel::<(u64, Frame)>(2);
+        // Owned by the detection threads only: when they stop, the reader's
+        // sends fail and it stops too, so an error anywhere ends every thread.
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let (done_tx, done_rx) = sync_channel::<(u64, Frame, Detected)>(4);
+        let mut detectors = std::mem::take(&mut self.detectors);
+        let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
+            for set in detectors.iter_mut() {
+                let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+                scope.spawn(move || loop {
+                    let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((index, frame)) = next else { return };
+                    let detected = detect(set, &frame);
+                    if done_tx.send((index, frame, detected)).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop((done_tx, work_rx));
+            let reader = scope.spawn(move || -> anyhow::Result<()> {
+                for (index, frame) in std::iter::once(Ok(first)).chain(frames).enumerate() {
+                    let frame = frame?;
+                    if work_tx.send((index as u64, frame)).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            // Dropped on return, error or not, so the detection threads stop.
+            let done_rx = done_rx;
+            // Detection finishes out of order; redaction and encoding may not.
+            let mut pending = BTreeMap::new();
+            let mut next = 0u64;
+            for (index, frame, detected) in done_rx.iter() {
+                pending.insert(index, (frame, detected));
+                while let Some((frame, detected)) = pending.remove(&next) {
+                    let redacted = self.redact(frame, detected);
+                    writer.write(redacted)?;
+                    next += 1;
+                    progress.show(self.summary.frames);
+                }
+            }
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("the decoding thread panicked"))?
+        });
+        self.detectors = detectors;
+        progress.done();
+        outcome?;
+        writer.finish()?;
+        Ok(())
+    }
+}
+
+fn detect(detectors: &mut Detectors, frame: &Frame) -> Detected {
+    detectors.detect(frame).map_err(|e| e.to_string())
+}
+
+/// A progress line on stderr, only when it is a terminal.
+struct Progress {
+    expected: Option<u64>,
+    start: Instant,
+    last: Instant,
+    on: bool,
+}
+
+impl Progress {
+    fn new(expected: Option<u64>) -> Progress {
+        let now = Instant::now();
+        Progress {
+            expected: expected.filter(|&n| n > 0),
+            start: now,
+            last: now,
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, frames: u64) {
+        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        let fps = frames as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        let line = match self.expected {
+            Some(total) => {
+                let done = (frames as f64 / total as f64).min(1.0);
+                let filled = (done * 30.0) as usize;
+                format!(
+                    "[{}{}] {:3.0}% {frames}/{total} frames, {fps:.1} fps",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    done * 100.0
+                )
+            }
+            None => format!("{frames} frames, {fps:.1} fps"),
+        };
+        eprint!("\r{line}  ");
+    }
+
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}

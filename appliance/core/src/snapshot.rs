@@ -1,0 +1,44 @@
+//! The latest redacted frame of each camera, for calibration snapshots.
+//!
+//! It holds `RedactedFrame`s only, so the snapshot endpoint cannot serve a
+//! raw frame. It is empty and refuses frames unless snapshots are enabled
+//! in the config, so by default no pixel is kept at all.
+
+use crate::frame::CameraId;
+use crate::redaction::RedactedFrame;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+pub struct SnapshotBoard {
+    enabled: bool,
+    latest: Arc<Mutex<HashMap<CameraId, Arc<RedactedFrame>>>>,
+}
+
+impl SnapshotBoard {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            latest: Arc::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Keeps `frame` as its camera's latest; a no-op when disabled.
+    pub fn publish(&self, frame: RedactedFrame) {
+        if self.enabled {
+            self.lock().insert(frame.camera().clone(), Arc::new(frame));
+        }
+    }
+
+    pub fn latest(&self, camera: &str) -> Option<Arc<RedactedFrame>> {
+        self.lock().get(camera).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, Arc<RedactedFrame>>> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
