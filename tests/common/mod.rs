@@ -66,16 +66,27 @@ pub fn start_camera(port: u16) -> Proc {
 
 /// The demo camera with extra arguments and environment.
 pub fn start_camera_with(port: u16, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    serve_file(port, &media("vtest.ts"), "/vtest", args, env)
+}
+
+/// An RTSP camera serving `file` (H.264 MPEG-TS) at `mount` on `port`.
+pub fn serve_file(
+    port: u16,
+    file: &Path,
+    mount: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
     let child = Command::new(BIN)
         .args([
             "camera",
             "--port",
             &port.to_string(),
             "--mount",
-            "/vtest",
+            mount,
             "--file",
         ])
-        .arg(media("vtest.ts"))
+        .arg(file)
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -142,8 +153,9 @@ pub fn start_appliance_with(
     proc
 }
 
-/// GET over plain HTTP/1.1; None if nothing answers.
-pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+/// GET over plain HTTP/1.1: status, head (status line and headers) and
+/// body bytes; None if nothing answers.
+pub fn get_raw(port: u16, path: &str) -> Option<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -151,11 +163,18 @@ pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1;
-    Some((status, serde_json::from_str(body).ok()?))
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.get(9..12)?.parse().ok()?;
+    Some((status, head, response[split + 4..].to_vec()))
+}
+
+/// GET a JSON body; None if nothing answers or the body is not JSON.
+pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    let (status, _, body) = get_raw(port, path)?;
+    Some((status, serde_json::from_slice(&body).ok()?))
 }
 
 /// The state of one camera in /api/v1/health.

@@ -1,0 +1,185 @@
+//! What leaves the live appliance, end to end. A real RTSP camera serves a
+//! video with a large face; the appliance runs with snapshots enabled.
+//! Everything that leaves the process (every API response, the SQLite
+//! files, the log) is scanned for image data: only the snapshot endpoint
+//! returns an image, and an independent face check finds no face in it.
+//! With the face detector failing on purpose, every frame is obscured whole
+//! and health counts it.
+
+mod common;
+use common::*;
+use headcount_core::frame::Frame;
+use headcount_core::redaction::FILL;
+use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Signatures of image formats, raw and base64-encoded.
+const IMAGE_SIGNATURES: [&[u8]; 8] = [
+    b"\xff\xd8\xff",      // JPEG
+    b"\x89PNG\r\n\x1a\n", // PNG
+    b"GIF87a",
+    b"GIF89a",
+    b"WEBP",
+    b"/9j/",        // base64 JPEG
+    b"iVBORw0KGgo", // base64 PNG
+    b"R0lGOD",      // base64 GIF
+];
+
+fn image_signature(bytes: &[u8]) -> Option<&'static [u8]> {
+    IMAGE_SIGNATURES
+        .into_iter()
+        .find(|sig| bytes.windows(sig.len()).any(|w| w == *sig))
+}
+
+fn face_camera_config(dir: &std::path::Path, api_port: u16, rtsp_port: u16) -> std::path::PathBuf {
+    let path = config(
+        dir,
+        api_port,
+        &[("desk", format!("rtsp://127.0.0.1:{rtsp_port}/faces"), "")],
+    );
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text += "[privacy]\nsnapshots = true\n";
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn wait_for_frames(api_port: u16, field: &str, at_least: u64) -> serde_json::Value {
+    let mut health = serde_json::Value::Null;
+    let reached = wait_until(Duration::from_secs(40), || {
+        health = get(api_port, "/api/v1/health")
+            .map(|h| h.1)
+            .unwrap_or_default();
+        health["cameras"][0][field].as_u64() >= Some(at_least)
+    });
+    assert!(reached, "{field} did not reach {at_least}: {health}");
+    health
+}
+
+#[test]
+fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rtsp_port, api_port) = (free_port(), free_port());
+    let _camera = serve_file(rtsp_port, &media("faces/carphone.ts"), "/faces", &[], &[]);
+    let cfg = face_camera_config(dir.path(), api_port, rtsp_port);
+    let log = dir.path().join("appliance.log");
+    let appliance = start_appliance_with(
+        &cfg,
+        api_port,
+        &[("RUST_LOG", "debug,ort=warn")],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    wait_for_frames(api_port, "frames_analysed", 10);
+
+    // Every route the API has, and one it has not.
+    let routes = [
+        "/api/v1/health",
+        "/api/v1/occupancy",
+        "/api/v1/occupancy/history?zone=desk.path",
+        "/api/v1/cameras/nowhere/snapshot",
+        "/api/v1/nothing",
+    ];
+    for route in routes {
+        let (status, head, body) = get_raw(api_port, route).unwrap();
+        assert!(!head.contains("image/"), "{route} ({status}) sent an image");
+        assert_eq!(
+            image_signature(&body),
+            None,
+            "{route} ({status}) holds image data"
+        );
+    }
+    let (status, head, snapshot) = get_raw(api_port, "/api/v1/cameras/desk/snapshot").unwrap();
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: image/jpeg"), "{head}");
+
+    drop(appliance);
+    for entry in std::fs::read_dir(dir.path().join("state")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            image_signature(&bytes),
+            None,
+            "{} holds image data",
+            path.display()
+        );
+        // Minute aggregates only: far smaller than one frame of pixels.
+        assert!(
+            bytes.len() < 1 << 20,
+            "{} is {} bytes",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let log_bytes = std::fs::read(&log).unwrap();
+    assert!(!log_bytes.is_empty());
+    assert_eq!(
+        image_signature(&log_bytes),
+        None,
+        "the log holds image data"
+    );
+
+    // An independent check (threshold 0.3 against the appliance's 0.6) finds
+    // the face in the source video, and none in the snapshot.
+    let runtime = OnnxRuntime::load(None).unwrap();
+    let settings = DetectorSettings {
+        person_threshold: 0.5,
+        face_threshold: 0.3,
+        person_tiling: false,
+        threads: 2,
+    };
+    let mut checker = Detectors::load(&runtime, &repo().join("models"), settings).unwrap();
+    let mut faces = |frame: &Frame| checker.detect(frame).unwrap().0.faces.unwrap().len();
+    let source =
+        headcount_media::FileFrames::open(&media("faces/carphone_pristine.mp4"), None, Some(640))
+            .unwrap()
+            .take(30)
+            .filter(|f| faces(f.as_ref().unwrap()) > 0)
+            .count();
+    assert!(
+        source >= 27,
+        "the checker found the face in only {source} of 30 source frames"
+    );
+    let image = image::load_from_memory(&snapshot).unwrap().to_rgb8();
+    // A view of the scene (redacted), not a frame obscured whole.
+    let scene = image
+        .pixels()
+        .filter(|p| p.0.iter().any(|&c| c.abs_diff(FILL[0]) > 12))
+        .count();
+    assert!(
+        scene * 5 > image.pixels().len(),
+        "the snapshot shows almost nothing"
+    );
+    std::fs::write(dir.path().join("snapshot.jpg"), &snapshot).unwrap();
+    let (w, h) = image.dimensions();
+    let frame = Frame::new("snapshot".into(), w, h, image.into_raw(), 0).unwrap();
+    assert_eq!(faces(&frame), 0, "a face is visible in the snapshot");
+}
+
+#[test]
+fn a_failing_face_detector_obscures_every_frame_and_health_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rtsp_port, api_port) = (free_port(), free_port());
+    let _camera = serve_file(rtsp_port, &media("faces/carphone.ts"), "/faces", &[], &[]);
+    let cfg = face_camera_config(dir.path(), api_port, rtsp_port);
+    let _appliance = start_appliance_with(
+        &cfg,
+        api_port,
+        &[("HEADCOUNT_FAULT_INJECTION", "face-fails-every=1")],
+        Stdio::null(),
+    );
+    let health = wait_for_frames(api_port, "frames_obscured", 5);
+    let camera = &health["cameras"][0];
+    assert_eq!(
+        camera["frames_obscured"], camera["frames_analysed"],
+        "{health}"
+    );
+    let (status, _, snapshot) = get_raw(api_port, "/api/v1/cameras/desk/snapshot").unwrap();
+    assert_eq!(status, 200);
+    let image = image::load_from_memory(&snapshot).unwrap().to_rgb8();
+    assert!(
+        image
+            .pixels()
+            .all(|p| p.0.iter().all(|&c| c.abs_diff(FILL[0]) <= 4)),
+        "the snapshot of a frame whose face detection failed is not grey all over"
+    );
+}
