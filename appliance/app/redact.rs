@@ -47,12 +47,14 @@ pub struct RedactArgs {
     hold: u32,
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
-    /// Frames detected in parallel (videos): one model set per worker.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    /// ONNX Runtime threads per worker.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Frames detected in parallel (videos), each worker with its own
+    /// models. Default: up to two for frames of at most 1 megapixel, one
+    /// above (a worker's working memory grows with the frame).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// ONNX Runtime threads per worker. Default: the cores shared out.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print the summary as one JSON line.
     #[arg(long)]
     json: bool,
@@ -134,18 +136,13 @@ pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
         bail!("--threshold {} is outside (0, 1)", args.threshold);
     }
-    let runtime = OnnxRuntime::load(None)?;
-    let settings = DetectorSettings {
-        person_threshold: 0.4,
-        face_threshold: args.threshold,
-        person_tiling: false,
-        threads: args.threads.max(1),
-    };
     let mut job = Job {
-        detectors: (0..args.workers.max(1))
-            .map(|_| Detectors::load(&runtime, &args.models_dir, settings))
-            .collect::<Result<_, _>>()
-            .context("cannot load the models")?,
+        runtime: OnnxRuntime::load(None)?,
+        models_dir: args.models_dir.clone(),
+        face_threshold: args.threshold,
+        workers: args.workers,
+        threads: args.threads,
+        detectors: Vec::new(),
         redactor: Redactor::new(RedactionPolicy {
             mode: args.mode.into(),
             mask_scale: args.mask_scale,
@@ -233,7 +230,13 @@ fn same_file(input: &Path, output: &Path) -> bool {
 }
 
 struct Job {
-    /// One detector set per detection thread.
+    runtime: OnnxRuntime,
+    models_dir: PathBuf,
+    face_threshold: f32,
+    workers: Option<usize>,
+    threads: Option<usize>,
+    /// One detector set per detection thread, loaded once the frame size
+    /// is known.
     detectors: Vec<Detectors>,
     redactor: Redactor,
     hold: RegionHold,
@@ -245,6 +248,26 @@ struct Job {
 type Detected = Result<(Detections, StageTimes), String>;
 
 impl Job {
+    /// Loads the models for frames of `pixels` pixels.
+    fn load_detectors(&mut self, pixels: u64) -> anyhow::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self
+            .workers
+            .unwrap_or(if pixels <= 1_000_000 { cores.min(2) } else { 1 })
+            .max(1);
+        let settings = DetectorSettings {
+            person_threshold: 0.4,
+            face_threshold: self.face_threshold,
+            person_tiling: false,
+            threads: self.threads.unwrap_or(cores / workers).max(1),
+        };
+        self.detectors = (0..workers)
+            .map(|_| Detectors::load(&self.runtime, &self.models_dir, settings))
+            .collect::<Result<_, _>>()
+            .context("cannot load the models")?;
+        Ok(())
+    }
+
     /// Redacts one frame with its detections, in stream order (the temporal
     /// hold depends on it); a failed detector obscures the frame whole.
     fn redact(&mut self, frame: Frame, detected: Detected) -> RedactedFrame {
@@ -271,6 +294,8 @@ impl Job {
         let (width, height) = image.dimensions();
         (self.summary.width, self.summary.height) = (width, height);
         let frame = Frame::new("file".into(), width, height, image.into_raw(), 0)?;
+        self.workers = Some(1);
+        self.load_detectors(width as u64 * height as u64)?;
         let detected = detect(&mut self.detectors[0], &frame);
         let bytes = self.redact(frame, detected).encode(format)?;
         let temporary = headcount_media::temporary_path(output);
@@ -303,13 +328,15 @@ impl Job {
             .duration()
             .map(|d| (d.as_secs_f64() * rate.numerator as f64 / rate.denominator as f64) as u64);
         let mut writer = VideoWriter::create(output, width, height, rate)?;
+        self.load_detectors(width as u64 * height as u64)?;
         let mut progress = Progress::new(expected);
 
-        let (work_tx, work_rx) = sync_channel::<(u64, Frame)>(2);
+        // Few frames in flight: a 1080p frame is 6 MB.
+        let (work_tx, work_rx) = sync_channel::<(u64, Frame)>(1);
         // Owned by the detection threads only: when they stop, the reader's
         // sends fail and it stops too, so an error anywhere ends every thread.
         let work_rx = Arc::new(Mutex::new(work_rx));
-        let (done_tx, done_rx) = sync_channel::<(u64, Frame, Detected)>(4);
+        let (done_tx, done_rx) = sync_channel::<(u64, Frame, Detected)>(1);
         let mut detectors = std::mem::take(&mut self.detectors);
         let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
             for set in detectors.iter_mut() {

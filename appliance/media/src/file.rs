@@ -55,6 +55,9 @@ impl FileFrames {
             &[("rate", &rate), ("scale", &template::scale_to(width))],
         );
         let pipeline = build("file", &text)?;
+        // Frame threads would each hold a set of reference frames (tens of
+        // MB at 1080p); the callers already keep the cores busy.
+        crate::single_threaded_decoders(&pipeline);
         let source = pipeline
             .by_name("source")
             .ok_or_else(|| MediaError::Stream("template lacks `source`".into()))?;

@@ -93,8 +93,8 @@ impl VideoWriter {
                 .and_then(|info| info.to_caps())
                 .map_err(|e| MediaError::Stream(format!("bad video size or rate: {e}")))?;
         source.set_caps(Some(&caps));
-        // At most about three frames queued before the producer blocks.
-        source.set_max_bytes(3 * width as u64 * height as u64 * 3);
+        // At most two frames queued before the producer blocks.
+        source.set_max_bytes(2 * width as u64 * height as u64 * 3);
         element("encoder")?.set_property("bitrate", bitrate(width, height, rate));
         element("sink")?.set_property("location", temporary.to_string_lossy().as_ref());
         let writer = VideoWriter {

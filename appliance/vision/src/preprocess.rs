@@ -86,34 +86,64 @@ pub fn letterbox(
 ) -> Letterbox {
     let InputSize { width, height } = input;
     debug_assert_eq!(out.len(), 3 * width * height);
-    out.fill(0.0);
     let scale = (width as f32 / roi.width as f32).min(height as f32 / roi.height as f32);
     let dst_w = ((roi.width as f32 * scale).round() as usize).clamp(1, width);
     let dst_h = ((roi.height as f32 * scale).round() as usize).clamp(1, height);
     let (src, stride) = (frame.pixels(), frame.width() as usize * 3);
-    // Bilinear sampling at pixel centres; source indices and weights per column.
+    // Bilinear sampling at pixel centres: (index 0, index 1, weight of 1).
     let sample = |dst: usize, extent: u32, origin: u32| -> (usize, usize, f32) {
         let s = ((dst as f32 + 0.5) / scale - 0.5).clamp(0.0, (extent - 1) as f32);
         let i0 = s.floor() as usize;
         let i1 = (i0 + 1).min(extent as usize - 1);
         (i0 + origin as usize, i1 + origin as usize, s - i0 as f32)
     };
-    let columns: Vec<(usize, usize, f32)> =
-        (0..dst_w).map(|x| sample(x, roi.width, roi.x0)).collect();
+    // Per output column: byte offsets of the two source pixels, and the weight.
+    let columns: Vec<(usize, usize, f32)> = (0..dst_w)
+        .map(|x| {
+            let (x0, x1, fx) = sample(x, roi.width, roi.x0);
+            (x0 * 3, x1 * 3, fx)
+        })
+        .collect();
     let plane = width * height;
-    let inv_std = norm.std_bgr.map(|s| 1.0 / s);
-    for y in 0..dst_h {
-        let (y0, y1, fy) = sample(y, roi.height, roi.y0);
-        let (row0, row1) = (&src[y0 * stride..], &src[y1 * stride..]);
-        for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
-            for (c_bgr, c_rgb) in [(0usize, 2usize), (1, 1), (2, 0)] {
-                let p = |row: &[u8], xi: usize| row[xi * 3 + c_rgb] as f32;
-                let top = p(row0, x0) + (p(row0, x1) - p(row0, x0)) * fx;
-                let bottom = p(row1, x0) + (p(row1, x1) - p(row1, x0)) * fx;
-                let v = top + (bottom - top) * fy;
-                out[c_bgr * plane + y * width + x] = (v - norm.mean_bgr[c_bgr]) * inv_std[c_bgr];
-            }
+    let (b_plane, rest) = out.split_at_mut(plane);
+    let (g_plane, r_plane) = rest.split_at_mut(plane);
+    let inv = norm.std_bgr.map(|s| 1.0 / s);
+    let mean = norm.mean_bgr;
+    for y in 0..height {
+        let row = y * width..(y + 1) * width;
+        let (b_row, g_row, r_row) = (
+            &mut b_plane[row.clone()],
+            &mut g_plane[row.clone()],
+            &mut r_plane[row],
+        );
+        if y >= dst_h {
+            // Padding is 0 after normalisation.
+            b_row.fill(0.0);
+            g_row.fill(0.0);
+            r_row.fill(0.0);
+            continue;
         }
+        let (y0, y1, fy) = sample(y, roi.height, roi.y0);
+        let (row0, row1) = (
+            &src[y0 * stride..(y0 + 1) * stride],
+            &src[y1 * stride..(y1 + 1) * stride],
+        );
+        for (x, &(i0, i1, fx)) in columns.iter().enumerate() {
+            let (a, b) = (&row0[i0..i0 + 3], &row0[i1..i1 + 3]);
+            let (c, d) = (&row1[i0..i0 + 3], &row1[i1..i1 + 3]);
+            let at = |k: usize| {
+                let top = a[k] as f32 + (b[k] as f32 - a[k] as f32) * fx;
+                let bottom = c[k] as f32 + (d[k] as f32 - c[k] as f32) * fx;
+                top + (bottom - top) * fy
+            };
+            // Source is RGB; the planes are B, G, R.
+            r_row[x] = (at(0) - mean[2]) * inv[2];
+            g_row[x] = (at(1) - mean[1]) * inv[1];
+            b_row[x] = (at(2) - mean[0]) * inv[0];
+        }
+        b_row[dst_w..].fill(0.0);
+        g_row[dst_w..].fill(0.0);
+        r_row[dst_w..].fill(0.0);
     }
     Letterbox { roi, scale }
 }
