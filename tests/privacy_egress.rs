@@ -3,8 +3,8 @@
 //! Everything that leaves the process (every API response, the SQLite
 //! files, the log) is scanned for image data: only the snapshot endpoint
 //! returns an image, and an independent face check finds no face in it.
-//! With the face detector failing on purpose, every frame is obscured whole
-//! and health counts it.
+//! With the face detector failing on purpose, or slower than the detection
+//! deadline, every frame is obscured whole and health counts it.
 
 mod common;
 use common::*;
@@ -155,31 +155,59 @@ fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
     assert_eq!(faces(&frame), 0, "a face is visible in the snapshot");
 }
 
-#[test]
-fn a_failing_face_detector_obscures_every_frame_and_health_counts_it() {
+/// The appliance with `fault` injected and `privacy` lines added to its
+/// config: its health once it has obscured 5 frames, and a snapshot.
+fn faulty_appliance(fault: &str, privacy: &str) -> (serde_json::Value, image::RgbImage) {
     let dir = tempfile::tempdir().unwrap();
     let (rtsp_port, api_port) = (free_port(), free_port());
     let _camera = serve_file(rtsp_port, &media("faces/carphone.ts"), "/faces", &[], &[]);
     let cfg = face_camera_config(dir.path(), api_port, rtsp_port);
+    let text = std::fs::read_to_string(&cfg).unwrap() + privacy;
+    std::fs::write(&cfg, text).unwrap();
     let _appliance = start_appliance_with(
         &cfg,
         api_port,
-        &[("HEADCOUNT_FAULT_INJECTION", "face-fails-every=1")],
+        &[("HEADCOUNT_FAULT_INJECTION", fault)],
         Stdio::null(),
     );
     let health = wait_for_frames(api_port, "frames_obscured", 5);
+    let (status, _, snapshot) = get_raw(api_port, "/api/v1/cameras/desk/snapshot").unwrap();
+    assert_eq!(status, 200);
+    (
+        health,
+        image::load_from_memory(&snapshot).unwrap().to_rgb8(),
+    )
+}
+
+fn is_grey_all_over(image: &image::RgbImage) -> bool {
+    image
+        .pixels()
+        .all(|p| p.0.iter().all(|&c| c.abs_diff(FILL[0]) <= 4))
+}
+
+#[test]
+fn a_failing_face_detector_obscures_every_frame_and_health_counts_it() {
+    let (health, snapshot) = faulty_appliance("face-fails-every=1", "");
     let camera = &health["cameras"][0];
     assert_eq!(
         camera["frames_obscured"], camera["frames_analysed"],
         "{health}"
     );
-    let (status, _, snapshot) = get_raw(api_port, "/api/v1/cameras/desk/snapshot").unwrap();
-    assert_eq!(status, 200);
-    let image = image::load_from_memory(&snapshot).unwrap().to_rgb8();
     assert!(
-        image
-            .pixels()
-            .all(|p| p.0.iter().all(|&c| c.abs_diff(FILL[0]) <= 4)),
+        is_grey_all_over(&snapshot),
         "the snapshot of a frame whose face detection failed is not grey all over"
+    );
+}
+
+#[test]
+fn a_detector_slower_than_its_deadline_obscures_every_frame() {
+    // Detection takes at least 300 ms; the deadline is 100 ms.
+    let (health, snapshot) = faulty_appliance("face-delay-ms=300", "detection_deadline_ms = 100\n");
+    let camera = &health["cameras"][0];
+    // Late frames are obscured and not counted.
+    assert_eq!(camera["frames_analysed"], 0, "{health}");
+    assert!(
+        is_grey_all_over(&snapshot),
+        "the snapshot of a frame detected too late is not grey all over"
     );
 }

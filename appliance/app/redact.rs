@@ -40,11 +40,16 @@ pub struct RedactArgs {
     mask_scale: f32,
     /// Face detector score threshold (0 to 1); lower finds more, and
     /// redacts more that is not a face.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.25)]
     threshold: f32,
     /// Frames a face stays redacted after the detector last saw it.
     #[arg(long, default_value_t = 5)]
     hold: u32,
+    /// Run the person model (heads, whole persons) on every Nth frame of a
+    /// video; between, person regions are held at their predicted place.
+    /// Faces are searched in every frame. 1 for every frame.
+    #[arg(long, default_value_t = 2)]
+    person_every: u32,
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
     /// Frames detected in parallel (videos), each worker with its own
@@ -133,6 +138,13 @@ pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
     if !(1.0..=3.0).contains(&args.mask_scale) {
         bail!("--mask-scale {} is outside [1, 3]", args.mask_scale);
     }
+    if args.person_every == 0 || args.person_every > args.hold + 1 {
+        bail!(
+            "--person-every {} must be between 1 and --hold + 1 ({}), so that person regions are held until the next person frame",
+            args.person_every,
+            args.hold + 1
+        );
+    }
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
         bail!("--threshold {} is outside (0, 1)", args.threshold);
     }
@@ -142,6 +154,7 @@ pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
         face_threshold: args.threshold,
         workers: args.workers,
         threads: args.threads,
+        person_every: args.person_every as u64,
         detectors: Vec::new(),
         redactor: Redactor::new(RedactionPolicy {
             mode: args.mode.into(),
@@ -235,6 +248,7 @@ struct Job {
     face_threshold: f32,
     workers: Option<usize>,
     threads: Option<usize>,
+    person_every: u64,
     /// One detector set per detection thread, loaded once the frame size
     /// is known.
     detectors: Vec<Detectors>,
@@ -296,7 +310,7 @@ impl Job {
         let frame = Frame::new("file".into(), width, height, image.into_raw(), 0)?;
         self.workers = Some(1);
         self.load_detectors(width as u64 * height as u64)?;
-        let detected = detect(&mut self.detectors[0], &frame);
+        let detected = detect(&mut self.detectors[0], &frame, true);
         let bytes = self.redact(frame, detected).encode(format)?;
         let temporary = headcount_media::temporary_path(output);
         let written = std::fs::File::create(&temporary)
@@ -339,12 +353,13 @@ impl Job {
         let (done_tx, done_rx) = sync_channel::<(u64, Frame, Detected)>(1);
         let mut detectors = std::mem::take(&mut self.detectors);
         let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
+            let person_every = self.person_every;
             for set in detectors.iter_mut() {
                 let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
                 scope.spawn(move || loop {
                     let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((index, frame)) = next else { return };
-                    let detected = detect(set, &frame);
+                    let detected = detect(set, &frame, index % person_every == 0);
                     if done_tx.send((index, frame, detected)).is_err() {
                         return;
                     }
@@ -386,8 +401,10 @@ impl Job {
     }
 }
 
-fn detect(detectors: &mut Detectors, frame: &Frame) -> Detected {
-    detectors.detect(frame).map_err(|e| e.to_string())
+fn detect(detectors: &mut Detectors, frame: &Frame, persons: bool) -> Detected {
+    detectors
+        .detect_with(frame, persons)
+        .map_err(|e| e.to_string())
 }
 
 /// A progress line on stderr, only when it is a terminal.

@@ -42,6 +42,10 @@ const BODY_SCALE: f32 = 1.1;
 /// A held region grows by this share per frame it is carried without a
 /// detection, to cover the uncertainty of its predicted position.
 const HOLD_GROWTH: f32 = 0.1;
+/// Face regions reach at least this many pixels beyond the detected box:
+/// the boxes of small faces are the least precise, and the mask scale alone
+/// adds little to them.
+const MIN_MARGIN_PX: f32 = 4.0;
 /// Grey used for filled regions and for frames obscured whole.
 pub const FILL: [u8; 3] = [128, 128, 128];
 
@@ -204,8 +208,9 @@ impl Redactor {
             Ok(faces) => faces,
             Err(_) => return self.obscure_whole(frame),
         };
+        let size = (frame.width(), frame.height());
         let (regions, held) = hold.regions(
-            self.regions(faces, &detections.persons),
+            self.regions(faces, &detections.persons, size),
             self.policy.hold_frames,
         );
         let (camera, width, height, mut rgb, timestamp_ms) = frame.into_parts();
@@ -257,9 +262,20 @@ impl Redactor {
         }
     }
 
-    fn regions(&self, faces: &[Detection], persons: &[Detection]) -> Vec<BBox> {
+    /// `size` is the frame's (width, height) in pixels.
+    fn regions(&self, faces: &[Detection], persons: &[Detection], size: (u32, u32)) -> Vec<BBox> {
         let scale = self.policy.mask_scale;
-        let faces = faces.iter().map(|f| f.bbox.scaled(scale));
+        let (mx, my) = (MIN_MARGIN_PX / size.0 as f32, MIN_MARGIN_PX / size.1 as f32);
+        let faces = faces.iter().map(|f| {
+            let b = f.bbox;
+            let grown = b.scaled(scale);
+            BBox {
+                x1: grown.x1.min(b.x1 - mx).max(0.0),
+                y1: grown.y1.min(b.y1 - my).max(0.0),
+                x2: grown.x2.max(b.x2 + mx).min(1.0),
+                y2: grown.y2.max(b.y2 + my).min(1.0),
+            }
+        });
         let persons = persons.iter().map(|p| {
             let b = p.bbox;
             if self.policy.full_body {

@@ -150,8 +150,23 @@ impl Detectors {
     /// frame cannot be counted); a failed face model is recorded in
     /// `Detections::faces`, so that the redactor obscures the whole frame.
     pub fn detect(&mut self, frame: &Frame) -> Result<(Detections, StageTimes), VisionError> {
+        self.detect_with(frame, true)
+    }
+
+    /// As `detect`, but the person model runs only when `persons` is true;
+    /// otherwise `Detections::persons` is empty. For redaction of files,
+    /// where the temporal hold carries person regions between person frames.
+    pub fn detect_with(
+        &mut self,
+        frame: &Frame,
+        persons: bool,
+    ) -> Result<(Detections, StageTimes), VisionError> {
         let mut times = StageTimes::default();
-        let persons = self.person.detect(frame, &mut times)?;
+        let persons = if persons {
+            self.person.detect(frame, &mut times)?
+        } else {
+            Vec::new()
+        };
         self.face_calls += 1;
         if let Some(delay) = self.faults.face_delay {
             std::thread::sleep(delay);
