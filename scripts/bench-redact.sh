@@ -15,19 +15,7 @@ source "$repo/scripts/setup.sh"
 
 # GNU time for peak RSS; venv for deface; the GL and GLib libraries that
 # deface's opencv-python needs at import.
-bench_packages=(time python3-venv libgl1 libglib2.0-0)
-bench_missing=()
-for p in "${bench_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || bench_missing+=("$p")
-done
-if [ ${#bench_missing[@]} -gt 0 ]; then
-  echo "Installing Debian packages: ${bench_missing[*]}"
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${bench_missing[@]}" >/dev/null
-fi
-
-python3 "$repo/scripts/fetch.py" "$HEADCOUNT_CACHE" --redaction-media
+ensure_packages time python3-venv libgl1 libglib2.0-0
 
 # deface in its own venv (it pulls opencv-python, scikit-image, imageio-ffmpeg).
 venv="$HEADCOUNT_CACHE/deface-venv"

@@ -10,7 +10,6 @@ mod common;
 use common::*;
 use headcount_core::frame::Frame;
 use headcount_core::redaction::FILL;
-use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -118,16 +117,9 @@ fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
         "the log holds image data"
     );
 
-    // An independent check (threshold 0.3 against the appliance's 0.6) finds
-    // the face in the source video, and none in the snapshot.
-    let runtime = OnnxRuntime::load(None).unwrap();
-    let settings = DetectorSettings {
-        person_threshold: 0.5,
-        face_threshold: 0.3,
-        person_tiling: false,
-        threads: 2,
-    };
-    let mut checker = Detectors::load(&runtime, &repo().join("models"), settings).unwrap();
+    // An independent check finds the face in the source video, and none in
+    // the snapshot.
+    let mut checker = face_checker();
     let mut faces = |frame: &Frame| checker.detect(frame).unwrap().0.faces.unwrap().len();
     let source =
         headcount_media::FileFrames::open(&media("faces/carphone_pristine.mp4"), None, Some(640))

@@ -10,7 +10,7 @@ use headcount_core::frame::Frame;
 use headcount_core::geometry::BBox;
 use headcount_core::redaction::FILL;
 use headcount_media::FileFrames;
-use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
+use headcount_vision::Detectors;
 use std::path::Path;
 
 /// Labelled faces of one still: [x1, y1, x2, y2] in pixels.
@@ -37,19 +37,6 @@ fn labelled_faces(file: &str) -> Vec<[f64; 4]> {
             [v[0], v[1], v[2], v[3]]
         })
         .collect()
-}
-
-/// A face checker independent of the redactor's settings: a lower score
-/// threshold (0.3 against 0.5), so it sees more than the redactor acts on.
-fn face_checker() -> Detectors {
-    let runtime = OnnxRuntime::load(None).unwrap();
-    let settings = DetectorSettings {
-        person_threshold: 0.5,
-        face_threshold: 0.3,
-        person_tiling: false,
-        threads: 2,
-    };
-    Detectors::load(&runtime, &repo().join("models"), settings).unwrap()
 }
 
 fn faces_in(checker: &mut Detectors, frame: &Frame) -> Vec<BBox> {

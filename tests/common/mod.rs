@@ -204,3 +204,17 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A face check independent of the appliance's and `redact`'s settings: the
+/// same YuNet at a score threshold of 0.3, so it reports faces the
+/// redactor would not act on (appliance 0.6) and others besides.
+pub fn face_checker() -> headcount_vision::Detectors {
+    let runtime = headcount_vision::OnnxRuntime::load(None).unwrap();
+    let settings = headcount_vision::DetectorSettings {
+        person_threshold: 0.5,
+        face_threshold: 0.3,
+        person_tiling: false,
+        threads: 2,
+    };
+    headcount_vision::Detectors::load(&runtime, &repo().join("models"), settings).unwrap()
+}

@@ -227,19 +227,13 @@ impl Redactor {
                 RedactionMode::Blur => image.blur(rect),
             }
         }
-        RedactedFrame {
-            camera,
-            width,
-            height,
-            rgb,
-            timestamp_ms,
-            stats: RedactionStats {
-                faces: faces.len(),
-                persons: detections.persons.len(),
-                held,
-                obscured_whole: false,
-            },
-        }
+        let stats = RedactionStats {
+            faces: faces.len(),
+            persons: detections.persons.len(),
+            held,
+            obscured_whole: false,
+        };
+        RedactedFrame::from_parts((camera, width, height, rgb, timestamp_ms), stats)
     }
 
     /// Fail closed: the frame with every pixel replaced, for when detection
@@ -249,17 +243,11 @@ impl Redactor {
         for pixel in rgb.chunks_exact_mut(3) {
             pixel.copy_from_slice(&FILL);
         }
-        RedactedFrame {
-            camera,
-            width,
-            height,
-            rgb,
-            timestamp_ms,
-            stats: RedactionStats {
-                obscured_whole: true,
-                ..RedactionStats::default()
-            },
-        }
+        let stats = RedactionStats {
+            obscured_whole: true,
+            ..RedactionStats::default()
+        };
+        RedactedFrame::from_parts((camera, width, height, rgb, timestamp_ms), stats)
     }
 
     /// `size` is the frame's (width, height) in pixels.
@@ -293,6 +281,21 @@ impl Redactor {
 }
 
 impl RedactedFrame {
+    /// Private: only the redactor, having redacted the pixels, calls it.
+    fn from_parts(
+        (camera, width, height, rgb, timestamp_ms): (CameraId, u32, u32, Vec<u8>, UnixMs),
+        stats: RedactionStats,
+    ) -> Self {
+        RedactedFrame {
+            camera,
+            width,
+            height,
+            rgb,
+            timestamp_ms,
+            stats,
+        }
+    }
+
     pub fn camera(&self) -> &CameraId {
         &self.camera
     }
