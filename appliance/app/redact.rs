@@ -30,6 +30,7 @@ pub struct RedactArgs {
     /// .mp4 or .mkv for a video, .png or .jpg for a still.
     #[arg(long)]
     output: PathBuf,
+    /// How regions are obscured: blur (strongest), a mosaic, or grey fill.
     #[arg(long, value_enum, default_value_t = Mode::Blur)]
     mode: Mode,
     /// Redact whole persons, not only faces and heads.
@@ -42,7 +43,7 @@ pub struct RedactArgs {
     /// redacts more that is not a face.
     #[arg(long, default_value_t = 0.25)]
     threshold: f32,
-    /// Frames a face stays redacted after the detector last saw it.
+    /// Frames a region stays redacted after the detector last saw it.
     #[arg(long, default_value_t = 5)]
     hold: u32,
     /// Run the person model (heads, whole persons) on every Nth frame of a
@@ -50,6 +51,7 @@ pub struct RedactArgs {
     /// Faces are searched in every frame. 1 for every frame.
     #[arg(long, default_value_t = 2)]
     person_every: u32,
+    /// The models folder (with manifest.toml).
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
     /// Frames detected in parallel (videos), each worker with its own
@@ -232,14 +234,18 @@ fn check_paths(args: &RedactArgs) -> anyhow::Result<Output> {
     Ok(kind)
 }
 
-/// True when both paths name one file, even through links or `..`.
+/// True when both paths name one file, even through links or `..`. An
+/// output that does not exist yet is resolved through its folder.
 fn same_file(input: &Path, output: &Path) -> bool {
-    let canonical_output = output.canonicalize().ok().or_else(|| {
+    let Ok(input) = input.canonicalize() else {
+        return false;
+    };
+    let output = output.canonicalize().ok().or_else(|| {
         let parent = output.parent().filter(|p| !p.as_os_str().is_empty());
         let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
         Some(dir.join(output.file_name()?))
     });
-    input.canonicalize().ok().is_some() && input.canonicalize().ok() == canonical_output
+    output.as_deref() == Some(input.as_path())
 }
 
 struct Job {
