@@ -221,9 +221,7 @@ impl Worker {
             }
         }
     }
-}
 
-impl Worker {
     /// A frame obscured whole without being counted: it still replaces the
     /// snapshot, so a snapshot never shows a stale view as if it were live.
     fn obscured(&self, frame: headcount_core::redaction::RedactedFrame) {
