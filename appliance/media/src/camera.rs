@@ -10,11 +10,12 @@
 //! The appsink callback never blocks GStreamer's streaming thread: frames go
 //! to analysis with `try_send`, and are dropped (and counted) when it is busy.
 
-use crate::file::{build, sample_to_frame};
+use crate::file::sample_to_frame;
+use crate::pipeline::{app_sink, build, element};
 use crate::{fraction, single_threaded_decoders, template, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app::{AppSink, AppSinkCallbacks};
+use gstreamer_app::AppSinkCallbacks;
 use headcount_core::clock::Clock;
 use headcount_core::config::{CameraConfig, Source, Transport};
 use headcount_core::frame::{CameraId, Frame};
@@ -181,15 +182,9 @@ impl Supervisor {
                 &[("fps", &fps), ("width", &width), ("pattern", pattern)],
             ),
         };
-        let build_error = |message: String| MediaError::Build {
-            kind: "camera",
-            message,
-        };
         let pipeline = build("camera", &text)?;
         single_threaded_decoders(&pipeline);
-        let source = pipeline
-            .by_name("source")
-            .ok_or_else(|| build_error("template lacks `source`".into()))?;
+        let source = element(&pipeline, "camera", "source")?;
         match &c.source {
             Source::Rtsp {
                 url,
@@ -213,10 +208,7 @@ impl Supervisor {
             }
             Source::TestPattern { .. } => {}
         }
-        let sink = pipeline
-            .by_name("frames")
-            .and_then(|e| e.downcast::<AppSink>().ok())
-            .ok_or_else(|| build_error("template lacks appsink `frames`".into()))?;
+        let sink = app_sink(&pipeline, "camera", "frames")?;
         // A file camera plays at its own pace, like a live one.
         sink.set_sync(matches!(c.source, Source::File { .. }));
         sink.set_max_buffers(1);

@@ -1,6 +1,7 @@
 //! Recordings read frame by frame, for `headcount analyze` and the bench.
 //! Unlike a live camera, nothing is dropped: the reader pulls at its pace.
 
+use crate::pipeline::{app_sink, build, element, first_error};
 use crate::{fraction, template, FrameRate, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -16,15 +17,6 @@ pub struct FileFrames {
     finished: bool,
     rate: Option<FrameRate>,
     path: std::path::PathBuf,
-}
-
-/// Parses a pipeline description; `kind` names it in errors.
-pub(crate) fn build(kind: &'static str, text: &str) -> Result<gst::Pipeline, MediaError> {
-    let build_error = |message: String| MediaError::Build { kind, message };
-    gst::parse::launch(text)
-        .map_err(|e| build_error(e.to_string()))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| build_error("not a pipeline".into()))
 }
 
 impl FileFrames {
@@ -58,14 +50,9 @@ impl FileFrames {
         // Frame threads would each hold a set of reference frames (tens of
         // MB at 1080p); the callers already keep the cores busy.
         crate::single_threaded_decoders(&pipeline);
-        let source = pipeline
-            .by_name("source")
-            .ok_or_else(|| MediaError::Stream("template lacks `source`".into()))?;
-        source.set_property("location", path.to_string_lossy().as_ref());
-        let sink = pipeline
-            .by_name("frames")
-            .and_then(|e| e.downcast::<AppSink>().ok())
-            .ok_or_else(|| MediaError::Stream("template lacks appsink `frames`".into()))?;
+        element(&pipeline, "file", "source")?
+            .set_property("location", path.to_string_lossy().as_ref());
+        let sink = app_sink(&pipeline, "file", "frames")?;
         // Pull at our own pace: no clock sync, and backpressure instead of drops.
         sink.set_sync(false);
         sink.set_max_buffers(2);
@@ -99,18 +86,10 @@ impl FileFrames {
 
 /// The first error on the bus, in words, or a generic one.
 fn pipeline_error(pipeline: &gst::Pipeline, path: &Path) -> String {
-    let bus = pipeline.bus();
-    while let Some(msg) = bus.as_ref().and_then(|b| {
-        b.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(500),
-            &[gst::MessageType::Error],
-        )
-    }) {
-        if let gst::MessageView::Error(e) = msg.view() {
-            return format!("cannot decode {}: {}", path.display(), e.error().message());
-        }
+    match first_error(pipeline, gst::ClockTime::from_mseconds(500)) {
+        Some(message) => format!("cannot decode {}: {message}", path.display()),
+        None => format!("cannot decode {}", path.display()),
     }
-    format!("cannot decode {}", path.display())
 }
 
 impl Iterator for FileFrames {
@@ -142,14 +121,7 @@ impl Iterator for FileFrames {
                     sample_to_frame(&sample, &self.camera, None).map_err(MediaError::Stream),
                 );
             }
-            let error = self.pipeline.bus().and_then(|bus| {
-                bus.pop_filtered(&[gst::MessageType::Error])
-                    .and_then(|msg| match msg.view() {
-                        gst::MessageView::Error(e) => Some(e.error().message().to_string()),
-                        _ => None,
-                    })
-            });
-            if let Some(message) = error {
+            if let Some(message) = first_error(&self.pipeline, gst::ClockTime::ZERO) {
                 self.finished = true;
                 return Some(Err(MediaError::Stream(format!(
                     "cannot decode {}: {message}",
@@ -208,13 +180,9 @@ pub fn decode_only(path: &Path) -> Result<(u64, Duration), MediaError> {
     )?;
     // As in live cameras, so that the figure is the cost per camera.
     crate::single_threaded_decoders(&pipeline);
-    let source = pipeline
-        .by_name("source")
-        .ok_or_else(|| MediaError::Stream("no source".into()))?;
-    source.set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("sink")
-        .ok_or_else(|| MediaError::Stream("no sink".into()))?;
+    element(&pipeline, "decode", "source")?
+        .set_property("location", path.to_string_lossy().as_ref());
+    let sink = element(&pipeline, "decode", "sink")?;
     let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = frames.clone();
     let pad = sink

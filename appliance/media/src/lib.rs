@@ -8,6 +8,7 @@
 
 mod camera;
 mod file;
+mod pipeline;
 mod server;
 mod template;
 mod writer;

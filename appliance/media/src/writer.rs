@@ -3,7 +3,7 @@
 //! temporary name beside the output and renames only when the file is
 //! complete, so a failed or interrupted run leaves nothing that looks done.
 
-use crate::file::build;
+use crate::pipeline::{build, element, first_error};
 use crate::{template, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -78,12 +78,7 @@ impl VideoWriter {
         let pipeline = build("encode", &text).inspect_err(|_| {
             let _ = std::fs::remove_file(&temporary);
         })?;
-        let element = |name: &str| {
-            pipeline
-                .by_name(name)
-                .ok_or_else(|| MediaError::Stream(format!("encode template lacks `{name}`")))
-        };
-        let source = element("frames")?
+        let source = element(&pipeline, "encode", "frames")?
             .downcast::<AppSrc>()
             .map_err(|_| MediaError::Stream("`frames` is not an appsrc".into()))?;
         let caps =
@@ -95,8 +90,10 @@ impl VideoWriter {
         source.set_caps(Some(&caps));
         // At most two frames queued before the producer blocks.
         source.set_max_bytes(2 * width as u64 * height as u64 * 3);
-        element("encoder")?.set_property("bitrate", bitrate(width, height, rate));
-        element("sink")?.set_property("location", temporary.to_string_lossy().as_ref());
+        element(&pipeline, "encode", "encoder")?
+            .set_property("bitrate", bitrate(width, height, rate));
+        element(&pipeline, "encode", "sink")?
+            .set_property("location", temporary.to_string_lossy().as_ref());
         let writer = VideoWriter {
             pipeline,
             source,
@@ -180,15 +177,7 @@ impl VideoWriter {
 
     /// The first error on the bus, else `context`.
     fn bus_error(&self, context: &str) -> MediaError {
-        let message = self
-            .pipeline
-            .bus()
-            .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-            .and_then(|msg| match msg.view() {
-                gst::MessageView::Error(e) => Some(e.error().message().to_string()),
-                _ => None,
-            });
-        MediaError::Stream(match message {
+        MediaError::Stream(match first_error(&self.pipeline, gst::ClockTime::ZERO) {
             Some(m) => format!("{context}: {m}"),
             None => context.to_string(),
         })
