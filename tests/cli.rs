@@ -23,9 +23,18 @@ bind = "127.0.0.1:http"
 url = "rtsp://admin:pw@10.1.2.3/live"
 [cameras.lobby.zones.entrance]
 polygon = [[0.1, 0.1], [0.5, 0.5]]
+[cameras.lobby.zones.bow_tie]
+polygon = [[0.2, 0.2], [0.8, 0.8], [0.8, 0.2], [0.2, 0.8]]
+[cameras.lobby.lines.door]
+points = [[0.4, 0.9], [0.4, 0.9]]
+in = "left"
 [cameras.hall]
 url = "testsrc:ball"
 analysis_fps = 100
+[cameras.hall.zones.stage]
+polygon = [[0.1, 0.1], [1.5, 0.1], [0.5, 0.9]]
+[spaces.building]
+zones = ["lobby.entrance", "hall.attic"]
 "#,
     )
     .unwrap();
@@ -37,8 +46,13 @@ analysis_fps = 100
         [
             "api.bind: `127.0.0.1:http` is not an address:port such as 127.0.0.1:8080",
             "cameras.hall.analysis_fps: 100 is outside (0, 30]",
+            "cameras.hall.zones.stage.polygon[1]: [1.5, 0.1] is outside the frame; coordinates are fractions in [0, 1]",
+            "cameras.lobby.zones.bow_tie.polygon: edges 0 and 2 cross; the points must go around the zone's outline in order",
             "cameras.lobby.zones.entrance.polygon: needs at least 3 points, has 2",
+            "cameras.lobby.lines.door.points: the two points are (almost) the same: a line needs a length of at least 0.01",
             "cameras.lobby.url: must not contain credentials; use credentials = { user = ..., password_ref = \"env:NAME\" }",
+            "spaces.building.zones[0]: `lobby.entrance` is not a zone of any camera (write camera.zone)",
+            "spaces.building.zones[1]: `hall.attic` is not a zone of any camera (write camera.zone)",
         ],
         "stderr: {stderr}"
     );
@@ -163,16 +177,25 @@ fn analyze_prints_one_json_line_per_analysed_frame() {
         &[],
     );
     assert_eq!(code, 0, "{stderr}");
-    let frames: Vec<serde_json::Value> = stdout
+    let mut lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let summary = lines.pop().unwrap();
+    assert_eq!(
+        summary["summary"]["frames"].as_u64(),
+        Some(lines.len() as u64)
+    );
+    let frames = lines;
     assert!((39..=41).contains(&frames.len()), "{} frames", frames.len());
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(f["frame"], i as u64);
         assert_eq!(f["timestamp_ms"], i as u64 * 2000, "{f}");
         let persons = f["boxes"]["persons"].as_array().unwrap();
-        assert_eq!(f["persons"].as_u64().unwrap() as usize, persons.len());
+        // Boxes go down to the low threshold (for the tracker); the count
+        // is of those at or above the person threshold.
+        let confident = persons.iter().filter(|b| b[4].as_f64().unwrap() >= 0.5);
+        assert_eq!(f["persons"].as_u64().unwrap() as usize, confident.count());
         for b in persons {
             let v: Vec<f64> = b
                 .as_array()
@@ -184,7 +207,7 @@ fn analyze_prints_one_json_line_per_analysed_frame() {
                 v[..4].iter().all(|c| (0.0..=1.0).contains(c)) && v[0] < v[2] && v[1] < v[3],
                 "{b}"
             );
-            assert!(v[4] >= 0.5, "{b}");
+            assert!(v[4] >= 0.3, "{b}");
         }
     }
     // 3-8 people walk in every frame: the mean count must be in that range.

@@ -35,7 +35,11 @@ fn face_camera_config(dir: &std::path::Path, api_port: u16, rtsp_port: u16) -> s
     let path = config(
         dir,
         api_port,
-        &[("desk", format!("rtsp://127.0.0.1:{rtsp_port}/faces"), "")],
+        &[(
+            "desk",
+            format!("rtsp://127.0.0.1:{rtsp_port}/faces"),
+            "lines.door = { points = [[0.1, 0.5], [0.9, 0.5]], in = \"left\" }",
+        )],
     );
     let mut text = std::fs::read_to_string(&path).unwrap();
     text += "[privacy]\nsnapshots = true\n";
@@ -75,6 +79,8 @@ fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
         "/api/v1/health",
         "/api/v1/occupancy",
         "/api/v1/occupancy/history?zone=desk.path",
+        "/api/v1/flow?line=desk.door",
+        "/api/v1/dwell?zone=desk.path",
         "/api/v1/cameras/nowhere/snapshot",
         "/api/v1/nothing",
     ];

@@ -1,16 +1,20 @@
-//! `headcount analyze`: the models' view of a recording or a still, one JSON
-//! line per analysed frame. For installers checking a camera's recording,
-//! and for tests and accuracy checks. Nothing but counts and (on request)
-//! boxes is printed; no pixel is written anywhere.
+//! `headcount analyze`: the models' and the counting's view of a recording
+//! or a still, one JSON line per analysed frame, then a summary line. For
+//! installers checking a camera placement on a recording (with `--config`:
+//! zone occupancy, line crossings, dwell, spaces), and for accuracy checks.
+//! Nothing but counts and (on request) boxes is printed; no pixel is
+//! written anywhere.
 
 use crate::pipeline::detector_settings;
 use anyhow::Context;
+use headcount_core::analytics::{Analytics, BoardView, OccupancyBoard};
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::detection::Detection;
-use headcount_core::frame::Frame;
+use headcount_core::frame::{CameraId, Frame};
 use headcount_media::FileFrames;
-use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
+use headcount_vision::{Detectors, OnnxRuntime};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,20 +24,27 @@ pub struct AnalyzeArgs {
     /// A video file (any format GStreamer decodes) or a JPEG/PNG still.
     #[arg(long)]
     input: PathBuf,
-    /// Analysed frames per second (videos); every frame when left out.
+    /// Analysed frames per second (videos); default: the camera's
+    /// analysis_fps with --config, else every frame.
     #[arg(long)]
     fps: Option<f64>,
     /// Also print the normalised boxes [x1, y1, x2, y2, score].
     #[arg(long)]
     boxes: bool,
-    /// Take detection settings and the models folder from this config.
+    /// Count with this config's detection settings, models and the zones,
+    /// lines and spaces of one of its cameras.
     #[arg(long)]
     config: Option<PathBuf>,
-    #[arg(long, default_value = "models")]
-    models_dir: PathBuf,
-    /// Frames are scaled to this width before analysis (videos).
-    #[arg(long, default_value_t = 640)]
-    width: u32,
+    /// The camera of --config the recording comes from (needed when it has several).
+    #[arg(long)]
+    camera: Option<String>,
+    /// The models folder (default: the config's models_dir, else ./models).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Frames are scaled to this width before analysis (videos); default:
+    /// the camera's analysis_width with --config, else 640.
+    #[arg(long)]
+    width: Option<u32>,
     /// Run the person model on 2x2 tiles as well (slower, finds smaller people).
     #[arg(long)]
     tiling: bool,
@@ -43,19 +54,68 @@ pub struct AnalyzeArgs {
 struct FrameReport {
     frame: u64,
     timestamp_ms: i64,
+    /// Person detections at or above the person threshold.
     persons: usize,
+    /// People the tracker holds as present (confirmed tracks).
+    tracked: u32,
     /// None when the face model failed on this frame.
     faces: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     face_error: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    zones: BTreeMap<String, u32>,
+    /// Crossings so far per line.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    lines: BTreeMap<String, LineTotals>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    spaces: BTreeMap<String, u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     boxes: Option<Boxes>,
+}
+
+#[derive(Serialize)]
+struct LineTotals {
+    #[serde(rename = "in")]
+    entries: u64,
+    #[serde(rename = "out")]
+    exits: u64,
 }
 
 #[derive(Serialize)]
 struct Boxes {
     persons: Vec<[f32; 5]>,
     faces: Vec<[f32; 5]>,
+}
+
+#[derive(Serialize)]
+struct SummaryLine {
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    frames: u64,
+    duration_s: f64,
+    zones: BTreeMap<String, ZoneSummary>,
+    lines: BTreeMap<String, LineTotals>,
+    spaces: BTreeMap<String, SpaceSummary>,
+}
+
+#[derive(Serialize)]
+struct ZoneSummary {
+    peak: u32,
+    mean: f64,
+    visits: u64,
+    dwell_median_s: Option<f64>,
+    dwell_p90_s: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SpaceSummary {
+    peak: u32,
+    mean: f64,
+    #[serde(rename = "final")]
+    last: Option<u32>,
 }
 
 fn as_rows(detections: &[Detection]) -> Vec<[f32; 5]> {
@@ -83,47 +143,93 @@ fn is_still(path: &Path) -> bool {
     matches!(ext.as_str(), "jpg" | "jpeg" | "png")
 }
 
-pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let (settings, models_dir, library) = match &args.config {
-        Some(path) => {
-            let config = Config::load(path, &SystemSecrets)
-                .map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
-            let mut settings = detector_settings(&config);
-            settings.person_tiling |= args.tiling;
-            (settings, config.models_dir, config.onnxruntime_library)
-        }
-        None => (
-            DetectorSettings {
-                person_threshold: 0.5,
-                face_threshold: 0.6,
-                person_tiling: args.tiling,
-                threads: 2,
-            },
-            args.models_dir.clone(),
-            None,
+/// The config to count with and the camera the recording stands for.
+fn setup(args: &AnalyzeArgs) -> anyhow::Result<(Config, CameraId)> {
+    let Some(path) = &args.config else {
+        let text = format!(
+            "[appliance]\nmodels_dir = {:?}\n[cameras.file]\nurl = \"testsrc:ball\"\n[detection]\nthreads_per_worker = 2\n",
+            std::path::absolute(args.models_dir.as_deref().unwrap_or(Path::new("models")))?
+        );
+        let config = Config::parse(&text, Path::new("."), &SystemSecrets)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok((config, "file".into()));
+    };
+    let mut config = Config::load(path, &SystemSecrets)
+        .map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
+    if let Some(dir) = &args.models_dir {
+        config.models_dir = dir.clone();
+    }
+    let names: Vec<&str> = config.cameras.iter().map(|c| &*c.id).collect();
+    let camera = match (&args.camera, names.as_slice()) {
+        (Some(name), _) if names.contains(&name.as_str()) => name.as_str().into(),
+        (Some(name), _) => anyhow::bail!(
+            "--camera {name}: {} has no such camera (it has {})",
+            path.display(),
+            names.join(", ")
+        ),
+        (None, [only]) => (*only).into(),
+        (None, _) => anyhow::bail!(
+            "--camera is needed: {} has cameras {}",
+            path.display(),
+            names.join(", ")
         ),
     };
-    let runtime = OnnxRuntime::load(library.as_deref())?;
-    let mut detectors = Detectors::load(&runtime, &models_dir, settings)?;
+    Ok((config, camera))
+}
+
+pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let (config, camera) = setup(&args)?;
+    let camera_config = config
+        .cameras
+        .iter()
+        .find(|c| c.id == camera)
+        .context("the camera is in the config")?;
+    let (fps, width) = match &args.config {
+        Some(_) => (
+            args.fps.or(Some(camera_config.analysis_fps)),
+            args.width.unwrap_or(camera_config.analysis_width),
+        ),
+        None => (args.fps, args.width.unwrap_or(640)),
+    };
+    let mut settings = detector_settings(&config);
+    settings.person_tiling |= args.tiling;
+    let runtime = OnnxRuntime::load(config.onnxruntime_library.as_deref())?;
+    let mut detectors = Detectors::load(&runtime, &config.models_dir, settings)?;
+    let board = OccupancyBoard::new(&config);
+    let mut analytics = Analytics::new(&config, board.clone());
+    let high = config.detection.person_threshold;
     let mut out = std::io::stdout().lock();
+    let (mut frames, mut last_ms) = (0u64, 0i64);
     let mut report = |index: u64, frame: Frame| -> anyhow::Result<()> {
         let (detections, _) = detectors.detect(&frame)?;
+        let at = frame.timestamp_ms();
+        analytics.observe(&camera, at, &detections.persons);
         let (faces, face_error) = match &detections.faces {
             Ok(f) => (Some(f.len()), None),
             Err(e) => (None, Some(e.clone())),
         };
+        let view = board.snapshot();
         let line = FrameReport {
             frame: index,
-            timestamp_ms: frame.timestamp_ms(),
-            persons: detections.persons.len(),
+            timestamp_ms: at,
+            persons: detections
+                .persons
+                .iter()
+                .filter(|p| p.score >= high)
+                .count(),
+            tracked: analytics.present(&camera),
             faces,
             face_error,
+            zones: current(&view, false),
+            lines: line_totals(&analytics),
+            spaces: current(&view, true),
             boxes: args.boxes.then(|| Boxes {
                 persons: as_rows(&detections.persons),
                 faces: detections.faces.as_deref().map(as_rows).unwrap_or_default(),
             }),
         };
         writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        (frames, last_ms) = (frames + 1, at);
         Ok(())
     };
     if is_still(&args.input) {
@@ -131,12 +237,76 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read image {}", args.input.display()))?
             .to_rgb8();
         let (w, h) = image.dimensions();
-        report(0, Frame::new("file".into(), w, h, image.into_raw(), 0)?)?;
+        report(0, Frame::new(camera.clone(), w, h, image.into_raw(), 0)?)?;
     } else {
-        for (index, frame) in FileFrames::open(&args.input, args.fps, Some(args.width))?.enumerate()
-        {
+        for (index, frame) in FileFrames::open(&args.input, fps, Some(width))?.enumerate() {
             report(index as u64, frame?)?;
         }
     }
+    analytics.finish();
+    let summary = summarise(&analytics, &board.snapshot(), frames, last_ms);
+    println!("{}", serde_json::to_string(&SummaryLine { summary })?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn current(view: &BoardView, spaces: bool) -> BTreeMap<String, u32> {
+    let map = if spaces { &view.spaces } else { &view.zones };
+    map.iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.occupancy?)))
+        .collect()
+}
+
+fn line_totals(analytics: &Analytics) -> BTreeMap<String, LineTotals> {
+    analytics
+        .totals()
+        .lines
+        .iter()
+        .map(|(k, &(entries, exits))| (k.clone(), LineTotals { entries, exits }))
+        .collect()
+}
+
+fn summarise(analytics: &Analytics, view: &BoardView, frames: u64, last_ms: i64) -> Summary {
+    let totals = analytics.totals();
+    let occupancy = |key: &str| {
+        let (samples, sum, peak) = totals.occupancy.get(key).copied().unwrap_or_default();
+        let mean = (sum as f64 / samples.max(1) as f64 * 100.0).round() / 100.0;
+        (peak, mean)
+    };
+    let round1 = |v: Option<f64>| v.map(|s| (s * 10.0).round() / 10.0);
+    let zones = view
+        .zones
+        .keys()
+        .map(|key| {
+            let (peak, mean) = occupancy(key);
+            let dwell = totals.dwell.get(key);
+            let summary = ZoneSummary {
+                peak,
+                mean,
+                visits: dwell.map_or(0, |h| h.visits()),
+                dwell_median_s: round1(dwell.and_then(|h| h.quantile(0.5))),
+                dwell_p90_s: round1(dwell.and_then(|h| h.quantile(0.9))),
+            };
+            (key.clone(), summary)
+        })
+        .collect();
+    let spaces = view
+        .spaces
+        .iter()
+        .map(|(name, live)| {
+            let (peak, mean) = occupancy(name);
+            let summary = SpaceSummary {
+                peak,
+                mean,
+                last: live.occupancy,
+            };
+            (name.clone(), summary)
+        })
+        .collect();
+    Summary {
+        frames,
+        duration_s: last_ms as f64 / 1000.0,
+        zones,
+        lines: line_totals(analytics),
+        spaces,
+    }
 }

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bench;
+mod bench_analytics;
 mod pipeline;
 mod redact;
 
@@ -51,6 +52,8 @@ enum Command {
     Camera(CameraArgs),
     /// Measure per-stage cost and how many live 1080p streams this machine sustains.
     Bench(bench::BenchArgs),
+    /// Measure the cost of tracking and zone/line counting per frame (no models needed).
+    BenchAnalytics(bench_analytics::BenchAnalyticsArgs),
 }
 
 #[derive(clap::Args)]
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         } => verify_models(models_dir),
         Command::Camera(args) => camera(args),
         Command::Bench(args) => bench::bench(args),
+        Command::BenchAnalytics(args) => bench_analytics::bench_analytics(args),
     };
     match result {
         Ok(code) => code,
@@ -124,10 +128,12 @@ fn check_config(file: PathBuf) -> anyhow::Result<ExitCode> {
     match Config::load(&file, &SystemSecrets) {
         Ok(c) => {
             let zones: usize = c.cameras.iter().map(|c| c.zones.len()).sum();
+            let lines: usize = c.cameras.iter().map(|c| c.lines.len()).sum();
             println!(
-                "{}: ok ({} cameras, {zones} zones)",
+                "{}: ok ({} cameras, {zones} zones, {lines} lines, {} spaces)",
                 file.display(),
-                c.cameras.len()
+                c.cameras.len(),
+                c.spaces.len()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -208,6 +214,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     let state = AppState {
         site: config.site.clone(),
         occupancy: appliance.occupancy.clone(),
+        layout: Arc::new(api::Layout::new(&config)),
         health: appliance.health.clone(),
         database: config.database.clone(),
         clock,

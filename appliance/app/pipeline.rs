@@ -4,7 +4,8 @@
 //! cameras (GStreamer threads) --Frame--> inference workers (detect, then
 //! redact: nothing downstream sees a raw frame; the redacted frame goes to
 //! the snapshot board when snapshots are enabled) --Analysed--> analytics
-//! (zones, minute buckets) --Vec<BucketDelta>--> SQLite writer.
+//! (tracks, zones, lines, dwell, spaces, minute buckets) --Deltas--> SQLite
+//! writer.
 //!
 //! Frames are dropped (and counted in health) before inference when the
 //! workers are busy, never after. Shutdown runs front to back: stopping the
@@ -12,7 +13,7 @@
 //! analytics (after a last flush), which ends the writer.
 
 use anyhow::Context;
-use headcount_core::analytics::{BucketDelta, MinuteAggregator, OccupancyBoard, ZoneCounter};
+use headcount_core::analytics::{self, Deltas, OccupancyBoard};
 use headcount_core::clock::{Clock, UnixMs};
 use headcount_core::config::Config;
 use headcount_core::detection::Detection;
@@ -29,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What inference hands to analytics: counts material only, no pixels.
+/// What inference hands to analytics: person boxes (down to the low
+/// threshold, for the tracker), no pixels.
 pub struct Analysed {
     pub camera: CameraId,
     pub at: UnixMs,
@@ -44,9 +46,11 @@ pub struct Appliance {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// The detectors report persons down to the low threshold: the tracker uses
+/// weak detections to keep tracks, and the redactor redacts their heads too.
 pub fn detector_settings(config: &Config) -> DetectorSettings {
     DetectorSettings {
-        person_threshold: config.detection.person_threshold,
+        person_threshold: config.detection.person_low_threshold,
         face_threshold: config.detection.face_threshold,
         person_tiling: config.detection.person_tiling,
         threads: config.detection.threads_per_worker,
@@ -68,7 +72,7 @@ impl Appliance {
 
         let ids: Vec<CameraId> = config.cameras.iter().map(|c| c.id.clone()).collect();
         let health = HealthBoard::new(&ids);
-        let occupancy = OccupancyBoard::new(&config.cameras);
+        let occupancy = OccupancyBoard::new(config);
         let mut threads = Vec::new();
 
         let (bucket_tx, bucket_rx) = sync_channel(16);
@@ -77,20 +81,9 @@ impl Appliance {
         })?);
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
-        let counters = config
-            .cameras
-            .iter()
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    ZoneCounter::new(c, config.analytics.smoothing_secs),
-                )
-            })
-            .collect();
-        let analytics = Analytics {
-            counters,
-            board: occupancy.clone(),
-            aggregator: MinuteAggregator::default(),
+        let analytics = AnalyticsStage {
+            engine: analytics::Analytics::new(config, occupancy.clone()),
+            clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
             buckets: bucket_tx,
         };
@@ -231,28 +224,20 @@ impl Worker {
     }
 }
 
-struct Analytics {
-    counters: HashMap<CameraId, ZoneCounter>,
-    board: OccupancyBoard,
-    aggregator: MinuteAggregator,
+struct AnalyticsStage {
+    engine: analytics::Analytics,
+    clock: Arc<dyn Clock>,
     flush_every: Duration,
-    buckets: SyncSender<Vec<BucketDelta>>,
+    buckets: SyncSender<Deltas>,
 }
 
-impl Analytics {
+impl AnalyticsStage {
     fn run(mut self, input: Receiver<Analysed>) {
         let mut last_flush = Instant::now();
         loop {
             match input.recv_timeout(Duration::from_millis(500)) {
-                Ok(a) => {
-                    if let Some(counter) = self.counters.get_mut(&a.camera) {
-                        for sample in counter.observe(a.at, &a.persons) {
-                            self.board.record(&sample);
-                            self.aggregator.add(&sample);
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(a) => self.engine.observe(&a.camera, a.at, &a.persons),
+                Err(RecvTimeoutError::Timeout) => self.engine.tick(self.clock.now_ms()),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if last_flush.elapsed() >= self.flush_every {
@@ -264,7 +249,8 @@ impl Analytics {
     }
 
     fn flush(&mut self) {
-        if !self.aggregator.is_empty() && self.buckets.send(self.aggregator.drain()).is_err() {
+        let deltas = self.engine.drain();
+        if !deltas.is_empty() && self.buckets.send(deltas).is_err() {
             tracing::error!("the storage writer has stopped; buckets lost");
         }
     }

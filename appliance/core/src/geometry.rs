@@ -95,6 +95,53 @@ impl Polygon {
         }
         inside
     }
+
+    /// The first pair of edges (edge i runs from point i to point i+1) that
+    /// cross or touch, other than neighbours sharing their corner.
+    pub fn self_intersection(&self) -> Option<(usize, usize)> {
+        let n = self.points.len();
+        let edge = |i: usize| (self.points[i], self.points[(i + 1) % n]);
+        for i in 0..n {
+            for j in i + 1..n {
+                let neighbours = j == i + 1 || (i == 0 && j == n - 1);
+                if neighbours {
+                    continue;
+                }
+                let (a, b) = edge(i);
+                let (c, d) = edge(j);
+                if segments_intersect(a, b, c, d) {
+                    return Some((i, j));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Twice the signed area of the triangle a, b, p: in image coordinates
+/// (y down) negative when p lies left of a->b as seen on screen, positive
+/// when right.
+pub fn cross(a: Point, b: Point, p: Point) -> f32 {
+    (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x)
+}
+
+/// Whether segments a-b and c-d share a point.
+pub fn segments_intersect(a: Point, b: Point, c: Point, d: Point) -> bool {
+    let (d1, d2) = (cross(c, d, a), cross(c, d, b));
+    let (d3, d4) = (cross(a, b, c), cross(a, b, d));
+    let on = |p: Point, q: Point, r: Point| {
+        // r collinear with p-q: is it within their bounding box?
+        r.x >= p.x.min(q.x) && r.x <= p.x.max(q.x) && r.y >= p.y.min(q.y) && r.y <= p.y.max(q.y)
+    };
+    if ((d1 > 0.0 && d2 < 0.0) || (d1 < 0.0 && d2 > 0.0))
+        && ((d3 > 0.0 && d4 < 0.0) || (d3 < 0.0 && d4 > 0.0))
+    {
+        return true;
+    }
+    (d1 == 0.0 && on(c, d, a))
+        || (d2 == 0.0 && on(c, d, b))
+        || (d3 == 0.0 && on(a, b, c))
+        || (d4 == 0.0 && on(a, b, d))
 }
 
 #[cfg(test)]
@@ -128,6 +175,36 @@ mod tests {
         check(&ell, pt(0.75, 0.25), false);
         check(&ell, pt(0.75, 0.75), true);
         check(&ell, pt(1.5, 0.75), false);
+    }
+
+    #[test]
+    fn self_intersections_are_found() {
+        let square = Polygon::new(vec![pt(0.2, 0.2), pt(0.8, 0.2), pt(0.8, 0.8), pt(0.2, 0.8)]);
+        let bow_tie = Polygon::new(vec![pt(0.2, 0.2), pt(0.8, 0.8), pt(0.8, 0.2), pt(0.2, 0.8)]);
+        let triangle = Polygon::new(vec![pt(0.0, 0.0), pt(1.0, 0.0), pt(0.5, 1.0)]);
+        // Two outlines touching at one corner.
+        let pinched = Polygon::new(vec![
+            pt(0.0, 0.0),
+            pt(0.5, 0.5),
+            pt(1.0, 0.0),
+            pt(1.0, 1.0),
+            pt(0.5, 0.5),
+            pt(0.0, 1.0),
+        ]);
+        assert_eq!(square.self_intersection(), None);
+        assert_eq!(triangle.self_intersection(), None);
+        assert_eq!(bow_tie.self_intersection(), Some((0, 2)));
+        assert!(pinched.self_intersection().is_some());
+    }
+
+    #[test]
+    fn sides_of_a_line_as_seen_on_screen() {
+        // Facing right along y = 0.5, the upper half of the screen is on the left.
+        let (a, b) = (pt(0.0, 0.5), pt(1.0, 0.5));
+        assert!(cross(a, b, pt(0.5, 0.3)) < 0.0);
+        assert!(cross(a, b, pt(0.5, 0.7)) > 0.0);
+        assert!(segments_intersect(a, b, pt(0.5, 0.3), pt(0.5, 0.7)));
+        assert!(!segments_intersect(a, b, pt(1.2, 0.3), pt(1.2, 0.7)));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 pub mod wire;
 
-use crate::analytics::OccupancyBoard;
+use crate::analytics::{DwellHistogram, OccupancyBoard, Scope};
 use crate::clock::{Clock, UnixMs};
+use crate::config::{zone_key, Config};
+use crate::frame::CameraId;
 use crate::health::{CameraState, HealthBoard};
 use crate::redaction::StillFormat;
 use crate::snapshot::SnapshotBoard;
@@ -15,17 +17,58 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The longest history one request may ask for.
-const MAX_HISTORY_MS: i64 = 31 * 24 * 3_600_000;
+/// The most buckets one request may ask for: 31 days of minutes.
+const MAX_BUCKETS: i64 = 31 * 24 * 60;
 const DEFAULT_HISTORY_MS: i64 = 3_600_000;
+/// Bucket widths a client may ask for, aligned to UTC.
+const BUCKETS: &[(&str, i64)] = &[
+    ("1m", 60_000),
+    ("5m", 300_000),
+    ("15m", 900_000),
+    ("1h", 3_600_000),
+    ("1d", 86_400_000),
+];
+
+/// What the API may be asked about: lines (`camera.line`) and the
+/// entrances of each space. Zones and spaces come from the board.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    lines: BTreeMap<String, (CameraId, String)>,
+    space_entrances: BTreeMap<String, Vec<String>>,
+}
+
+impl Layout {
+    pub fn new(config: &Config) -> Self {
+        let lines = config
+            .cameras
+            .iter()
+            .flat_map(|c| {
+                c.lines
+                    .iter()
+                    .map(move |l| (zone_key(&c.id, &l.name), (c.id.clone(), l.name.clone())))
+            })
+            .collect();
+        let space_entrances = config
+            .spaces
+            .iter()
+            .map(|s| (s.name.clone(), s.entrances.clone()))
+            .collect();
+        Self {
+            lines,
+            space_entrances,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct AppState {
     pub site: String,
     pub occupancy: OccupancyBoard,
+    pub layout: Arc<Layout>,
     pub health: HealthBoard,
     pub database: PathBuf,
     pub clock: Arc<dyn Clock>,
@@ -37,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/occupancy", get(occupancy))
         .route("/api/v1/occupancy/history", get(occupancy_history))
+        .route("/api/v1/flow", get(flow))
+        .route("/api/v1/dwell", get(dwell))
         .route("/api/v1/cameras/{camera}/snapshot", get(snapshot))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
@@ -125,21 +170,33 @@ async fn health(State(state): State<AppState>) -> Json<wire::Health> {
 }
 
 async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
-    let zones = state
-        .occupancy
-        .snapshot()
+    let view = state.occupancy.snapshot();
+    let zones = view
+        .zones
         .into_iter()
         .map(|(key, z)| wire::ZoneOccupancy {
             zone: key,
-            camera: z.camera.to_string(),
+            camera: z.camera.map(|c| c.to_string()).unwrap_or_default(),
             occupancy: z.occupancy,
             capacity: z.capacity,
             updated_at: z.updated_at.map(rfc3339),
         })
         .collect();
+    let spaces = view
+        .spaces
+        .into_iter()
+        .map(|(name, s)| wire::SpaceOccupancy {
+            space: name,
+            method: s.method.unwrap_or("zones"),
+            occupancy: s.occupancy,
+            capacity: s.capacity,
+            updated_at: s.updated_at.map(rfc3339),
+        })
+        .collect();
     Json(wire::Occupancy {
         at: rfc3339(state.clock.now_ms()),
         zones,
+        spaces,
     })
 }
 
@@ -174,71 +231,297 @@ async fn snapshot(
         .into_response())
 }
 
+/// The query of every time-series route; each uses the keys it needs.
 #[derive(Debug, Deserialize)]
-struct HistoryQuery {
+struct SeriesQuery {
     zone: Option<String>,
+    space: Option<String>,
+    line: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    bucket: Option<String>,
+}
+
+/// A validated time range cut into buckets.
+struct Series {
+    from: UnixMs,
+    to: UnixMs,
+    bucket_ms: i64,
+    bucket: &'static str,
+}
+
+impl Series {
+    fn parse(state: &AppState, q: &SeriesQuery, default_bucket: &str) -> Result<Series, ApiError> {
+        let label = q.bucket.as_deref().unwrap_or(default_bucket);
+        let &(bucket, bucket_ms) = BUCKETS.iter().find(|(l, _)| *l == label).ok_or_else(|| {
+            let known: Vec<_> = BUCKETS.iter().map(|(l, _)| *l).collect();
+            ApiError::BadRequest(format!("`bucket` must be one of {}", known.join(", ")))
+        })?;
+        let to = match &q.to {
+            Some(t) => parse_time("to", t)?,
+            None => state.clock.now_ms(),
+        };
+        let from = match &q.from {
+            Some(f) => parse_time("from", f)?,
+            None => to - DEFAULT_HISTORY_MS.max(bucket_ms),
+        };
+        if from >= to {
+            return Err(ApiError::BadRequest("`from` must be before `to`".into()));
+        }
+        if (to - from) / bucket_ms > MAX_BUCKETS {
+            let days = MAX_BUCKETS * bucket_ms / 86_400_000;
+            return Err(ApiError::BadRequest(format!(
+                "at most {days} days of {bucket} buckets per request; ask for a coarser bucket or a shorter range"
+            )));
+        }
+        Ok(Series {
+            from,
+            to,
+            bucket_ms,
+            bucket,
+        })
+    }
+
+    fn start_of(&self, minute: UnixMs) -> UnixMs {
+        minute.div_euclid(self.bucket_ms) * self.bucket_ms
+    }
+
+    /// Folds minute rows (oldest first) into this series' buckets.
+    fn fold<R, A: Default>(
+        &self,
+        rows: Vec<R>,
+        minute: impl Fn(&R) -> UnixMs,
+        mut add: impl FnMut(&mut A, R),
+    ) -> Vec<(UnixMs, A)> {
+        let mut out: Vec<(UnixMs, A)> = Vec::new();
+        for row in rows {
+            let start = self.start_of(minute(&row));
+            if out.last().is_none_or(|(s, _)| *s != start) {
+                out.push((start, A::default()));
+            }
+            if let Some((_, acc)) = out.last_mut() {
+                add(acc, row);
+            }
+        }
+        out
+    }
+}
+
+/// Runs a read-only query on the database off the async threads.
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    query: impl FnOnce(&Database) -> Result<T, crate::storage::StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let path = state.database.clone();
+    tokio::task::spawn_blocking(move || Database::open_read_only(&path).and_then(|db| query(&db)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn series_query(
+    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<SeriesQuery, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// Rounded to two decimals: enough for a chart, no false precision.
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
 }
 
 async fn occupancy_history(
     State(state): State<AppState>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::OccupancyHistory>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let zone_key = q
-        .zone
-        .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
-    let known = state.occupancy.snapshot();
-    let zone = known.get(&zone_key).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no zone `{zone_key}`; GET /api/v1/occupancy lists them"
-        ))
-    })?;
-    let to = match &q.to {
-        Some(t) => parse_time("to", t)?,
-        None => state.clock.now_ms(),
+    let q = series_query(query)?;
+    let view = state.occupancy.snapshot();
+    let scope = match (&q.zone, &q.space) {
+        (Some(key), None) => {
+            let zone = view.zones.get(key).ok_or_else(|| {
+                ApiError::NotFound(format!("no zone `{key}`; GET /api/v1/occupancy lists them"))
+            })?;
+            let camera = zone.camera.clone().unwrap_or_else(|| "".into());
+            let name = key.split_once('.').map_or(key.as_str(), |(_, z)| z);
+            Scope::Zone {
+                camera,
+                zone: name.to_string(),
+            }
+        }
+        (None, Some(name)) => {
+            if !view.spaces.contains_key(name) {
+                return Err(ApiError::NotFound(format!(
+                    "no space `{name}`; GET /api/v1/occupancy lists them"
+                )));
+            }
+            Scope::Space(name.clone())
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "either `zone` (camera.zone) or `space` is required".into(),
+            ))
+        }
     };
-    let from = match &q.from {
-        Some(f) => parse_time("from", f)?,
-        None => to - DEFAULT_HISTORY_MS,
-    };
-    if from >= to {
-        return Err(ApiError::BadRequest("`from` must be before `to`".into()));
-    }
-    if to - from > MAX_HISTORY_MS {
-        return Err(ApiError::BadRequest(
-            "at most 31 days of minute buckets per request".into(),
-        ));
-    }
-    let (camera, zone_name, path) = (
-        zone.camera.to_string(),
-        zone.zone.clone(),
-        state.database.clone(),
-    );
-    let rows = tokio::task::spawn_blocking(move || {
-        Database::open_read_only(&path)
-            .and_then(|db| db.occupancy_minutes(&camera, &zone_name, from, to))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let buckets = rows
+    let series = Series::parse(&state, &q, "1m")?;
+    let (from, to) = (series.from, series.to);
+    let rows = read(&state, move |db| db.occupancy_minutes(&scope, from, to)).await?;
+    let buckets = series
+        .fold(
+            rows,
+            |r| r.bucket_start,
+            |acc: &mut (u32, u64, u32), r| {
+                acc.0 += r.samples;
+                acc.1 += r.occupancy_sum;
+                acc.2 = acc.2.max(r.occupancy_max);
+            },
+        )
         .into_iter()
-        .map(|b| wire::OccupancyBucket {
-            start: rfc3339(b.bucket_start),
-            mean_occupancy: (b.occupancy_sum as f64 / b.samples.max(1) as f64 * 100.0).round()
-                / 100.0,
-            max_occupancy: b.occupancy_max,
-            samples: b.samples,
+        .map(|(start, (samples, sum, max))| wire::OccupancyBucket {
+            start: rfc3339(start),
+            mean_occupancy: round2(sum as f64 / f64::from(samples.max(1))),
+            max_occupancy: max,
+            samples,
         })
         .collect();
     Ok(Json(wire::OccupancyHistory {
-        zone: zone_key,
+        zone: q.zone,
+        space: q.space,
         from: rfc3339(from),
         to: rfc3339(to),
-        bucket: "1m",
+        bucket: series.bucket,
         buckets,
+    }))
+}
+
+/// Entries and exits per bucket over one line, or summed over a space's entrances.
+async fn flow(
+    State(state): State<AppState>,
+    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<wire::Flow>, ApiError> {
+    let q = series_query(query)?;
+    let line_keys = match (&q.line, &q.space) {
+        (Some(line), None) => {
+            if !state.layout.lines.contains_key(line) {
+                return Err(ApiError::NotFound(format!(
+                    "no line `{line}`; lines are named camera.line as in the config"
+                )));
+            }
+            vec![line.clone()]
+        }
+        (None, Some(space)) => match state.layout.space_entrances.get(space) {
+            Some(entrances) if !entrances.is_empty() => entrances.clone(),
+            Some(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "space `{space}` has no entrances, so no flow"
+                )))
+            }
+            None => return Err(ApiError::NotFound(format!("no space `{space}`"))),
+        },
+        _ => {
+            return Err(ApiError::BadRequest(
+                "either `line` (camera.line) or `space` is required".into(),
+            ))
+        }
+    };
+    let series = Series::parse(&state, &q, "15m")?;
+    let (from, to) = (series.from, series.to);
+    let lines: Vec<(CameraId, String)> = line_keys
+        .iter()
+        .filter_map(|k| state.layout.lines.get(k).cloned())
+        .collect();
+    let mut rows = read(&state, move |db| {
+        let mut all = Vec::new();
+        for (camera, line) in &lines {
+            all.extend(db.flow_minutes(camera, line, from, to)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    rows.sort_by_key(|r| r.bucket_start);
+    let buckets: Vec<wire::FlowBucket> = series
+        .fold(
+            rows,
+            |r| r.bucket_start,
+            |acc: &mut (u32, u32), r| {
+                acc.0 += r.entries;
+                acc.1 += r.exits;
+            },
+        )
+        .into_iter()
+        .map(|(start, (entries, exits))| wire::FlowBucket {
+            start: rfc3339(start),
+            entries,
+            exits,
+        })
+        .collect();
+    Ok(Json(wire::Flow {
+        entries: buckets.iter().map(|b| u64::from(b.entries)).sum(),
+        exits: buckets.iter().map(|b| u64::from(b.exits)).sum(),
+        line: q.line,
+        space: q.space,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        bucket: series.bucket,
+        buckets,
+    }))
+}
+
+fn dwell_figures(h: &DwellHistogram) -> (u64, Option<f64>, Option<f64>) {
+    let seconds = |q| h.quantile(q).map(|s| (s * 10.0).round() / 10.0);
+    (h.visits(), seconds(0.5), seconds(0.9))
+}
+
+/// How long visits to a zone lasted: per bucket (by when they ended) and overall.
+async fn dwell(
+    State(state): State<AppState>,
+    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<wire::Dwell>, ApiError> {
+    let q = series_query(query)?;
+    let key = q
+        .zone
+        .clone()
+        .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
+    let view = state.occupancy.snapshot();
+    let camera = view
+        .zones
+        .get(&key)
+        .and_then(|z| z.camera.clone())
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no zone `{key}`; GET /api/v1/occupancy lists them"))
+        })?;
+    let zone = key
+        .split_once('.')
+        .map_or(key.clone(), |(_, z)| z.to_string());
+    let series = Series::parse(&state, &q, "15m")?;
+    let (from, to) = (series.from, series.to);
+    let rows = read(&state, move |db| db.dwell_minutes(&camera, &zone, from, to)).await?;
+    let mut overall = DwellHistogram::default();
+    let buckets = series
+        .fold(rows, |r| r.0, |acc: &mut DwellHistogram, r| acc.merge(&r.1))
+        .into_iter()
+        .map(|(start, h)| {
+            overall.merge(&h);
+            let (visits, median_s, p90_s) = dwell_figures(&h);
+            wire::DwellBucket {
+                start: rfc3339(start),
+                visits,
+                median_s,
+                p90_s,
+            }
+        })
+        .collect();
+    let (visits, median_s, p90_s) = dwell_figures(&overall);
+    Ok(Json(wire::Dwell {
+        zone: key,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        bucket: series.bucket,
+        buckets,
+        visits,
+        median_s,
+        p90_s,
     }))
 }
 

@@ -1,31 +1,35 @@
 //! The real router on a real socket (port 0), read with plain HTTP/1.1.
 
 use super::*;
-use crate::analytics::{BucketDelta, ZoneSample};
+use crate::analytics::{Deltas, DwellDelta, FlowDelta, OccupancyDelta};
 use crate::clock::ManualClock;
-use crate::config::{CameraConfig, Source, ZoneConfig};
-use crate::geometry::{Point, Polygon};
+use crate::config::SystemSecrets;
 use std::io::{Read, Write};
 
 const NOW: UnixMs = 1_764_000_000_000; // 2025-11-24T16:00:00Z
 
-fn camera(id: &str, zone: &str) -> CameraConfig {
-    let p = |x, y| Point { x, y };
-    CameraConfig {
-        id: id.into(),
-        source: Source::TestPattern {
-            pattern: "ball".into(),
-        },
-        purpose: None,
-        analysis_fps: 2.0,
-        analysis_width: 640,
-        zones: vec![ZoneConfig {
-            name: zone.into(),
-            polygon: Polygon::new(vec![p(0.0, 0.0), p(1.0, 0.0), p(1.0, 1.0)]),
-            capacity: Some(10),
-        }],
-    }
-}
+const CONFIG: &str = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.zones.door]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+capacity = 10
+[cameras.lobby.lines.entrance]
+points = [[0.2, 0.5], [0.8, 0.5]]
+in = "left"
+
+[cameras.yard]
+url = "testsrc:ball"
+[cameras.yard.zones.gate]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+capacity = 10
+
+[spaces.site]
+zones = ["lobby.door", "yard.gate"]
+[spaces.hall]
+entrances = ["lobby.entrance"]
+capacity = 50
+"#;
 
 struct Served {
     addr: std::net::SocketAddr,
@@ -79,8 +83,8 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
 }
 
 fn state(dir: &std::path::Path) -> AppState {
-    let cameras = [camera("lobby", "door"), camera("yard", "gate")];
-    let health = HealthBoard::new(cameras.iter().map(|c| &c.id));
+    let config = Config::parse(CONFIG, dir, &SystemSecrets).unwrap();
+    let health = HealthBoard::new(config.cameras.iter().map(|c| &c.id));
     health.update(&"lobby".into(), |h| {
         h.state = CameraState::Streaming;
         h.last_frame_at = Some(NOW - 250);
@@ -91,28 +95,64 @@ fn state(dir: &std::path::Path) -> AppState {
             reason: "connection refused".into(),
         }
     });
-    let occupancy = OccupancyBoard::new(&cameras);
-    occupancy.record(&ZoneSample {
-        camera: "lobby".into(),
-        zone: "door".into(),
-        at: NOW - 500,
-        occupancy: 3,
-    });
+    let occupancy = OccupancyBoard::new(&config);
+    occupancy.record_zone("lobby.door", 3, NOW - 500);
+    occupancy.record_space("hall", 4, NOW - 500);
     let database = dir.join("h.db");
     let mut db = Database::open(&database).unwrap();
-    let delta = |start, samples, sum, max| BucketDelta {
-        camera: "lobby".into(),
-        zone: "door".into(),
+    let zone = |start, samples, sum, max| OccupancyDelta {
+        scope: Scope::Zone {
+            camera: "lobby".into(),
+            zone: "door".into(),
+        },
         bucket_start: start,
         samples,
         occupancy_sum: sum,
         occupancy_max: max,
     };
-    db.apply(&[delta(NOW - 120_000, 4, 10, 4), delta(NOW - 60_000, 3, 2, 1)])
-        .unwrap();
+    let flow = |start, entries, exits| FlowDelta {
+        camera: "lobby".into(),
+        line: "entrance".into(),
+        bucket_start: start,
+        entries,
+        exits,
+    };
+    let dwell = |start, seconds: &[f64]| {
+        let mut histogram = DwellHistogram::default();
+        for &s in seconds {
+            histogram.add(s);
+        }
+        DwellDelta {
+            camera: "lobby".into(),
+            zone: "door".into(),
+            bucket_start: start,
+            histogram,
+        }
+    };
+    db.apply(&Deltas {
+        occupancy: vec![
+            zone(NOW - 120_000, 4, 10, 4),
+            zone(NOW - 60_000, 3, 2, 1),
+            OccupancyDelta {
+                scope: Scope::Space("hall".into()),
+                ..zone(NOW - 60_000, 2, 8, 4)
+            },
+        ],
+        flows: vec![
+            flow(NOW - 1_800_000, 0, 0),
+            flow(NOW - 120_000, 2, 1),
+            flow(NOW - 60_000, 1, 0),
+        ],
+        dwell: vec![
+            dwell(NOW - 120_000, &[20.0, 40.0]),
+            dwell(NOW - 60_000, &[60.0]),
+        ],
+    })
+    .unwrap();
     AppState {
         site: "test".into(),
         occupancy,
+        layout: Arc::new(Layout::new(&config)),
         health,
         database,
         clock: Arc::new(ManualClock::new(NOW)),
@@ -213,6 +253,70 @@ fn occupancy_lists_every_zone_and_only_counts() {
         keys,
         ["camera", "capacity", "occupancy", "updated_at", "zone"]
     );
+    let spaces = body["spaces"].as_array().unwrap();
+    assert_eq!(spaces.len(), 2);
+    assert_eq!(spaces[0]["space"], "hall");
+    assert_eq!(spaces[0]["method"], "entrances");
+    assert_eq!(spaces[0]["occupancy"], 4);
+    assert_eq!(spaces[1]["space"], "site");
+    assert_eq!(spaces[1]["method"], "zones");
+    assert!(spaces[1]["occupancy"].is_null());
+}
+
+#[test]
+fn flow_sums_minutes_into_the_asked_buckets() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/flow?line=lobby.entrance&bucket=1h");
+    assert_eq!(status, 200, "{body}");
+    // 15:30 (a watched minute with no crossing) and 15:58-15:59 share the hour.
+    let buckets = body["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 1, "{body}");
+    assert_eq!(buckets[0]["start"], "2025-11-24T15:00:00Z");
+    assert_eq!(
+        (body["entries"].as_u64(), body["exits"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let (_, minutes) = get(s.addr, "/api/v1/flow?line=lobby.entrance&bucket=1m");
+    let per_minute: Vec<_> = minutes["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["entries"].as_u64().unwrap(), b["exits"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(per_minute, [(0, 0), (2, 1), (1, 0)]);
+    let (_, space) = get(s.addr, "/api/v1/flow?space=hall&bucket=15m");
+    assert_eq!(
+        (space["entries"].as_u64(), space["exits"].as_u64()),
+        (Some(3), Some(1))
+    );
+}
+
+#[test]
+fn dwell_reports_median_and_p90_per_bucket_and_overall() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/dwell?zone=lobby.door&bucket=1m");
+    assert_eq!(status, 200, "{body}");
+    let buckets = body["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    assert_eq!(buckets[0]["visits"], 2);
+    assert_eq!(body["visits"], 3);
+    let median = body["median_s"].as_f64().unwrap();
+    assert!((median / 40.0 - 1.0).abs() < 0.05, "{median}");
+    let p90 = body["p90_s"].as_f64().unwrap();
+    assert!(p90 > 50.0 && p90 < 66.0, "{p90}");
+    // Nothing per person: only these keys.
+    let keys: Vec<_> = buckets[0].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["median_s", "p90_s", "start", "visits"]);
+}
+
+#[test]
+fn space_history_has_its_own_buckets() {
+    let s = serve(state);
+    let (status, body) = get(s.addr, "/api/v1/occupancy/history?space=hall&bucket=15m");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["space"], "hall");
+    assert_eq!(body["buckets"][0]["mean_occupancy"], 4.0);
+    assert_eq!(body["buckets"][0]["max_occupancy"], 4);
 }
 
 #[test]
@@ -240,7 +344,24 @@ fn bad_requests_get_clear_errors() {
         let message = body["error"].as_str().unwrap();
         assert!(message.contains(needle), "{path}: {message}");
     };
-    check("/api/v1/occupancy/history", 400, "`zone` is required");
+    check(
+        "/api/v1/occupancy/history",
+        400,
+        "`zone` (camera.zone) or `space`",
+    );
+    check("/api/v1/flow?line=lobby.exit", 404, "no line `lobby.exit`");
+    check("/api/v1/flow?space=site", 400, "has no entrances");
+    check(
+        "/api/v1/flow?line=lobby.entrance&bucket=2m",
+        400,
+        "one of 1m, 5m, 15m, 1h, 1d",
+    );
+    check("/api/v1/dwell", 400, "`zone` is required");
+    check(
+        "/api/v1/dwell?zone=yard.nowhere",
+        404,
+        "no zone `yard.nowhere`",
+    );
     check(
         "/api/v1/occupancy/history?zone=lobby.nowhere",
         404,

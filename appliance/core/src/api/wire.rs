@@ -29,6 +29,18 @@ pub struct CameraHealth {
 pub struct Occupancy {
     pub at: String,
     pub zones: Vec<ZoneOccupancy>,
+    pub spaces: Vec<SpaceOccupancy>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SpaceOccupancy {
+    pub space: String,
+    /// `zones` (sum of its zones), `entrances` (entries minus exits) or
+    /// `entrances+zones` (entries minus exits, corrected by the zones).
+    pub method: &'static str,
+    pub occupancy: Option<u32>,
+    pub capacity: Option<u32>,
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,7 +56,10 @@ pub struct ZoneOccupancy {
 
 #[derive(Debug, Serialize)]
 pub struct OccupancyHistory {
-    pub zone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
     pub from: String,
     pub to: String,
     pub bucket: &'static str,
@@ -57,6 +72,49 @@ pub struct OccupancyBucket {
     pub mean_occupancy: f64,
     pub max_occupancy: u32,
     pub samples: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Flow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub bucket: &'static str,
+    /// Only buckets in which the line was watched.
+    pub buckets: Vec<FlowBucket>,
+    pub entries: u64,
+    pub exits: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FlowBucket {
+    pub start: String,
+    pub entries: u32,
+    pub exits: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Dwell {
+    pub zone: String,
+    pub from: String,
+    pub to: String,
+    pub bucket: &'static str,
+    /// Visits by the bucket in which they ended; only buckets with visits.
+    pub buckets: Vec<DwellBucket>,
+    pub visits: u64,
+    pub median_s: Option<f64>,
+    pub p90_s: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DwellBucket {
+    pub start: String,
+    pub visits: u64,
+    pub median_s: Option<f64>,
+    pub p90_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

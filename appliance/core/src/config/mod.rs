@@ -98,6 +98,23 @@ pub struct ZoneConfig {
     pub capacity: Option<u32>,
 }
 
+/// Which side of a line, as seen on screen standing at its first point and
+/// facing the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+/// A counting line: crossings onto the `in_side` are entries, the others exits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineConfig {
+    pub name: String,
+    pub start: Point,
+    pub end: Point,
+    pub in_side: Side,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraConfig {
     pub id: CameraId,
@@ -107,11 +124,30 @@ pub struct CameraConfig {
     /// Frames are scaled to this width (keeping their aspect) before analysis.
     pub analysis_width: u32,
     pub zones: Vec<ZoneConfig>,
+    pub lines: Vec<LineConfig>,
+}
+
+/// A room, floor or building: the sum of its zones' occupancy, or entries
+/// minus exits over its entrance lines (corrected by the zones when it has both).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpaceConfig {
+    pub name: String,
+    /// Zone keys, `camera.zone`.
+    pub zones: Vec<String>,
+    /// Line keys, `camera.line`.
+    pub entrances: Vec<String>,
+    pub capacity: Option<u32>,
+    /// Local time (appliance.timezone) at which an entrance count is set to zero.
+    pub reset_at: Option<jiff::civil::Time>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionConfig {
+    /// Detections at or above this score start tracks and are counted.
     pub person_threshold: f32,
+    /// Detections between this and `person_threshold` only continue tracks
+    /// (ByteTrack's second association), e.g. a person half hidden.
+    pub person_low_threshold: f32,
     pub face_threshold: f32,
     /// Also run the person model on 2x2 tiles: finds smaller people, costs 5x.
     pub person_tiling: bool,
@@ -151,6 +187,15 @@ pub struct AnalyticsConfig {
     pub smoothing_secs: f64,
     /// How often open minute buckets are written to the database.
     pub flush_secs: u64,
+    /// Half-width of the band around a line (fraction of the frame) that a
+    /// foot point must leave before a side change counts: dithering on the
+    /// line counts once.
+    pub line_band: f32,
+    /// A visit survives its person being unseen (or outside) this long.
+    pub dwell_gap_secs: f64,
+    /// A space with zones and entrances takes its zones' count when the two
+    /// have disagreed, with the zones steady, this long.
+    pub correction_secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,8 +205,11 @@ pub struct Config {
     pub database: PathBuf,
     pub models_dir: PathBuf,
     pub onnxruntime_library: Option<PathBuf>,
+    /// For daily resets (and, later, schedules).
+    pub timezone: jiff::tz::TimeZone,
     pub api_bind: SocketAddr,
     pub cameras: Vec<CameraConfig>,
+    pub spaces: Vec<SpaceConfig>,
     pub detection: DetectionConfig,
     pub privacy: PrivacyConfig,
     pub analytics: AnalyticsConfig,
@@ -194,6 +242,7 @@ const SECTIONS: &[&str] = &[
     "api",
     "defaults",
     "cameras",
+    "spaces",
     "detection",
     "privacy",
     "analytics",
@@ -326,8 +375,10 @@ impl Validator<'_> {
         );
         let onnxruntime_library = appliance.onnxruntime_library.map(|p| self.path(&p));
 
+        let timezone = self.timezone(appliance.timezone.as_deref().unwrap_or("UTC"));
         let api_bind = self.api_bind(api.bind.as_deref().unwrap_or("127.0.0.1:8080"));
         let cameras = self.cameras(table.remove("cameras"), &defaults);
+        let spaces = self.spaces(table.remove("spaces"), &cameras);
         let detection = self.detection(detection);
         let privacy = self.privacy(privacy);
         let analytics = self.analytics(analytics);
@@ -338,11 +389,25 @@ impl Validator<'_> {
             database,
             models_dir,
             onnxruntime_library,
+            timezone,
             api_bind: api_bind?,
             cameras,
+            spaces,
             detection,
             privacy,
             analytics,
+        })
+    }
+
+    fn timezone(&mut self, name: &str) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(name).unwrap_or_else(|_| {
+            self.error(
+                "appliance.timezone",
+                format!(
+                    "`{name}` is not a time zone of the tz database, such as Europe/Berlin or UTC"
+                ),
+            );
+            jiff::tz::TimeZone::UTC
         })
     }
 
@@ -459,6 +524,13 @@ impl Validator<'_> {
                 self.zone(&format!("{path}.zones.{zone_name}"), zone_name, zone)
             })
             .collect();
+        let lines = raw
+            .lines
+            .into_iter()
+            .filter_map(|(line_name, line)| {
+                self.line(&format!("{path}.lines.{line_name}"), line_name, line)
+            })
+            .collect();
         let source = match raw.url {
             None => {
                 self.error(
@@ -476,6 +548,7 @@ impl Validator<'_> {
             analysis_fps,
             analysis_width,
             zones,
+            lines,
         })
     }
 
@@ -585,23 +658,14 @@ impl Validator<'_> {
                 format!("needs at least 3 points, has {}", raw.polygon.len()),
             );
         }
-        let mut points = Vec::with_capacity(raw.polygon.len());
-        for (i, p) in raw.polygon.iter().enumerate() {
-            match p.as_slice() {
-                [x, y] if (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y) => {
-                    points.push(Point {
-                        x: *x as f32,
-                        y: *y as f32,
-                    })
-                }
-                [x, y] => self.error(
-                    format!("{path}.polygon[{i}]"),
-                    format!("[{x}, {y}] is outside the frame; coordinates are fractions in [0, 1]"),
-                ),
-                _ => self.error(
-                    format!("{path}.polygon[{i}]"),
-                    format!("needs 2 coordinates [x, y], has {}", p.len()),
-                ),
+        let points = self.points(&format!("{path}.polygon"), &raw.polygon);
+        let polygon = Polygon::new(points);
+        if self.errors.len() == errors_before {
+            if let Some((i, j)) = polygon.self_intersection() {
+                self.error(
+                    format!("{path}.polygon"),
+                    format!("edges {i} and {j} cross; the points must go around the zone's outline in order"),
+                );
             }
         }
         if raw.capacity == Some(0) {
@@ -610,18 +674,178 @@ impl Validator<'_> {
                 "must be at least 1 (leave it out for no capacity)",
             );
         }
-        (self.errors.len() == errors_before).then(|| ZoneConfig {
+        (self.errors.len() == errors_before).then_some(ZoneConfig {
             name,
-            polygon: Polygon::new(points),
+            polygon,
             capacity: raw.capacity,
         })
     }
 
+    /// Normalised points, each checked to be [x, y] inside the frame.
+    fn points(&mut self, path: &str, raw: &[Vec<f64>]) -> Vec<Point> {
+        let mut points = Vec::with_capacity(raw.len());
+        for (i, p) in raw.iter().enumerate() {
+            match p.as_slice() {
+                [x, y] if (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y) => {
+                    points.push(Point {
+                        x: *x as f32,
+                        y: *y as f32,
+                    })
+                }
+                [x, y] => self.error(
+                    format!("{path}[{i}]"),
+                    format!("[{x}, {y}] is outside the frame; coordinates are fractions in [0, 1]"),
+                ),
+                _ => self.error(
+                    format!("{path}[{i}]"),
+                    format!("needs 2 coordinates [x, y], has {}", p.len()),
+                ),
+            }
+        }
+        points
+    }
+
+    fn line(&mut self, path: &str, name: String, raw: RawLine) -> Option<LineConfig> {
+        check_name(self, path, &name);
+        let errors_before = self.errors.len();
+        let points = self.points(&format!("{path}.points"), &raw.points);
+        if raw.points.len() != 2 {
+            self.error(
+                format!("{path}.points"),
+                format!(
+                    "a line has 2 points [[x1, y1], [x2, y2]], has {}",
+                    raw.points.len()
+                ),
+            );
+        } else if let [start, end] = points[..] {
+            // Shorter than 1 % of the frame cannot tell sides apart.
+            if (end.x - start.x).hypot(end.y - start.y) < 0.01 {
+                self.error(
+                    format!("{path}.points"),
+                    "the two points are (almost) the same: a line needs a length of at least 0.01",
+                );
+            }
+        }
+        let in_side = match raw.in_side.as_str() {
+            "left" => Some(Side::Left),
+            "right" => Some(Side::Right),
+            other => {
+                self.error(
+                    format!("{path}.in"),
+                    format!("`{other}` is not left or right (the side entries cross onto, seen from the first point facing the second)"),
+                );
+                None
+            }
+        };
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        Some(LineConfig {
+            name,
+            start: points[0],
+            end: points[1],
+            in_side: in_side?,
+        })
+    }
+
+    fn spaces(&mut self, value: Option<toml::Value>, cameras: &[CameraConfig]) -> Vec<SpaceConfig> {
+        let table = match value {
+            None => return vec![],
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => {
+                self.error("spaces", "must be a table of spaces, e.g. [spaces.lobby]");
+                return vec![];
+            }
+        };
+        let zone_keys: Vec<String> = cameras
+            .iter()
+            .flat_map(|c| c.zones.iter().map(|z| zone_key(&c.id, &z.name)))
+            .collect();
+        let line_keys: Vec<String> = cameras
+            .iter()
+            .flat_map(|c| c.lines.iter().map(|l| zone_key(&c.id, &l.name)))
+            .collect();
+        let mut spaces = Vec::new();
+        for (name, value) in table {
+            let path = format!("spaces.{name}");
+            check_name(self, &path, &name);
+            let Some(raw) = self.table::<RawSpace>(&path, value) else {
+                continue;
+            };
+            let errors_before = self.errors.len();
+            if raw.zones.is_empty() && raw.entrances.is_empty() {
+                self.error(
+                    &path,
+                    "needs zones = [\"camera.zone\", ...], entrances = [\"camera.line\", ...] or both",
+                );
+            }
+            for (key, list, known, what) in [
+                ("zones", &raw.zones, &zone_keys, "zone"),
+                ("entrances", &raw.entrances, &line_keys, "line"),
+            ] {
+                for (i, item) in list.iter().enumerate() {
+                    if !known.contains(item) {
+                        self.error(
+                            format!("{path}.{key}[{i}]"),
+                            format!("`{item}` is not a {what} of any camera (write camera.{what})"),
+                        );
+                    } else if list[..i].contains(item) {
+                        self.error(
+                            format!("{path}.{key}[{i}]"),
+                            format!("`{item}` is listed twice"),
+                        );
+                    }
+                }
+            }
+            if raw.capacity == Some(0) {
+                self.error(
+                    format!("{path}.capacity"),
+                    "must be at least 1 (leave it out for no capacity)",
+                );
+            }
+            let reset_at = raw.reset_at.as_deref().and_then(|t| {
+                let parsed = t.parse::<jiff::civil::Time>().ok();
+                if parsed.is_none() {
+                    self.error(
+                        format!("{path}.reset_at"),
+                        format!("`{t}` is not a time of day such as \"03:00\""),
+                    );
+                } else if raw.entrances.is_empty() {
+                    self.error(
+                        format!("{path}.reset_at"),
+                        "only applies to a space with entrances (a zone count needs no reset)",
+                    );
+                }
+                parsed
+            });
+            if self.errors.len() == errors_before {
+                spaces.push(SpaceConfig {
+                    name,
+                    zones: raw.zones,
+                    entrances: raw.entrances,
+                    capacity: raw.capacity,
+                    reset_at,
+                });
+            }
+        }
+        spaces
+    }
+
     fn detection(&mut self, raw: RawDetection) -> DetectionConfig {
         let person_threshold = raw.person_threshold.unwrap_or(0.5);
+        let person_low_threshold = raw
+            .person_low_threshold
+            .unwrap_or((person_threshold * 0.6).min(0.3));
         let face_threshold = raw.face_threshold.unwrap_or(0.6);
+        if person_low_threshold > person_threshold {
+            self.error(
+                "detection.person_low_threshold",
+                format!("{person_low_threshold} is above person_threshold ({person_threshold})"),
+            );
+        }
         for (key, value) in [
             ("person_threshold", person_threshold),
+            ("person_low_threshold", person_low_threshold),
             ("face_threshold", face_threshold),
         ] {
             if !(value > 0.0 && value < 1.0) {
@@ -649,6 +873,7 @@ impl Validator<'_> {
         }
         DetectionConfig {
             person_threshold,
+            person_low_threshold,
             face_threshold,
             person_tiling: raw.person_tiling.unwrap_or(false),
             workers,
@@ -702,9 +927,33 @@ impl Validator<'_> {
                 format!("{flush_secs} is outside [1, 60]"),
             );
         }
+        let line_band = raw.line_band.unwrap_or(0.02);
+        if !(0.0..=0.2).contains(&line_band) {
+            self.error(
+                "analytics.line_band",
+                format!("{line_band} is outside [0, 0.2]"),
+            );
+        }
+        let dwell_gap_secs = raw.dwell_gap_secs.unwrap_or(5.0);
+        if !(0.0..=600.0).contains(&dwell_gap_secs) {
+            self.error(
+                "analytics.dwell_gap_secs",
+                format!("{dwell_gap_secs} is outside [0, 600]"),
+            );
+        }
+        let correction_secs = raw.correction_secs.unwrap_or(60.0);
+        if !(1.0..=86_400.0).contains(&correction_secs) {
+            self.error(
+                "analytics.correction_secs",
+                format!("{correction_secs} is outside [1, 86400]"),
+            );
+        }
         AnalyticsConfig {
             smoothing_secs,
             flush_secs,
+            line_band: line_band as f32,
+            dwell_gap_secs,
+            correction_secs,
         }
     }
 }
@@ -724,7 +973,7 @@ fn check_name(v: &mut Validator<'_>, path: &str, name: &str) {
     }
 }
 
-/// Zones by their API key, `camera.zone`.
+/// Zones and lines by their API key, `camera.zone` / `camera.line`.
 pub fn zone_key(camera: &str, zone: &str) -> String {
     format!("{camera}.{zone}")
 }

@@ -13,6 +13,7 @@ pub struct RawAppliance {
     pub database: Option<PathBuf>,
     pub models_dir: Option<PathBuf>,
     pub onnxruntime_library: Option<PathBuf>,
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +41,8 @@ pub struct RawCamera {
     pub overrides: RawCameraDefaults,
     #[serde(default)]
     pub zones: BTreeMap<String, RawZone>,
+    #[serde(default)]
+    pub lines: BTreeMap<String, RawLine>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,10 +59,30 @@ pub struct RawZone {
     pub capacity: Option<u32>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLine {
+    pub points: Vec<Vec<f64>>,
+    #[serde(rename = "in")]
+    pub in_side: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpace {
+    #[serde(default)]
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub entrances: Vec<String>,
+    pub capacity: Option<u32>,
+    pub reset_at: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDetection {
     pub person_threshold: Option<f32>,
+    pub person_low_threshold: Option<f32>,
     pub face_threshold: Option<f32>,
     pub person_tiling: Option<bool>,
     pub workers: Option<usize>,
@@ -81,4 +104,7 @@ pub struct RawPrivacy {
 pub struct RawAnalytics {
     pub smoothing_secs: Option<f64>,
     pub flush_secs: Option<u64>,
+    pub line_band: Option<f64>,
+    pub dwell_gap_secs: Option<f64>,
+    pub correction_secs: Option<f64>,
 }

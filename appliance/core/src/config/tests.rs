@@ -200,3 +200,89 @@ fn the_shipped_configs_are_valid() {
         }
     }
 }
+
+#[test]
+fn geometry_and_space_errors_are_reported_together() {
+    let found = errors(
+        r#"
+[appliance]
+timezone = "Mars/Olympus"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.zones.bow_tie]
+polygon = [[0.2, 0.2], [0.8, 0.8], [0.8, 0.2], [0.2, 0.8]]
+[cameras.lobby.zones.offscreen]
+polygon = [[0.2, 0.2], [1.2, 0.2], [0.5, 0.9]]
+[cameras.lobby.lines.door]
+points = [[0.5, 0.5], [0.5, 0.5]]
+in = "left"
+[cameras.lobby.lines.gate]
+points = [[0.1, 0.5], [0.9, 0.5]]
+in = "inside"
+[cameras.lobby.lines.stub]
+points = [[0.1, 0.5]]
+in = "right"
+[spaces.hall]
+zones = ["lobby.waiting", "attic.room"]
+entrances = ["lobby.gate"]
+reset_at = "25:00"
+[spaces.empty]
+capacity = 0
+"#,
+    );
+    let expected = [
+        "appliance.timezone: `Mars/Olympus` is not a time zone",
+        "cameras.lobby.zones.bow_tie.polygon: edges 0 and 2 cross",
+        "cameras.lobby.zones.offscreen.polygon[1]: [1.2, 0.2] is outside the frame",
+        "cameras.lobby.lines.door.points: the two points are (almost) the same",
+        "cameras.lobby.lines.gate.in: `inside` is not left or right",
+        "cameras.lobby.lines.stub.points: a line has 2 points",
+        "spaces.empty: needs zones",
+        "spaces.empty.capacity: must be at least 1",
+        "spaces.hall.zones[0]: `lobby.waiting` is not a zone of any camera",
+        "spaces.hall.zones[1]: `attic.room` is not a zone of any camera",
+        "spaces.hall.entrances[0]: `lobby.gate` is not a line of any camera",
+        "spaces.hall.reset_at: `25:00` is not a time of day",
+    ];
+    for e in expected {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+}
+
+#[test]
+fn lines_spaces_and_the_time_zone_are_typed() {
+    let c = parse(
+        r#"
+[appliance]
+timezone = "Europe/Berlin"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.zones.hall]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 0.5], [0.0, 0.5]]
+[cameras.lobby.lines.door]
+points = [[0.1, 0.5], [0.9, 0.5]]
+in = "left"
+[spaces.building]
+zones = ["lobby.hall"]
+entrances = ["lobby.door"]
+capacity = 80
+reset_at = "03:30"
+"#,
+    )
+    .unwrap();
+    let line = &c.cameras[0].lines[0];
+    assert_eq!((line.name.as_str(), line.in_side), ("door", Side::Left));
+    assert_eq!(line.end, Point { x: 0.9, y: 0.5 });
+    let space = &c.spaces[0];
+    assert_eq!(space.entrances, ["lobby.door"]);
+    assert_eq!(space.reset_at, Some(jiff::civil::time(3, 30, 0, 0)));
+    assert_eq!(
+        c.timezone,
+        jiff::tz::TimeZone::get("Europe/Berlin").unwrap()
+    );
+    assert_eq!(c.detection.person_low_threshold, 0.3);
+}

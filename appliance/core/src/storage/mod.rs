@@ -3,7 +3,7 @@
 //! readers open their own read-only connections. WAL with synchronous=FULL:
 //! a committed batch survives a crash or power loss.
 
-use crate::analytics::BucketDelta;
+use crate::analytics::{Deltas, DwellHistogram, Scope};
 use crate::clock::UnixMs;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,10 @@ use std::sync::mpsc::Receiver;
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// Step N brings a database from user_version N-1 to N. Append only.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_occupancy_minute.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_occupancy_minute.sql"),
+    include_str!("migrations/0002_spaces_flow_dwell.sql"),
+];
 
 pub fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -35,6 +38,14 @@ pub enum StorageError {
         found: i64,
         known: i64,
     },
+}
+
+/// Crossings of one line in one minute, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowMinute {
+    pub bucket_start: UnixMs,
+    pub entries: u32,
+    pub exits: u32,
 }
 
 /// One minute bucket as stored.
@@ -104,14 +115,16 @@ impl Database {
         }
     }
 
-    /// Adds a batch of bucket deltas in one transaction.
-    pub fn apply(&mut self, deltas: &[BucketDelta]) -> Result<(), StorageError> {
-        let tx = self.conn.transaction().map_err(|e| StorageError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
+    /// Adds a batch of deltas in one transaction.
+    pub fn apply(&mut self, deltas: &Deltas) -> Result<(), StorageError> {
+        let path = self.path.clone();
+        let wrap = |source| StorageError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
         {
-            let mut stmt = tx
+            let mut zone = tx
                 .prepare_cached(
                     "INSERT INTO occupancy_minute (camera, zone, bucket_start, samples, occupancy_sum, occupancy_max)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -120,53 +133,179 @@ impl Database {
                        occupancy_sum = occupancy_sum + excluded.occupancy_sum,
                        occupancy_max = max(occupancy_max, excluded.occupancy_max)",
                 )
-                .map_err(|e| StorageError::Sqlite { path: self.path.clone(), source: e })?;
-            for d in deltas {
-                stmt.execute(params![
-                    &*d.camera,
-                    d.zone,
-                    d.bucket_start,
-                    d.samples,
-                    d.occupancy_sum as i64,
-                    d.occupancy_max
+                .map_err(wrap)?;
+            let mut space = tx
+                .prepare_cached(
+                    "INSERT INTO space_minute (space, bucket_start, samples, occupancy_sum, occupancy_max)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (space, bucket_start) DO UPDATE SET
+                       samples = samples + excluded.samples,
+                       occupancy_sum = occupancy_sum + excluded.occupancy_sum,
+                       occupancy_max = max(occupancy_max, excluded.occupancy_max)",
+                )
+                .map_err(wrap)?;
+            for d in &deltas.occupancy {
+                let sum = d.occupancy_sum as i64;
+                match &d.scope {
+                    Scope::Zone { camera, zone: name } => zone.execute(params![
+                        &**camera,
+                        name,
+                        d.bucket_start,
+                        d.samples,
+                        sum,
+                        d.occupancy_max
+                    ]),
+                    Scope::Space(name) => space.execute(params![
+                        name,
+                        d.bucket_start,
+                        d.samples,
+                        sum,
+                        d.occupancy_max
+                    ]),
+                }
+                .map_err(wrap)?;
+            }
+            let mut flow = tx
+                .prepare_cached(
+                    "INSERT INTO flow_minute (camera, line, bucket_start, entries, exits)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (camera, line, bucket_start) DO UPDATE SET
+                       entries = entries + excluded.entries,
+                       exits = exits + excluded.exits",
+                )
+                .map_err(wrap)?;
+            for f in &deltas.flows {
+                flow.execute(params![
+                    &*f.camera,
+                    f.line,
+                    f.bucket_start,
+                    f.entries,
+                    f.exits
                 ])
-                .map_err(|e| StorageError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                .map_err(wrap)?;
+            }
+            let mut dwell = tx
+                .prepare_cached(
+                    "INSERT INTO dwell_minute (camera, zone, bucket_start, bin, visits)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (camera, zone, bucket_start, bin) DO UPDATE SET
+                       visits = visits + excluded.visits",
+                )
+                .map_err(wrap)?;
+            for d in &deltas.dwell {
+                for (bin, visits) in d.histogram.bins() {
+                    dwell
+                        .execute(params![&*d.camera, d.zone, d.bucket_start, bin, visits])
+                        .map_err(wrap)?;
+                }
             }
         }
-        tx.commit().map_err(|e| self.wrap(e))
+        tx.commit().map_err(wrap)
     }
 
-    /// Minute buckets of one zone with `from <= bucket_start < to`, oldest first.
+    /// Minute buckets of one zone or space with `from <= bucket_start < to`,
+    /// oldest first.
     pub fn occupancy_minutes(
+        &self,
+        scope: &Scope,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<MinuteBucket>, StorageError> {
+        const COLUMNS: &str = "bucket_start, samples, occupancy_sum, occupancy_max";
+        match scope {
+            Scope::Zone { camera, zone } => self.occupancy_rows(
+                &format!("SELECT {COLUMNS} FROM occupancy_minute WHERE camera = ?1 AND zone = ?2 AND bucket_start >= ?3 AND bucket_start < ?4 ORDER BY bucket_start"),
+                params![&**camera, zone, from, to],
+            ),
+            Scope::Space(space) => self.occupancy_rows(
+                &format!("SELECT {COLUMNS} FROM space_minute WHERE space = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 ORDER BY bucket_start"),
+                params![space, from, to],
+            ),
+        }
+    }
+
+    fn occupancy_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<MinuteBucket>, StorageError> {
+        self.query(sql, params, |r| {
+            Ok(MinuteBucket {
+                bucket_start: r.get(0)?,
+                samples: r.get(1)?,
+                occupancy_sum: r.get::<_, i64>(2)? as u64,
+                occupancy_max: r.get(3)?,
+            })
+        })
+    }
+
+    /// Every row of a query, each mapped by `row`.
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.wrap(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.wrap(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Crossings of one line per minute with `from <= bucket_start < to`.
+    pub fn flow_minutes(
+        &self,
+        camera: &str,
+        line: &str,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<FlowMinute>, StorageError> {
+        self.query(
+            "SELECT bucket_start, entries, exits FROM flow_minute
+             WHERE camera = ?1 AND line = ?2 AND bucket_start >= ?3 AND bucket_start < ?4
+             ORDER BY bucket_start",
+            params![camera, line, from, to],
+            |r| {
+                Ok(FlowMinute {
+                    bucket_start: r.get(0)?,
+                    entries: r.get(1)?,
+                    exits: r.get(2)?,
+                })
+            },
+        )
+    }
+
+    /// Dwell histograms of one zone per minute with `from <= bucket_start < to`.
+    pub fn dwell_minutes(
         &self,
         camera: &str,
         zone: &str,
         from: UnixMs,
         to: UnixMs,
-    ) -> Result<Vec<MinuteBucket>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT bucket_start, samples, occupancy_sum, occupancy_max FROM occupancy_minute
-                 WHERE camera = ?1 AND zone = ?2 AND bucket_start >= ?3 AND bucket_start < ?4
-                 ORDER BY bucket_start",
-            )
-            .map_err(|e| self.wrap(e))?;
-        let rows = stmt
-            .query_map(params![camera, zone, from, to], |r| {
-                Ok(MinuteBucket {
-                    bucket_start: r.get(0)?,
-                    samples: r.get(1)?,
-                    occupancy_sum: r.get::<_, i64>(2)? as u64,
-                    occupancy_max: r.get(3)?,
-                })
-            })
-            .map_err(|e| self.wrap(e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.wrap(e))
+    ) -> Result<Vec<(UnixMs, DwellHistogram)>, StorageError> {
+        let rows = self.query(
+            "SELECT bucket_start, bin, visits FROM dwell_minute
+             WHERE camera = ?1 AND zone = ?2 AND bucket_start >= ?3 AND bucket_start < ?4
+             ORDER BY bucket_start",
+            params![camera, zone, from, to],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, u16>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            },
+        )?;
+        let mut out: Vec<(UnixMs, DwellHistogram)> = Vec::new();
+        for (start, bin, visits) in rows {
+            if out.last().is_none_or(|(s, _)| *s != start) {
+                out.push((start, DwellHistogram::default()));
+            }
+            if let Some((_, h)) = out.last_mut() {
+                h.add_bin(bin, visits);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -214,12 +353,12 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
 /// The writer loop: applies batches until every sender is gone. A batch that
 /// fails is logged and retried with the next one, so a full disk loses no
 /// more than it must.
-pub fn run_writer(mut db: Database, batches: Receiver<Vec<BucketDelta>>) {
-    let mut backlog: Vec<BucketDelta> = Vec::new();
+pub fn run_writer(mut db: Database, batches: Receiver<Deltas>) {
+    let mut backlog = Deltas::default();
     for batch in batches {
         backlog.extend(batch);
         match db.apply(&backlog) {
-            Ok(()) => backlog.clear(),
+            Ok(()) => backlog = Deltas::default(),
             Err(e) => {
                 tracing::error!(error = %e, pending = backlog.len(), "could not write buckets; will retry")
             }
@@ -236,6 +375,7 @@ pub fn run_writer(mut db: Database, batches: Receiver<Vec<BucketDelta>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::{DwellDelta, FlowDelta, OccupancyDelta};
 
     fn schema_of(conn: &Connection) -> Vec<(String, String)> {
         let mut stmt = conn
@@ -275,6 +415,55 @@ mod tests {
     }
 
     #[test]
+    fn flows_and_dwell_histograms_add_up_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let batch = |entries: u32, seconds: &[f64]| {
+            let mut histogram = DwellHistogram::default();
+            for &s in seconds {
+                histogram.add(s);
+            }
+            Deltas {
+                flows: vec![FlowDelta {
+                    camera: "cam".into(),
+                    line: "door".into(),
+                    bucket_start: 60_000,
+                    entries,
+                    exits: 1,
+                }],
+                dwell: vec![DwellDelta {
+                    camera: "cam".into(),
+                    zone: "room".into(),
+                    bucket_start: 60_000,
+                    histogram,
+                }],
+                ..Deltas::default()
+            }
+        };
+        let mut db = Database::open(&path).unwrap();
+        db.apply(&batch(2, &[10.0, 30.0])).unwrap();
+        db.apply(&batch(1, &[10.0])).unwrap();
+        let reader = Database::open_read_only(&path).unwrap();
+        assert_eq!(
+            reader.flow_minutes("cam", "door", 0, 120_000).unwrap(),
+            [FlowMinute {
+                bucket_start: 60_000,
+                entries: 3,
+                exits: 2
+            }]
+        );
+        let dwell = reader.dwell_minutes("cam", "room", 0, 120_000).unwrap();
+        assert_eq!(dwell.len(), 1);
+        assert_eq!(dwell[0].1.visits(), 3);
+        let median = dwell[0].1.quantile(0.5).unwrap();
+        assert!((median / 10.0 - 1.0).abs() < 0.05, "{median}");
+        assert!(reader
+            .flow_minutes("cam", "door", 60_001, 120_000)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn a_database_from_the_future_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.db");
@@ -292,25 +481,36 @@ mod tests {
     fn deltas_merge_additively_across_flushes_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
-        let delta = |start: i64, samples: u32, sum: u64, max: u32| BucketDelta {
+        let zone = Scope::Zone {
             camera: "cam".into(),
             zone: "door".into(),
-            bucket_start: start,
-            samples,
-            occupancy_sum: sum,
-            occupancy_max: max,
+        };
+        let delta = |start: i64, samples: u32, sum: u64, max: u32| Deltas {
+            occupancy: vec![OccupancyDelta {
+                scope: zone.clone(),
+                bucket_start: start,
+                samples,
+                occupancy_sum: sum,
+                occupancy_max: max,
+            }],
+            ..Deltas::default()
+        };
+        let both = |a: Deltas, b: Deltas| {
+            let mut d = a;
+            d.extend(b);
+            d
         };
         Database::open(&path)
             .unwrap()
-            .apply(&[delta(60_000, 2, 6, 4), delta(120_000, 1, 1, 1)])
+            .apply(&both(delta(60_000, 2, 6, 4), delta(120_000, 1, 1, 1)))
             .unwrap();
         // A restart within the same minute adds to what was saved.
         Database::open(&path)
             .unwrap()
-            .apply(&[delta(60_000, 3, 3, 2)])
+            .apply(&delta(60_000, 3, 3, 2))
             .unwrap();
         let reader = Database::open_read_only(&path).unwrap();
-        let got = reader.occupancy_minutes("cam", "door", 0, 180_000).unwrap();
+        let got = reader.occupancy_minutes(&zone, 0, 180_000).unwrap();
         assert_eq!(
             got,
             [
@@ -329,11 +529,11 @@ mod tests {
             ]
         );
         assert!(reader
-            .occupancy_minutes("cam", "door", 0, 60_000)
+            .occupancy_minutes(&zone, 0, 60_000)
             .unwrap()
             .is_empty());
         assert!(reader
-            .occupancy_minutes("cam", "other", 0, 180_000)
+            .occupancy_minutes(&Scope::Space("door".into()), 0, 180_000)
             .unwrap()
             .is_empty());
     }

@@ -1,0 +1,495 @@
+//! Counting: people are tracked per camera; from their tracks come zone
+//! occupancy (smoothed), line crossings with direction, dwell per zone and
+//! the occupancy of spaces; all of it accumulates into minute buckets.
+//!
+//! Invariant: what leaves this module is counts per zone, line, space and
+//! bucket, and dwell histograms. Track ids, positions and per-person times
+//! stay private here (`tracking`, `Visit`, `Crossing` are not public).
+
+mod dwell;
+mod lines;
+mod spaces;
+mod tracking;
+mod zones;
+
+pub use dwell::DwellHistogram;
+
+use crate::clock::UnixMs;
+use crate::config::{zone_key, AnalyticsConfig, CameraConfig, Config};
+use crate::detection::Detection;
+use crate::frame::CameraId;
+use lines::{Direction, LineCounter};
+use spaces::SpaceCounter;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use tracking::{Tracker, TrackerParams};
+use zones::ZoneState;
+
+pub const BUCKET_MS: i64 = 60_000;
+
+pub fn bucket_start(at: UnixMs) -> UnixMs {
+    at.div_euclid(BUCKET_MS) * BUCKET_MS
+}
+
+/// What occupancy figures are about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Zone { camera: CameraId, zone: String },
+    Space(String),
+}
+
+/// What one flush adds to one minute of one zone's or space's occupancy.
+/// Storage merges deltas additively, so a restart within a minute never
+/// overwrites what was saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OccupancyDelta {
+    pub scope: Scope,
+    pub bucket_start: UnixMs,
+    pub samples: u32,
+    pub occupancy_sum: u64,
+    pub occupancy_max: u32,
+}
+
+/// Entries and exits over one line in one minute. A row with zeros means
+/// the camera was watching and nobody crossed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowDelta {
+    pub camera: CameraId,
+    pub line: String,
+    pub bucket_start: UnixMs,
+    pub entries: u32,
+    pub exits: u32,
+}
+
+/// Visits to one zone that ended in one minute, by duration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DwellDelta {
+    pub camera: CameraId,
+    pub zone: String,
+    pub bucket_start: UnixMs,
+    pub histogram: DwellHistogram,
+}
+
+/// Everything accumulated between two flushes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deltas {
+    pub occupancy: Vec<OccupancyDelta>,
+    pub flows: Vec<FlowDelta>,
+    pub dwell: Vec<DwellDelta>,
+}
+
+impl Deltas {
+    pub fn is_empty(&self) -> bool {
+        self.occupancy.is_empty() && self.flows.is_empty() && self.dwell.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Deltas) {
+        self.occupancy.extend(other.occupancy);
+        self.flows.extend(other.flows);
+        self.dwell.extend(other.dwell);
+    }
+
+    pub fn len(&self) -> usize {
+        self.occupancy.len() + self.flows.len() + self.dwell.len()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    occupancy: BTreeMap<(Scope, UnixMs), (u32, u64, u32)>,
+    flows: BTreeMap<(CameraId, String, UnixMs), (u32, u32)>,
+    dwell: BTreeMap<(CameraId, String, UnixMs), DwellHistogram>,
+}
+
+impl Pending {
+    fn occupancy(&mut self, scope: Scope, at: UnixMs, value: u32) {
+        let acc = self.occupancy.entry((scope, bucket_start(at))).or_default();
+        acc.0 += 1;
+        acc.1 += u64::from(value);
+        acc.2 = acc.2.max(value);
+    }
+
+    fn drain(&mut self) -> Deltas {
+        let taken = std::mem::take(self);
+        Deltas {
+            occupancy: taken
+                .occupancy
+                .into_iter()
+                .map(|((scope, start), (samples, sum, max))| OccupancyDelta {
+                    scope,
+                    bucket_start: start,
+                    samples,
+                    occupancy_sum: sum,
+                    occupancy_max: max,
+                })
+                .collect(),
+            flows: taken
+                .flows
+                .into_iter()
+                .map(|((camera, line, start), (entries, exits))| FlowDelta {
+                    camera,
+                    line,
+                    bucket_start: start,
+                    entries,
+                    exits,
+                })
+                .collect(),
+            dwell: taken
+                .dwell
+                .into_iter()
+                .map(|((camera, zone, start), histogram)| DwellDelta {
+                    camera,
+                    zone,
+                    bucket_start: start,
+                    histogram,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One camera's tracker and the zones and lines drawn on its view.
+struct CameraAnalytics {
+    tracker: Tracker,
+    zones: Vec<ZoneState>,
+    lines: Vec<LineCounter>,
+    last_at: Option<UnixMs>,
+    /// Typical time between analysed frames: each observation stands for it.
+    interval_ms: f64,
+    /// Confirmed tracks present after the latest frame.
+    present: u32,
+}
+
+/// Cumulative figures since start, for `headcount analyze`'s summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub lines: BTreeMap<String, (u64, u64)>,
+    pub dwell: BTreeMap<String, DwellHistogram>,
+    /// Per zone or space key: (samples, sum, peak).
+    pub occupancy: BTreeMap<String, (u64, u64, u32)>,
+}
+
+/// The whole site's counting: one per appliance (or per `analyze` run).
+pub struct Analytics {
+    cameras: HashMap<CameraId, CameraAnalytics>,
+    spaces: Vec<SpaceCounter>,
+    /// Latest smoothed occupancy per zone key, for the spaces.
+    zone_values: HashMap<String, u32>,
+    board: OccupancyBoard,
+    pending: Pending,
+    totals: Totals,
+    timezone: jiff::tz::TimeZone,
+}
+
+impl Analytics {
+    pub fn new(config: &Config, board: OccupancyBoard) -> Self {
+        let settings = &config.analytics;
+        let params = TrackerParams::new(config.detection.person_threshold);
+        let cameras = config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), camera_analytics(c, settings, params)))
+            .collect();
+        let spaces = config
+            .spaces
+            .iter()
+            .map(|s| SpaceCounter::new(s, settings.correction_secs))
+            .collect();
+        // Every line has totals from the start, zero until someone crosses.
+        let lines = config
+            .cameras
+            .iter()
+            .flat_map(|c| c.lines.iter().map(|l| (zone_key(&c.id, &l.name), (0, 0))))
+            .collect();
+        Self {
+            cameras,
+            spaces,
+            zone_values: HashMap::new(),
+            board,
+            pending: Pending::default(),
+            totals: Totals {
+                lines,
+                ..Totals::default()
+            },
+            timezone: config.timezone.clone(),
+        }
+    }
+
+    /// One analysed frame of one camera: its person detections (any score
+    /// from the detector's low threshold up) at time `at`.
+    pub fn observe(&mut self, camera: &CameraId, at: UnixMs, persons: &[Detection]) {
+        let Some(cam) = self.cameras.get_mut(camera) else {
+            return;
+        };
+        if let Some(last) = cam.last_at {
+            let step = (at - last).clamp(1, 5_000) as f64;
+            cam.interval_ms = 0.8 * cam.interval_ms + 0.2 * step;
+        }
+        cam.last_at = Some(at);
+        let removed = cam.tracker.update(at, persons);
+        let params = *cam.tracker.params();
+        cam.present = cam
+            .tracker
+            .tracks()
+            .iter()
+            .filter(|t| t.confirmed(&params) && at - t.last_seen <= params.present_coast_ms)
+            .count() as u32;
+
+        let mut crossings = Vec::new();
+        for line in &mut cam.lines {
+            for track in cam.tracker.tracks().iter().filter(|t| t.matched) {
+                if let Some(direction) =
+                    line.observe(track.id, track.foot_point(), track.confirmed(&params))
+                {
+                    crossings.push((line.key().to_string(), line.name().to_string(), direction));
+                }
+            }
+            line.forget(&removed);
+            self.pending
+                .flows
+                .entry((camera.clone(), line.name().to_string(), bucket_start(at)))
+                .or_default();
+        }
+        for (key, name, direction) in crossings {
+            let flow = self
+                .pending
+                .flows
+                .entry((camera.clone(), name, bucket_start(at)))
+                .or_default();
+            let total = self.totals.lines.entry(key.clone()).or_default();
+            match direction {
+                Direction::In => {
+                    flow.0 += 1;
+                    total.0 += 1;
+                }
+                Direction::Out => {
+                    flow.1 += 1;
+                    total.1 += 1;
+                }
+            }
+            for space in &mut self.spaces {
+                space.on_crossing(&key, direction);
+            }
+        }
+
+        for zone in &mut cam.zones {
+            let ended = zone.observe(at, cam.tracker.tracks(), &params, &removed, cam.interval_ms);
+            record_visits(&mut self.pending, &mut self.totals, camera, zone, at, ended);
+            let occupancy = zone.occupancy();
+            self.zone_values.insert(zone.key().to_string(), occupancy);
+            self.board.record_zone(zone.key(), occupancy, at);
+            record_total(&mut self.totals, zone.key(), occupancy);
+            self.pending.occupancy(
+                Scope::Zone {
+                    camera: camera.clone(),
+                    zone: zone.name().to_string(),
+                },
+                at,
+                occupancy,
+            );
+        }
+        self.update_spaces(at, Some(camera));
+    }
+
+    /// Daily resets and corrections that are due even when no camera of a
+    /// space delivers frames.
+    pub fn tick(&mut self, at: UnixMs) {
+        self.update_spaces(at, None);
+    }
+
+    fn update_spaces(&mut self, at: UnixMs, camera: Option<&CameraId>) {
+        let local = jiff::Timestamp::from_millisecond(at)
+            .map(|t| t.to_zoned(self.timezone.clone()).datetime())
+            .ok();
+        for space in &mut self.spaces {
+            let reset = local.is_some_and(|l| space.reset_if_due(l));
+            if !reset && !camera.is_some_and(|c| space.watches(c)) {
+                continue;
+            }
+            let occupancy = space.update(at, &self.zone_values);
+            self.board.record_space(space.name(), occupancy, at);
+            record_total(&mut self.totals, space.name(), occupancy);
+            self.pending
+                .occupancy(Scope::Space(space.name().to_string()), at, occupancy);
+        }
+    }
+
+    /// Ends every visit still open (end of a recording) at the last frame.
+    pub fn finish(&mut self) {
+        for (camera, cam) in &mut self.cameras {
+            let Some(at) = cam.last_at else { continue };
+            for zone in &mut cam.zones {
+                let ended = zone.finish(cam.interval_ms);
+                record_visits(&mut self.pending, &mut self.totals, camera, zone, at, ended);
+            }
+        }
+    }
+
+    /// Everything accumulated since the last drain, for storage.
+    pub fn drain(&mut self) -> Deltas {
+        self.pending.drain()
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// How many people a camera's tracker holds as present now.
+    pub fn present(&self, camera: &CameraId) -> u32 {
+        self.cameras.get(camera).map_or(0, |c| c.present)
+    }
+}
+
+/// Adds the durations of visits that ended at `at` to the minute's
+/// histogram and to the totals: from here on they are counts in bins.
+fn record_visits(
+    pending: &mut Pending,
+    totals: &mut Totals,
+    camera: &CameraId,
+    zone: &ZoneState,
+    at: UnixMs,
+    ended: Vec<f64>,
+) {
+    if ended.is_empty() {
+        return;
+    }
+    let minute = pending
+        .dwell
+        .entry((camera.clone(), zone.name().to_string(), bucket_start(at)))
+        .or_default();
+    let total = totals.dwell.entry(zone.key().to_string()).or_default();
+    for seconds in ended {
+        minute.add(seconds);
+        total.add(seconds);
+    }
+}
+
+fn record_total(totals: &mut Totals, key: &str, occupancy: u32) {
+    let t = totals.occupancy.entry(key.to_string()).or_default();
+    t.0 += 1;
+    t.1 += u64::from(occupancy);
+    t.2 = t.2.max(occupancy);
+}
+
+fn camera_analytics(
+    camera: &CameraConfig,
+    settings: &AnalyticsConfig,
+    params: TrackerParams,
+) -> CameraAnalytics {
+    CameraAnalytics {
+        tracker: Tracker::new(params),
+        zones: camera
+            .zones
+            .iter()
+            .map(|z| {
+                ZoneState::new(
+                    zone_key(&camera.id, &z.name),
+                    z,
+                    settings.smoothing_secs,
+                    settings.dwell_gap_secs,
+                )
+            })
+            .collect(),
+        lines: camera
+            .lines
+            .iter()
+            .map(|l| LineCounter::new(zone_key(&camera.id, &l.name), l, settings.line_band))
+            .collect(),
+        last_at: None,
+        interval_ms: 1000.0 / camera.analysis_fps.max(0.1),
+        present: 0,
+    }
+}
+
+/// Current occupancy of a zone or space, for the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveOccupancy {
+    /// The camera of a zone; None for a space.
+    pub camera: Option<CameraId>,
+    pub capacity: Option<u32>,
+    /// None until the first analysed frame.
+    pub occupancy: Option<u32>,
+    pub updated_at: Option<UnixMs>,
+    /// How a space is counted: `zones`, `entrances` or `entrances+zones`.
+    pub method: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BoardView {
+    /// By `camera.zone`.
+    pub zones: BTreeMap<String, LiveOccupancy>,
+    pub spaces: BTreeMap<String, LiveOccupancy>,
+}
+
+/// Current occupancy of every zone and space, shared with the API.
+#[derive(Debug, Clone, Default)]
+pub struct OccupancyBoard(Arc<RwLock<BoardView>>);
+
+impl OccupancyBoard {
+    pub fn new(config: &Config) -> Self {
+        let zones = config
+            .cameras
+            .iter()
+            .flat_map(|c| {
+                c.zones.iter().map(move |z| {
+                    let entry = LiveOccupancy {
+                        camera: Some(c.id.clone()),
+                        capacity: z.capacity,
+                        occupancy: None,
+                        updated_at: None,
+                        method: None,
+                    };
+                    (zone_key(&c.id, &z.name), entry)
+                })
+            })
+            .collect();
+        let spaces = config
+            .spaces
+            .iter()
+            .map(|s| {
+                let method = match (s.zones.is_empty(), s.entrances.is_empty()) {
+                    (false, true) => "zones",
+                    (true, false) => "entrances",
+                    _ => "entrances+zones",
+                };
+                let entry = LiveOccupancy {
+                    camera: None,
+                    capacity: s.capacity,
+                    occupancy: None,
+                    updated_at: None,
+                    method: Some(method),
+                };
+                (s.name.clone(), entry)
+            })
+            .collect();
+        Self(Arc::new(RwLock::new(BoardView { zones, spaces })))
+    }
+
+    fn record(&self, space: bool, key: &str, occupancy: u32, at: UnixMs) {
+        let mut view = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let map = if space {
+            &mut view.spaces
+        } else {
+            &mut view.zones
+        };
+        if let Some(entry) = map.get_mut(key) {
+            entry.occupancy = Some(occupancy);
+            entry.updated_at = Some(at);
+        }
+    }
+
+    pub fn record_zone(&self, key: &str, occupancy: u32, at: UnixMs) {
+        self.record(false, key, occupancy, at);
+    }
+
+    pub fn record_space(&self, name: &str, occupancy: u32, at: UnixMs) {
+        self.record(true, name, occupancy, at);
+    }
+
+    pub fn snapshot(&self) -> BoardView {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! Occupancy of a space (a room, a floor, a building) made of zones and/or
+//! entrance lines. Zones only: the sum of their occupancy. Entrances: entries
+//! minus exits, never below zero, set to zero at the daily reset time. Both:
+//! the entrance count, replaced by the zones' count once the two have
+//! disagreed, with the zones steady, for the correction time: entrance
+//! counts drift (a missed exit stays for ever), zone counts do not.
+
+use super::lines::Direction;
+use crate::clock::UnixMs;
+use crate::config::SpaceConfig;
+use crate::frame::CameraId;
+use std::collections::HashMap;
+
+pub(super) struct SpaceCounter {
+    name: String,
+    zones: Vec<String>,
+    entrances: Vec<String>,
+    cameras: Vec<String>,
+    reset_at: Option<jiff::civil::Time>,
+    correction_ms: i64,
+    /// Entries minus exits, clamped at zero.
+    count: u32,
+    last_reset: Option<jiff::civil::Date>,
+    zones_value: Option<u32>,
+    zones_steady_since: UnixMs,
+    disagree_since: Option<UnixMs>,
+}
+
+impl SpaceCounter {
+    pub fn new(space: &SpaceConfig, correction_secs: f64) -> Self {
+        let mut cameras: Vec<String> = space
+            .zones
+            .iter()
+            .chain(&space.entrances)
+            .filter_map(|key| key.split_once('.').map(|(camera, _)| camera.to_string()))
+            .collect();
+        cameras.sort();
+        cameras.dedup();
+        Self {
+            name: space.name.clone(),
+            zones: space.zones.clone(),
+            entrances: space.entrances.clone(),
+            cameras,
+            reset_at: space.reset_at,
+            correction_ms: (correction_secs * 1000.0) as i64,
+            count: 0,
+            last_reset: None,
+            zones_value: None,
+            zones_steady_since: 0,
+            disagree_since: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether frames of this camera can change the space.
+    pub fn watches(&self, camera: &CameraId) -> bool {
+        self.cameras.iter().any(|c| c.as_str() == &**camera)
+    }
+
+    pub fn on_crossing(&mut self, line: &str, direction: Direction) {
+        if !self.entrances.iter().any(|e| e == line) {
+            return;
+        }
+        self.count = match direction {
+            Direction::In => self.count + 1,
+            Direction::Out => self.count.saturating_sub(1),
+        };
+    }
+
+    /// Sets the entrance count to zero once a day at `reset_at` (local
+    /// time); true when it did.
+    pub fn reset_if_due(&mut self, local: jiff::civil::DateTime) -> bool {
+        let Some(reset_at) = self.reset_at else {
+            return false;
+        };
+        let today = local.date();
+        // The most recent reset moment at or before now.
+        let due = if local.time() >= reset_at {
+            today
+        } else {
+            match today.yesterday() {
+                Ok(d) => d,
+                Err(_) => return false,
+            }
+        };
+        match self.last_reset {
+            None => {
+                // Starting up: the reset that was due has happened already.
+                self.last_reset = Some(due);
+                false
+            }
+            Some(last) if last < due => {
+                self.last_reset = Some(due);
+                self.count = 0;
+                self.disagree_since = None;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// The space's occupancy now, given the latest zone occupancies.
+    pub fn update(&mut self, at: UnixMs, zone_values: &HashMap<String, u32>) -> u32 {
+        let zones_sum = (!self.zones.is_empty()).then(|| {
+            self.zones
+                .iter()
+                .filter_map(|z| zone_values.get(z))
+                .sum::<u32>()
+        });
+        if self.entrances.is_empty() {
+            return zones_sum.unwrap_or(0);
+        }
+        let Some(zones_sum) = zones_sum else {
+            return self.count;
+        };
+        if self.zones_value != Some(zones_sum) {
+            self.zones_value = Some(zones_sum);
+            self.zones_steady_since = at;
+        }
+        if self.count == zones_sum {
+            self.disagree_since = None;
+            return self.count;
+        }
+        let since = *self.disagree_since.get_or_insert(at);
+        if at - since.max(self.zones_steady_since) >= self.correction_ms {
+            tracing::info!(space = %self.name, from = self.count, to = zones_sum, "entrance count corrected from the zones");
+            self.count = zones_sum;
+            self.disagree_since = None;
+        }
+        self.count
+    }
+}
