@@ -2,7 +2,7 @@
 # One idempotent setup for the demo, the tests and the bench, on Debian 12:
 # Debian packages, then (via fetch.py) ONNX Runtime, the models and the test
 # media, all verified by sha256 and cached outside the repository, then the
-# demo camera's H.264 stream, then a release build.
+# demo camera's H.264 stream and the scenario videos, then a release build.
 #
 # Usage: scripts/setup.sh        (sourced by demo.sh, test.sh and bench.sh)
 # Env:   HEADCOUNT_CACHE (default /var/cache/headcount)
@@ -12,9 +12,10 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export HEADCOUNT_CACHE="${HEADCOUNT_CACHE:-/var/cache/headcount}"
 export ORT_DYLIB_PATH="$HEADCOUNT_CACHE/onnxruntime/libonnxruntime.so.1.31.1"
 export HEADCOUNT_MEDIA="$HEADCOUNT_CACHE/media"
+export HEADCOUNT_SCENARIOS="$HEADCOUNT_CACHE/scenarios"
 
 packages=(
-  pkg-config build-essential python3 python3-pip curl
+  pkg-config build-essential python3 python3-pip python3-numpy python3-scipy curl tzdata
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
@@ -51,6 +52,10 @@ transcode() { # SOURCE TARGET CAPS KEYINT
 transcode "$HEADCOUNT_MEDIA/vtest.avi" "$HEADCOUNT_MEDIA/vtest.ts" "video/x-raw,format=I420" 10
 # A camera with a large face, for the privacy egress tests.
 transcode "$HEADCOUNT_MEDIA/faces/carphone_pristine.mp4" "$HEADCOUNT_MEDIA/faces/carphone.ts" "video/x-raw,format=I420" 15
+
+# Scenario videos with exact ground truth (crossings, occupancy, dwell), made
+# from vtest; regenerated only when scripts/scenarios.py changes.
+/usr/bin/python3 "$repo/scripts/scenarios.py" --media "$HEADCOUNT_MEDIA" --out "$HEADCOUNT_SCENARIOS"
 
 cd "$repo"
 cargo build --release --quiet
