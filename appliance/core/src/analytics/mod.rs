@@ -216,11 +216,18 @@ impl Analytics {
     }
 
     /// One analysed frame of one camera: its person detections (any score
-    /// from the detector's low threshold up) at time `at`.
+    /// from the detector's low threshold up) at time `at`. A frame older
+    /// than the camera's latest is ignored.
     pub fn observe(&mut self, camera: &CameraId, at: UnixMs, persons: &[Detection]) {
         let Some(cam) = self.cameras.get_mut(camera) else {
             return;
         };
+        // Workers analyse a camera's frames in parallel, so one may finish
+        // after its successor; tracks and lines need time to run forward.
+        if cam.last_at.is_some_and(|last| at <= last) {
+            tracing::debug!(camera = %camera, "frame analysed out of order; skipped by the counting");
+            return;
+        }
         if let Some(last) = cam.last_at {
             let step = (at - last).clamp(1, 5_000) as f64;
             cam.interval_ms = 0.8 * cam.interval_ms + 0.2 * step;

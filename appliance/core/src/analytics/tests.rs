@@ -252,3 +252,17 @@ fn a_track_reborn_while_the_old_one_coasts_keeps_the_visit() {
     let visit = room.quantile(0.5).unwrap();
     assert!((visit / 20.0 - 1.0).abs() < 0.06, "{visit}");
 }
+
+#[test]
+fn a_frame_that_arrives_late_is_left_out() {
+    let (mut a, _) = engine("");
+    // Up through the door at 5 fps; frame 8 (just beyond the line) arrives
+    // after frame 9, as it can with parallel workers.
+    let feet = |i: i64| vec![person_at(0.5, 0.9 - 0.05 * i as f32)];
+    for i in (0..8).chain([9, 8]).chain(10..15) {
+        a.observe(&"cam".into(), T0 + i * STEP, &feet(i));
+    }
+    assert_eq!(a.totals().lines["cam.door"], (1, 0));
+    // The late frame was left out: 14 samples, not 15.
+    assert_eq!(a.totals().occupancy["cam.room"].0, 14);
+}
