@@ -15,6 +15,8 @@ echo
 echo "Demo running. In another terminal:"
 echo "  curl -s http://127.0.0.1:8080/api/v1/occupancy"
 echo "  curl -s http://127.0.0.1:8080/api/v1/health"
-echo "  curl -s 'http://127.0.0.1:8080/api/v1/occupancy/history?zone=campus.path'"
+echo "  curl -s 'http://127.0.0.1:8080/api/v1/occupancy/history?zone=campus.path&bucket=5m'"
+echo "  curl -s 'http://127.0.0.1:8080/api/v1/flow?line=campus.midway&bucket=1m'"
+echo "  curl -s 'http://127.0.0.1:8080/api/v1/dwell?zone=campus.path&bucket=15m'"
 echo
 "$bin" run --config "$repo/config/demo.toml" --state-dir "$state"
