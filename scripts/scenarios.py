@@ -32,8 +32,11 @@ Ground truth comes from the actors' foot points, not from any detector:
              time is that of the last crossing of the segment before.
 
 The scene: the door is a line across the paved path (DOOR), the room a zone
-just inside it, on its right on screen (ROOM); see the scenario functions for
-who does what.
+just inside it, on its right on screen (ROOM). The scenarios (their functions
+tell who does what): crossing_both_ways, crossing_together, stop_on_line,
+standing_still, leave_reenter and occlusion, each one thing at a time with
+at most two people; busy_door, 14 people in about 80 s, up to five in view,
+crossing together, passing each other on the line, three staying a while.
 
 Usage: scenarios.py --media DIR --out OUTDIR [--models-dir PATH] [--only NAME ...]
 Writes NAME.ts, NAME.toml (a headcount config for it) and NAME.truth.json per
@@ -88,6 +91,8 @@ CUTOUTS = {
     "paper": (387, 9, (600, 270, 662, 390)),  # dark suit, white paper in hand, walking right
     "jeans": (216, 11, (620, 292, 665, 415)),  # black jacket, jeans, walking left
     "bald": (465, 9, (698, 305, 755, 440)),  # bald, black jacket, jeans, walking left
+    "hood": (136, 7, (558, 194, 596, 280)),  # pale blue coat, white hood, dark bag, quick steps, walking left
+    "stripes": (146, 8, (615, 232, 655, 322)),  # navy striped jumper, jeans, walking left
 }
 
 # The scene: the paved path; the door is a line across it, the room on its
@@ -398,8 +403,64 @@ def occlusion(cutouts: dict[str, Cutout]) -> list[Actor]:
     ]
 
 
+def door_times(actor: Actor, cut: Cutout) -> list[float]:
+    """When (seconds) the actor's foot passes the door's x, each time it does
+    (after its start is set)."""
+    x = DOOR[0][0] * W
+    states = simulate(actor, cut)
+    return [actor.start + i / FPS for i, (p, q) in enumerate(zip(states, states[1:]), 1) if (p.x < x) != (q.x < x)]
+
+
+def passing(actor: Actor, leaver: Actor, cutouts: dict[str, Cutout]) -> Actor:
+    """Sets the actor's start so that it is at the door when the leaver goes
+    out through it for the last time."""
+    return at_door(actor, cutouts, door_times(leaver, cutouts[leaver.cutout])[-1])
+
+
+def stayers(cutouts: dict[str, Cutout]) -> list[Actor]:
+    """busy_door's three who come in, stay in the room and go out again: one
+    stands, steps aside and stands again (11 s in the room), one stands still
+    (17 s), one wanders about it at a stroll (12 s)."""
+    door_x = DOOR[0][0]
+    return [
+        at_door(Actor("bald", [("walk", LEFT_EDGE, 0.44), ("walk", 0.84, 0.56), ("wait", 5.0), ("walk", 0.80, 0.64),
+                               ("wait", 3.0), ("walk", door_x, 0.58), ("walk", LEFT_EDGE, 0.40)], pace=0.8),
+                cutouts, 19),
+        at_door(Actor("jeans", [("walk", LEFT_EDGE, 0.40), ("walk", 0.86, 0.66), ("wait", 15.0),
+                                ("walk", LEFT_EDGE, 0.42)], pace=0.9), cutouts, 40),
+        at_door(Actor("hood", [("walk", LEFT_EDGE, 0.42), ("walk", 0.78, 0.47), ("wait", 2.0), ("walk", 0.88, 0.57),
+                               ("wait", 3.0), ("walk", 0.82, 0.70), ("wait", 2.0), ("walk", LEFT_EDGE, 0.44)],
+                pace=0.7), cutouts, 62),
+    ]
+
+
+def busy_door(cutouts: dict[str, Cutout]) -> list[Actor]:
+    """A busy doorway: 14 people in and out in about 80 s, at paces from a
+    stroll to a brisk walk, up to five in view. Two in side by side; one in
+    and one out passing each other on the line (the nearer hides the farther)
+    four times, twice with someone leaving after a stay (stayers); two out one
+    behind the other; three through within a second."""
+    stay_1, stay_2, stay_3 = stayers(cutouts)
+    return [
+        at_door(walk_across("stripes", 0.44, 0.64, True, 0.8), cutouts, 13.0),  # side by side
+        at_door(walk_across("paper", 0.38, 0.56, True, 0.8), cutouts, 13.5),
+        stay_1,
+        at_door(walk_across("hood", 0.52, 0.40, False, 1.1), cutouts, 24.0),  # passing on the line
+        at_door(walk_across("jeans", 0.38, 0.58, True, 0.9), cutouts, 24.2),
+        at_door(walk_across("paper", 0.62, 0.44, False, 0.9), cutouts, 32.0),  # one behind the other
+        at_door(walk_across("stripes", 0.60, 0.42, False, 0.9), cutouts, 32.7),
+        stay_2,
+        at_door(walk_across("stripes", 0.58, 0.40, False, 1.0), cutouts, 47.0),  # three, two passing
+        at_door(walk_across("hood", 0.42, 0.62, True, 0.8), cutouts, 47.2),
+        at_door(walk_across("bald", 0.44, 0.60, True, 0.8), cutouts, 47.8),
+        stay_3,
+        passing(walk_across("paper", 0.44, 0.64, True, 0.9), stay_2, cutouts),
+        passing(walk_across("bald", 0.46, 0.72, True, 0.75), stay_3, cutouts),
+    ]
+
+
 SCENARIOS = {f.__name__: f for f in [crossing_both_ways, crossing_together, stop_on_line, standing_still,
-                                     leave_reenter, occlusion]}
+                                     leave_reenter, occlusion, busy_door]}
 
 
 # ------------------------------------------------------------------- truth
