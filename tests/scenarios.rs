@@ -1,7 +1,8 @@
 //! Scenario videos with exact ground truth (made by scripts/scenarios.py
 //! during setup from real vtest footage): counted by `analyze --config`, and
 //! served over RTSP to the running appliance, whose API must report the
-//! true crossings, visits and final occupancy.
+//! true crossings, visits and final occupancy, and keep its entrance count
+//! across a restart.
 
 mod common;
 use common::*;
@@ -137,7 +138,7 @@ fn the_appliance_reports_a_scenario_served_over_rtsp() {
     );
     let cfg = dir.path().join("scenario.toml");
     std::fs::write(&cfg, toml::to_string(&table).unwrap()).unwrap();
-    let _appliance = start_appliance(&cfg, api_port);
+    let appliance = start_appliance(&cfg, api_port);
 
     // The server plays the file from its start to each new client, in a
     // loop; the scenario ends with seconds of empty scene, so one second
@@ -180,4 +181,19 @@ fn the_appliance_reports_a_scenario_served_over_rtsp() {
     )
     .unwrap();
     assert_eq!(history["buckets"][0]["max_occupancy"], 1, "{history}");
+    // Entries minus exits: people left the view on the room's side.
+    let door = &truth["crossings"]["scene.door"];
+    let inside = door["in"].as_u64().unwrap() - door["out"].as_u64().unwrap();
+    let space = |occupancy: &Value| occupancy["spaces"][0]["occupancy"].as_u64();
+    assert_eq!(space(&occupancy), Some(inside), "{occupancy}");
+
+    // Killed and restarted (before anyone crosses again): the count is kept.
+    drop(appliance);
+    let _appliance = start_appliance(&cfg, api_port);
+    let (_, occupancy) = get(api_port, "/api/v1/occupancy").unwrap();
+    assert_eq!(
+        space(&occupancy),
+        Some(inside),
+        "after a restart: {occupancy}"
+    );
 }

@@ -69,6 +69,7 @@ impl Appliance {
             .collect::<Result<Vec<_>, _>>()
             .context("cannot load the models")?;
         let db = Database::open(&config.database)?;
+        let saved_counts = db.entrance_counts()?;
 
         let ids: Vec<CameraId> = config.cameras.iter().map(|c| c.id.clone()).collect();
         let health = HealthBoard::new(&ids);
@@ -81,8 +82,10 @@ impl Appliance {
         })?);
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
+        let mut engine = analytics::Analytics::new(config, occupancy.clone());
+        engine.restore(&saved_counts, clock.now_ms());
         let analytics = AnalyticsStage {
-            engine: analytics::Analytics::new(config, occupancy.clone()),
+            engine,
             clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
             buckets: bucket_tx,

@@ -70,27 +70,39 @@ pub struct DwellDelta {
     pub histogram: DwellHistogram,
 }
 
+/// A space's entries minus exits at a moment: saved with every flush, so
+/// a restart does not empty a building that is not empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntranceCount {
+    pub space: String,
+    pub count: u32,
+    pub at: UnixMs,
+}
+
 /// Everything accumulated between two flushes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Deltas {
     pub occupancy: Vec<OccupancyDelta>,
     pub flows: Vec<FlowDelta>,
     pub dwell: Vec<DwellDelta>,
+    /// The latest count of each entrance-counted space (replaces, not adds).
+    pub entrance_counts: Vec<EntranceCount>,
 }
 
 impl Deltas {
     pub fn is_empty(&self) -> bool {
-        self.occupancy.is_empty() && self.flows.is_empty() && self.dwell.is_empty()
+        self.len() == 0
     }
 
     pub fn extend(&mut self, other: Deltas) {
         self.occupancy.extend(other.occupancy);
         self.flows.extend(other.flows);
         self.dwell.extend(other.dwell);
+        self.entrance_counts.extend(other.entrance_counts);
     }
 
     pub fn len(&self) -> usize {
-        self.occupancy.len() + self.flows.len() + self.dwell.len()
+        self.occupancy.len() + self.flows.len() + self.dwell.len() + self.entrance_counts.len()
     }
 }
 
@@ -144,6 +156,7 @@ impl Pending {
                     histogram,
                 })
                 .collect(),
+            entrance_counts: Vec::new(),
         }
     }
 }
@@ -332,9 +345,42 @@ impl Analytics {
         }
     }
 
-    /// Everything accumulated since the last drain, for storage.
+    /// Everything accumulated since the last drain, and the entrance counts
+    /// as of the latest frame, for storage.
     pub fn drain(&mut self) -> Deltas {
-        self.pending.drain()
+        let mut deltas = self.pending.drain();
+        if let Some(at) = self.cameras.values().filter_map(|c| c.last_at).max() {
+            deltas.entrance_counts = self
+                .spaces
+                .iter()
+                .filter(|s| s.counts_entrances())
+                .map(|s| EntranceCount {
+                    space: s.name().to_string(),
+                    count: s.entrance_count(),
+                    at,
+                })
+                .collect();
+        }
+        deltas
+    }
+
+    /// Takes up the entrance counts saved before a restart (those a daily
+    /// reset has not made stale since).
+    pub fn restore(&mut self, saved: &[EntranceCount], now: UnixMs) {
+        let local = |at: UnixMs| {
+            jiff::Timestamp::from_millisecond(at)
+                .ok()
+                .map(|t| t.to_zoned(self.timezone.clone()).datetime())
+        };
+        let Some(now_local) = local(now) else { return };
+        for saved in saved {
+            let space = self.spaces.iter_mut().find(|s| s.name() == saved.space);
+            if let (Some(space), Some(saved_local)) = (space, local(saved.at)) {
+                space.restore(saved.count, saved_local, now_local);
+                self.board
+                    .record_space(space.name(), space.entrance_count(), now);
+            }
+        }
     }
 
     pub fn totals(&self) -> &Totals {

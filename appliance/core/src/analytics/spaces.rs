@@ -70,21 +70,48 @@ impl SpaceCounter {
         };
     }
 
+    /// Whether entries and exits are counted (and so worth saving).
+    pub fn counts_entrances(&self) -> bool {
+        !self.entrances.is_empty()
+    }
+
+    /// The entrance count, as saved across restarts.
+    pub fn entrance_count(&self) -> u32 {
+        self.count
+    }
+
+    /// The day of the most recent reset moment at or before `local`.
+    fn last_reset_day(&self, local: jiff::civil::DateTime) -> Option<jiff::civil::Date> {
+        let reset_at = self.reset_at?;
+        if local.time() >= reset_at {
+            Some(local.date())
+        } else {
+            local.date().yesterday().ok()
+        }
+    }
+
+    /// Takes up the entrance count saved at `saved` (local time) before a
+    /// restart, unless a reset has fallen due since.
+    pub fn restore(
+        &mut self,
+        count: u32,
+        saved: jiff::civil::DateTime,
+        now: jiff::civil::DateTime,
+    ) {
+        let reset_between = match (self.last_reset_day(saved), self.last_reset_day(now)) {
+            (Some(before), Some(since)) => since > before,
+            _ => false,
+        };
+        if !reset_between {
+            self.count = count;
+        }
+    }
+
     /// Sets the entrance count to zero once a day at `reset_at` (local
     /// time); true when it did.
     pub fn reset_if_due(&mut self, local: jiff::civil::DateTime) -> bool {
-        let Some(reset_at) = self.reset_at else {
+        let Some(due) = self.last_reset_day(local) else {
             return false;
-        };
-        let today = local.date();
-        // The most recent reset moment at or before now.
-        let due = if local.time() >= reset_at {
-            today
-        } else {
-            match today.yesterday() {
-                Ok(d) => d,
-                Err(_) => return false,
-            }
         };
         match self.last_reset {
             None => {

@@ -266,3 +266,24 @@ fn a_frame_that_arrives_late_is_left_out() {
     // The late frame was left out: 14 samples, not 15.
     assert_eq!(a.totals().occupancy["cam.room"].0, 14);
 }
+
+#[test]
+fn an_entrance_count_survives_a_restart_but_not_a_reset() {
+    let (mut a, _) = engine("");
+    // Two enter (17:00 Berlin).
+    run(&mut a, T0, 15, |i| {
+        vec![(0.3, 0.9 - 0.05 * i as f32), (0.7, 0.9 - 0.05 * i as f32)]
+    });
+    let saved = a.drain().entrance_counts;
+    let room: Vec<_> = saved.iter().filter(|c| c.space == "room").collect();
+    assert_eq!(room.len(), 1);
+    assert_eq!(room[0].count, 2);
+    // Restarted ten minutes later: the building is not empty.
+    let (mut restarted, board) = engine("");
+    restarted.restore(&saved, T0 + 600_000);
+    assert_eq!(space_now(&board, "room"), Some(2));
+    // Restarted after the 03:00 reset: it is.
+    let (mut next_day, board) = engine("");
+    next_day.restore(&saved, T0 + 11 * 3_600_000);
+    assert_eq!(space_now(&board, "room"), Some(0));
+}

@@ -147,6 +147,7 @@ fn state(dir: &std::path::Path) -> AppState {
             dwell(NOW - 120_000, &[20.0, 40.0]),
             dwell(NOW - 60_000, &[60.0]),
         ],
+        entrance_counts: vec![],
     })
     .unwrap();
     AppState {

@@ -3,7 +3,7 @@
 //! readers open their own read-only connections. WAL with synchronous=FULL:
 //! a committed batch survives a crash or power loss.
 
-use crate::analytics::{Deltas, DwellHistogram, Scope};
+use crate::analytics::{Deltas, DwellHistogram, EntranceCount, Scope};
 use crate::clock::UnixMs;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ const SCHEMA: &str = include_str!("schema.sql");
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_occupancy_minute.sql"),
     include_str!("migrations/0002_spaces_flow_dwell.sql"),
+    include_str!("migrations/0003_entrance_counts.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -199,6 +200,20 @@ impl Database {
                         .map_err(wrap)?;
                 }
             }
+            // A count replaces the saved one unless that one is newer (a
+            // backlog retried after a failure).
+            let mut count = tx
+                .prepare_cached(
+                    "INSERT INTO entrance_count (space, count, saved_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (space) DO UPDATE SET count = excluded.count, saved_at = excluded.saved_at
+                     WHERE excluded.saved_at >= saved_at",
+                )
+                .map_err(wrap)?;
+            for c in &deltas.entrance_counts {
+                count
+                    .execute(params![c.space, c.count, c.at])
+                    .map_err(wrap)?;
+            }
         }
         tx.commit().map_err(wrap)
     }
@@ -250,6 +265,21 @@ impl Database {
         let rows = stmt.query_map(params, row).map_err(|e| self.wrap(e))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.wrap(e))
+    }
+
+    /// The saved entrance count of every space.
+    pub fn entrance_counts(&self) -> Result<Vec<EntranceCount>, StorageError> {
+        self.query(
+            "SELECT space, count, saved_at FROM entrance_count ORDER BY space",
+            [],
+            |r| {
+                Ok(EntranceCount {
+                    space: r.get(0)?,
+                    count: r.get(1)?,
+                    at: r.get(2)?,
+                })
+            },
+        )
     }
 
     /// Crossings of one line per minute with `from <= bucket_start < to`.
@@ -461,6 +491,34 @@ mod tests {
             .flow_minutes("cam", "door", 60_001, 120_000)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn the_newest_entrance_count_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("h.db")).unwrap();
+        let counts = |list: &[(&str, u32, i64)]| Deltas {
+            entrance_counts: list
+                .iter()
+                .map(|&(space, count, at)| EntranceCount {
+                    space: space.into(),
+                    count,
+                    at,
+                })
+                .collect(),
+            ..Deltas::default()
+        };
+        db.apply(&counts(&[("hall", 3, 1_000), ("shop", 1, 1_000)]))
+            .unwrap();
+        db.apply(&counts(&[("hall", 5, 2_000)])).unwrap();
+        // An older count (a retried backlog) does not overwrite a newer one.
+        db.apply(&counts(&[("hall", 4, 1_500)])).unwrap();
+        let saved = db.entrance_counts().unwrap();
+        let got: Vec<_> = saved
+            .iter()
+            .map(|c| (c.space.as_str(), c.count, c.at))
+            .collect();
+        assert_eq!(got, [("hall", 5, 2_000), ("shop", 1, 1_000)]);
     }
 
     #[test]
