@@ -169,8 +169,6 @@ struct CameraAnalytics {
     last_at: Option<UnixMs>,
     /// Typical time between analysed frames: each observation stands for it.
     interval_ms: f64,
-    /// Confirmed tracks present after the latest frame.
-    present: u32,
 }
 
 /// Cumulative figures since start, for `headcount analyze`'s summary.
@@ -248,12 +246,6 @@ impl Analytics {
         cam.last_at = Some(at);
         let removed = cam.tracker.update(at, persons);
         let params = *cam.tracker.params();
-        cam.present = cam
-            .tracker
-            .tracks()
-            .iter()
-            .filter(|t| t.confirmed(&params) && at - t.last_seen <= params.present_coast_ms)
-            .count() as u32;
 
         let mut crossings = Vec::new();
         for line in &mut cam.lines {
@@ -318,9 +310,14 @@ impl Analytics {
     }
 
     fn update_spaces(&mut self, at: UnixMs, camera: Option<&CameraId>) {
-        let local = jiff::Timestamp::from_millisecond(at)
-            .map(|t| t.to_zoned(self.timezone.clone()).datetime())
-            .ok();
+        // The local time only matters for daily resets.
+        let local = self
+            .spaces
+            .iter()
+            .any(SpaceCounter::resets)
+            .then(|| jiff::Timestamp::from_millisecond(at).ok())
+            .flatten()
+            .map(|t| t.to_zoned(self.timezone.clone()).datetime());
         for space in &mut self.spaces {
             let reset = local.is_some_and(|l| space.reset_if_due(l));
             if !reset && !camera.is_some_and(|c| space.watches(c)) {
@@ -389,7 +386,14 @@ impl Analytics {
 
     /// How many people a camera's tracker holds as present now.
     pub fn present(&self, camera: &CameraId) -> u32 {
-        self.cameras.get(camera).map_or(0, |c| c.present)
+        self.cameras.get(camera).map_or(0, |c| {
+            let params = c.tracker.params();
+            c.tracker
+                .tracks()
+                .iter()
+                .filter(|t| t.present(params))
+                .count() as u32
+        })
     }
 }
 
@@ -450,7 +454,6 @@ fn camera_analytics(
             .collect(),
         last_at: None,
         interval_ms: 1000.0 / camera.analysis_fps.max(0.1),
-        present: 0,
     }
 }
 

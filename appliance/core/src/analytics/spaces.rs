@@ -70,6 +70,11 @@ impl SpaceCounter {
         };
     }
 
+    /// Whether it has a daily reset (and so needs the local time).
+    pub fn resets(&self) -> bool {
+        self.reset_at.is_some()
+    }
+
     /// Whether entries and exits are counted (and so worth saving).
     pub fn counts_entrances(&self) -> bool {
         !self.entrances.is_empty()

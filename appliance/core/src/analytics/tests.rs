@@ -46,7 +46,8 @@ fn engine(extra: &str) -> (Analytics, OccupancyBoard) {
     (Analytics::new(&config, board.clone()), board)
 }
 
-fn person_at(x: f32, y: f32) -> Detection {
+/// A person standing with feet at (x, y), detected with `score`.
+pub(super) fn person_scored(x: f32, y: f32, score: f32) -> Detection {
     Detection {
         bbox: BBox {
             x1: x - 0.03,
@@ -54,8 +55,12 @@ fn person_at(x: f32, y: f32) -> Detection {
             x2: x + 0.03,
             y2: y,
         },
-        score: 0.9,
+        score,
     }
+}
+
+fn person_at(x: f32, y: f32) -> Detection {
+    person_scored(x, y, 0.9)
 }
 
 /// Feeds frames from `from` at 5 fps: `people(i)` gives frame i's feet.

@@ -20,11 +20,6 @@ pub(crate) struct TrackerParams {
     pub confirm_hits: u32,
     /// A confirmed track is dropped after this long without a detection.
     pub max_coast_ms: i64,
-    /// A coasting track still counts as present for this long. Zero, as in
-    /// ByteTrack: only matched tracks are output; a person missed for a
-    /// frame or two is carried by the occupancy median instead, and a
-    /// coasting duplicate never inflates a count.
-    pub present_coast_ms: i64,
 }
 
 impl TrackerParams {
@@ -33,7 +28,6 @@ impl TrackerParams {
             high_score,
             confirm_hits: 2,
             max_coast_ms: 3_000,
-            present_coast_ms: 0,
         }
     }
 }
@@ -144,7 +138,7 @@ pub(crate) struct Track {
     pub id: u64,
     filter: BoxFilter,
     hits: u32,
-    pub last_seen: UnixMs,
+    last_seen: UnixMs,
     /// Matched to a detection on the latest frame.
     pub matched: bool,
     /// Matched on the frame before (may take a weak detection).
@@ -154,6 +148,14 @@ pub(crate) struct Track {
 impl Track {
     pub fn confirmed(&self, params: &TrackerParams) -> bool {
         self.hits >= params.confirm_hits
+    }
+
+    /// Counted as a person present now: confirmed and matched on this frame,
+    /// as ByteTrack outputs. A person missed for a frame or two is carried
+    /// by the occupancy median instead, so a coasting duplicate never
+    /// inflates a count.
+    pub fn present(&self, params: &TrackerParams) -> bool {
+        self.matched && self.confirmed(params)
     }
 
     /// Started on this frame (or, on a tracker's first frame, confirmed at once).
@@ -309,18 +311,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn person(x: f32, y: f32, score: f32) -> Detection {
-        Detection {
-            bbox: BBox {
-                x1: x - 0.03,
-                y1: y - 0.2,
-                x2: x + 0.03,
-                y2: y,
-            },
-            score,
-        }
-    }
+    use crate::analytics::tests::person_scored as person;
 
     fn confirmed_ids(tracker: &Tracker) -> Vec<u64> {
         let params = *tracker.params();

@@ -86,7 +86,7 @@ impl ZoneState {
             let foot = track.foot_point();
             let inside = self.polygon.contains(foot);
             let confirmed = track.confirmed(params);
-            if inside && confirmed && at - track.last_seen <= params.present_coast_ms {
+            if inside && track.present(params) {
                 present += 1;
             }
             if !(track.matched && inside) {

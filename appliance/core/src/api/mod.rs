@@ -33,34 +33,47 @@ const BUCKETS: &[(&str, i64)] = &[
     ("1d", 86_400_000),
 ];
 
-/// What the API may be asked about: lines (`camera.line`) and the
-/// entrances of each space. Zones and spaces come from the board.
+/// What the API may be asked about: zones and lines by their keys
+/// (`camera.zone`, `camera.line`), and the entrances of each space.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
+    zones: BTreeMap<String, (CameraId, String)>,
     lines: BTreeMap<String, (CameraId, String)>,
     space_entrances: BTreeMap<String, Vec<String>>,
 }
 
 impl Layout {
     pub fn new(config: &Config) -> Self {
-        let lines = config
-            .cameras
-            .iter()
-            .flat_map(|c| {
-                c.lines
-                    .iter()
-                    .map(move |l| (zone_key(&c.id, &l.name), (c.id.clone(), l.name.clone())))
-            })
-            .collect();
+        let keyed = |names: &dyn Fn(&crate::config::CameraConfig) -> Vec<String>| {
+            config
+                .cameras
+                .iter()
+                .flat_map(|c| {
+                    names(c)
+                        .into_iter()
+                        .map(|n| (zone_key(&c.id, &n), (c.id.clone(), n)))
+                })
+                .collect()
+        };
+        let zones = keyed(&|c| c.zones.iter().map(|z| z.name.clone()).collect());
+        let lines = keyed(&|c| c.lines.iter().map(|l| l.name.clone()).collect());
         let space_entrances = config
             .spaces
             .iter()
             .map(|s| (s.name.clone(), s.entrances.clone()))
             .collect();
         Self {
+            zones,
             lines,
             space_entrances,
         }
+    }
+
+    /// The camera and zone name of a `camera.zone` key.
+    fn zone(&self, key: &str) -> Result<(CameraId, String), ApiError> {
+        self.zones.get(key).cloned().ok_or_else(|| {
+            ApiError::NotFound(format!("no zone `{key}`; GET /api/v1/occupancy lists them"))
+        })
     }
 }
 
@@ -337,21 +350,13 @@ async fn occupancy_history(
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::OccupancyHistory>, ApiError> {
     let q = series_query(query)?;
-    let view = state.occupancy.snapshot();
     let scope = match (&q.zone, &q.space) {
         (Some(key), None) => {
-            let zone = view.zones.get(key).ok_or_else(|| {
-                ApiError::NotFound(format!("no zone `{key}`; GET /api/v1/occupancy lists them"))
-            })?;
-            let camera = zone.camera.clone().unwrap_or_else(|| "".into());
-            let name = key.split_once('.').map_or(key.as_str(), |(_, z)| z);
-            Scope::Zone {
-                camera,
-                zone: name.to_string(),
-            }
+            let (camera, zone) = state.layout.zone(key)?;
+            Scope::Zone { camera, zone }
         }
         (None, Some(name)) => {
-            if !view.spaces.contains_key(name) {
+            if !state.occupancy.snapshot().spaces.contains_key(name) {
                 return Err(ApiError::NotFound(format!(
                     "no space `{name}`; GET /api/v1/occupancy lists them"
                 )));
@@ -483,17 +488,7 @@ async fn dwell(
         .zone
         .clone()
         .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
-    let view = state.occupancy.snapshot();
-    let camera = view
-        .zones
-        .get(&key)
-        .and_then(|z| z.camera.clone())
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no zone `{key}`; GET /api/v1/occupancy lists them"))
-        })?;
-    let zone = key
-        .split_once('.')
-        .map_or(key.clone(), |(_, z)| z.to_string());
+    let (camera, zone) = state.layout.zone(&key)?;
     let series = Series::parse(&state, &q, "15m")?;
     let (from, to) = (series.from, series.to);
     let rows = read(&state, move |db| db.dwell_minutes(&camera, &zone, from, to)).await?;

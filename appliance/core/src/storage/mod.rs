@@ -228,30 +228,17 @@ impl Database {
     ) -> Result<Vec<MinuteBucket>, StorageError> {
         const COLUMNS: &str = "bucket_start, samples, occupancy_sum, occupancy_max";
         match scope {
-            Scope::Zone { camera, zone } => self.occupancy_rows(
+            Scope::Zone { camera, zone } => self.query(
                 &format!("SELECT {COLUMNS} FROM occupancy_minute WHERE camera = ?1 AND zone = ?2 AND bucket_start >= ?3 AND bucket_start < ?4 ORDER BY bucket_start"),
                 params![&**camera, zone, from, to],
+                minute_bucket,
             ),
-            Scope::Space(space) => self.occupancy_rows(
+            Scope::Space(space) => self.query(
                 &format!("SELECT {COLUMNS} FROM space_minute WHERE space = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 ORDER BY bucket_start"),
                 params![space, from, to],
+                minute_bucket,
             ),
         }
-    }
-
-    fn occupancy_rows(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<MinuteBucket>, StorageError> {
-        self.query(sql, params, |r| {
-            Ok(MinuteBucket {
-                bucket_start: r.get(0)?,
-                samples: r.get(1)?,
-                occupancy_sum: r.get::<_, i64>(2)? as u64,
-                occupancy_max: r.get(3)?,
-            })
-        })
     }
 
     /// Every row of a query, each mapped by `row`.
@@ -337,6 +324,15 @@ impl Database {
         }
         Ok(out)
     }
+}
+
+fn minute_bucket(r: &rusqlite::Row<'_>) -> rusqlite::Result<MinuteBucket> {
+    Ok(MinuteBucket {
+        bucket_start: r.get(0)?,
+        samples: r.get(1)?,
+        occupancy_sum: r.get::<_, i64>(2)? as u64,
+        occupancy_max: r.get(3)?,
+    })
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
