@@ -15,5 +15,6 @@ pub mod geometry;
 pub mod health;
 pub mod models;
 pub mod redaction;
+pub mod security;
 pub mod snapshot;
 pub mod storage;

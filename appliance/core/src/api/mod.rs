@@ -1,6 +1,7 @@
 //! The local HTTP API (axum). One `router()` over an `AppState`; error kinds
 //! map to HTTP status in exactly one place (`ApiError::into_response`).
 
+pub mod access;
 pub mod wire;
 
 use crate::analytics::{DwellHistogram, OccupancyBoard, Scope};
@@ -9,10 +10,11 @@ use crate::config::{zone_key, Config};
 use crate::frame::CameraId;
 use crate::health::{CameraState, HealthBoard};
 use crate::redaction::StillFormat;
+use crate::security::{Caller, Role};
 use crate::snapshot::SnapshotBoard;
 use crate::storage::Database;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,6 +26,11 @@ use std::sync::Arc;
 /// The most buckets one request may ask for: 31 days of minutes.
 const MAX_BUCKETS: i64 = 31 * 24 * 60;
 const DEFAULT_HISTORY_MS: i64 = 3_600_000;
+/// Planners never see finer buckets than these.
+const PLANNER_MIN_BUCKET_MS: i64 = 900_000;
+const PLANNER_DEFAULT_BUCKET: &str = "15m";
+/// Longest zone, space, line or camera name a request may carry.
+const MAX_NAME_BYTES: usize = 128;
 /// Bucket widths a client may ask for, aligned to UTC.
 const BUCKETS: &[(&str, i64)] = &[
     ("1m", 60_000),
@@ -86,25 +93,87 @@ pub struct AppState {
     pub database: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub snapshots: SnapshotBoard,
+    pub guard: Arc<access::Guard>,
 }
 
+use crate::security::Role::{Admin, Dpo, Facilities, Planner};
+use access::{Access, RouteRule};
+
+/// Every route of the API with its access rule; `router` serves exactly
+/// these, so a route cannot be added without saying who may call it.
+pub const ROUTES: &[RouteRule] = &[
+    RouteRule {
+        method: Method::GET,
+        path: "/livez",
+        access: Access::Public,
+        handler: || get(access::livez),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/whoami",
+        access: Access::Roles(&[Admin, Facilities, Planner, Dpo]),
+        handler: || get(whoami),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/health",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || get(health),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/occupancy",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || get(occupancy),
+    },
+    // Planners read these in buckets of 15 minutes or more (`Series::parse`).
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/occupancy/history",
+        access: Access::Roles(&[Admin, Facilities, Planner]),
+        handler: || get(occupancy_history),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/flow",
+        access: Access::Roles(&[Admin, Facilities, Planner]),
+        handler: || get(flow),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/dwell",
+        access: Access::Roles(&[Admin, Facilities, Planner]),
+        handler: || get(dwell),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/cameras/{camera}/snapshot",
+        access: Access::Roles(&[Admin]),
+        handler: || get(snapshot),
+    },
+];
+
+/// The API: `ROUTES`, each behind its access rule, and an authenticated 404.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/occupancy", get(occupancy))
-        .route("/api/v1/occupancy/history", get(occupancy_history))
-        .route("/api/v1/flow", get(flow))
-        .route("/api/v1/dwell", get(dwell))
-        .route("/api/v1/cameras/{camera}/snapshot", get(snapshot))
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .with_state(state)
+    let mut router = Router::new();
+    for rule in ROUTES {
+        let guarded = (rule.handler)().fallback(access::method_not_allowed).layer(
+            axum::middleware::from_fn_with_state((state.clone(), rule.clone()), access::require),
+        );
+        router = router.route(rule.path, guarded);
+    }
+    router.fallback(access::not_found).with_state(state)
 }
 
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    Unauthorized(String),
     NotFound(String),
     Forbidden(String),
+    TooManyRequests(String),
+    MethodNotAllowed(String),
+    UriTooLong,
     Unavailable(String),
     /// Logged in full; the client only learns that it happened.
     Internal(String),
@@ -114,8 +183,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, m),
+            ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
+            ApiError::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                format!(
+                    "the request target is longer than {} bytes",
+                    access::MAX_URI_BYTES
+                ),
+            ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "API request failed");
@@ -144,6 +223,15 @@ fn parse_time(name: &str, value: &str) -> Result<UnixMs, ApiError> {
                 "`{name}` must be an RFC 3339 time such as 2026-01-31T08:00:00Z"
             ))
         })
+}
+
+/// The caller's own token: name, role and expiry (never the secret).
+async fn whoami(Extension(caller): Extension<Caller>) -> Json<wire::WhoAmI> {
+    Json(wire::WhoAmI {
+        name: caller.name,
+        role: caller.role.as_str(),
+        expires_at: caller.expires_ms.map(rfc3339),
+    })
 }
 
 async fn health(State(state): State<AppState>) -> Json<wire::Health> {
@@ -217,8 +305,14 @@ async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
 /// every person redacted, as JPEG. Only `RedactedFrame`s reach this handler.
 async fn snapshot(
     State(state): State<AppState>,
-    Path(camera): Path<String>,
+    camera: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(camera) = camera.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if camera.len() > MAX_NAME_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "a camera name is at most {MAX_NAME_BYTES} bytes"
+        )));
+    }
     if !state.snapshots.enabled() {
         return Err(ApiError::Forbidden(
             "snapshots are disabled; set privacy.snapshots = true to enable them".into(),
@@ -244,8 +338,10 @@ async fn snapshot(
         .into_response())
 }
 
-/// The query of every time-series route; each uses the keys it needs.
+/// The query of every time-series route; each uses the keys it needs. An
+/// unknown key is an error, not silently ignored.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SeriesQuery {
     zone: Option<String>,
     space: Option<String>,
@@ -264,12 +360,28 @@ struct Series {
 }
 
 impl Series {
-    fn parse(state: &AppState, q: &SeriesQuery, default_bucket: &str) -> Result<Series, ApiError> {
+    fn parse(
+        state: &AppState,
+        caller: &Caller,
+        q: &SeriesQuery,
+        default_bucket: &str,
+    ) -> Result<Series, ApiError> {
+        let planner = caller.role == Role::Planner;
+        let default_bucket = if planner {
+            PLANNER_DEFAULT_BUCKET
+        } else {
+            default_bucket
+        };
         let label = q.bucket.as_deref().unwrap_or(default_bucket);
         let &(bucket, bucket_ms) = BUCKETS.iter().find(|(l, _)| *l == label).ok_or_else(|| {
             let known: Vec<_> = BUCKETS.iter().map(|(l, _)| *l).collect();
             ApiError::BadRequest(format!("`bucket` must be one of {}", known.join(", ")))
         })?;
+        if planner && bucket_ms < PLANNER_MIN_BUCKET_MS {
+            return Err(ApiError::Forbidden(format!(
+                "the planner role reads buckets of {PLANNER_DEFAULT_BUCKET} or more"
+            )));
+        }
         let to = match &q.to {
             Some(t) => parse_time("to", t)?,
             None => state.clock.now_ms(),
@@ -335,9 +447,24 @@ async fn read<T: Send + 'static>(
 fn series_query(
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<SeriesQuery, ApiError> {
-    query
+    let q = query
         .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    for (key, value) in [
+        ("zone", &q.zone),
+        ("space", &q.space),
+        ("line", &q.line),
+        ("from", &q.from),
+        ("to", &q.to),
+        ("bucket", &q.bucket),
+    ] {
+        if value.as_ref().is_some_and(|v| v.len() > MAX_NAME_BYTES) {
+            return Err(ApiError::BadRequest(format!(
+                "`{key}` is longer than {MAX_NAME_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(q)
 }
 
 /// Rounded to two decimals: enough for a chart, no false precision.
@@ -347,6 +474,7 @@ fn round2(v: f64) -> f64 {
 
 async fn occupancy_history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::OccupancyHistory>, ApiError> {
     let q = series_query(query)?;
@@ -369,7 +497,7 @@ async fn occupancy_history(
             ))
         }
     };
-    let series = Series::parse(&state, &q, "1m")?;
+    let series = Series::parse(&state, &caller, &q, "1m")?;
     let (from, to) = (series.from, series.to);
     let rows = read(&state, move |db| db.occupancy_minutes(&scope, from, to)).await?;
     let buckets = series
@@ -403,6 +531,7 @@ async fn occupancy_history(
 /// Entries and exits per bucket over one line, or summed over a space's entrances.
 async fn flow(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::Flow>, ApiError> {
     let q = series_query(query)?;
@@ -430,7 +559,7 @@ async fn flow(
             ))
         }
     };
-    let series = Series::parse(&state, &q, "15m")?;
+    let series = Series::parse(&state, &caller, &q, "15m")?;
     let (from, to) = (series.from, series.to);
     let lines: Vec<(CameraId, String)> = line_keys
         .iter()
@@ -481,6 +610,7 @@ fn dwell_figures(h: &DwellHistogram) -> (u64, Option<f64>, Option<f64>) {
 /// How long visits to a zone lasted: per bucket (by when they ended) and overall.
 async fn dwell(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wire::Dwell>, ApiError> {
     let q = series_query(query)?;
@@ -489,7 +619,7 @@ async fn dwell(
         .clone()
         .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
     let (camera, zone) = state.layout.zone(&key)?;
-    let series = Series::parse(&state, &q, "15m")?;
+    let series = Series::parse(&state, &caller, &q, "15m")?;
     let (from, to) = (series.from, series.to);
     let rows = read(&state, move |db| db.dwell_minutes(&camera, &zone, from, to)).await?;
     let mut overall = DwellHistogram::default();

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::analytics::{Deltas, DwellDelta, FlowDelta, OccupancyDelta};
+use crate::clock::Clock;
 use crate::clock::ManualClock;
 use crate::config::SystemSecrets;
 use std::io::{Read, Write};
@@ -33,13 +34,59 @@ capacity = 50
 
 struct Served {
     addr: std::net::SocketAddr,
+    /// An admin token, and one for each role by name.
+    tokens: BTreeMap<&'static str, String>,
+    guard: Arc<access::Guard>,
+    /// Where the appliance's security events arrive.
+    syslog: std::os::unix::net::UnixDatagram,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// As the admin.
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        get_as(self.addr, path, Some(&self.tokens["admin"]))
+    }
+    fn request(&self, path: &str) -> (u16, String, Vec<u8>) {
+        request_as(self.addr, "GET", path, Some(&self.tokens["admin"]))
+    }
+}
+
+/// The security log of a test: a real datagram socket in `dir`.
+fn guard(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<access::Guard> {
+    use crate::security::events::SyslogTarget;
+    use crate::security::lockout::LockoutPolicy;
+    let socket = dir.join("syslog.sock");
+    let tokens = crate::security::TokenStore::open(&dir.join("h.db"), dir).unwrap();
+    Arc::new(access::Guard {
+        tokens: Arc::new(tokens),
+        lockout: crate::security::Lockout::new(LockoutPolicy {
+            max_failures: 5,
+            window_ms: 60_000,
+            lock_ms: 120_000,
+        }),
+        events: Arc::new(crate::security::SecurityLog::new(
+            SyslogTarget::Unix(socket),
+            clock,
+        )),
+    })
 }
 
 fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let state = state_fn(dir.path());
+    let guard = state.guard.clone();
+    let syslog = std::os::unix::net::UnixDatagram::bind(dir.path().join("syslog.sock")).unwrap();
+    syslog.set_nonblocking(true).unwrap();
+    let mut tokens = BTreeMap::new();
+    for role in crate::security::Role::ALL {
+        let issued = guard
+            .tokens
+            .create(role.as_str(), role, Some(NOW + 3_600_000), NOW - 1)
+            .unwrap();
+        tokens.insert(role.as_str(), issued.reveal().to_string());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -49,20 +96,37 @@ fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move { axum::serve(listener, router(state)).await });
+    runtime.spawn(async move {
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Served {
         addr,
+        tokens,
+        guard,
+        syslog,
         _runtime: runtime,
         _dir: dir,
     }
 }
 
 /// Status, head (status line and headers) and body bytes.
-fn request(addr: std::net::SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+fn request_as(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = Vec::new();
@@ -73,8 +137,8 @@ fn request(addr: std::net::SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
     (status, head, response[split + 4..].to_vec())
 }
 
-fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
-    let (status, _, body) = request(addr, path);
+fn get_as(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let (status, _, body) = request_as(addr, "GET", path, token);
     (
         status,
         serde_json::from_slice(&body)
@@ -99,6 +163,7 @@ fn state(dir: &std::path::Path) -> AppState {
     occupancy.record_zone("lobby.door", 3, NOW - 500);
     occupancy.record_space("hall", 4, NOW - 500);
     let database = dir.join("h.db");
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
     let mut db = Database::open(&database).unwrap();
     let zone = |start, samples, sum, max| OccupancyDelta {
         scope: Scope::Zone {
@@ -156,8 +221,9 @@ fn state(dir: &std::path::Path) -> AppState {
         layout: Arc::new(Layout::new(&config)),
         health,
         database,
-        clock: Arc::new(ManualClock::new(NOW)),
+        clock: clock.clone(),
         snapshots: SnapshotBoard::new(false),
+        guard: guard(dir, clock),
     }
 }
 
@@ -197,7 +263,7 @@ fn state_with_snapshot(dir: &std::path::Path) -> AppState {
 #[test]
 fn snapshots_are_refused_unless_enabled() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/cameras/lobby/snapshot");
+    let (status, body) = s.get("/api/v1/cameras/lobby/snapshot");
     assert_eq!(status, 403);
     assert!(body["error"]
         .as_str()
@@ -208,7 +274,7 @@ fn snapshots_are_refused_unless_enabled() {
 #[test]
 fn a_snapshot_is_the_latest_redacted_frame_as_jpeg() {
     let s = serve(state_with_snapshot);
-    let (status, head, body) = request(s.addr, "/api/v1/cameras/lobby/snapshot");
+    let (status, head, body) = s.request("/api/v1/cameras/lobby/snapshot");
     assert_eq!(status, 200);
     assert!(head.contains("content-type: image/jpeg"), "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
@@ -218,16 +284,16 @@ fn a_snapshot_is_the_latest_redacted_frame_as_jpeg() {
     let near = |p: &image::Rgb<u8>, v: u8| p.0.iter().all(|&c| c.abs_diff(v) <= 6);
     assert!(near(image.get_pixel(10, 24), 128));
     assert!(near(image.get_pixel(60, 24), 200));
-    let (status, body) = get(s.addr, "/api/v1/cameras/yard/snapshot");
+    let (status, body) = s.get("/api/v1/cameras/yard/snapshot");
     assert_eq!(status, 503, "{body}");
-    let (status, body) = get(s.addr, "/api/v1/cameras/attic/snapshot");
+    let (status, body) = s.get("/api/v1/cameras/attic/snapshot");
     assert_eq!(status, 404, "{body}");
 }
 
 #[test]
 fn health_reports_each_camera_with_reason_and_frame_age() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/health");
+    let (status, body) = s.get("/api/v1/health");
     assert_eq!(status, 200);
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["cameras"][0]["camera"], "lobby");
@@ -240,7 +306,7 @@ fn health_reports_each_camera_with_reason_and_frame_age() {
 #[test]
 fn occupancy_lists_every_zone_and_only_counts() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/occupancy");
+    let (status, body) = s.get("/api/v1/occupancy");
     assert_eq!(status, 200);
     let zones = body["zones"].as_array().unwrap();
     assert_eq!(zones.len(), 2);
@@ -267,7 +333,7 @@ fn occupancy_lists_every_zone_and_only_counts() {
 #[test]
 fn flow_sums_minutes_into_the_asked_buckets() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/flow?line=lobby.entrance&bucket=1h");
+    let (status, body) = s.get("/api/v1/flow?line=lobby.entrance&bucket=1h");
     assert_eq!(status, 200, "{body}");
     // 15:30 (a watched minute with no crossing) and 15:58-15:59 share the hour.
     let buckets = body["buckets"].as_array().unwrap();
@@ -277,7 +343,7 @@ fn flow_sums_minutes_into_the_asked_buckets() {
         (body["entries"].as_u64(), body["exits"].as_u64()),
         (Some(3), Some(1))
     );
-    let (_, minutes) = get(s.addr, "/api/v1/flow?line=lobby.entrance&bucket=1m");
+    let (_, minutes) = s.get("/api/v1/flow?line=lobby.entrance&bucket=1m");
     let per_minute: Vec<_> = minutes["buckets"]
         .as_array()
         .unwrap()
@@ -285,7 +351,7 @@ fn flow_sums_minutes_into_the_asked_buckets() {
         .map(|b| (b["entries"].as_u64().unwrap(), b["exits"].as_u64().unwrap()))
         .collect();
     assert_eq!(per_minute, [(0, 0), (2, 1), (1, 0)]);
-    let (_, space) = get(s.addr, "/api/v1/flow?space=hall&bucket=15m");
+    let (_, space) = s.get("/api/v1/flow?space=hall&bucket=15m");
     assert_eq!(
         (space["entries"].as_u64(), space["exits"].as_u64()),
         (Some(3), Some(1))
@@ -295,7 +361,7 @@ fn flow_sums_minutes_into_the_asked_buckets() {
 #[test]
 fn dwell_reports_median_and_p90_per_bucket_and_overall() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/dwell?zone=lobby.door&bucket=1m");
+    let (status, body) = s.get("/api/v1/dwell?zone=lobby.door&bucket=1m");
     assert_eq!(status, 200, "{body}");
     let buckets = body["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 2);
@@ -313,7 +379,7 @@ fn dwell_reports_median_and_p90_per_bucket_and_overall() {
 #[test]
 fn space_history_has_its_own_buckets() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/occupancy/history?space=hall&bucket=15m");
+    let (status, body) = s.get("/api/v1/occupancy/history?space=hall&bucket=15m");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["space"], "hall");
     assert_eq!(body["buckets"][0]["mean_occupancy"], 4.0);
@@ -323,7 +389,7 @@ fn space_history_has_its_own_buckets() {
 #[test]
 fn history_returns_minute_buckets_in_range() {
     let s = serve(state);
-    let (status, body) = get(s.addr, "/api/v1/occupancy/history?zone=lobby.door");
+    let (status, body) = s.get("/api/v1/occupancy/history?zone=lobby.door");
     assert_eq!(status, 200, "{body}");
     let buckets = body["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 2);
@@ -332,7 +398,7 @@ fn history_returns_minute_buckets_in_range() {
     assert_eq!(buckets[1]["samples"], 3);
     assert_eq!(buckets[0]["start"], "2025-11-24T15:58:00Z");
     let (_, narrow) =
-        get(s.addr, "/api/v1/occupancy/history?zone=lobby.door&from=2025-11-24T15:59:00Z&to=2025-11-24T16:00:00Z");
+        s.get("/api/v1/occupancy/history?zone=lobby.door&from=2025-11-24T15:59:00Z&to=2025-11-24T16:00:00Z");
     assert_eq!(narrow["buckets"].as_array().unwrap().len(), 1);
 }
 
@@ -340,7 +406,7 @@ fn history_returns_minute_buckets_in_range() {
 fn bad_requests_get_clear_errors() {
     let s = serve(state);
     let check = |path: &str, status: u16, needle: &str| {
-        let (got, body) = get(s.addr, path);
+        let (got, body) = s.get(path);
         assert_eq!(got, status, "{path}: {body}");
         let message = body["error"].as_str().unwrap();
         assert!(message.contains(needle), "{path}: {message}");
@@ -384,4 +450,221 @@ fn bad_requests_get_clear_errors() {
         "before `to`",
     );
     check("/api/v2/nothing", 404, "no such route");
+    check(
+        "/api/v1/flow?line=lobby.entrance&colour=red",
+        400,
+        "unknown field `colour`",
+    );
+    check(
+        &format!("/api/v1/dwell?zone={}", "z".repeat(200)),
+        400,
+        "`zone` is longer than 128 bytes",
+    );
+    check(
+        &format!("/api/v1/cameras/{}/snapshot", "c".repeat(200)),
+        400,
+        "at most 128 bytes",
+    );
+    check(
+        &format!("/api/v1/health?{}", "x".repeat(3000)),
+        414,
+        "longer than 2048 bytes",
+    );
+    check("/api/v1/flow?line=lobby.entrance&to=%FF", 400, "");
+}
+
+/// Every route, and what each role may do with it. Adding a route to
+/// `ROUTES` without adding it here fails this test, so no route ships
+/// without a reviewed access rule.
+const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
+    ("/livez", &["anyone"]),
+    ("/api/v1/whoami", &["admin", "facilities", "planner", "dpo"]),
+    ("/api/v1/health", &["admin", "facilities"]),
+    ("/api/v1/occupancy", &["admin", "facilities"]),
+    (
+        "/api/v1/occupancy/history",
+        &["admin", "facilities", "planner"],
+    ),
+    ("/api/v1/flow", &["admin", "facilities", "planner"]),
+    ("/api/v1/dwell", &["admin", "facilities", "planner"]),
+    ("/api/v1/cameras/{camera}/snapshot", &["admin"]),
+];
+
+/// A request on `route` that succeeds for a role it admits.
+fn example(route: &str) -> String {
+    match route {
+        "/api/v1/occupancy/history" => format!("{route}?zone=lobby.door&bucket=1h"),
+        "/api/v1/flow" => format!("{route}?line=lobby.entrance&bucket=1h"),
+        "/api/v1/dwell" => format!("{route}?zone=lobby.door&bucket=1h"),
+        _ => route.replace("{camera}", "lobby"),
+    }
+}
+
+#[test]
+fn auth_matrix_every_route_against_every_kind_of_caller() {
+    let s = serve(state_with_snapshot);
+    let listed: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+    let expected: Vec<&str> = EXPECTED_ACCESS.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        listed, expected,
+        "a route was added or removed: review its access rule here"
+    );
+
+    let issue = |name: &str, role, expires| {
+        s.guard
+            .tokens
+            .create(name, role, expires, NOW - 10)
+            .unwrap()
+            .reveal()
+            .to_string()
+    };
+    let expired = issue("expired", Role::Admin, Some(NOW - 1));
+    let revoked = issue("revoked", Role::Admin, None);
+    s.guard.tokens.revoke("revoked", NOW - 5).unwrap();
+    let admin = s.tokens["admin"].clone();
+    let wrong = format!("{}{}", &admin[..admin.len() - 4], "0000");
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+
+    let mut checked = 0;
+    for rule in ROUTES {
+        let allowed = EXPECTED_ACCESS
+            .iter()
+            .find(|(p, _)| *p == rule.path)
+            .unwrap()
+            .1;
+        let path = example(rule.path);
+        assert_eq!(rule.method, Method::GET);
+        let public = allowed == ["anyone"];
+        for (label, token) in [
+            ("no token", None),
+            ("wrong token", Some(wrong.as_str())),
+            ("expired token", Some(expired.as_str())),
+            ("revoked token", Some(revoked.as_str())),
+            ("garbage", Some("hc_not-a-token")),
+        ] {
+            let (status, head, _) = request_as(s.addr, "GET", &path, token);
+            if public {
+                assert_eq!(status, 200, "{label} on {path}");
+            } else {
+                assert_eq!(status, 401, "{label} on {path}");
+                assert!(head.contains("www-authenticate: Bearer"), "{head}");
+            }
+            // Keep the lockout out of this test (tested on its own below).
+            s.guard.lockout.success(localhost);
+            checked += 1;
+        }
+        for role in Role::ALL {
+            let (status, head, _) =
+                request_as(s.addr, "GET", &path, Some(&s.tokens[role.as_str()]));
+            let admitted = public || allowed.contains(&role.as_str());
+            let want = if admitted { 200 } else { 403 };
+            assert_eq!(status, want, "{role} on {path}: {head}");
+            checked += 1;
+        }
+        // Other methods are refused too, and never without a token.
+        let (status, _, _) = request_as(s.addr, "POST", &path, None);
+        assert_eq!(status, if public { 405 } else { 401 }, "POST {path}");
+        let (status, _, _) = request_as(s.addr, "DELETE", &path, Some(&admin));
+        assert_eq!(status, 405, "DELETE {path}");
+        checked += 2;
+    }
+    // Unknown routes do not reveal themselves to strangers.
+    assert_eq!(request_as(s.addr, "GET", "/api/v1/config", None).0, 401);
+    assert_eq!(
+        request_as(s.addr, "GET", "/api/v1/config", Some(&admin)).0,
+        404
+    );
+    assert_eq!(checked, ROUTES.len() * (5 + Role::ALL.len() + 2));
+}
+
+#[test]
+fn planners_get_coarse_buckets_only() {
+    let s = serve(state);
+    let planner = s.tokens["planner"].clone();
+    let (status, body) = get_as(
+        s.addr,
+        "/api/v1/flow?line=lobby.entrance&bucket=1m",
+        Some(&planner),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("15m or more"));
+    let (status, body) = get_as(s.addr, "/api/v1/flow?line=lobby.entrance", Some(&planner));
+    assert_eq!((status, body["bucket"].as_str()), (200, Some("15m")));
+    let (status, _) = get_as(
+        s.addr,
+        "/api/v1/dwell?zone=lobby.door&bucket=5m",
+        Some(&planner),
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn whoami_names_the_token_never_its_secret() {
+    let s = serve(state);
+    let (status, body) = get_as(s.addr, "/api/v1/whoami", Some(&s.tokens["dpo"]));
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "dpo");
+    assert_eq!(body["role"], "dpo");
+    assert_eq!(body["expires_at"], "2025-11-24T17:00:00Z");
+    assert!(!body.to_string().contains(&s.tokens["dpo"][20..]));
+}
+
+fn drain(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    out
+}
+
+#[test]
+fn repeated_failures_lock_the_address_out_and_are_reported() {
+    let s = serve(state);
+    let admin = s.tokens["admin"].clone();
+    let wrong = format!("{}{}", &admin[..admin.len() - 4], "0000");
+    for _ in 0..5 {
+        assert_eq!(
+            request_as(s.addr, "GET", "/api/v1/health", Some(&wrong)).0,
+            401
+        );
+    }
+    // Locked: even the right token is turned away for now.
+    let (status, head, _) = request_as(s.addr, "GET", "/api/v1/health", Some(&admin));
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("retry-after: 120"), "{head}");
+    // The liveness probe stays up for the service manager.
+    assert_eq!(request_as(s.addr, "GET", "/livez", None).0, 200);
+
+    let events = drain(&s.syslog);
+    let failed = events
+        .iter()
+        .filter(|e| e.contains(" LOGIN_FAILED "))
+        .count();
+    assert_eq!(failed, 5, "{events:#?}");
+    assert!(
+        events.iter().any(|e| e.starts_with("<81>1 ")
+            && e.contains(" LOCKOUT [headcount@32473 client=\"127.0.0.1\"")),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().all(|e| !e.contains(&admin[20..])),
+        "a token leaked into the log"
+    );
+
+    // A forbidden route is reported with the token's name, not its secret.
+    s.guard
+        .lockout
+        .success(std::net::IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(
+        get_as(s.addr, "/api/v1/occupancy", Some(&s.tokens["planner"])).0,
+        403
+    );
+    let events = drain(&s.syslog);
+    assert!(
+        events.iter().any(|e| e.contains(" ACCESS_DENIED ")
+            && e.contains("token=\"planner\"")
+            && e.contains("route=\"/api/v1/occupancy\"")),
+        "{events:#?}"
+    );
 }

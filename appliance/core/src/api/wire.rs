@@ -121,3 +121,11 @@ pub struct DwellBucket {
 pub struct Error {
     pub error: String,
 }
+
+/// The caller's own token, as `GET /api/v1/whoami` shows it.
+#[derive(Debug, Serialize)]
+pub struct WhoAmI {
+    pub name: String,
+    pub role: &'static str,
+    pub expires_at: Option<String>,
+}

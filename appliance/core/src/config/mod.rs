@@ -198,6 +198,25 @@ pub struct AnalyticsConfig {
     pub correction_secs: f64,
 }
 
+/// How the API is served beyond plain loopback HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tls {
+    /// Plain HTTP: only ever on a loopback address.
+    Off,
+    /// The per-device key and self-signed certificate in `state_dir/tls`,
+    /// made at first start.
+    SelfSigned,
+    /// A certificate chain and key the admin supplies (PEM).
+    Supplied { cert: PathBuf, key: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    pub bind: SocketAddr,
+    pub tls: Tls,
+    pub lockout: crate::security::lockout::LockoutPolicy,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub site: String,
@@ -207,7 +226,9 @@ pub struct Config {
     pub onnxruntime_library: Option<PathBuf>,
     /// For daily resets (and, later, schedules).
     pub timezone: jiff::tz::TimeZone,
-    pub api_bind: SocketAddr,
+    pub api: ApiConfig,
+    /// Where security events go besides the service log.
+    pub syslog: crate::security::events::SyslogTarget,
     pub cameras: Vec<CameraConfig>,
     pub spaces: Vec<SpaceConfig>,
     pub detection: DetectionConfig,
@@ -219,6 +240,11 @@ pub struct Config {
 pub trait SecretSource {
     fn env(&self, name: &str) -> Option<String>;
     fn file(&self, path: &Path) -> Option<String>;
+    /// A secret sealed in the state directory's secrets file.
+    fn sealed(&self, state_dir: &Path, name: &str) -> Result<String, String> {
+        let _ = (state_dir, name);
+        Err("sealed secrets are not available here".into())
+    }
 }
 
 /// The process environment and the file system (systemd credentials included).
@@ -233,6 +259,11 @@ impl SecretSource for SystemSecrets {
             .ok()
             .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
     }
+    fn sealed(&self, state_dir: &Path, name: &str) -> Result<String, String> {
+        crate::security::SecretsFile::in_state_dir(state_dir)
+            .get(name)
+            .map_err(|e| e.to_string())
+    }
 }
 
 const DEFAULT_ANALYSIS_FPS: f64 = 2.0;
@@ -246,12 +277,22 @@ const SECTIONS: &[&str] = &[
     "detection",
     "privacy",
     "analytics",
+    "security",
 ];
 
 impl Config {
     /// Reads and validates a config file; relative paths in it are relative
     /// to the file's folder.
     pub fn load(path: &Path, secrets: &dyn SecretSource) -> Result<Config, ConfigErrors> {
+        Config::load_with_state_dir(path, secrets, None)
+    }
+
+    /// As `load`, with `appliance.state_dir` replaced (`run --state-dir`).
+    pub fn load_with_state_dir(
+        path: &Path,
+        secrets: &dyn SecretSource,
+        state_dir: Option<&Path>,
+    ) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 path: String::new(),
@@ -259,13 +300,22 @@ impl Config {
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base, secrets)
+        Config::parse_with_state_dir(&text, base, secrets, state_dir)
     }
 
     pub fn parse(
         text: &str,
         base: &Path,
         secrets: &dyn SecretSource,
+    ) -> Result<Config, ConfigErrors> {
+        Config::parse_with_state_dir(text, base, secrets, None)
+    }
+
+    fn parse_with_state_dir(
+        text: &str,
+        base: &Path,
+        secrets: &dyn SecretSource,
+        state_dir: Option<&Path>,
     ) -> Result<Config, ConfigErrors> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigErrors(vec![ConfigError {
@@ -277,6 +327,7 @@ impl Config {
             errors: Vec::new(),
             base,
             secrets,
+            state_dir: state_dir.map(Path::to_path_buf).unwrap_or_default(),
         };
         let config = v.config(table);
         if v.errors.is_empty() {
@@ -292,6 +343,8 @@ struct Validator<'a> {
     errors: Vec<ConfigError>,
     base: &'a Path,
     secrets: &'a dyn SecretSource,
+    /// Where sealed secrets are; set from `appliance.state_dir` unless overridden.
+    state_dir: PathBuf,
 }
 
 impl Validator<'_> {
@@ -354,16 +407,23 @@ impl Validator<'_> {
         let detection: RawDetection = self.section("detection", table.remove("detection"));
         let privacy: RawPrivacy = self.section("privacy", table.remove("privacy"));
         let analytics: RawAnalytics = self.section("analytics", table.remove("analytics"));
+        let security: RawSecurity = self.section("security", table.remove("security"));
 
         let site = appliance.site.unwrap_or_else(|| "headcount".into());
         if site.trim().is_empty() {
             self.error("appliance.site", "must not be empty");
         }
-        let state_dir = self.path(
-            &appliance
-                .state_dir
-                .unwrap_or_else(|| "/var/lib/headcount".into()),
-        );
+        let state_dir = if self.state_dir.as_os_str().is_empty() {
+            let dir = self.path(
+                &appliance
+                    .state_dir
+                    .unwrap_or_else(|| "/var/lib/headcount".into()),
+            );
+            self.state_dir = dir.clone();
+            dir
+        } else {
+            self.state_dir.clone()
+        };
         let database = appliance
             .database
             .map(|d| self.path(&d))
@@ -376,7 +436,8 @@ impl Validator<'_> {
         let onnxruntime_library = appliance.onnxruntime_library.map(|p| self.path(&p));
 
         let timezone = self.timezone(appliance.timezone.as_deref().unwrap_or("UTC"));
-        let api_bind = self.api_bind(api.bind.as_deref().unwrap_or("127.0.0.1:8080"));
+        let api = self.api(api);
+        let syslog = self.syslog(security.syslog.as_deref().unwrap_or("unix:/dev/log"));
         let cameras = self.cameras(table.remove("cameras"), &defaults);
         let spaces = self.spaces(table.remove("spaces"), &cameras);
         let detection = self.detection(detection);
@@ -390,7 +451,8 @@ impl Validator<'_> {
             models_dir,
             onnxruntime_library,
             timezone,
-            api_bind: api_bind?,
+            api: api?,
+            syslog,
             cameras,
             spaces,
             detection,
@@ -411,24 +473,92 @@ impl Validator<'_> {
         })
     }
 
-    fn api_bind(&mut self, bind: &str) -> Option<SocketAddr> {
-        match bind.parse::<SocketAddr>() {
-            Err(_) => {
-                self.error(
-                    "api.bind",
-                    format!("`{bind}` is not an address:port such as 127.0.0.1:8080"),
-                );
-                None
-            }
-            Ok(addr) if !addr.ip().is_loopback() => {
-                self.error(
-                    "api.bind",
-                    format!("`{bind}` is beyond loopback, which requires TLS; this version serves loopback only"),
-                );
-                None
-            }
-            Ok(addr) => Some(addr),
+    fn api(&mut self, raw: RawApi) -> Option<ApiConfig> {
+        let bind_text = raw.bind.as_deref().unwrap_or("127.0.0.1:8080");
+        let bind = bind_text.parse::<SocketAddr>().ok();
+        if bind.is_none() {
+            self.error(
+                "api.bind",
+                format!("`{bind_text}` is not an address:port such as 127.0.0.1:8080"),
+            );
         }
+        let loopback = bind.is_some_and(|b| b.ip().is_loopback());
+        let supplied = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some((self.path(&cert), self.path(&key))),
+            (None, None) => None,
+            (Some(_), None) => {
+                self.error("api.tls_key", "is needed with api.tls_cert");
+                None
+            }
+            (None, Some(_)) => {
+                self.error("api.tls_cert", "is needed with api.tls_key");
+                None
+            }
+        };
+        let tls = match (raw.tls, supplied) {
+            (Some(false), Some(_)) => {
+                self.error(
+                    "api.tls",
+                    "is false, yet api.tls_cert and api.tls_key are set",
+                );
+                Tls::Off
+            }
+            (Some(false), None) if bind.is_some() && !loopback => {
+                self.error(
+                    "api.tls",
+                    format!("cannot be false: `{bind_text}` is beyond loopback, where the API is only served over TLS"),
+                );
+                Tls::Off
+            }
+            (Some(false), None) => Tls::Off,
+            (_, Some((cert, key))) => Tls::Supplied { cert, key },
+            (Some(true), None) => Tls::SelfSigned,
+            (None, None) if loopback => Tls::Off,
+            (None, None) => Tls::SelfSigned,
+        };
+        let defaults = crate::security::lockout::LockoutPolicy::default();
+        let lockout = crate::security::lockout::LockoutPolicy {
+            max_failures: match raw.lockout_failures {
+                Some(0) => {
+                    self.error("api.lockout_failures", "must be at least 1");
+                    defaults.max_failures
+                }
+                Some(n) => n,
+                None => defaults.max_failures,
+            },
+            lock_ms: match raw.lockout_secs {
+                Some(s) if !(1..=86_400).contains(&s) => {
+                    self.error("api.lockout_secs", "must be between 1 and 86400");
+                    defaults.lock_ms
+                }
+                Some(s) => s as i64 * 1000,
+                None => defaults.lock_ms,
+            },
+            window_ms: defaults.window_ms,
+        };
+        Some(ApiConfig {
+            bind: bind?,
+            tls,
+            lockout,
+        })
+    }
+
+    fn syslog(&mut self, target: &str) -> crate::security::events::SyslogTarget {
+        use crate::security::events::SyslogTarget;
+        if target == "none" {
+            return SyslogTarget::None;
+        }
+        if let Some(path) = target.strip_prefix("unix:").filter(|p| p.starts_with('/')) {
+            return SyslogTarget::Unix(path.into());
+        }
+        if let Some(addr) = target.strip_prefix("udp:").and_then(|a| a.parse().ok()) {
+            return SyslogTarget::Udp(addr);
+        }
+        self.error(
+            "security.syslog",
+            format!("`{target}` is not unix:/ABSOLUTE/PATH, udp:ADDRESS:PORT or none"),
+        );
+        SyslogTarget::None
     }
 
     fn cameras(
@@ -634,8 +764,11 @@ impl Validator<'_> {
                         .into(),
                 ),
             }
+        } else if let Some(name) = reference.strip_prefix("secret:") {
+            let state_dir = self.state_dir.clone();
+            self.secrets.sealed(&state_dir, name)
         } else {
-            Err("must start with env:, file: or credential:".into())
+            Err("must start with env:, file:, credential: or secret:".into())
         };
         match resolved {
             Ok(password) => Some(Credentials {

@@ -20,6 +20,17 @@ pub struct RawAppliance {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub bind: Option<String>,
+    pub tls: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub lockout_failures: Option<u32>,
+    pub lockout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    pub syslog: Option<String>,
 }
 
 /// Settings merged into every camera unless the camera sets them itself.

@@ -10,6 +10,12 @@ impl SecretSource for FakeSecrets {
     fn file(&self, _: &Path) -> Option<String> {
         None
     }
+    fn sealed(&self, _: &Path, name: &str) -> Result<String, String> {
+        self.0
+            .get(name)
+            .map(|s| s.to_string())
+            .ok_or_else(|| format!("no sealed secret {name}"))
+    }
 }
 
 fn parse(text: &str) -> Result<Config, ConfigErrors> {
@@ -56,7 +62,8 @@ fn a_good_config_is_typed_and_merged_with_defaults() {
         c.database,
         PathBuf::from("/etc/headcount/state/headcount.db")
     );
-    assert_eq!(c.api_bind, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.api.bind, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.api.tls, Tls::Off);
     let lobby = &c.cameras[0];
     assert_eq!(&*lobby.id, "lobby");
     assert_eq!(lobby.analysis_fps, 1.0);
@@ -95,6 +102,11 @@ fn every_error_is_reported_at_once_with_its_key_path() {
     let text = r#"
 [api]
 bind = "0.0.0.0:8080"
+tls = false
+lockout_failures = 0
+
+[security]
+syslog = "tcp:10.0.0.1:514"
 
 [cameras.lobby]
 url = "rtsp://admin:secret@10.0.0.5/live"
@@ -118,7 +130,9 @@ detection_deadline_ms = 5
 "#;
     let got = errors(text);
     let expected = [
-        "api.bind: `0.0.0.0:8080` is beyond loopback, which requires TLS; this version serves loopback only",
+        "api.tls: cannot be false: `0.0.0.0:8080` is beyond loopback, where the API is only served over TLS",
+        "api.lockout_failures: must be at least 1",
+        "security.syslog: `tcp:10.0.0.1:514` is not unix:/ABSOLUTE/PATH, udp:ADDRESS:PORT or none",
         "cameras.hall.analysis_fps: 0 is outside (0, 30]",
         "cameras.hall.credentials.password_ref: environment variable MISSING_PW is not set",
         "cameras.hall.zones.desk.polygon[2]: needs 2 coordinates [x, y], has 1",
@@ -191,10 +205,7 @@ fn syntax_errors_and_missing_cameras() {
 fn the_shipped_configs_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     for name in ["demo.toml", "example.toml"] {
-        let secrets = FakeSecrets(HashMap::from([
-            ("LOBBY_CAM_PASSWORD", "x"),
-            ("YARD_CAM_PASSWORD", "y"),
-        ]));
+        let secrets = FakeSecrets(HashMap::from([("lobby", "x"), ("YARD_CAM_PASSWORD", "y")]));
         if let Err(e) = Config::load(&root.join(name), &secrets) {
             panic!("{name}:\n{e}");
         }
@@ -285,4 +296,63 @@ reset_at = "03:30"
         jiff::tz::TimeZone::get("Europe/Berlin").unwrap()
     );
     assert_eq!(c.detection.person_low_threshold, 0.3);
+}
+
+#[test]
+fn tls_is_on_beyond_loopback_and_off_only_on_loopback() {
+    let with_api = |api: &str| {
+        let text = format!("[api]\n{api}\n[cameras.a]\nurl = \"testsrc:ball\"\n");
+        parse(&text).map(|c| c.api.tls)
+    };
+    assert_eq!(with_api("bind = \"127.0.0.1:8080\""), Ok(Tls::Off));
+    assert_eq!(with_api("bind = \"[::1]:8080\""), Ok(Tls::Off));
+    assert_eq!(with_api("bind = \"0.0.0.0:8443\""), Ok(Tls::SelfSigned));
+    assert_eq!(
+        with_api("bind = \"192.168.1.10:8443\""),
+        Ok(Tls::SelfSigned)
+    );
+    assert_eq!(
+        with_api("bind = \"127.0.0.1:8443\"\ntls = true"),
+        Ok(Tls::SelfSigned)
+    );
+    assert_eq!(
+        with_api("bind = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\""),
+        Ok(Tls::Supplied {
+            cert: "/etc/headcount/c.pem".into(),
+            key: "/etc/headcount/k.pem".into()
+        })
+    );
+    let errs = with_api("bind = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"").unwrap_err();
+    assert_eq!(
+        errs.0[0].to_string(),
+        "api.tls_key: is needed with api.tls_cert"
+    );
+}
+
+#[test]
+fn a_sealed_secret_is_looked_up_in_the_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::security::SecretsFile::in_state_dir(dir.path())
+        .set("lobby", "sealed-pw")
+        .unwrap();
+    let text = format!(
+        "[appliance]\nstate_dir = {:?}\n[cameras.a]\nurl = \"rtsp://10.0.0.5/live\"\n\
+         credentials = {{ user = \"u\", password_ref = \"secret:lobby\" }}\n\
+         [cameras.b]\nurl = \"rtsp://10.0.0.6/live\"\n\
+         credentials = {{ user = \"u\", password_ref = \"secret:nobody\" }}\n",
+        dir.path()
+    );
+    let errs = Config::parse(&text, Path::new("/"), &SystemSecrets).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert_eq!(errs.0[0].path, "cameras.b.credentials.password_ref");
+    assert!(errs.0[0].message.contains("secrets set nobody"), "{errs}");
+    let text = text.replace("secret:nobody", "secret:lobby");
+    let config = Config::parse(&text, Path::new("/"), &SystemSecrets).unwrap();
+    match &config.cameras[0].source {
+        Source::Rtsp {
+            credentials: Some(c),
+            ..
+        } => assert_eq!(c.password.expose(), "sealed-pw"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -9,12 +9,16 @@ use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 
+mod tokens;
+pub use tokens::TokenRow;
+
 const SCHEMA: &str = include_str!("schema.sql");
 /// Step N brings a database from user_version N-1 to N. Append only.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_occupancy_minute.sql"),
     include_str!("migrations/0002_spaces_flow_dwell.sql"),
     include_str!("migrations/0003_entrance_counts.sql"),
+    include_str!("migrations/0004_api_tokens.sql"),
 ];
 
 pub fn schema_version() -> i64 {

@@ -1,0 +1,201 @@
+//! Who may call what. Every route is declared once in `ROUTES` with the roles
+//! it admits; `router()` builds the API from this table alone, so a route
+//! cannot exist without an access rule. Only `/livez` admits anyone, and it
+//! answers nothing but "ok". Authentication cannot be switched off: there is
+//! no setting for it.
+
+use super::{ApiError, AppState};
+use crate::clock::UnixMs;
+use crate::security::tokens::AuthFailure;
+use crate::security::{Caller, Lockout, Role, SecurityEvent, SecurityLog, TokenStore};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Longest request target accepted (path and query): 414 beyond.
+pub const MAX_URI_BYTES: usize = 2048;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the liveness probe only.
+    Public,
+    /// A valid token with one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// One route of the API: its method and path, who may call it, and its handler.
+#[derive(Clone)]
+pub struct RouteRule {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+impl std::fmt::Debug for RouteRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {:?}", self.method, self.path, self.access)
+    }
+}
+
+/// Authentication state shared by every request.
+pub struct Guard {
+    pub tokens: Arc<TokenStore>,
+    pub lockout: Lockout,
+    pub events: Arc<SecurityLog>,
+}
+
+/// The caller's address, where the server recorded one.
+fn client_of(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Why a request is turned away before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address is locked out for this many more seconds.
+    LockedOut(u64),
+    Missing,
+    Expired,
+    Invalid,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let message = match self {
+            Refusal::LockedOut(retry_after) => {
+                let mut response = ApiError::TooManyRequests(format!(
+                    "too many failed attempts from this address; try again in {retry_after} s"
+                ))
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return response;
+            }
+            Refusal::Missing => "a token is required: send `Authorization: Bearer <token>`",
+            Refusal::Expired => "the token has expired",
+            Refusal::Invalid => "the token is not valid",
+        };
+        let mut response = ApiError::Unauthorized(message.into()).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"headcount\""),
+        );
+        response
+    }
+}
+
+/// Who is calling, or why not. Failures count towards the client's lockout
+/// and go to the security log.
+pub fn authenticate(guard: &Guard, request: &Request, now: UnixMs) -> Result<Caller, Refusal> {
+    let client = client_of(request);
+    guard
+        .lockout
+        .check(client, now)
+        .map_err(Refusal::LockedOut)?;
+    let result = match bearer(request) {
+        None => Err(AuthFailure::Missing),
+        Some(token) => guard.tokens.authenticate(token, now),
+    };
+    match result {
+        Ok(caller) => {
+            guard.lockout.success(client);
+            Ok(caller)
+        }
+        // No token at all is not a guess: refuse it without counting it.
+        Err(AuthFailure::Missing) => Err(Refusal::Missing),
+        Err(failure) => {
+            guard.events.emit(SecurityEvent::LoginFailed {
+                client: client.to_string(),
+                reason: failure.as_str(),
+                route: request.uri().path().chars().take(200).collect(),
+            });
+            if let Some(until_ms) = guard.lockout.failure(client, now) {
+                guard.events.emit(SecurityEvent::Lockout {
+                    client: client.to_string(),
+                    until_ms,
+                });
+            }
+            Err(if failure == AuthFailure::Expired {
+                Refusal::Expired
+            } else {
+                Refusal::Invalid
+            })
+        }
+    }
+}
+
+/// The middleware in front of every route: admits the route's roles only,
+/// and hands the handler the `Caller`.
+pub async fn require(
+    State((state, rule)): State<(AppState, RouteRule)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        return ApiError::UriTooLong.into_response();
+    }
+    let Access::Roles(roles) = rule.access else {
+        return next.run(request).await;
+    };
+    let caller = match authenticate(&state.guard, &request, state.clock.now_ms()) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if !roles.contains(&caller.role) {
+        state.guard.events.emit(SecurityEvent::AccessDenied {
+            client: client_of(&request).to_string(),
+            token: caller.name.clone(),
+            role: caller.role.as_str(),
+            route: rule.path.to_string(),
+        });
+        return ApiError::Forbidden(format!(
+            "the {} role may not use {}",
+            caller.role, rule.path
+        ))
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// Unknown routes: 401 without a valid token (no probing for routes), 404 with one.
+pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        return ApiError::UriTooLong.into_response();
+    }
+    match authenticate(&state.guard, &request, state.clock.now_ms()) {
+        Ok(_) => ApiError::NotFound("no such route".into()).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Another method on a known route: 405 as JSON like every error (axum adds `Allow`).
+pub async fn method_not_allowed(request: Request) -> Response {
+    ApiError::MethodNotAllowed(format!("{} is not allowed on this route", request.method()))
+        .into_response()
+}
+
+pub async fn livez() -> impl IntoResponse {
+    (StatusCode::OK, "ok")
+}

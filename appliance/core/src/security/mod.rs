@@ -1,0 +1,132 @@
+//! Who may do what, and the keys that prove it: API tokens and roles,
+//! lockout of guessing clients, security events for a SOC, camera secrets
+//! sealed at rest, and the device's private files. All crypto is `ring`'s.
+
+pub mod events;
+pub mod lockout;
+pub mod secrets;
+pub mod tokens;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use std::io::Write;
+use std::path::Path;
+
+pub use events::{SecurityEvent, SecurityLog};
+pub use lockout::Lockout;
+pub use secrets::SecretsFile;
+pub use tokens::{Caller, IssuedToken, Role, TokenInfo, TokenStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("the system random number generator failed")]
+    Random,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `n` bytes from the operating system's secure random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecurityError> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| SecurityError::Random)?;
+    Ok(bytes)
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Writes a file only its owner can read (0600), atomically: a crash leaves
+/// the old file or the new one, never half of either.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), SecurityError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| SecurityError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// A device key kept in the state directory: read it, or make and keep a
+/// new random one the first time.
+pub fn device_key(path: &Path) -> Result<[u8; 32], SecurityError> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.try_into().map_err(|_| {
+            SecurityError::Invalid(format!(
+                "{} is not a 32-byte key; restore it from a backup or remove it (what it protects is then lost)",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_bytes::<32>()?;
+            write_private_file(path, &key)?;
+            Ok(key)
+        }
+        Err(source) => Err(SecurityError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn hex_round_trips_and_rejects_junk() {
+        let bytes = [0u8, 1, 0xab, 0xff];
+        assert_eq!(to_hex(&bytes), "0001abff");
+        assert_eq!(from_hex("0001abff").unwrap(), bytes);
+        assert_eq!(from_hex("0g"), None);
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("é1"), None);
+    }
+
+    #[test]
+    fn a_device_key_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/k.key");
+        let first = device_key(&path).unwrap();
+        assert_eq!(device_key(&path).unwrap(), first);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, b"short").unwrap();
+        assert!(device_key(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("32-byte"));
+    }
+}

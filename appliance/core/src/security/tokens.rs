@@ -1,0 +1,439 @@
+//! API tokens: `hc_<id>_<secret>`. The id finds the row; the secret half is
+//! only ever stored as HMAC-SHA256 under the device's token key (a file in the
+//! state directory, 0600), and checked with `ring::hmac::verify`, which
+//! compares in constant time. A stolen database alone opens nothing.
+
+use super::{device_key, from_hex, random_bytes, to_hex, SecurityError};
+use crate::clock::UnixMs;
+use crate::storage::{Database, TokenRow};
+use ring::hmac;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub const TOKEN_KEY_FILE: &str = "token.key";
+/// Written at first start, so the admin can read the first token once.
+pub const INITIAL_ADMIN_FILE: &str = "initial-admin-token";
+const PREFIX: &str = "hc_";
+const ID_BYTES: usize = 8;
+const SECRET_BYTES: usize = 32;
+
+/// What a caller may do. Each API route names the roles it admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Configuration, tokens, calibration snapshots; everything else too.
+    Admin,
+    /// Live occupancy, flow, dwell, health: running the building.
+    Facilities,
+    /// Aggregates only, in buckets of 15 minutes or more.
+    Planner,
+    /// Retention, audit, processing record, access log.
+    Dpo,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Facilities, Role::Planner, Role::Dpo];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Facilities => "facilities",
+            Role::Planner => "planner",
+            Role::Dpo => "dpo",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a role; use admin, facilities, planner or dpo"))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller, as the API handlers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+    pub expires_ms: Option<UnixMs>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_ms: UnixMs,
+    pub expires_ms: Option<UnixMs>,
+    pub revoked_ms: Option<UnixMs>,
+}
+
+/// A token just made: the only moment its secret exists outside its holder.
+pub struct IssuedToken {
+    pub info: TokenInfo,
+    secret: String,
+}
+
+impl IssuedToken {
+    /// The whole token, to show once.
+    pub fn reveal(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IssuedToken({:?}, ***)", self.info)
+    }
+}
+
+/// Why a request was not authenticated. Clients learn only "missing",
+/// "invalid" or "expired"; the rest goes to the security log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Malformed,
+    Unknown,
+    WrongSecret,
+    Revoked,
+    Expired,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Unknown => "unknown",
+            AuthFailure::WrongSecret => "wrong-secret",
+            AuthFailure::Revoked => "revoked",
+            AuthFailure::Expired => "expired",
+        }
+    }
+}
+
+pub struct TokenStore {
+    db: Mutex<Database>,
+    key: hmac::Key,
+}
+
+impl TokenStore {
+    /// Opens the token table in `database` with the key in `state_dir`
+    /// (made on first use).
+    pub fn open(database: &Path, state_dir: &Path) -> Result<TokenStore, SecurityError> {
+        let key = device_key(&state_dir.join(TOKEN_KEY_FILE))?;
+        Ok(TokenStore {
+            db: Mutex::new(Database::open(database)?),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Database> {
+        // A panic while holding the lock leaves no half-done state: every
+        // write is one SQLite transaction.
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenInfo>, SecurityError> {
+        Ok(self.db().tokens()?.iter().filter_map(info).collect())
+    }
+
+    /// A new token for `name`, who must not hold one in force.
+    pub fn create(
+        &self,
+        name: &str,
+        role: Role,
+        expires_ms: Option<UnixMs>,
+        now: UnixMs,
+    ) -> Result<IssuedToken, SecurityError> {
+        check_name(name)?;
+        if self.in_force(name)?.is_some() {
+            return Err(SecurityError::Invalid(format!(
+                "`{name}` already holds a token; rotate or revoke it"
+            )));
+        }
+        self.issue(name, role, expires_ms, now)
+    }
+
+    /// A new secret for `name`'s token, same role and expiry; the old one
+    /// stops working at once.
+    pub fn rotate(&self, name: &str, now: UnixMs) -> Result<IssuedToken, SecurityError> {
+        let current = self
+            .in_force(name)?
+            .ok_or_else(|| SecurityError::Invalid(format!("`{name}` holds no token in force")))?;
+        self.issue(name, current.role, current.expires_ms, now)
+    }
+
+    pub fn revoke(&self, name: &str, now: UnixMs) -> Result<(), SecurityError> {
+        match self.db().replace_token(name, None, now)? {
+            0 => Err(SecurityError::Invalid(format!(
+                "`{name}` holds no token in force"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// At first start (no token ever issued): an admin token, else None.
+    pub fn bootstrap_admin(&self, now: UnixMs) -> Result<Option<IssuedToken>, SecurityError> {
+        if self.db().tokens()?.is_empty() {
+            return self.issue("admin", Role::Admin, None, now).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn in_force(&self, name: &str) -> Result<Option<TokenInfo>, SecurityError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|t| t.name == name && t.revoked_ms.is_none()))
+    }
+
+    fn issue(
+        &self,
+        name: &str,
+        role: Role,
+        expires_ms: Option<UnixMs>,
+        now: UnixMs,
+    ) -> Result<IssuedToken, SecurityError> {
+        if expires_ms.is_some_and(|e| e <= now) {
+            return Err(SecurityError::Invalid(
+                "the expiry must be in the future".into(),
+            ));
+        }
+        let id = to_hex(&random_bytes::<ID_BYTES>()?);
+        let secret = to_hex(&random_bytes::<SECRET_BYTES>()?);
+        let row = TokenRow {
+            id: id.clone(),
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            digest: hmac::sign(&self.key, secret.as_bytes()).as_ref().to_vec(),
+            created_ms: now,
+            expires_ms,
+            revoked_ms: None,
+        };
+        self.db().replace_token(name, Some(&row), now)?;
+        Ok(IssuedToken {
+            info: TokenInfo {
+                name: name.to_string(),
+                role,
+                created_ms: now,
+                expires_ms,
+                revoked_ms: None,
+            },
+            secret: format!("{PREFIX}{id}_{secret}"),
+        })
+    }
+
+    /// Checks a presented token. The secret is compared in constant time;
+    /// a revoked or expired token is refused even with the right secret.
+    pub fn authenticate(&self, presented: &str, now: UnixMs) -> Result<Caller, AuthFailure> {
+        let (id, secret) = presented
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .filter(|(id, secret)| {
+                id.len() == 2 * ID_BYTES
+                    && secret.len() == 2 * SECRET_BYTES
+                    && from_hex(id).is_some()
+            })
+            .ok_or(AuthFailure::Malformed)?;
+        let row = self
+            .db()
+            .token_by_id(id)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot read the token table");
+                AuthFailure::Unknown
+            })?
+            .ok_or(AuthFailure::Unknown)?;
+        hmac::verify(&self.key, secret.as_bytes(), &row.digest)
+            .map_err(|_| AuthFailure::WrongSecret)?;
+        if row.revoked_ms.is_some() {
+            return Err(AuthFailure::Revoked);
+        }
+        if row.expires_ms.is_some_and(|e| e <= now) {
+            return Err(AuthFailure::Expired);
+        }
+        let role = row.role.parse().map_err(|_| AuthFailure::Unknown)?;
+        Ok(Caller {
+            name: row.name,
+            role,
+            expires_ms: row.expires_ms,
+        })
+    }
+}
+
+fn info(row: &TokenRow) -> Option<TokenInfo> {
+    Some(TokenInfo {
+        name: row.name.clone(),
+        role: row.role.parse().ok()?,
+        created_ms: row.created_ms,
+        expires_ms: row.expires_ms,
+        revoked_ms: row.revoked_ms,
+    })
+}
+
+fn check_name(name: &str) -> Result<(), SecurityError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SecurityError::Invalid(format!(
+            "`{name}` is not a token name: 1-64 letters, digits, '-', '_', '.' or '@'"
+        )))
+    }
+}
+
+/// Where the first admin token is written at first start.
+pub fn initial_admin_file(state_dir: &Path) -> PathBuf {
+    state_dir.join(INITIAL_ADMIN_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, TokenStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(&dir.path().join("db.sqlite"), dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn the_first_start_makes_one_admin_token_and_only_once() {
+        let (_dir, store) = store();
+        let first = store.bootstrap_admin(1_000).unwrap().unwrap();
+        assert_eq!(first.info.role, Role::Admin);
+        assert!(store.bootstrap_admin(2_000).unwrap().is_none());
+        let caller = store.authenticate(first.reveal(), 3_000).unwrap();
+        assert_eq!((caller.name.as_str(), caller.role), ("admin", Role::Admin));
+        // Revoking every token does not bring a new default one back.
+        store.revoke("admin", 4_000).unwrap();
+        assert!(store.bootstrap_admin(5_000).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_a_digest_is_stored() {
+        let (dir, store) = store();
+        let token = store.create("ops", Role::Facilities, None, 1).unwrap();
+        let secret = token.reveal().rsplit('_').next().unwrap().to_string();
+        let db = std::fs::read(dir.path().join("db.sqlite")).unwrap();
+        let wal = std::fs::read(dir.path().join("db.sqlite-wal")).unwrap_or_default();
+        for bytes in [db, wal] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        }
+        assert!(!format!("{token:?}").contains(&secret));
+    }
+
+    #[test]
+    fn wrong_revoked_expired_and_malformed_tokens_are_refused() {
+        let (_dir, store) = store();
+        let good = store.create("a", Role::Planner, Some(10_000), 1).unwrap();
+        let presented = good.reveal().to_string();
+        assert_eq!(
+            store.authenticate(&presented, 5_000).unwrap().role,
+            Role::Planner
+        );
+        assert_eq!(
+            store.authenticate(&presented, 10_000),
+            Err(AuthFailure::Expired)
+        );
+
+        let mut wrong = presented.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(
+            store.authenticate(&wrong, 5_000),
+            Err(AuthFailure::WrongSecret)
+        );
+        for junk in [
+            "",
+            "hc_",
+            "Bearer x",
+            "hc_zz_zz",
+            &presented[..presented.len() - 1],
+        ] {
+            assert_eq!(
+                store.authenticate(junk, 5_000),
+                Err(AuthFailure::Malformed),
+                "{junk}"
+            );
+        }
+        let unknown = format!("hc_{}_{}", "0".repeat(16), "0".repeat(64));
+        assert_eq!(
+            store.authenticate(&unknown, 5_000),
+            Err(AuthFailure::Unknown)
+        );
+
+        store.revoke("a", 6_000).unwrap();
+        assert_eq!(
+            store.authenticate(&presented, 7_000),
+            Err(AuthFailure::Revoked)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_name_role_and_expiry_and_kills_the_old_secret() {
+        let (_dir, store) = store();
+        let old = store
+            .create("dash", Role::Facilities, Some(1_000_000), 1)
+            .unwrap();
+        let new = store.rotate("dash", 2).unwrap();
+        assert_eq!(
+            store.authenticate(old.reveal(), 3),
+            Err(AuthFailure::Revoked)
+        );
+        let caller = store.authenticate(new.reveal(), 3).unwrap();
+        assert_eq!(caller.role, Role::Facilities);
+        assert_eq!(caller.expires_ms, Some(1_000_000));
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed.iter().filter(|t| t.revoked_ms.is_none()).count(), 1);
+    }
+
+    #[test]
+    fn names_are_checked_and_unique_while_in_force() {
+        let (_dir, store) = store();
+        store.create("x", Role::Dpo, None, 1).unwrap();
+        assert!(store
+            .create("x", Role::Dpo, None, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("already"));
+        assert!(store.create("bad name", Role::Dpo, None, 2).is_err());
+        assert!(store
+            .create("y", Role::Dpo, Some(1), 2)
+            .unwrap_err()
+            .to_string()
+            .contains("future"));
+        assert!(store.rotate("nobody", 2).is_err());
+        assert!(store.revoke("nobody", 2).is_err());
+        store.revoke("x", 3).unwrap();
+        store.create("x", Role::Admin, None, 4).unwrap();
+    }
+
+    #[test]
+    fn a_different_device_key_opens_nothing() {
+        let (dir, store) = store();
+        let token = store.create("a", Role::Admin, None, 1).unwrap();
+        drop(store);
+        std::fs::remove_file(dir.path().join(TOKEN_KEY_FILE)).unwrap();
+        let other = TokenStore::open(&dir.path().join("db.sqlite"), dir.path()).unwrap();
+        assert_eq!(
+            other.authenticate(token.reveal(), 2),
+            Err(AuthFailure::WrongSecret)
+        );
+    }
+}

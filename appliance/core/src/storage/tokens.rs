@@ -1,0 +1,89 @@
+//! The `api_token` table. Only `security::tokens` calls these: it owns what a
+//! token means; this module only keeps the rows.
+
+use super::{Database, StorageError};
+use crate::clock::UnixMs;
+use rusqlite::{params, OptionalExtension};
+
+/// One token as stored: its public id and the digest of its secret half.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub digest: Vec<u8>,
+    pub created_ms: UnixMs,
+    pub expires_ms: Option<UnixMs>,
+    pub revoked_ms: Option<UnixMs>,
+}
+
+const COLUMNS: &str = "id, name, role, digest, created_ms, expires_ms, revoked_ms";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        digest: r.get(3)?,
+        created_ms: r.get(4)?,
+        expires_ms: r.get(5)?,
+        revoked_ms: r.get(6)?,
+    })
+}
+
+impl Database {
+    pub fn token_by_id(&self, id: &str) -> Result<Option<TokenRow>, StorageError> {
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM api_token WHERE id = ?1"))
+            .and_then(|mut stmt| stmt.query_row([id], token_row).optional())
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Every token ever issued, oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
+        self.query(
+            &format!("SELECT {COLUMNS} FROM api_token ORDER BY created_ms, name"),
+            [],
+            token_row,
+        )
+    }
+
+    /// Revokes the token in force under `name` (if any) and stores `new`,
+    /// in one transaction: a rotation never leaves two tokens, or none.
+    pub fn replace_token(
+        &mut self,
+        name: &str,
+        new: Option<&TokenRow>,
+        now: UnixMs,
+    ) -> Result<usize, StorageError> {
+        let path = self.path.clone();
+        let wrap = |source| StorageError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let revoked = tx
+            .execute(
+                "UPDATE api_token SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
+                params![name, now],
+            )
+            .map_err(wrap)?;
+        if let Some(t) = new {
+            tx.execute(
+                &format!("INSERT INTO api_token ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![
+                    t.id,
+                    t.name,
+                    t.role,
+                    t.digest,
+                    t.created_ms,
+                    t.expires_ms,
+                    t.revoked_ms
+                ],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)?;
+        Ok(revoked)
+    }
+}
