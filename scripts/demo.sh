@@ -12,11 +12,14 @@ bin="$repo/target/release/headcount"
 camera_pid=$!
 trap 'kill $camera_pid 2>/dev/null || true' EXIT
 echo
-echo "Demo running. In another terminal:"
-echo "  curl -s http://127.0.0.1:8080/api/v1/occupancy"
-echo "  curl -s http://127.0.0.1:8080/api/v1/health"
-echo "  curl -s 'http://127.0.0.1:8080/api/v1/occupancy/history?zone=campus.path&bucket=5m'"
-echo "  curl -s 'http://127.0.0.1:8080/api/v1/flow?line=campus.midway&bucket=1m'"
-echo "  curl -s 'http://127.0.0.1:8080/api/v1/dwell?zone=campus.path&bucket=15m'"
+echo "Demo running. Every API route but /livez needs a token; the first start"
+echo "prints the admin token and keeps it in $state/initial-admin-token."
+echo "In another terminal:"
+echo "  H=\"Authorization: Bearer \$(cat $state/initial-admin-token)\""
+echo "  curl -s -H \"\$H\" http://127.0.0.1:8080/api/v1/occupancy"
+echo "  curl -s -H \"\$H\" http://127.0.0.1:8080/api/v1/health"
+echo "  curl -s -H \"\$H\" 'http://127.0.0.1:8080/api/v1/occupancy/history?zone=campus.path&bucket=5m'"
+echo "  curl -s -H \"\$H\" 'http://127.0.0.1:8080/api/v1/flow?line=campus.midway&bucket=1m'"
+echo "  curl -s -H \"\$H\" 'http://127.0.0.1:8080/api/v1/dwell?zone=campus.path&bucket=15m'"
 echo
 "$bin" run --config "$repo/config/demo.toml" --state-dir "$state"

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn assert_no_panic(stderr: &str) {
@@ -116,7 +117,7 @@ fn a_tampered_model_is_refused_by_verify_and_by_the_appliance() {
         &[],
     );
     assert_eq!(code, 0, "{stdout}");
-    assert_eq!(stdout.matches(": ok").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("]: ok").count(), 2, "{stdout}");
 
     // Flip one byte in the middle of the face model.
     let face = models.join("face_detection_yunet_2023mar.onnx");
@@ -152,8 +153,89 @@ fn a_tampered_model_is_refused_by_verify_and_by_the_appliance() {
     let (code, _, stderr) = run(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert_no_panic(&stderr);
+    assert!(stderr.contains("altered or corrupted"), "{stderr}");
+}
+
+#[test]
+fn only_a_manifest_signed_by_the_release_key_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    copy_models(&models);
+    let models_arg = models.to_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["models", "verify", "--models-dir", models_arg];
+        args.extend_from_slice(extra);
+        run(&args, &[])
+    };
+    let (code, stdout, _) = verify(&[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("manifest signature: ok"), "{stdout}");
+
+    // One byte of the manifest changed (the licence of a model, say).
+    let manifest = models.join("manifest.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        original.replacen("licence = \"MIT\"", "licence = \"MIU\"", 1),
+    )
+    .unwrap();
+    let (code, _, stderr) = verify(&[]);
+    assert_eq!(code, 1);
+    assert_no_panic(&stderr);
+    assert!(stderr.contains("does not match its signature"), "{stderr}");
+
+    // A manifest re-signed with some other key is not trusted either...
+    let key = dir.path().join("other.pk8");
+    let (code, public, stderr) = run(&["models", "keygen", "--out", key.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, _, stderr) = run(
+        &[
+            "models",
+            "sign",
+            "--models-dir",
+            models_arg,
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("does not trust that key"), "{stderr}");
+    let (code, _, stderr) = verify(&[]);
+    assert_eq!(code, 1);
     assert!(
-        stderr.contains("cannot load the models") && stderr.contains("altered or corrupted"),
+        stderr.contains("which this build does not trust"),
+        "{stderr}"
+    );
+    // ...though it verifies against that key when asked explicitly.
+    let (code, stdout, stderr) = verify(&["--public-key", public.trim()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // Without a signature nothing loads, and the appliance does not start.
+    std::fs::remove_file(models.join("manifest.toml.sig")).unwrap();
+    let (code, _, stderr) = verify(&[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not signed"), "{stderr}");
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[appliance]\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{}\"\n[security]\nsyslog = \"none\"\n[cameras.c]\nurl = \"testsrc:ball\"\n",
+            dir.path().join("state"),
+            models,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert_no_panic(&stderr);
+    assert!(
+        stderr.contains("MODEL_REJECTED") && stderr.contains("is not signed"),
         "{stderr}"
     );
 }

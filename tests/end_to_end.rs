@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -152,10 +153,11 @@ fn camera_credentials_work_and_never_leak() {
         dir.path(),
         api_port,
         &[
+            // Sealed in the state directory's secrets file.
             (
                 "right",
                 url.clone(),
-                "credentials = { user = \"viewer\", password_ref = \"env:RIGHT_PW\" }",
+                "credentials = { user = \"viewer\", password_ref = \"secret:right\" }",
             ),
             (
                 "wrong",
@@ -165,13 +167,11 @@ fn camera_credentials_work_and_never_leak() {
             ("anonymous", url, ""),
         ],
     );
+    let sealed = seal_secret(&state_dir_of(&cfg), "right", secret);
+    assert!(sealed.contains("sealed secret right"), "{sealed}");
     let log_path = dir.path().join("appliance.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let env = [
-        ("RIGHT_PW", secret),
-        ("WRONG_PW", "not-the-password"),
-        ("RUST_LOG", "debug"),
-    ];
+    let env = [("WRONG_PW", "not-the-password"), ("RUST_LOG", "debug")];
     let _appliance = start_appliance_with(&cfg, api_port, &env, log.into());
     let state = |camera| camera_state(api_port, camera).map(|(s, _)| s);
     let settled = wait_until(Duration::from_secs(30), || {
@@ -193,7 +193,18 @@ fn camera_credentials_work_and_never_leak() {
     let (_, health) = get(api_port, "/api/v1/health").unwrap();
     let (_, occupancy) = get(api_port, "/api/v1/occupancy").unwrap();
     let log = std::fs::read_to_string(&log_path).unwrap();
-    for text in [health.to_string(), occupancy.to_string(), log] {
+    // Nor in the secrets file, which holds it sealed.
+    let state = state_dir_of(&cfg);
+    let sealed_file = std::fs::read_to_string(state.join("secrets.json")).unwrap();
+    assert_eq!(
+        std::fs::metadata(state.join("secrets.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    for text in [health.to_string(), occupancy.to_string(), log, sealed_file] {
         assert!(
             !text.contains(secret) && !text.contains("not-the-password"),
             "a password leaked: {text}"

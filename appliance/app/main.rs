@@ -1,10 +1,13 @@
 //! `headcount`: counts heads, never faces. One binary, one subcommand per job.
 
+mod admin;
 mod analyze;
 mod bench;
 mod bench_analytics;
+mod bench_api;
 mod pipeline;
 mod redact;
+mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,6 +15,7 @@ use headcount_core::api::{self, AppState};
 use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::models::Manifest;
+use headcount_core::security::{Lockout, SecurityEvent, SecurityLog, TokenStore};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,10 +47,20 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write a copy of a video or a still with every face redacted.
     Redact(redact::RedactArgs),
-    /// Model supply chain.
+    /// Model supply chain: verify, and sign a manifest with a release key.
     Models {
         #[command(subcommand)]
         action: ModelsAction,
+    },
+    /// API tokens with roles (admin, facilities, planner, dpo) and expiry.
+    Tokens {
+        #[command(subcommand)]
+        action: admin::TokensAction,
+    },
+    /// Camera passwords sealed in the state directory (password_ref = "secret:NAME").
+    Secrets {
+        #[command(subcommand)]
+        action: admin::SecretsAction,
     },
     /// Serve a video file in a loop over RTSP: the demo camera.
     Camera(CameraArgs),
@@ -54,6 +68,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the cost of tracking and zone/line counting per frame (no models needed).
     BenchAnalytics(bench_analytics::BenchAnalyticsArgs),
+    /// Measure the latency authentication adds to an API request.
+    BenchAuth(bench_api::BenchAuthArgs),
 }
 
 #[derive(clap::Args)]
@@ -77,10 +93,27 @@ struct CameraArgs {
 
 #[derive(Subcommand)]
 enum ModelsAction {
-    /// Check every model against models/manifest.toml (size, sha256, input shape).
+    /// Check the manifest's signature, then every model against it (size, sha256, input shape).
     Verify {
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
+        /// Trust this public key (hex) instead of the release key built in.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Sign models/manifest.toml with a release key (writes manifest.toml.sig).
+    Sign {
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// The PKCS#8 Ed25519 private key from `models keygen`.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Make a new release signing key.
+    Keygen {
+        /// Where to write the private key (0600); keep it offline.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -98,12 +131,20 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(file),
         Command::Analyze(args) => analyze::analyze(args),
         Command::Redact(args) => redact::redact(args),
-        Command::Models {
-            action: ModelsAction::Verify { models_dir },
-        } => verify_models(models_dir),
+        Command::Models { action } => match action {
+            ModelsAction::Verify {
+                models_dir,
+                public_key,
+            } => verify_models(models_dir, public_key),
+            ModelsAction::Sign { models_dir, key } => admin::sign(&models_dir, &key),
+            ModelsAction::Keygen { out } => admin::keygen(&out),
+        },
+        Command::Tokens { action } => admin::tokens(action),
+        Command::Secrets { action } => admin::secrets(action),
         Command::Camera(args) => camera(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchAnalytics(args) => bench_analytics::bench_analytics(args),
+        Command::BenchAuth(args) => bench_api::bench_auth(args),
     };
     match result {
         Ok(code) => code,
@@ -114,8 +155,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: &Path) -> anyhow::Result<Config> {
-    Config::load(path, &SystemSecrets).map_err(|errors| {
+fn load_config(path: &Path, state_dir: Option<&Path>) -> anyhow::Result<Config> {
+    Config::load_with_state_dir(path, &SystemSecrets, state_dir).map_err(|errors| {
         anyhow::anyhow!(
             "{} has {} problem(s):\n{errors}",
             path.display(),
@@ -147,8 +188,16 @@ fn check_config(file: PathBuf) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn verify_models(models_dir: PathBuf) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::load(&models_dir)?;
+fn verify_models(models_dir: PathBuf, public_key: Option<String>) -> anyhow::Result<ExitCode> {
+    let keys = match public_key {
+        Some(key) => vec![key],
+        None => headcount_core::models::release_keys(),
+    };
+    let manifest = Manifest::load_trusting(&models_dir, &keys)?;
+    println!(
+        "manifest signature: ok (key {})",
+        &keys[0][..16.min(keys[0].len())]
+    );
     let runtime = headcount_vision::OnnxRuntime::load(None)?;
     let mut failures = 0;
     for m in &manifest.models {
@@ -204,12 +253,28 @@ fn camera(args: CameraArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let mut config = load_config(&config_path)?;
+    let mut config = load_config(&config_path, state_dir.as_deref())?;
     if let Some(dir) = state_dir {
         config.database = dir.join("headcount.db");
         config.state_dir = dir;
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let events = Arc::new(SecurityLog::new(config.syslog.clone(), clock.clone()));
+    note_config_change(&config_path, &config.state_dir, &events)?;
+    if let Err(e) = check_models(&config.models_dir) {
+        events.emit(SecurityEvent::ModelVerificationFailed {
+            detail: e.to_string(),
+        });
+        return Err(e.into());
+    }
+    let tokens = Arc::new(TokenStore::open(&config.database, &config.state_dir)?);
+    if let Some(admin) = tokens.bootstrap_admin(clock.now_ms())? {
+        announce_first_admin(&config.state_dir, admin.reveal())?;
+        events.emit(SecurityEvent::TokenCreated {
+            token: admin.info.name.clone(),
+            role: admin.info.role.as_str(),
+        });
+    }
     let appliance = pipeline::Appliance::start(&config, clock.clone())?;
     let state = AppState {
         site: config.site.clone(),
@@ -217,37 +282,68 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         layout: Arc::new(api::Layout::new(&config)),
         health: appliance.health.clone(),
         database: config.database.clone(),
-        clock,
+        clock: clock.clone(),
         snapshots: appliance.snapshots.clone(),
+        guard: Arc::new(api::access::Guard {
+            tokens,
+            lockout: Lockout::new(config.api.lockout),
+            events: events.clone(),
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.api_bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.api_bind))?;
-        tracing::info!(address = %config.api_bind, cameras = config.cameras.len(), "headcount is running");
-        axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("API server failed")
+    events.emit(SecurityEvent::ServiceStarted {
+        version: env!("CARGO_PKG_VERSION"),
     });
+    let served = runtime.block_on(serve::serve(&config, api::router(state)));
     tracing::info!("stopping");
     appliance.stop();
     served.map(|_| ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Every model's bytes against the signed manifest, before anything loads.
+fn check_models(models_dir: &Path) -> Result<(), headcount_core::models::ModelError> {
+    let manifest = Manifest::load(models_dir)?;
+    for model in &manifest.models {
+        model.verify(models_dir)?;
     }
+    Ok(())
+}
+
+/// Reports a config that differs from the one of the last start.
+fn note_config_change(
+    config_path: &Path,
+    state_dir: &Path,
+    events: &SecurityLog,
+) -> anyhow::Result<()> {
+    let digest = headcount_core::models::sha256_file(config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    let record = state_dir.join("config.sha256");
+    let previous = std::fs::read_to_string(&record).unwrap_or_default();
+    if previous.trim() != digest {
+        events.emit(SecurityEvent::ConfigChanged {
+            digest: digest.clone(),
+        });
+        headcount_core::security::write_private_file(&record, digest.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Shows the first admin token once: on the console and in a file only the
+/// service user can read, with how to replace it.
+fn announce_first_admin(state_dir: &Path, token: &str) -> anyhow::Result<()> {
+    let file = headcount_core::security::tokens::initial_admin_file(state_dir);
+    headcount_core::security::write_private_file(&file, format!("{token}\n").as_bytes())?;
+    println!(
+        "First start: this appliance's admin token is\n\n  {token}\n\n\
+         It is also in {} (readable by the service user only). Keep it safe, \
+         then rotate it and delete that file:\n  headcount tokens rotate admin --state-dir {}\n\
+         Issue tokens for people and systems with `headcount tokens create --name NAME --role facilities|planner|dpo|admin`.",
+        file.display(),
+        state_dir.display()
+    );
+    Ok(())
 }

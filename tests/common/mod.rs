@@ -146,21 +146,62 @@ pub fn start_appliance_with(
         .unwrap();
     let proc = Proc(child);
     assert!(
-        wait_until(Duration::from_secs(20), || get(api_port, "/api/v1/health")
-            .is_some()),
+        wait_until(Duration::from_secs(20), || get_raw_as(
+            api_port, "/livez", None
+        )
+        .is_some_and(|(status, _, _)| status == 200)),
         "the appliance did not answer on {api_port}"
     );
+    remember_admin_token(config, api_port);
     proc
 }
 
-/// GET over plain HTTP/1.1: status, head (status line and headers) and
-/// body bytes; None if nothing answers.
+/// The admin token of the appliance on each port, from its first start.
+static ADMIN_TOKENS: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The state directory a config names.
+pub fn state_dir_of(config: &Path) -> PathBuf {
+    let table: toml::Table = std::fs::read_to_string(config).unwrap().parse().unwrap();
+    PathBuf::from(table["appliance"]["state_dir"].as_str().unwrap())
+}
+
+/// Reads the first admin token the appliance wrote at its first start.
+fn remember_admin_token(config: &Path, api_port: u16) {
+    let file = state_dir_of(config).join("initial-admin-token");
+    let token = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .to_string();
+    let mut tokens = ADMIN_TOKENS.lock().unwrap();
+    tokens.retain(|(port, _)| *port != api_port);
+    tokens.push((api_port, token));
+}
+
+/// The admin token of the appliance on `port`.
+pub fn admin_token(port: u16) -> Option<String> {
+    let tokens = ADMIN_TOKENS.lock().unwrap();
+    tokens
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map(|(_, t)| t.clone())
+}
+
+/// GET over plain HTTP/1.1 as the appliance's admin: status, head (status
+/// line and headers) and body bytes; None if nothing answers.
 pub fn get_raw(port: u16, path: &str) -> Option<(u16, String, Vec<u8>)> {
+    get_raw_as(port, path, admin_token(port).as_deref())
+}
+
+/// GET with the given token, or none.
+pub fn get_raw_as(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = Vec::new();
@@ -217,4 +258,24 @@ pub fn face_checker() -> headcount_vision::Detectors {
         threads: 2,
     };
     headcount_vision::Detectors::load(&runtime, &repo().join("models"), settings).unwrap()
+}
+
+/// `headcount secrets set NAME` with the value on standard input; its output.
+pub fn seal_secret(state_dir: &Path, name: &str, value: &str) -> String {
+    let mut child = Command::new(BIN)
+        .args(["secrets", "set", name, "--state-dir"])
+        .arg(state_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{value}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
