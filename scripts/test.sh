@@ -15,3 +15,5 @@ trap 'rm -f "$log"' EXIT
 set -o pipefail
 cargo test --release --workspace --all-targets 2>&1 | tee "$log"
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+# A short fuzzing run of the config parser and the API (longer: scripts/fuzz.sh 600).
+"$repo/scripts/fuzz.sh" 15
