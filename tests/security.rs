@@ -129,6 +129,15 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
         "{out}"
     );
     assert!(!out.contains("hc_"), "{out}");
+    let (code, users, _) = run(
+        &["users", "list", "--state-dir", state.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(
+        (code, users),
+        (0, out),
+        "`users` is `tokens` by another name"
+    );
 
     // Rotation: the old secret stops at once, the new one works.
     let (code, out, _) = tokens(&["rotate", "desk"], &state);

@@ -216,14 +216,14 @@ fn tokens_in(action: &TokensAction, now: UnixMs, log: &SecurityLog) -> anyhow::R
             }
         }
         TokensAction::Rotate { name, state } => {
-            let token = state.tokens()?.rotate(&name, now)?;
+            let token = state.tokens()?.rotate(name, now)?;
             log.emit(SecurityEvent::TokenRotated {
                 token: name.clone(),
             });
             show_issued(&token);
         }
         TokensAction::Revoke { name, state } => {
-            state.tokens()?.revoke(&name, now)?;
+            state.tokens()?.revoke(name, now)?;
             log.emit(SecurityEvent::TokenRevoked {
                 token: name.clone(),
             });
@@ -257,7 +257,7 @@ fn secrets_in(action: &SecretsAction, log: &SecurityLog) -> anyhow::Result<ExitC
             if value.is_empty() {
                 anyhow::bail!("no secret on standard input (e.g. `systemd-ask-password | headcount secrets set {name}`)");
             }
-            SecretsFile::in_state_dir(&state.state_dir).set(&name, value)?;
+            SecretsFile::in_state_dir(&state.state_dir).set(name, value)?;
             log.emit(SecurityEvent::SecretChanged {
                 secret: name.clone(),
                 action: "set",
@@ -270,7 +270,7 @@ fn secrets_in(action: &SecretsAction, log: &SecurityLog) -> anyhow::Result<ExitC
             }
         }
         SecretsAction::Remove { name, state } => {
-            if !SecretsFile::in_state_dir(&state.state_dir).remove(&name)? {
+            if !SecretsFile::in_state_dir(&state.state_dir).remove(name)? {
                 anyhow::bail!("there is no secret {name}");
             }
             log.emit(SecurityEvent::SecretChanged {

@@ -52,7 +52,9 @@ enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
-    /// API tokens with roles (admin, facilities, planner, dpo) and expiry.
+    /// API tokens with roles (admin, facilities, planner, dpo) and expiry;
+    /// each names the person or system that holds it (alias: users).
+    #[command(visible_alias = "users")]
     Tokens {
         #[command(subcommand)]
         action: admin::TokensAction,
