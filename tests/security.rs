@@ -447,3 +447,64 @@ fn admin_commands_run_as_root_leave_the_services_files_to_the_service() {
         assert!(seen.iter().any(|s| s == file), "{file} missing: {seen:?}");
     }
 }
+
+#[test]
+fn under_systemd_the_first_token_is_not_printed_to_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_port = free_port();
+    let cfg = test_config(dir.path(), api_port, "");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut appliance = Proc(child);
+    assert!(wait_until(Duration::from_secs(20), || status(
+        api_port, "/livez", None
+    ) == 200));
+    let token = std::fs::read_to_string(dir.path().join("state/initial-admin-token")).unwrap();
+    let mut console = vec![0u8; 4096];
+    let n = appliance
+        .0
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read(&mut console)
+        .unwrap();
+    let console = String::from_utf8_lossy(&console[..n]).into_owned();
+    assert!(console.contains("initial-admin-token"), "{console}");
+    assert!(
+        !console.contains(token.trim()),
+        "the token reached the journal: {console}"
+    );
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_port = free_port();
+    let cfg = test_config(dir.path(), api_port, "");
+    let _appliance = start_appliance_with(&cfg, api_port, &[], Stdio::null());
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", api_port)).unwrap();
+    // The head, but never the blank line that ends it.
+    write!(slow, "GET /livez HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let outcome = slow.read_to_end(&mut rest);
+    assert!(
+        outcome.is_ok()
+            || outcome
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server held the connection open: {outcome:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(25));
+    // Meanwhile, and after, everyone else is served.
+    assert_eq!(status(api_port, "/livez", None), 200);
+}

@@ -334,15 +334,22 @@ fn note_config_change(
     Ok(())
 }
 
-/// Shows the first admin token once: on the console and in a file only the
-/// service user can read, with how to replace it.
+/// Shows the first admin token once: in a file only the service user can
+/// read and, on a terminal, on the console with how to replace it. Under
+/// systemd the console is the journal, which others may read: there only
+/// the file is named.
 fn announce_first_admin(state_dir: &Path, token: &str) -> anyhow::Result<()> {
     let file = headcount_core::security::tokens::initial_admin_file(state_dir);
     headcount_core::security::write_private_file(&file, format!("{token}\n").as_bytes())?;
+    let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
+    let shown = if under_systemd {
+        " is".to_string()
+    } else {
+        format!(" is\n\n  {token}\n\nIt is also")
+    };
     println!(
-        "First start: this appliance's admin token is\n\n  {token}\n\n\
-         It is also in {} (readable by the service user only). Keep it safe, \
-         then rotate it and delete that file:\n  headcount tokens rotate admin --state-dir {}\n\
+        "First start: this appliance's admin token{shown} in {} (readable by the service user only). \
+         Keep it safe, then rotate it and delete that file:\n  headcount tokens rotate admin --state-dir {}\n\
          Issue tokens for people and systems with `headcount tokens create --name NAME --role facilities|planner|dpo|admin`.",
         file.display(),
         state_dir.display()

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const TLS_DIR: &str = "tls";
+/// A client must send its request head within this time (against slow-header
+/// "slowloris" clients holding connections open).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The certificate and key to serve, making the device's own at first start.
 fn certificate(config: &Config) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
@@ -88,23 +91,28 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
             let listener = listen(bind)?;
             tracing::info!(address = %bind, sha256 = %fingerprint(&cert)?, "serving the API over TLS");
             ready(config);
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle)
-                .serve(service)
-                .await
-                .context("API server failed")
+            let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle);
+            limit_header_time(server.http_builder());
+            server.serve(service).await.context("API server failed")
         }
         None => {
             let listener = listen(bind)?;
             tracing::info!(address = %bind, "serving the API over plain HTTP on loopback");
             ready(config);
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(service)
-                .await
-                .context("API server failed")
+            let mut server = axum_server::from_tcp(listener).handle(handle);
+            limit_header_time(server.http_builder());
+            server.serve(service).await.context("API server failed")
         }
     }
+}
+
+fn limit_header_time(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
 }
 
 fn listen(bind: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
