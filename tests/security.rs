@@ -413,24 +413,69 @@ fn the_systemd_unit_is_hardened_and_valid() {
 }
 
 #[test]
-fn admin_commands_run_as_root_leave_the_services_files_to_the_service() {
+fn admin_commands_run_as_root_act_as_the_service_user() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir(&state).unwrap();
     let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
     if !root {
-        eprintln!("not root: the hand-over only happens when root runs the commands");
+        eprintln!(
+            "not root: the switch to the service user only happens when root runs the commands"
+        );
         return;
     }
-    // The service's dynamic user owns its state directory.
+    // The service's dynamic user owns its state directory; the binary is
+    // copied where that user may run it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("headcount");
+    std::fs::copy(BIN, &bin).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
     let service = 61_234;
     std::os::unix::fs::chown(&state, Some(service), Some(service)).unwrap();
-    seal_secret(&state, "cam", "pw");
-    assert_eq!(
-        tokens(&["create", "--name", "ops", "--role", "facilities"], &state).0,
-        0
+    // A link the service user planted, aimed at a file of root's.
+    let roots_file = dir.path().join("roots-file");
+    std::fs::write(&roots_file, "root's").unwrap();
+    std::os::unix::fs::symlink(&roots_file, state.join("secrets.json")).unwrap();
+
+    let mut child = Command::new(&bin)
+        .args(["secrets", "set", "cam", "--state-dir"])
+        .arg(&state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "pw").unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Run as the service user, the command cannot write root's file.
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
+    assert_eq!(std::fs::read_to_string(&roots_file).unwrap(), "root's");
+    assert_eq!(std::fs::metadata(&roots_file).unwrap().uid(), 0);
+    std::fs::remove_file(state.join("secrets.json")).unwrap();
+
+    let out = Command::new(&bin)
+        .args([
+            "tokens",
+            "create",
+            "--name",
+            "ops",
+            "--role",
+            "facilities",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hc_"));
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(&state).unwrap() {
         let entry = entry.unwrap();
@@ -443,7 +488,7 @@ fn admin_commands_run_as_root_leave_the_services_files_to_the_service() {
             entry.path()
         );
     }
-    for file in ["secrets.json", "secrets.key", "token.key", "headcount.db"] {
+    for file in ["token.key", "headcount.db"] {
         assert!(seen.iter().any(|s| s == file), "{file} missing: {seen:?}");
     }
 }

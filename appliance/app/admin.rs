@@ -25,29 +25,35 @@ pub struct StateArgs {
 
 impl StateArgs {
     /// Run as root on a service's state directory (owned by its dynamic
-    /// user), the files a command creates would be root's and unreadable to
-    /// the service: hand them to the directory's owner.
-    fn give_files_to_owner(&self) -> anyhow::Result<()> {
+    /// user), the command runs again as that owner: the files it makes stay
+    /// readable to the service, and nothing the service user could plant in
+    /// its directory (a symbolic link, say) is followed with root's rights.
+    /// Some(exit code) when it did.
+    fn run_as_owner(&self) -> anyhow::Result<Option<ExitCode>> {
         use std::os::unix::fs::MetadataExt;
+        use std::os::unix::process::CommandExt;
         let Ok(dir) = std::fs::metadata(&self.state_dir) else {
-            return Ok(());
+            return Ok(None);
         };
         let me = std::fs::metadata("/proc/self")
             .map(|m| m.uid())
             .unwrap_or(u32::MAX);
         if me != 0 || dir.uid() == 0 {
-            return Ok(());
+            return Ok(None);
         }
-        for entry in std::fs::read_dir(&self.state_dir)? {
-            let path = entry?.path();
-            let meta = std::fs::symlink_metadata(&path)?;
-            if meta.is_file() && meta.uid() != dir.uid() {
-                std::os::unix::fs::chown(&path, Some(dir.uid()), Some(dir.gid())).with_context(
-                    || format!("cannot hand {} to the service user", path.display()),
-                )?;
-            }
-        }
-        Ok(())
+        let exe = std::env::current_exe()
+            .context("cannot find this program to run it as the service user")?;
+        let status = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .uid(dir.uid())
+            .gid(dir.gid())
+            .status()
+            .context("cannot run as the owner of the state directory")?;
+        Ok(Some(match status.code() {
+            Some(0) => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::FAILURE,
+        }))
     }
 
     fn tokens(&self) -> anyhow::Result<TokenStore> {
@@ -171,9 +177,10 @@ pub fn tokens(action: TokensAction) -> anyhow::Result<ExitCode> {
         | TokensAction::Rotate { state, .. }
         | TokensAction::Revoke { state, .. } => state,
     };
-    let result = tokens_in(&action, now, &log);
-    state.give_files_to_owner()?;
-    result
+    if let Some(code) = state.run_as_owner()? {
+        return Ok(code);
+    }
+    tokens_in(&action, now, &log)
 }
 
 fn tokens_in(action: &TokensAction, now: UnixMs, log: &SecurityLog) -> anyhow::Result<ExitCode> {
@@ -240,9 +247,10 @@ pub fn secrets(action: SecretsAction) -> anyhow::Result<ExitCode> {
         | SecretsAction::List { state }
         | SecretsAction::Remove { state, .. } => state,
     };
-    let result = secrets_in(&action, &log);
-    state.give_files_to_owner()?;
-    result
+    if let Some(code) = state.run_as_owner()? {
+        return Ok(code);
+    }
+    secrets_in(&action, &log)
 }
 
 fn secrets_in(action: &SecretsAction, log: &SecurityLog) -> anyhow::Result<ExitCode> {

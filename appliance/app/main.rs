@@ -270,8 +270,10 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         return Err(e.into());
     }
     let tokens = Arc::new(TokenStore::open(&config.database, &config.state_dir)?);
-    if let Some(admin) = tokens.bootstrap_admin(clock.now_ms())? {
-        announce_first_admin(&config.state_dir, admin.reveal())?;
+    let announce = |admin: &headcount_core::security::IssuedToken| {
+        announce_first_admin(&config.state_dir, admin.reveal())
+    };
+    if let Some(admin) = tokens.bootstrap_admin(clock.now_ms(), announce)? {
         events.emit(SecurityEvent::TokenCreated {
             token: admin.info.name.clone(),
             role: admin.info.role.as_str(),
@@ -338,7 +340,10 @@ fn note_config_change(
 /// read and, on a terminal, on the console with how to replace it. Under
 /// systemd the console is the journal, which others may read: there only
 /// the file is named.
-fn announce_first_admin(state_dir: &Path, token: &str) -> anyhow::Result<()> {
+fn announce_first_admin(
+    state_dir: &Path,
+    token: &str,
+) -> Result<(), headcount_core::security::SecurityError> {
     let file = headcount_core::security::tokens::initial_admin_file(state_dir);
     headcount_core::security::write_private_file(&file, format!("{token}\n").as_bytes())?;
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();

@@ -7,9 +7,12 @@ use anyhow::Context;
 use axum::Router;
 use headcount_core::config::{Config, Tls};
 use headcount_core::security::{to_hex, write_private_file};
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto::Builder;
 use sd_notify::NotifyState;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 const TLS_DIR: &str = "tls";
@@ -53,9 +56,10 @@ fn make_self_signed(cert: &Path, key: &Path, bind: SocketAddr) -> anyhow::Result
     names.dedup();
     let generated =
         rcgen::generate_simple_self_signed(names).context("cannot make the TLS certificate")?;
+    // Key first, certificate last, each atomically: a crash in between
+    // leaves no certificate, so the next start makes a new pair.
     write_private_file(key, generated.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(cert, generated.cert.pem())
-        .with_context(|| format!("cannot write {}", cert.display()))?;
+    write_private_file(cert, generated.cert.pem().as_bytes())?;
     tracing::info!(certificate = %cert.display(), "made this device's TLS key and self-signed certificate");
     Ok(())
 }
@@ -79,20 +83,20 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     match certificate(config)? {
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-                .await
-                .with_context(|| {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
+                tls_config(&cert, &key).with_context(|| {
                     format!(
                         "cannot use the TLS certificate {} and key {}",
                         cert.display(),
                         key.display()
                     )
-                })?;
+                })?,
+            ));
             let listener = listen(bind)?;
             tracing::info!(address = %bind, sha256 = %fingerprint(&cert)?, "serving the API over TLS");
             ready(config);
             let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle);
-            limit_header_time(server.http_builder());
+            limit_protocol(server.http_builder());
             server.serve(service).await.context("API server failed")
         }
         None => {
@@ -100,19 +104,33 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
             tracing::info!(address = %bind, "serving the API over plain HTTP on loopback");
             ready(config);
             let mut server = axum_server::from_tcp(listener).handle(handle);
-            limit_header_time(server.http_builder());
+            limit_protocol(server.http_builder());
             server.serve(service).await.context("API server failed")
         }
     }
 }
 
-fn limit_header_time(
-    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-) {
+/// HTTP/1.1 only (HTTP/2 would need its own idle limits, and the API gains
+/// nothing from it), with a deadline for the request head.
+fn limit_protocol(builder: &mut Builder<TokioExecutor>) {
+    let http1 = std::mem::replace(builder, Builder::new(TokioExecutor::new())).http1_only();
+    *builder = http1;
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
+}
+
+/// rustls (ring) with the certificate chain and key, offering HTTP/1.1 only.
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 fn listen(bind: SocketAddr) -> anyhow::Result<std::net::TcpListener> {

@@ -382,14 +382,25 @@ impl Series {
                 "the planner role reads buckets of {PLANNER_DEFAULT_BUCKET} or more"
             )));
         }
-        let to = match &q.to {
+        let mut to = match &q.to {
             Some(t) => parse_time("to", t)?,
             None => state.clock.now_ms(),
         };
-        let from = match &q.from {
+        let mut from = match &q.from {
             Some(f) => parse_time("from", f)?,
             None => to - DEFAULT_HISTORY_MS.max(bucket_ms),
         };
+        if planner {
+            // Whole, closed buckets only: a range cut inside a bucket, or the
+            // bucket still filling, would show its minutes one by one.
+            from = from.div_euclid(bucket_ms) * bucket_ms;
+            to = to.div_euclid(bucket_ms) * bucket_ms;
+            if from >= to {
+                return Err(ApiError::BadRequest(format!(
+                    "the planner role reads whole {bucket} buckets that have ended: the range holds none"
+                )));
+            }
+        }
         if from >= to {
             return Err(ApiError::BadRequest("`from` must be before `to`".into()));
         }

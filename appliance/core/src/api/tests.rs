@@ -596,6 +596,39 @@ fn planners_get_coarse_buckets_only() {
         Some(&planner),
     );
     assert_eq!(status, 403);
+
+    // A range cut inside a bucket cannot single out minutes: it is cut to
+    // whole buckets, and the bucket still filling is left out.
+    let sliver = "/api/v1/flow?line=lobby.entrance&bucket=15m&from=2025-11-24T15:58:00Z&to=2025-11-24T15:59:00Z";
+    let (status, body) = get_as(s.addr, sliver, Some(&planner));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("whole 15m buckets"),
+        "{body}"
+    );
+    let (status, body) = get_as(
+        s.addr,
+        "/api/v1/flow?line=lobby.entrance&bucket=15m&from=2025-11-24T15:31:00Z&to=2025-11-24T15:59:00Z",
+        Some(&planner),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["from"], "2025-11-24T15:30:00Z");
+    assert_eq!(body["to"], "2025-11-24T15:45:00Z");
+    // The minutes just before now (16:00) lie in the 15:45 bucket, which has
+    // ended: a planner sees their sum (2 + 1 entries), never one alone.
+    let (_, body) = get_as(s.addr, "/api/v1/flow?line=lobby.entrance", Some(&planner));
+    let last = body["buckets"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["start"].as_str(), last["entries"].as_u64()),
+        (Some("2025-11-24T15:45:00Z"), Some(3)),
+        "{body}"
+    );
+    // Other roles read exactly the range they ask for.
+    let (_, body) = s.get(sliver);
+    assert_eq!(body["from"], "2025-11-24T15:58:00Z");
 }
 
 #[test]

@@ -56,7 +56,11 @@ impl Lockout {
 
     /// `Err(seconds)` while `client` is locked out.
     pub fn check(&self, client: IpAddr, now: UnixMs) -> Result<(), u64> {
-        match self.clients().get(&client).and_then(|r| r.locked_until) {
+        match self
+            .clients()
+            .get(&key(client))
+            .and_then(|r| r.locked_until)
+        {
             Some(until) if until > now => Err(((until - now) as u64).div_ceil(1000)),
             _ => Ok(()),
         }
@@ -65,11 +69,22 @@ impl Lockout {
     /// Records a failure; `Some(until)` when this one locks the address.
     pub fn failure(&self, client: IpAddr, now: UnixMs) -> Option<UnixMs> {
         let policy = self.policy;
+        let client = key(client);
         let mut clients = self.clients();
         if clients.len() >= MAX_TRACKED && !clients.contains_key(&client) {
             clients.retain(|_, r| {
                 r.locked_until.is_some_and(|u| u > now) || now - r.window_start < policy.window_ms
             });
+            // Still full of active addresses: forget the quietest one.
+            if clients.len() >= MAX_TRACKED {
+                let oldest = clients
+                    .iter()
+                    .min_by_key(|(_, r)| r.window_start)
+                    .map(|(ip, _)| *ip);
+                if let Some(ip) = oldest {
+                    clients.remove(&ip);
+                }
+            }
         }
         let record = clients.entry(client).or_insert(Record {
             window_start: now,
@@ -94,7 +109,19 @@ impl Lockout {
 
     /// A successful login forgets the address's failures.
     pub fn success(&self, client: IpAddr) {
-        self.clients().remove(&client);
+        self.clients().remove(&key(client));
+    }
+}
+
+/// What one client is: an IPv4 address (also when mapped into IPv6), or an
+/// IPv6 /64, the block one host can pick its addresses from.
+fn key(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -140,10 +167,31 @@ mod tests {
     #[test]
     fn a_spray_of_addresses_is_bounded() {
         let lockout = Lockout::new(policy());
+        // All within one window: none is quiet enough to be pruned.
         for i in 0..(MAX_TRACKED as u32 + 50) {
             let ip = IpAddr::from(i.to_be_bytes());
-            lockout.failure(ip, i as i64 * 10);
+            lockout.failure(ip, 1_000);
         }
-        assert!(lockout.clients().len() <= MAX_TRACKED + 1);
+        assert_eq!(lockout.clients().len(), MAX_TRACKED);
+    }
+
+    #[test]
+    fn one_ipv6_host_is_one_client_and_mapped_ipv4_is_ipv4() {
+        let lockout = Lockout::new(policy());
+        for (t, ip) in ["2001:db8::1", "2001:db8::2:3", "2001:db8:0:0:ffff::9"]
+            .iter()
+            .enumerate()
+        {
+            lockout.failure(ip.parse().unwrap(), t as i64);
+        }
+        assert!(lockout.check("2001:db8::77".parse().unwrap(), 10).is_err());
+        assert!(lockout
+            .check("2001:db8:0:1::1".parse().unwrap(), 10)
+            .is_ok());
+        for t in 0..3 {
+            lockout.failure("::ffff:192.0.2.7".parse().unwrap(), t);
+        }
+        assert!(lockout.check("192.0.2.7".parse().unwrap(), 10).is_err());
+        assert!(lockout.check("192.0.2.8".parse().unwrap(), 10).is_ok());
     }
 }

@@ -54,28 +54,41 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Writes a file only its owner can read (0600), atomically: a crash leaves
-/// the old file or the new one, never half of either.
+/// Writes a file only its owner can read (0600), atomically and durably: a
+/// crash leaves the old file or the new one, never half of either, and once
+/// this returns the new one survives a power cut.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), SecurityError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| SecurityError::Io {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d,
+        None => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    // A name of its own, so two writers never share (or delete) a temporary file.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", to_hex(&random_bytes::<8>()?)));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    written.map_err(io)
 }
 
 /// A device key kept in the state directory: read it, or make and keep a
@@ -113,6 +126,20 @@ mod tests {
         assert_eq!(from_hex("0g"), None);
         assert_eq!(from_hex("abc"), None);
         assert_eq!(from_hex("é1"), None);
+    }
+
+    #[test]
+    fn private_files_replace_whole_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.key");
+        write_private_file(&path, b"one").unwrap();
+        write_private_file(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.key"]);
     }
 
     #[test]

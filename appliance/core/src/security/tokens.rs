@@ -131,9 +131,20 @@ impl TokenStore {
     /// Opens the token table in `database` with the key in `state_dir`
     /// (made on first use).
     pub fn open(database: &Path, state_dir: &Path) -> Result<TokenStore, SecurityError> {
-        let key = device_key(&state_dir.join(TOKEN_KEY_FILE))?;
+        let db = Database::open(database)?;
+        let key_path = state_dir.join(TOKEN_KEY_FILE);
+        // A new key would silently void every token issued under the lost one.
+        if !key_path.exists() && !db.tokens()?.is_empty() {
+            return Err(SecurityError::Invalid(format!(
+                "{} is missing, but {} holds tokens made with it: restore the key from a backup, \
+                 or move the database's api_token rows away to start again",
+                key_path.display(),
+                database.display()
+            )));
+        }
+        let key = device_key(&key_path)?;
         Ok(TokenStore {
-            db: Mutex::new(Database::open(database)?),
+            db: Mutex::new(db),
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
         })
     }
@@ -157,7 +168,11 @@ impl TokenStore {
         now: UnixMs,
     ) -> Result<IssuedToken, SecurityError> {
         check_name(name)?;
-        if self.in_force(name)?.is_some() {
+        // An expired token is replaced (and revoked) like any other.
+        if self
+            .in_force(name)?
+            .is_some_and(|t| t.expires_ms.is_none_or(|e| e > now))
+        {
             return Err(SecurityError::Invalid(format!(
                 "`{name}` already holds a token; rotate or revoke it"
             )));
@@ -183,12 +198,21 @@ impl TokenStore {
         }
     }
 
-    /// At first start (no token ever issued): an admin token, else None.
-    pub fn bootstrap_admin(&self, now: UnixMs) -> Result<Option<IssuedToken>, SecurityError> {
-        if self.db().tokens()?.is_empty() {
-            return self.issue("admin", Role::Admin, None, now).map(Some);
+    /// At first start (no token ever issued): an admin token, handed to
+    /// `announce` before it is stored, so that a failure to show it leaves
+    /// the store empty and the next start tries again. None when tokens exist.
+    pub fn bootstrap_admin(
+        &self,
+        now: UnixMs,
+        announce: impl FnOnce(&IssuedToken) -> Result<(), SecurityError>,
+    ) -> Result<Option<IssuedToken>, SecurityError> {
+        if !self.db().tokens()?.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let (row, token) = self.mint("admin", Role::Admin, None, now)?;
+        announce(&token)?;
+        self.db().replace_token("admin", Some(&row), now)?;
+        Ok(Some(token))
     }
 
     fn in_force(&self, name: &str) -> Result<Option<TokenInfo>, SecurityError> {
@@ -205,6 +229,19 @@ impl TokenStore {
         expires_ms: Option<UnixMs>,
         now: UnixMs,
     ) -> Result<IssuedToken, SecurityError> {
+        let (row, token) = self.mint(name, role, expires_ms, now)?;
+        self.db().replace_token(name, Some(&row), now)?;
+        Ok(token)
+    }
+
+    /// A new token and the row that stores it (not stored yet).
+    fn mint(
+        &self,
+        name: &str,
+        role: Role,
+        expires_ms: Option<UnixMs>,
+        now: UnixMs,
+    ) -> Result<(TokenRow, IssuedToken), SecurityError> {
         if expires_ms.is_some_and(|e| e <= now) {
             return Err(SecurityError::Invalid(
                 "the expiry must be in the future".into(),
@@ -221,8 +258,7 @@ impl TokenStore {
             expires_ms,
             revoked_ms: None,
         };
-        self.db().replace_token(name, Some(&row), now)?;
-        Ok(IssuedToken {
+        let token = IssuedToken {
             info: TokenInfo {
                 name: name.to_string(),
                 role,
@@ -231,7 +267,8 @@ impl TokenStore {
                 revoked_ms: None,
             },
             secret: format!("{PREFIX}{id}_{secret}"),
-        })
+        };
+        Ok((row, token))
     }
 
     /// Checks a presented token. The secret is compared in constant time;
@@ -314,14 +351,19 @@ mod tests {
     #[test]
     fn the_first_start_makes_one_admin_token_and_only_once() {
         let (_dir, store) = store();
-        let first = store.bootstrap_admin(1_000).unwrap().unwrap();
+        // Showing it failed: nothing is stored, the next start tries again.
+        let failed =
+            store.bootstrap_admin(500, |_| Err(SecurityError::Invalid("disk full".into())));
+        assert!(failed.is_err());
+        assert!(store.list().unwrap().is_empty());
+        let first = store.bootstrap_admin(1_000, |_| Ok(())).unwrap().unwrap();
         assert_eq!(first.info.role, Role::Admin);
-        assert!(store.bootstrap_admin(2_000).unwrap().is_none());
+        assert!(store.bootstrap_admin(2_000, |_| Ok(())).unwrap().is_none());
         let caller = store.authenticate(first.reveal(), 3_000).unwrap();
         assert_eq!((caller.name.as_str(), caller.role), ("admin", Role::Admin));
         // Revoking every token does not bring a new default one back.
         store.revoke("admin", 4_000).unwrap();
-        assert!(store.bootstrap_admin(5_000).unwrap().is_none());
+        assert!(store.bootstrap_admin(5_000, |_| Ok(())).unwrap().is_none());
     }
 
     #[test]
@@ -425,15 +467,36 @@ mod tests {
     }
 
     #[test]
-    fn a_different_device_key_opens_nothing() {
+    fn a_lost_key_is_an_error_and_another_key_opens_nothing() {
         let (dir, store) = store();
         let token = store.create("a", Role::Admin, None, 1).unwrap();
         drop(store);
-        std::fs::remove_file(dir.path().join(TOKEN_KEY_FILE)).unwrap();
-        let other = TokenStore::open(&dir.path().join("db.sqlite"), dir.path()).unwrap();
+        let key = dir.path().join(TOKEN_KEY_FILE);
+        let db = dir.path().join("db.sqlite");
+        let original = std::fs::read(&key).unwrap();
+        std::fs::remove_file(&key).unwrap();
+        let err = TokenStore::open(&db, dir.path()).err().unwrap();
+        assert!(err.to_string().contains("is missing, but"), "{err}");
+        assert!(!key.exists(), "no new key may replace the lost one");
+        let mut other = original.clone();
+        other[0] ^= 1;
+        std::fs::write(&key, &other).unwrap();
+        let store = TokenStore::open(&db, dir.path()).unwrap();
         assert_eq!(
-            other.authenticate(token.reveal(), 2),
+            store.authenticate(token.reveal(), 2),
             Err(AuthFailure::WrongSecret)
         );
+        drop(store);
+        std::fs::write(&key, &original).unwrap();
+        let store = TokenStore::open(&db, dir.path()).unwrap();
+        assert!(store.authenticate(token.reveal(), 2).is_ok());
+    }
+
+    #[test]
+    fn an_expired_token_can_be_replaced_by_a_new_one() {
+        let (_dir, store) = store();
+        store.create("temp", Role::Planner, Some(100), 1).unwrap();
+        let fresh = store.create("temp", Role::Planner, None, 200).unwrap();
+        assert!(store.authenticate(fresh.reveal(), 300).is_ok());
     }
 }
