@@ -33,6 +33,30 @@ fn tokens(args: &[&str], state: &Path) -> (i32, String, String) {
     run(&all, &[])
 }
 
+/// The appliance with its console piped, once it serves: and what it
+/// printed on the console by then.
+fn start_reading_console(cfg: &Path, api_port: u16, env: &[(&str, &str)]) -> (Proc, String) {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut appliance = Proc(child);
+    assert!(wait_until(Duration::from_secs(20), || status(
+        api_port, "/livez", None
+    ) == 200));
+    let mut console = vec![0u8; 4096];
+    let stdout = appliance.0.stdout.as_mut().unwrap();
+    let n = stdout.read(&mut console).unwrap();
+    (
+        appliance,
+        String::from_utf8_lossy(&console[..n]).into_owned(),
+    )
+}
+
 /// The token in a `tokens create|rotate` output.
 fn token_in(stdout: &str) -> String {
     stdout
@@ -52,17 +76,7 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
     let api_port = free_port();
     let cfg = test_config(dir.path(), api_port, "");
     let state = dir.path().join("state");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut appliance = Proc(child);
-    assert!(wait_until(Duration::from_secs(20), || status(
-        api_port, "/livez", None
-    ) == 200));
+    let (appliance, console) = start_reading_console(&cfg, api_port, &[]);
 
     // Shown once on the console and in a file only the service user reads.
     let file = state.join("initial-admin-token");
@@ -71,15 +85,6 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let mut console = vec![0u8; 4096];
-    let n = appliance
-        .0
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read(&mut console)
-        .unwrap();
-    let console = String::from_utf8_lossy(&console[..n]).into_owned();
     assert!(
         console.contains(&admin) && console.contains("tokens rotate admin"),
         "{console}"
@@ -498,28 +503,9 @@ fn under_systemd_the_first_token_is_not_printed_to_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let api_port = free_port();
     let cfg = test_config(dir.path(), api_port, "");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut appliance = Proc(child);
-    assert!(wait_until(Duration::from_secs(20), || status(
-        api_port, "/livez", None
-    ) == 200));
+    let systemd = [("INVOCATION_ID", "0123456789abcdef0123456789abcdef")];
+    let (_appliance, console) = start_reading_console(&cfg, api_port, &systemd);
     let token = std::fs::read_to_string(dir.path().join("state/initial-admin-token")).unwrap();
-    let mut console = vec![0u8; 4096];
-    let n = appliance
-        .0
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read(&mut console)
-        .unwrap();
-    let console = String::from_utf8_lossy(&console[..n]).into_owned();
     assert!(console.contains("initial-admin-token"), "{console}");
     assert!(
         !console.contains(token.trim()),
