@@ -97,6 +97,22 @@ fn a_missing_or_broken_onnx_runtime_is_a_clear_error() {
     assert!(stderr.contains("cannot load ONNX Runtime from"), "{stderr}");
 }
 
+/// A config for one test-pattern camera that loads its models from `models`.
+fn config_with_models(dir: &Path, models: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[appliance]\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{}\"\n[security]\nsyslog = \"none\"\n[cameras.c]\nurl = \"testsrc:ball\"\n",
+            dir.join("state"),
+            models,
+            free_port()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 fn copy_models(to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(repo().join("models")).unwrap() {
@@ -139,17 +155,7 @@ fn a_tampered_model_is_refused_by_verify_and_by_the_appliance() {
     assert!(stdout.contains("refusing to load it"), "{stdout}");
 
     // The appliance refuses to start with it, before touching any camera.
-    let cfg = dir.path().join("run.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[appliance]\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{}\"\n[cameras.c]\nurl = \"testsrc:ball\"\n",
-            dir.path().join("state"),
-            models,
-            free_port()
-        ),
-    )
-    .unwrap();
+    let cfg = config_with_models(dir.path(), &models);
     let (code, _, stderr) = run(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert_no_panic(&stderr);
@@ -220,17 +226,7 @@ fn only_a_manifest_signed_by_the_release_key_is_trusted() {
     let (code, _, stderr) = verify(&[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("is not signed"), "{stderr}");
-    let cfg = dir.path().join("run.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[appliance]\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{}\"\n[security]\nsyslog = \"none\"\n[cameras.c]\nurl = \"testsrc:ball\"\n",
-            dir.path().join("state"),
-            models,
-            free_port()
-        ),
-    )
-    .unwrap();
+    let cfg = config_with_models(dir.path(), &models);
     let (code, _, stderr) = run(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert_no_panic(&stderr);

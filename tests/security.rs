@@ -442,16 +442,7 @@ fn admin_commands_run_as_root_act_as_the_service_user() {
     std::fs::write(&roots_file, "root's").unwrap();
     std::os::unix::fs::symlink(&roots_file, state.join("secrets.json")).unwrap();
 
-    let mut child = Command::new(&bin)
-        .args(["secrets", "set", "cam", "--state-dir"])
-        .arg(&state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "pw").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = secrets_set(&bin, &state, "cam", "pw");
     // Run as the service user, the command cannot write root's file.
     assert!(
         !out.status.success(),

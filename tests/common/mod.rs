@@ -260,9 +260,9 @@ pub fn face_checker() -> headcount_vision::Detectors {
     headcount_vision::Detectors::load(&runtime, &repo().join("models"), settings).unwrap()
 }
 
-/// `headcount secrets set NAME` with the value on standard input; its output.
-pub fn seal_secret(state_dir: &Path, name: &str, value: &str) -> String {
-    let mut child = Command::new(BIN)
+/// `BIN secrets set NAME` with the value on standard input.
+pub fn secrets_set(bin: &Path, state_dir: &Path, name: &str, value: &str) -> std::process::Output {
+    let mut child = Command::new(bin)
         .args(["secrets", "set", name, "--state-dir"])
         .arg(state_dir)
         .stdin(Stdio::piped())
@@ -271,7 +271,12 @@ pub fn seal_secret(state_dir: &Path, name: &str, value: &str) -> String {
         .spawn()
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{value}").unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `headcount secrets set NAME`, which must succeed; its output.
+pub fn seal_secret(state_dir: &Path, name: &str, value: &str) -> String {
+    let out = secrets_set(Path::new(BIN), state_dir, name, value);
     assert!(
         out.status.success(),
         "{}",
