@@ -18,6 +18,8 @@ packages=(
   pkg-config build-essential python3 python3-pip python3-numpy python3-scipy curl tzdata
   # systemd-analyze checks the hardened unit (scripts/check-unit.sh)
   systemd
+  # a real MQTT broker and client for the fleet tests; wrk for the API bench
+  mosquitto mosquitto-clients wrk
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp

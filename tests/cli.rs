@@ -296,3 +296,144 @@ fn analyze_prints_one_json_line_per_analysed_frame() {
         / frames.len() as f64;
     assert!((3.0..=8.0).contains(&mean), "mean persons per frame {mean}");
 }
+
+#[test]
+fn dpo_record_and_notice_are_made_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let purpose = "occupancy of the lobby for fire-safety capacity";
+    let path = config(
+        dir.path(),
+        free_port(),
+        &[(
+            "lobby",
+            "testsrc:ball".into(),
+            &format!("purpose = \"{purpose}\""),
+        )],
+    );
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text += "[controller]\nname = \"ACME Facilities GmbH\"\ncontact = \"privacy@acme.example\"\n";
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+
+    let (code, md, stderr) = run(&["dpo", "record", "--config", config], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        md.starts_with("# Record of processing activities (GDPR Art. 30)"),
+        "{md}"
+    );
+    assert!(md.contains(purpose), "{md}");
+
+    let (code, json, stderr) = run(
+        &["dpo", "record", "--config", config, "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(record["activities"][0]["purpose"], purpose);
+    assert_eq!(record["controller"]["name"], "ACME Facilities GmbH");
+    let retention = record["retention"].as_array().unwrap();
+    for class in ["events", "aggregates_1m", "aggregates_1d", "audit_log"] {
+        assert!(
+            retention
+                .iter()
+                .any(|r| r["class"] == class && r["limit"].is_string()),
+            "{class} missing in {json}"
+        );
+    }
+
+    let (code, sign, stderr) = run(
+        &["dpo", "notice", "--config", config, "--camera", "lobby"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let words = sign.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains(&format!("Purpose: {purpose}")), "{sign}");
+    assert!(
+        words.contains("No images are recorded or stored."),
+        "{sign}"
+    );
+
+    let (code, _, stderr) = run(
+        &["dpo", "notice", "--config", config, "--camera", "attic"],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("unknown camera `attic`; known cameras: lobby"),
+        "{stderr}"
+    );
+    assert_no_panic(&stderr);
+}
+
+#[test]
+fn audit_verify_names_an_altered_and_a_removed_entry() {
+    use headcount_core::security::AuditKey;
+    use headcount_core::storage::{AuditAction, AuditEntry, Database};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let db_path = state.join("headcount.db");
+    {
+        let mut db = Database::open(&db_path).unwrap();
+        let key = AuditKey::load_or_create(&state).unwrap();
+        for i in 1..=30u64 {
+            let entry = AuditEntry {
+                actor: "dpo-desk".into(),
+                role: "dpo".into(),
+                action: AuditAction::ApiAccess,
+                target: "/api/v1/occupancy/history".into(),
+                rows: i,
+                detail: serde_json::json!({ "status": 200 }),
+            };
+            db.append_audit(i as i64 * 1000, &[entry]).unwrap();
+            if i % 10 == 0 {
+                db.checkpoint_audit(i as i64 * 1000, &key).unwrap();
+            }
+        }
+    }
+    let state_arg = state.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["audit", "verify", "--state-dir", state_arg], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("checked 30 entries"), "{stdout}");
+    assert!(stdout.contains("the audit log is intact"), "{stdout}");
+
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute_batch(
+        "UPDATE audit_log SET rows = 999 WHERE seq = 7; DELETE FROM audit_log WHERE seq = 12;",
+    )
+    .unwrap();
+    drop(conn);
+    let (code, stdout, stderr) = run(&["audit", "verify", "--state-dir", state_arg], &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_no_panic(&stderr);
+    let problems: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("PROBLEM: "))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "PROBLEM: entry 7 was altered: its contents no longer match its hash",
+            "PROBLEM: entry 12 was removed (between 11 and 13)",
+        ],
+        "{stdout}"
+    );
+
+    // Against a key other than the device's, no checkpoint verifies.
+    let other = headcount_core::security::to_hex(&AuditKey::generate().unwrap().public_key());
+    let (code, stdout, _) = run(
+        &[
+            "audit",
+            "verify",
+            "--state-dir",
+            state_arg,
+            "--public-key",
+            &other,
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("checkpoint at entry 30 has a signature that does not verify"),
+        "{stdout}"
+    );
+}

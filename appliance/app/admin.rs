@@ -30,30 +30,7 @@ impl StateArgs {
     /// its directory (a symbolic link, say) is followed with root's rights.
     /// Some(exit code) when it did.
     fn run_as_owner(&self) -> anyhow::Result<Option<ExitCode>> {
-        use std::os::unix::fs::MetadataExt;
-        use std::os::unix::process::CommandExt;
-        let Ok(dir) = std::fs::metadata(&self.state_dir) else {
-            return Ok(None);
-        };
-        let me = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(u32::MAX);
-        if me != 0 || dir.uid() == 0 {
-            return Ok(None);
-        }
-        let exe = std::env::current_exe()
-            .context("cannot find this program to run it as the service user")?;
-        let status = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .uid(dir.uid())
-            .gid(dir.gid())
-            .status()
-            .context("cannot run as the owner of the state directory")?;
-        Ok(Some(match status.code() {
-            Some(0) => ExitCode::SUCCESS,
-            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-            None => ExitCode::FAILURE,
-        }))
+        run_as_owner(&self.state_dir)
     }
 
     fn tokens(&self) -> anyhow::Result<TokenStore> {
@@ -63,6 +40,34 @@ impl StateArgs {
             .unwrap_or_else(|| self.state_dir.join("headcount.db"));
         Ok(TokenStore::open(&database, &self.state_dir)?)
     }
+}
+
+/// `StateArgs::run_as_owner` for any command working on `state_dir`.
+pub(crate) fn run_as_owner(state_dir: &Path) -> anyhow::Result<Option<ExitCode>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let Ok(dir) = std::fs::metadata(state_dir) else {
+        return Ok(None);
+    };
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    if me != 0 || dir.uid() == 0 {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe()
+        .context("cannot find this program to run it as the service user")?;
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .uid(dir.uid())
+        .gid(dir.gid())
+        .status()
+        .context("cannot run as the owner of the state directory")?;
+    Ok(Some(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }))
 }
 
 #[derive(Subcommand)]

@@ -69,6 +69,10 @@ pub fn bench_auth(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
         .create("bench", Role::Facilities, None, now)?
         .reveal()
         .to_string();
+    let (writer, _writer_thread) = headcount_core::storage::Writer::spawn(
+        headcount_core::storage::Database::open(&database)?,
+        None,
+    )?;
     let state = AppState {
         site: "bench".into(),
         occupancy: OccupancyBoard::new(&config),
@@ -82,6 +86,9 @@ pub fn bench_auth(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
             lockout: Lockout::new(LockoutPolicy::default()),
             events: Arc::new(SecurityLog::new(SyslogTarget::None, clock.clone())),
         }),
+        config: Arc::new(config),
+        writer,
+        fleet: Default::default(),
     };
     let router = api::router(state);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
@@ -114,7 +121,7 @@ pub fn bench_auth(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
         time_route("/livez", None)?,
     );
     let authed = summary(
-        "GET /api/v1/whoami (token, role)",
+        "GET /api/v1/whoami (token, role, audit entry)",
         time_route("/api/v1/whoami", Some(&token))?,
     );
     let mut checks = Vec::with_capacity(args.requests as usize);

@@ -2,9 +2,13 @@
 
 mod admin;
 mod analyze;
+mod audit;
 mod bench;
 mod bench_analytics;
 mod bench_api;
+mod bench_governance;
+mod dpo;
+mod fleet;
 mod pipeline;
 mod redact;
 mod serve;
@@ -16,6 +20,7 @@ use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::models::Manifest;
 use headcount_core::security::{Lockout, SecurityEvent, SecurityLog, TokenStore};
+use headcount_core::storage::{AuditAction, AuditEntry};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,12 +69,25 @@ enum Command {
         #[command(subcommand)]
         action: admin::SecretsAction,
     },
+    /// The DPO's documents from the config: record of processing (Art. 30), sign text (Art. 13).
+    Dpo {
+        #[command(subcommand)]
+        action: dpo::DpoAction,
+    },
+    /// The tamper-evident audit log: verify its hash chain and signed checkpoints.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
     /// Serve a video file in a loop over RTSP: the demo camera.
     Camera(CameraArgs),
     /// Measure per-stage cost and how many live 1080p streams this machine sustains.
     Bench(bench::BenchArgs),
     /// Measure the cost of tracking and zone/line counting per frame (no models needed).
     BenchAnalytics(bench_analytics::BenchAnalyticsArgs),
+    /// Figures of data governance: suppression and noise on a generated
+    /// month, rollup and sweep time on a generated year.
+    BenchGovernance(bench_governance::BenchGovernanceArgs),
     /// Measure the latency authentication adds to an API request.
     BenchAuth(bench_api::BenchAuthArgs),
 }
@@ -143,9 +161,12 @@ fn main() -> ExitCode {
         },
         Command::Tokens { action } => admin::tokens(action),
         Command::Secrets { action } => admin::secrets(action),
+        Command::Audit { action } => audit::audit(action),
+        Command::Dpo { action } => dpo::dpo(action),
         Command::Camera(args) => camera(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchAnalytics(args) => bench_analytics::bench_analytics(args),
+        Command::BenchGovernance(args) => bench_governance::bench_governance(args),
         Command::BenchAuth(args) => bench_api::bench_auth(args),
     };
     match result {
@@ -262,7 +283,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let events = Arc::new(SecurityLog::new(config.syslog.clone(), clock.clone()));
-    note_config_change(&config_path, &config.state_dir, &events)?;
+    let config_change = note_config_change(&config_path, &config.state_dir, &events)?;
     if let Err(e) = check_models(&config.models_dir) {
         events.emit(SecurityEvent::ModelVerificationFailed {
             detail: e.to_string(),
@@ -280,6 +301,15 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         });
     }
     let appliance = pipeline::Appliance::start(&config, clock.clone())?;
+    let fleet_board = headcount_core::fleet::FleetBoard::default();
+    let feed = headcount_core::fleet::FleetFeed::new(
+        &config.site,
+        config.database.clone(),
+        config.spaces.iter().map(|s| s.name.clone()).collect(),
+        config.aggregates.differential_privacy,
+        fleet_board.clone(),
+    )?;
+    let config = Arc::new(config);
     let state = AppState {
         site: config.site.clone(),
         occupancy: appliance.occupancy.clone(),
@@ -293,6 +323,9 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
             lockout: Lockout::new(config.api.lockout),
             events: events.clone(),
         }),
+        config: config.clone(),
+        writer: appliance.writer.clone(),
+        fleet: fleet_board,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -302,7 +335,27 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     events.emit(SecurityEvent::ServiceStarted {
         version: env!("CARGO_PKG_VERSION"),
     });
-    let served = runtime.block_on(serve::serve(&config, api::router(state)));
+    let served = runtime.block_on(async {
+        if let Some(digest) = config_change {
+            let entry = AuditEntry {
+                actor: "headcount".into(),
+                role: "system".into(),
+                action: AuditAction::ConfigChange,
+                target: config_path.display().to_string(),
+                rows: 0,
+                detail: serde_json::json!({ "sha256": digest }),
+            };
+            appliance.writer.audit(clock.now_ms(), vec![entry]).await?;
+        }
+        // Roll up what a previous run left before the feed's first look.
+        if let Err(e) = appliance.writer.maintain(clock.now_ms(), false).await {
+            tracing::error!(error = %e, "the first rollup failed; the next pass retries");
+        }
+        let fleet = fleet::Fleet::start(feed, config.mqtt.as_ref(), &config.site)?;
+        let served = serve::serve(&config, api::router(state)).await;
+        fleet.stop().await;
+        served
+    });
     tracing::info!("stopping");
     appliance.stop();
     served.map(|_| ExitCode::SUCCESS)
@@ -317,12 +370,13 @@ fn check_models(models_dir: &Path) -> Result<(), headcount_core::models::ModelEr
     Ok(())
 }
 
-/// Reports a config that differs from the one of the last start.
+/// Reports a config that differs from the one of the last start, and
+/// returns its digest.
 fn note_config_change(
     config_path: &Path,
     state_dir: &Path,
     events: &SecurityLog,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let digest = headcount_core::models::sha256_file(config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let record = state_dir.join("config.sha256");
@@ -332,8 +386,9 @@ fn note_config_change(
             digest: digest.clone(),
         });
         headcount_core::security::write_private_file(&record, digest.as_bytes())?;
+        return Ok(Some(digest));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Shows the first admin token once: in a file only the service user can

@@ -5,23 +5,27 @@
 //! redact: nothing downstream sees a raw frame; the redacted frame goes to
 //! the snapshot board when snapshots are enabled) --Analysed--> analytics
 //! (tracks, zones, lines, dwell, spaces, minute buckets) --Deltas--> SQLite
-//! writer.
+//! writer (which also takes the API's audit entries and budget charges, and
+//! runs the maintenance pass: rollups, retention sweeps, audit checkpoints).
 //!
 //! Frames are dropped (and counted in health) before inference when the
 //! workers are busy, never after. Shutdown runs front to back: stopping the
 //! cameras closes the frame channel, which ends the workers, which ends
-//! analytics (after a last flush), which ends the writer.
+//! analytics (after a last flush); then the writer writes what is queued and
+//! stops.
 
 use anyhow::Context;
-use headcount_core::analytics::{self, Deltas, OccupancyBoard};
+use headcount_core::analytics::{self, OccupancyBoard};
 use headcount_core::clock::{Clock, UnixMs};
 use headcount_core::config::Config;
 use headcount_core::detection::Detection;
 use headcount_core::frame::{CameraId, Frame};
 use headcount_core::health::HealthBoard;
 use headcount_core::redaction::{Redactor, RegionHold};
+use headcount_core::security::audit_key::AuditKey;
 use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::{self, Database};
+use headcount_core::storage::governance::PublishSpace;
+use headcount_core::storage::{Database, Maintenance, Writer};
 use headcount_media::{CameraHandle, SupervisorTiming};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use std::collections::HashMap;
@@ -42,9 +46,16 @@ pub struct Appliance {
     pub health: HealthBoard,
     pub occupancy: OccupancyBoard,
     pub snapshots: SnapshotBoard,
+    pub writer: Writer,
     cameras: Vec<CameraHandle>,
     threads: Vec<JoinHandle<()>>,
+    writer_thread: JoinHandle<()>,
+    stop_maintenance: SyncSender<()>,
 }
+
+/// How often rollups and audit checkpoints run, and retention sweeps.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// The detectors report persons down to the low threshold: the tracker uses
 /// weak detections to keep tracks, and the redactor redacts their heads too.
@@ -76,10 +87,16 @@ impl Appliance {
         let occupancy = OccupancyBoard::new(config);
         let mut threads = Vec::new();
 
-        let (bucket_tx, bucket_rx) = sync_channel(16);
-        threads.push(spawn("storage", move || {
-            storage::run_writer(db, bucket_rx)
-        })?);
+        let maintenance = Maintenance {
+            // Minute buckets can arrive up to two flushes late.
+            grace_ms: 2 * config.analytics.flush_secs as i64 * 1000 + 60_000,
+            spaces: Arc::new(PublishSpace::from_config(config)),
+            k: config.aggregates.k,
+            retention: Arc::new(config.retention.clone()),
+            audit_key: Arc::new(AuditKey::load_or_create(&config.state_dir)?),
+        };
+        let (writer, writer_thread) =
+            Writer::spawn(db, Some(maintenance)).context("cannot start the storage writer")?;
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
         let mut engine = analytics::Analytics::new(config, occupancy.clone());
@@ -88,7 +105,7 @@ impl Appliance {
             engine,
             clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
-            buckets: bucket_tx,
+            buckets: writer.clone(),
         };
         threads.push(spawn("analytics", move || analytics.run(analysed_rx))?);
 
@@ -131,22 +148,68 @@ impl Appliance {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (stop_maintenance, stop_rx) = sync_channel(1);
+        let snapshot_limit = config
+            .retention
+            .limit_ms(headcount_core::retention::DataClass::Snapshots);
+        let maintainer = (writer.clone(), snapshots.clone(), clock.clone());
+        threads.push(spawn("maintenance", move || {
+            let (writer, snapshots, clock) = maintainer;
+            maintain(&writer, &snapshots, clock.as_ref(), snapshot_limit, stop_rx)
+        })?);
         Ok(Appliance {
             health,
             occupancy,
             snapshots,
+            writer,
             cameras,
             threads,
+            writer_thread,
+            stop_maintenance,
         })
     }
 
-    /// Stops the cameras, then waits for every stage to drain.
+    /// Stops the cameras, then waits for every stage to drain and the
+    /// writer to write what is queued.
     pub fn stop(self) {
         for camera in self.cameras {
             camera.stop();
         }
+        let _ = self.stop_maintenance.try_send(());
         for thread in self.threads {
             let _ = thread.join();
+        }
+        self.writer.stop_blocking();
+        let _ = self.writer_thread.join();
+    }
+}
+
+/// Rolls up and checkpoints at start and every minute, sweeps at start and
+/// every hour, and drops snapshots past their lifetime, until told to stop.
+fn maintain(
+    writer: &Writer,
+    snapshots: &SnapshotBoard,
+    clock: &dyn Clock,
+    snapshot_limit: i64,
+    stop: Receiver<()>,
+) {
+    let mut last_sweep: Option<Instant> = None;
+    loop {
+        let now = clock.now_ms();
+        let sweep = last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+        if sweep {
+            last_sweep = Some(Instant::now());
+        }
+        if !writer.maintain_blocking(now, sweep) {
+            return;
+        }
+        let dropped = snapshots.expire(now - snapshot_limit);
+        if dropped > 0 {
+            tracing::info!(dropped, "snapshots past their lifetime dropped");
+        }
+        match stop.recv_timeout(MAINTAIN_EVERY) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
     }
 }
@@ -231,7 +294,7 @@ struct AnalyticsStage {
     engine: analytics::Analytics,
     clock: Arc<dyn Clock>,
     flush_every: Duration,
-    buckets: SyncSender<Deltas>,
+    buckets: Writer,
 }
 
 impl AnalyticsStage {
@@ -253,7 +316,7 @@ impl AnalyticsStage {
 
     fn flush(&mut self) {
         let deltas = self.engine.drain();
-        if !deltas.is_empty() && self.buckets.send(deltas).is_err() {
+        if !deltas.is_empty() && !self.buckets.buckets_blocking(deltas) {
             tracing::error!("the storage writer has stopped; buckets lost");
         }
     }

@@ -38,6 +38,20 @@ impl SnapshotBoard {
         self.lock().get(camera).cloned()
     }
 
+    /// How many snapshots are held now.
+    pub fn held(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Drops every snapshot taken before `before` (the snapshot retention
+    /// limit: a camera that stopped must not leave its last frame forever).
+    pub fn expire(&self, before: crate::clock::UnixMs) -> usize {
+        let mut latest = self.lock();
+        let held = latest.len();
+        latest.retain(|_, frame| frame.timestamp_ms() >= before);
+        held - latest.len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, Arc<RedactedFrame>>> {
         self.latest.lock().unwrap_or_else(|e| e.into_inner())
     }

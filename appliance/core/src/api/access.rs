@@ -8,6 +8,7 @@ use super::{ApiError, AppState};
 use crate::clock::UnixMs;
 use crate::security::tokens::AuthFailure;
 use crate::security::{Caller, Lockout, Role, SecurityEvent, SecurityLog, TokenStore};
+use crate::storage::{AuditAction, AuditEntry};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -162,21 +163,57 @@ pub async fn require(
         Ok(caller) => caller,
         Err(refusal) => return refusal.into_response(),
     };
-    if !roles.contains(&caller.role) {
+    let target = format!("{} {}", request.method(), rule.path);
+    let query: String = request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect();
+    let response = if roles.contains(&caller.role) {
+        request.extensions_mut().insert(caller.clone());
+        next.run(request).await
+    } else {
         state.guard.events.emit(SecurityEvent::AccessDenied {
             client: client_of(&request).to_string(),
             token: caller.name.clone(),
             role: caller.role.as_str(),
             route: rule.path.to_string(),
         });
-        return ApiError::Forbidden(format!(
+        ApiError::Forbidden(format!(
             "the {} role may not use {}",
             caller.role, rule.path
         ))
-        .into_response();
+        .into_response()
+    };
+    let rows = response
+        .extensions()
+        .get::<super::RowsServed>()
+        .map_or(0, |r| r.0);
+    let action = if response.extensions().get::<super::Exported>().is_some() {
+        AuditAction::Export
+    } else {
+        AuditAction::ApiAccess
+    };
+    let entry = AuditEntry {
+        actor: caller.name,
+        role: caller.role.as_str().to_string(),
+        action,
+        target,
+        rows,
+        detail: serde_json::json!({ "status": response.status().as_u16(), "query": query }),
+    };
+    // No answer leaves without its audit entry being durable: if the entry
+    // cannot be written, the caller gets an error instead of the data.
+    match state.writer.audit(state.clock.now_ms(), vec![entry]).await {
+        Ok(_) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write the audit log; refusing to answer");
+            ApiError::Unavailable("this access could not be recorded in the audit log, so nothing is served; try again".into())
+                .into_response()
+        }
     }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
 }
 
 /// Unknown routes: 401 without a valid token (no probing for routes), 404 with one.

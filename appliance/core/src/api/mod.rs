@@ -2,7 +2,10 @@
 //! map to HTTP status in exactly one place (`ApiError::into_response`).
 
 pub mod access;
+mod governance;
 pub mod wire;
+
+pub use governance::OPENAPI;
 
 use crate::analytics::{DwellHistogram, OccupancyBoard, Scope};
 use crate::clock::{Clock, UnixMs};
@@ -94,7 +97,19 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub snapshots: SnapshotBoard,
     pub guard: Arc<access::Guard>,
+    pub config: Arc<Config>,
+    /// Audit entries and privacy-budget charges go through the writer.
+    pub writer: crate::storage::Writer,
+    pub fleet: crate::fleet::FleetBoard,
 }
+
+/// How many rows (buckets, entries) a response carried, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct RowsServed(pub u64);
+
+/// Set by a handler whose answer is a download (CSV): audited as an export.
+#[derive(Debug, Clone, Copy)]
+pub struct Exported;
 
 use crate::security::Role::{Admin, Dpo, Facilities, Planner};
 use access::{Access, RouteRule};
@@ -150,6 +165,43 @@ pub const ROUTES: &[RouteRule] = &[
         path: "/api/v1/cameras/{camera}/snapshot",
         access: Access::Roles(&[Admin]),
         handler: || get(snapshot),
+    },
+    // Published aggregates only: small counts withheld, optionally noised.
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/aggregates",
+        access: Access::Roles(&[Admin, Facilities, Planner]),
+        handler: || get(governance::aggregates),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/openapi.json",
+        access: Access::Roles(&[Admin, Facilities, Planner, Dpo]),
+        handler: || get(governance::openapi),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/metrics",
+        access: Access::Roles(&[Admin, Facilities, Planner]),
+        handler: || get(governance::metrics),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/dpo/retention",
+        access: Access::Roles(&[Admin, Dpo]),
+        handler: || get(governance::dpo_retention),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/dpo/audit",
+        access: Access::Roles(&[Admin, Dpo]),
+        handler: || get(governance::dpo_audit),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/dpo/processing-record",
+        access: Access::Roles(&[Admin, Dpo]),
+        handler: || get(governance::dpo_processing_record),
     },
 ];
 
@@ -208,7 +260,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn rfc3339(ms: UnixMs) -> String {
+/// A time as RFC 3339 in UTC, as every response writes it.
+pub fn rfc3339(ms: UnixMs) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())
@@ -487,7 +540,7 @@ async fn occupancy_history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<wire::OccupancyHistory>, ApiError> {
+) -> Result<(Extension<RowsServed>, Json<wire::OccupancyHistory>), ApiError> {
     let q = series_query(query)?;
     let scope = match (&q.zone, &q.space) {
         (Some(key), None) => {
@@ -528,15 +581,19 @@ async fn occupancy_history(
             max_occupancy: max,
             samples,
         })
-        .collect();
-    Ok(Json(wire::OccupancyHistory {
-        zone: q.zone,
-        space: q.space,
-        from: rfc3339(from),
-        to: rfc3339(to),
-        bucket: series.bucket,
-        buckets,
-    }))
+        .collect::<Vec<_>>();
+    let served = Extension(RowsServed(buckets.len() as u64));
+    Ok((
+        served,
+        Json(wire::OccupancyHistory {
+            zone: q.zone,
+            space: q.space,
+            from: rfc3339(from),
+            to: rfc3339(to),
+            bucket: series.bucket,
+            buckets,
+        }),
+    ))
 }
 
 /// Entries and exits per bucket over one line, or summed over a space's entrances.
@@ -544,7 +601,7 @@ async fn flow(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<wire::Flow>, ApiError> {
+) -> Result<(Extension<RowsServed>, Json<wire::Flow>), ApiError> {
     let q = series_query(query)?;
     let line_keys = match (&q.line, &q.space) {
         (Some(line), None) => {
@@ -601,16 +658,20 @@ async fn flow(
             exits,
         })
         .collect();
-    Ok(Json(wire::Flow {
-        entries: buckets.iter().map(|b| u64::from(b.entries)).sum(),
-        exits: buckets.iter().map(|b| u64::from(b.exits)).sum(),
-        line: q.line,
-        space: q.space,
-        from: rfc3339(from),
-        to: rfc3339(to),
-        bucket: series.bucket,
-        buckets,
-    }))
+    let served = Extension(RowsServed(buckets.len() as u64));
+    Ok((
+        served,
+        Json(wire::Flow {
+            entries: buckets.iter().map(|b| u64::from(b.entries)).sum(),
+            exits: buckets.iter().map(|b| u64::from(b.exits)).sum(),
+            line: q.line,
+            space: q.space,
+            from: rfc3339(from),
+            to: rfc3339(to),
+            bucket: series.bucket,
+            buckets,
+        }),
+    ))
 }
 
 fn dwell_figures(h: &DwellHistogram) -> (u64, Option<f64>, Option<f64>) {
@@ -623,7 +684,7 @@ async fn dwell(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<wire::Dwell>, ApiError> {
+) -> Result<(Extension<RowsServed>, Json<wire::Dwell>), ApiError> {
     let q = series_query(query)?;
     let key = q
         .zone
@@ -647,19 +708,25 @@ async fn dwell(
                 p90_s,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
     let (visits, median_s, p90_s) = dwell_figures(&overall);
-    Ok(Json(wire::Dwell {
-        zone: key,
-        from: rfc3339(from),
-        to: rfc3339(to),
-        bucket: series.bucket,
-        buckets,
-        visits,
-        median_s,
-        p90_s,
-    }))
+    let served = Extension(RowsServed(buckets.len() as u64));
+    Ok((
+        served,
+        Json(wire::Dwell {
+            zone: key,
+            from: rfc3339(from),
+            to: rfc3339(to),
+            bucket: series.bucket,
+            buckets,
+            visits,
+            median_s,
+            p90_s,
+        }),
+    ))
 }
 
+#[cfg(test)]
+mod governance_tests;
 #[cfg(test)]
 mod tests;

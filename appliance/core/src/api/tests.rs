@@ -7,9 +7,9 @@ use crate::clock::ManualClock;
 use crate::config::SystemSecrets;
 use std::io::{Read, Write};
 
-const NOW: UnixMs = 1_764_000_000_000; // 2025-11-24T16:00:00Z
+pub(super) const NOW: UnixMs = 1_764_000_000_000; // 2025-11-24T16:00:00Z
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 [cameras.lobby]
 url = "testsrc:ball"
 [cameras.lobby.zones.door]
@@ -32,11 +32,11 @@ entrances = ["lobby.entrance"]
 capacity = 50
 "#;
 
-struct Served {
-    addr: std::net::SocketAddr,
+pub(super) struct Served {
+    pub(super) addr: std::net::SocketAddr,
     /// An admin token, and one for each role by name.
-    tokens: BTreeMap<&'static str, String>,
-    guard: Arc<access::Guard>,
+    pub(super) tokens: BTreeMap<&'static str, String>,
+    pub(super) guard: Arc<access::Guard>,
     /// Where the appliance's security events arrive.
     syslog: std::os::unix::net::UnixDatagram,
     _runtime: tokio::runtime::Runtime,
@@ -45,16 +45,16 @@ struct Served {
 
 impl Served {
     /// As the admin.
-    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+    pub(super) fn get(&self, path: &str) -> (u16, serde_json::Value) {
         get_as(self.addr, path, Some(&self.tokens["admin"]))
     }
-    fn request(&self, path: &str) -> (u16, String, Vec<u8>) {
+    pub(super) fn request(&self, path: &str) -> (u16, String, Vec<u8>) {
         request_as(self.addr, "GET", path, Some(&self.tokens["admin"]))
     }
 }
 
 /// The security log of a test: a real datagram socket in `dir`.
-fn guard(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<access::Guard> {
+pub(super) fn guard(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<access::Guard> {
     use crate::security::events::SyslogTarget;
     use crate::security::lockout::LockoutPolicy;
     let socket = dir.join("syslog.sock");
@@ -73,7 +73,7 @@ fn guard(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<access::Guard> {
     })
 }
 
-fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
+pub(super) fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let state = state_fn(dir.path());
     let guard = state.guard.clone();
@@ -114,7 +114,7 @@ fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Served {
 }
 
 /// Status, head (status line and headers) and body bytes.
-fn request_as(
+pub(super) fn request_as(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
@@ -137,7 +137,11 @@ fn request_as(
     (status, head, response[split + 4..].to_vec())
 }
 
-fn get_as(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+pub(super) fn get_as(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
     let (status, _, body) = request_as(addr, "GET", path, token);
     (
         status,
@@ -146,7 +150,7 @@ fn get_as(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, 
     )
 }
 
-fn state(dir: &std::path::Path) -> AppState {
+pub(super) fn state(dir: &std::path::Path) -> AppState {
     let config = Config::parse(CONFIG, dir, &SystemSecrets).unwrap();
     let health = HealthBoard::new(config.cameras.iter().map(|c| &c.id));
     health.update(&"lobby".into(), |h| {
@@ -215,6 +219,32 @@ fn state(dir: &std::path::Path) -> AppState {
         entrance_counts: vec![],
     })
     .unwrap();
+    drop(db);
+    app_state(dir, config, occupancy, health, clock)
+}
+
+/// The state around a test database that already holds its rows: with the
+/// real writer (maintenance included) on it.
+pub(super) fn app_state(
+    dir: &std::path::Path,
+    config: Config,
+    occupancy: OccupancyBoard,
+    health: HealthBoard,
+    clock: Arc<dyn Clock>,
+) -> AppState {
+    let database = dir.join("h.db");
+    let maintenance = crate::storage::Maintenance {
+        grace_ms: 120_000,
+        spaces: Arc::new(crate::storage::governance::PublishSpace::from_config(
+            &config,
+        )),
+        k: config.aggregates.k,
+        retention: Arc::new(config.retention.clone()),
+        audit_key: Arc::new(crate::security::audit_key::AuditKey::load_or_create(dir).unwrap()),
+    };
+    let (writer, _thread) =
+        crate::storage::Writer::spawn(Database::open(&database).unwrap(), Some(maintenance))
+            .unwrap();
     AppState {
         site: "test".into(),
         occupancy,
@@ -224,6 +254,9 @@ fn state(dir: &std::path::Path) -> AppState {
         clock: clock.clone(),
         snapshots: SnapshotBoard::new(false),
         guard: guard(dir, clock),
+        config: Arc::new(config),
+        writer,
+        fleet: Default::default(),
     }
 }
 
@@ -488,6 +521,15 @@ const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
     ("/api/v1/flow", &["admin", "facilities", "planner"]),
     ("/api/v1/dwell", &["admin", "facilities", "planner"]),
     ("/api/v1/cameras/{camera}/snapshot", &["admin"]),
+    ("/api/v1/aggregates", &["admin", "facilities", "planner"]),
+    (
+        "/api/v1/openapi.json",
+        &["admin", "facilities", "planner", "dpo"],
+    ),
+    ("/metrics", &["admin", "facilities", "planner"]),
+    ("/api/v1/dpo/retention", &["admin", "dpo"]),
+    ("/api/v1/dpo/audit", &["admin", "dpo"]),
+    ("/api/v1/dpo/processing-record", &["admin", "dpo"]),
 ];
 
 /// A request on `route` that succeeds for a role it admits.
@@ -496,6 +538,7 @@ fn example(route: &str) -> String {
         "/api/v1/occupancy/history" => format!("{route}?zone=lobby.door&bucket=1h"),
         "/api/v1/flow" => format!("{route}?line=lobby.entrance&bucket=1h"),
         "/api/v1/dwell" => format!("{route}?zone=lobby.door&bucket=1h"),
+        "/api/v1/aggregates" => format!("{route}?space=hall"),
         _ => route.replace("{camera}", "lobby"),
     }
 }

@@ -2,7 +2,11 @@
 //! errors); `validate` turns it into the immutable, typed `Config`, collecting
 //! *every* problem with its key path before failing.
 
+mod governance;
 mod raw;
+
+pub use governance::{AggregatesConfig, DpConfig, MqttConfig, DEFAULT_EPSILON};
+pub use governance::{ControllerConfig, DEFAULT_LEGAL_BASIS};
 
 use crate::frame::CameraId;
 use crate::geometry::{Point, Polygon};
@@ -120,6 +124,8 @@ pub struct CameraConfig {
     pub id: CameraId,
     pub source: Source,
     pub purpose: Option<String>,
+    /// GDPR Art. 6 basis, for the record and the sign; `DEFAULT_LEGAL_BASIS` unless set.
+    pub legal_basis: String,
     pub analysis_fps: f64,
     /// Frames are scaled to this width (keeping their aspect) before analysis.
     pub analysis_width: u32,
@@ -234,6 +240,12 @@ pub struct Config {
     pub detection: DetectionConfig,
     pub privacy: PrivacyConfig,
     pub analytics: AnalyticsConfig,
+    pub retention: crate::retention::RetentionPolicy,
+    pub aggregates: AggregatesConfig,
+    /// Where the fleet's aggregates are published; None: no MQTT.
+    pub mqtt: Option<MqttConfig>,
+    /// None: not configured (the record says so; no sign can be made).
+    pub controller: Option<ControllerConfig>,
 }
 
 /// Where secrets referenced by the config are looked up; injected for tests.
@@ -278,6 +290,10 @@ const SECTIONS: &[&str] = &[
     "privacy",
     "analytics",
     "security",
+    "retention",
+    "aggregates",
+    "mqtt",
+    "controller",
 ];
 
 impl Config {
@@ -408,6 +424,10 @@ impl Validator<'_> {
         let privacy: RawPrivacy = self.section("privacy", table.remove("privacy"));
         let analytics: RawAnalytics = self.section("analytics", table.remove("analytics"));
         let security: RawSecurity = self.section("security", table.remove("security"));
+        let retention: governance::RawRetention =
+            self.section("retention", table.remove("retention"));
+        let aggregates: governance::RawAggregates =
+            self.section("aggregates", table.remove("aggregates"));
 
         let site = appliance.site.unwrap_or_else(|| "headcount".into());
         if site.trim().is_empty() {
@@ -443,6 +463,10 @@ impl Validator<'_> {
         let detection = self.detection(detection);
         let privacy = self.privacy(privacy);
         let analytics = self.analytics(analytics);
+        let retention = self.retention(retention);
+        let aggregates = self.aggregates(aggregates);
+        let mqtt = self.mqtt(table.remove("mqtt"), &site);
+        let controller = self.controller(table.remove("controller"));
 
         Some(Config {
             site,
@@ -458,6 +482,10 @@ impl Validator<'_> {
             detection,
             privacy,
             analytics,
+            retention,
+            aggregates,
+            mqtt,
+            controller,
         })
     }
 
@@ -661,6 +689,9 @@ impl Validator<'_> {
                 self.line(&format!("{path}.lines.{line_name}"), line_name, line)
             })
             .collect();
+        let legal_basis = self
+            .text(&format!("{path}.legal_basis"), raw.legal_basis, false)
+            .unwrap_or_else(|| DEFAULT_LEGAL_BASIS.to_string());
         let source = match raw.url {
             None => {
                 self.error(
@@ -675,6 +706,7 @@ impl Validator<'_> {
             id: name.into(),
             source: source?,
             purpose: raw.purpose,
+            legal_basis,
             analysis_fps,
             analysis_width,
             zones,

@@ -47,6 +47,7 @@ pub struct RawCameraDefaults {
 pub struct RawCamera {
     pub url: Option<String>,
     pub purpose: Option<String>,
+    pub legal_basis: Option<String>,
     pub credentials: Option<RawCredentials>,
     #[serde(flatten)]
     pub overrides: RawCameraDefaults,

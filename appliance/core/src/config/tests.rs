@@ -356,3 +356,122 @@ fn a_sealed_secret_is_looked_up_in_the_state_directory() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_controller_and_legal_bases_are_checked_and_optional() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.controller, None);
+    assert_eq!(c.cameras[0].legal_basis, DEFAULT_LEGAL_BASIS);
+    let found = errors(
+        r#"
+[controller]
+name = "  "
+dpo_contact = ""
+recipients = ["Fire safety officer", "", "Fire safety officer"]
+[cameras.lobby]
+url = "testsrc:ball"
+legal_basis = ""
+"#,
+    );
+    assert_eq!(
+        found,
+        [
+            "cameras.lobby.legal_basis: must not be empty (leave it out instead)",
+            "controller.name: must not be empty",
+            "controller.contact: is required",
+            "controller.dpo_contact: must not be empty (leave it out instead)",
+            "controller.recipients[1]: must not be empty",
+            "controller.recipients[2]: `Fire safety officer` is listed twice",
+        ]
+    );
+    let c = parse(&format!(
+        "{GOOD}\n[controller]\nname = \"ACME\"\ncontact = \"Main St 1\\n12345 Town\"\n"
+    ))
+    .unwrap();
+    let controller = c.controller.unwrap();
+    assert_eq!(controller.contact, "Main St 1\n12345 Town");
+    assert!(controller.recipients.is_empty());
+}
+
+#[test]
+fn governance_sections_are_checked_all_at_once() {
+    let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+
+[retention]
+audit_log = "6y"
+aggregates_1m = "10m"
+events = "forever"
+recordings = "30d"
+aggregates_1d = "12y"
+[retention.justification]
+aggregates_1d = "municipal statistics law keeps daily counts 12 years"
+snapshots = "no reason"
+
+[aggregates]
+k = 1
+epsilon = 0.5
+
+[mqtt]
+broker = "mqtt://broker.example.net:1883"
+topic_prefix = "city/#"
+"#;
+    let got = errors(text);
+    for want in [
+        "retention.audit_log: 6y exceeds the maximum of 3y for audit_log; keeping it longer needs retention.justification.audit_log",
+        "retention.aggregates_1m: 10m is shorter than the 1h this class needs",
+        "retention.events: `forever` is not a lifetime",
+        "retention.recordings: unknown data class",
+        "retention.justification.snapshots: justifies no lifetime",
+        "aggregates.k: 1 is outside [2, 100]",
+        "aggregates.differential_privacy: is off, yet epsilon or daily_epsilon is set",
+        "mqtt.broker: `broker.example.net` is beyond loopback: use mqtts://",
+        "mqtt.topic_prefix: must be non-empty, without +, # or a trailing /",
+    ] {
+        assert!(got.iter().any(|e| e.starts_with(want)), "missing `{want}` in {got:#?}");
+    }
+    assert_eq!(got.len(), 9, "{got:#?}");
+}
+
+#[test]
+fn a_justified_lifetime_beyond_the_maximum_is_kept_with_its_reason() {
+    let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[retention]
+aggregates_1d = "12y"
+[retention.justification]
+aggregates_1d = "municipal statistics law"
+[aggregates]
+differential_privacy = true
+[mqtt]
+broker = "mqtts://broker.example.net"
+ca_file = "ca.pem"
+"#;
+    let c = parse(text).unwrap();
+    let limit = c.retention.get(crate::retention::DataClass::Aggregates1d);
+    assert_eq!(limit.limit_ms, 12 * 365 * 86_400_000);
+    assert_eq!(
+        limit.justification.as_deref(),
+        Some("municipal statistics law")
+    );
+    assert_eq!(c.aggregates.k, 5);
+    assert_eq!(
+        c.aggregates.differential_privacy,
+        Some(super::DpConfig {
+            epsilon: 1.0,
+            daily_epsilon: 10.0
+        })
+    );
+    let mqtt = c.mqtt.unwrap();
+    assert_eq!(
+        (mqtt.host.as_str(), mqtt.port),
+        ("broker.example.net", 8883)
+    );
+    assert_eq!(
+        mqtt.tls_ca_file,
+        Some(PathBuf::from("/etc/headcount/ca.pem"))
+    );
+    assert_eq!(mqtt.client_id, "headcount-headcount");
+}

@@ -2,6 +2,7 @@
 //! lockout of guessing clients, security events for a SOC, camera secrets
 //! sealed at rest, and the device's private files. All crypto is `ring`'s.
 
+pub mod audit_key;
 pub mod events;
 pub mod lockout;
 pub mod secrets;
@@ -11,6 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use std::io::Write;
 use std::path::Path;
 
+pub use audit_key::AuditKey;
 pub use events::{SecurityEvent, SecurityLog};
 pub use lockout::Lockout;
 pub use secrets::SecretsFile;

@@ -177,7 +177,7 @@ impl TokenStore {
                 "`{name}` already holds a token; rotate or revoke it"
             )));
         }
-        self.issue(name, role, expires_ms, now)
+        self.issue(name, role, expires_ms, now, "created")
     }
 
     /// A new secret for `name`'s token, same role and expiry; the old one
@@ -186,11 +186,11 @@ impl TokenStore {
         let current = self
             .in_force(name)?
             .ok_or_else(|| SecurityError::Invalid(format!("`{name}` holds no token in force")))?;
-        self.issue(name, current.role, current.expires_ms, now)
+        self.issue(name, current.role, current.expires_ms, now, "rotated")
     }
 
     pub fn revoke(&self, name: &str, now: UnixMs) -> Result<(), SecurityError> {
-        match self.db().replace_token(name, None, now)? {
+        match self.db().replace_token(name, None, now, "revoked")? {
             0 => Err(SecurityError::Invalid(format!(
                 "`{name}` holds no token in force"
             ))),
@@ -211,7 +211,8 @@ impl TokenStore {
         }
         let (row, token) = self.mint("admin", Role::Admin, None, now)?;
         announce(&token)?;
-        self.db().replace_token("admin", Some(&row), now)?;
+        self.db()
+            .replace_token("admin", Some(&row), now, "bootstrap")?;
         Ok(Some(token))
     }
 
@@ -228,9 +229,10 @@ impl TokenStore {
         role: Role,
         expires_ms: Option<UnixMs>,
         now: UnixMs,
+        change: &str,
     ) -> Result<IssuedToken, SecurityError> {
         let (row, token) = self.mint(name, role, expires_ms, now)?;
-        self.db().replace_token(name, Some(&row), now)?;
+        self.db().replace_token(name, Some(&row), now, change)?;
         Ok(token)
     }
 

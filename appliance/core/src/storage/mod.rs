@@ -1,16 +1,22 @@
-//! SQLite storage. One writer thread owns the only writing connection and
-//! applies each batch in one transaction (few, large writes spare flash);
-//! readers open their own read-only connections. WAL with synchronous=FULL:
-//! a committed batch survives a crash or power loss.
+//! SQLite storage. One writer thread (`writer`) owns the service's only
+//! writing connection and applies each batch in one transaction (few, large
+//! writes spare flash); readers open their own read-only connections. WAL
+//! with synchronous=FULL: a committed batch survives a crash or power loss.
 
 use crate::analytics::{Deltas, DwellHistogram, EntranceCount, Scope};
 use crate::clock::UnixMs;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
 
+mod audit;
+pub mod governance;
 mod tokens;
+mod writer;
+pub use audit::{
+    verify_audit, AuditAction, AuditEntry, AuditProblem, AuditRecord, AuditReport, AuditSweep,
+};
 pub use tokens::TokenRow;
+pub use writer::{Maintenance, MaintenanceReport, WriteError, Writer};
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// Step N brings a database from user_version N-1 to N. Append only.
@@ -19,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_spaces_flow_dwell.sql"),
     include_str!("migrations/0003_entrance_counts.sql"),
     include_str!("migrations/0004_api_tokens.sql"),
+    include_str!("migrations/0005_audit_log.sql"),
+    include_str!("migrations/0006_governance.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -378,28 +386,6 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
         tracing::info!(step = step + 1, "database upgraded");
     }
     Ok(())
-}
-
-/// The writer loop: applies batches until every sender is gone. A batch that
-/// fails is logged and retried with the next one, so a full disk loses no
-/// more than it must.
-pub fn run_writer(mut db: Database, batches: Receiver<Deltas>) {
-    let mut backlog = Deltas::default();
-    for batch in batches {
-        backlog.extend(batch);
-        match db.apply(&backlog) {
-            Ok(()) => backlog = Deltas::default(),
-            Err(e) => {
-                tracing::error!(error = %e, pending = backlog.len(), "could not write buckets; will retry")
-            }
-        }
-    }
-    if !backlog.is_empty() {
-        tracing::error!(
-            pending = backlog.len(),
-            "buckets left unwritten at shutdown"
-        );
-    }
 }
 
 #[cfg(test)]

@@ -66,3 +66,125 @@ CREATE TABLE api_token (
 
 -- One token in force per name: rotation revokes the old row in the same transaction.
 CREATE UNIQUE INDEX api_token_name_in_force ON api_token (name) WHERE revoked_ms IS NULL;
+
+-- The audit log, for the data-protection officer: who read, changed, exported
+-- or deleted what, and when (token names and roles, never a counted person's
+-- data). Each entry's hash covers the previous entry's hash and every field,
+-- so an entry changed or removed by hand breaks the chain.
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,          -- 1, 2, 3, ... without gaps
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,              -- token name, or the appliance part that acted ("retention")
+    role TEXT NOT NULL,               -- the actor's role: admin, facilities, planner, dpo or system
+    action TEXT NOT NULL,             -- api_access, token_change, config_change, export or deletion
+    target TEXT NOT NULL,             -- route, token name or data class acted on
+    rows INTEGER NOT NULL,            -- rows read, changed or deleted
+    detail TEXT NOT NULL,             -- JSON; never personal data
+    prev_hash BLOB NOT NULL,          -- the previous entry's hash; 32 zero bytes before the first
+    hash BLOB NOT NULL                -- SHA-256 over prev_hash and every field above
+);
+
+CREATE INDEX audit_log_at ON audit_log (at_ms);
+
+-- Checkpoints: the device's audit key (state_dir/audit-signing.pk8, Ed25519)
+-- signs an entry's seq and hash, vouching for the whole chain up to it, so a
+-- rewritten chain or a log cut short is caught too.
+CREATE TABLE audit_checkpoint (
+    seq INTEGER PRIMARY KEY,          -- the entry it seals
+    at_ms INTEGER NOT NULL,           -- when it was signed
+    hash BLOB NOT NULL,               -- that entry's hash
+    signature BLOB NOT NULL           -- Ed25519 over (seq, at_ms, hash)
+) WITHOUT ROWID;
+
+-- Where the kept log starts once retention has removed older entries: the
+-- last removed entry, whose hash the oldest kept entry links to. A deletion
+-- receipt in the log records the same seq and hash.
+CREATE TABLE audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1), -- one row, replaced on each sweep
+    seq INTEGER NOT NULL,             -- the last entry removed
+    hash BLOB NOT NULL,               -- its hash
+    cutoff_ms INTEGER NOT NULL        -- entries older than this were removed
+) WITHOUT ROWID;
+
+-- Rollups: coarser buckets rolled up from finer ones (15 min from the minutes,
+-- 1 h from 15 min, 1 d from 1 h), each width kept as long as its data class.
+CREATE TABLE occupancy_rollup (
+    width_ms INTEGER NOT NULL,        -- bucket width: 900000, 3600000 or 86400000
+    camera TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    occupancy_sum INTEGER NOT NULL,
+    occupancy_max INTEGER NOT NULL,
+    PRIMARY KEY (width_ms, camera, zone, bucket_start)
+) WITHOUT ROWID;
+
+CREATE TABLE space_rollup (
+    width_ms INTEGER NOT NULL,
+    space TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    occupancy_sum INTEGER NOT NULL,
+    occupancy_max INTEGER NOT NULL,
+    PRIMARY KEY (width_ms, space, bucket_start)
+) WITHOUT ROWID;
+
+CREATE TABLE flow_rollup (
+    width_ms INTEGER NOT NULL,
+    camera TEXT NOT NULL,
+    line TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    entries INTEGER NOT NULL,
+    exits INTEGER NOT NULL,
+    PRIMARY KEY (width_ms, camera, line, bucket_start)
+) WITHOUT ROWID;
+
+CREATE TABLE dwell_rollup (
+    width_ms INTEGER NOT NULL,
+    camera TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    bin INTEGER NOT NULL,
+    visits INTEGER NOT NULL,
+    PRIMARY KEY (width_ms, camera, zone, bucket_start, bin)
+) WITHOUT ROWID;
+
+-- How far each width is rolled up: every bucket that ends at or before
+-- done_until is complete and published.
+CREATE TABLE rollup_mark (
+    width_ms INTEGER PRIMARY KEY,
+    done_until INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- What external consumers (planners, MQTT, Prometheus) may see, decided once
+-- per bucket when it is rolled up: small counts and the cells that would
+-- reveal them are withheld. NULL: withheld (named in `withheld`) or not
+-- applicable (a space without entrances has no entries).
+CREATE TABLE published_aggregate (
+    width_ms INTEGER NOT NULL,
+    space TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    member TEXT NOT NULL,             -- '' for the whole space, else an entrance (camera.line)
+    entries INTEGER,
+    exits INTEGER,
+    occupancy_mean REAL,              -- whole space only
+    occupancy_peak INTEGER,           -- whole space only
+    withheld TEXT NOT NULL,           -- comma-separated measures withheld, '' for none
+    PRIMARY KEY (width_ms, space, bucket_start, member)
+) WITHOUT ROWID;
+
+-- The last retention sweep of each data class (receipts are in audit_log).
+CREATE TABLE retention_sweep (
+    class TEXT PRIMARY KEY,
+    swept_at INTEGER NOT NULL,
+    cutoff INTEGER NOT NULL,          -- rows that started before this were deleted
+    rows INTEGER NOT NULL             -- rows deleted by that sweep
+) WITHOUT ROWID;
+
+-- Differential-privacy budget spent per API consumer (token name) and UTC day.
+CREATE TABLE privacy_budget (
+    consumer TEXT NOT NULL,
+    day INTEGER NOT NULL,             -- start of the UTC day
+    spent REAL NOT NULL,
+    PRIMARY KEY (consumer, day)
+) WITHOUT ROWID;

@@ -49,12 +49,14 @@ impl Database {
     }
 
     /// Revokes the token in force under `name` (if any) and stores `new`,
-    /// in one transaction: a rotation never leaves two tokens, or none.
+    /// in one transaction with its audit entry (`change` says what was done):
+    /// a rotation never leaves two tokens, or none, or no record of it.
     pub fn replace_token(
         &mut self,
         name: &str,
         new: Option<&TokenRow>,
         now: UnixMs,
+        change: &str,
     ) -> Result<usize, StorageError> {
         let path = self.path.clone();
         let wrap = |source| StorageError::Sqlite {
@@ -83,7 +85,39 @@ impl Database {
             )
             .map_err(wrap)?;
         }
+        if revoked > 0 || new.is_some() {
+            let (actor, role) = if change == "bootstrap" {
+                ("headcount".to_string(), super::audit::SYSTEM_ROLE)
+            } else {
+                (console_user(), "operator")
+            };
+            let entry = super::AuditEntry {
+                actor,
+                role: role.into(),
+                action: super::AuditAction::TokenChange,
+                target: name.into(),
+                rows: (revoked + usize::from(new.is_some())) as u64,
+                detail: serde_json::json!({
+                    "change": change,
+                    "role": new.map(|t| t.role.as_str()),
+                    "expires_ms": new.and_then(|t| t.expires_ms),
+                }),
+            };
+            Database::append_audit_tx(&tx, now, &[entry]).map_err(wrap)?;
+        }
         tx.commit().map_err(wrap)?;
         Ok(revoked)
+    }
+}
+
+/// Who runs a console command: the user behind sudo, else the login name.
+fn console_user() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default();
+    if user.is_empty() {
+        "console".into()
+    } else {
+        format!("console:{user}")
     }
 }

@@ -1,0 +1,268 @@
+//! `headcount bench-governance`: the figures of data governance on generated
+//! data, through the appliance's own storage code (real SQLite files):
+//!
+//! 1. a month of minute buckets for a few spaces with several entrances,
+//!    rolled up and published: how many cells are withheld (small counts,
+//!    and those that would reveal them), and the error Laplace noise adds at
+//!    the configured epsilon;
+//! 2. a year of minute buckets for many zones: how long the rollups and the
+//!    retention sweep (with its receipt digest) take.
+//!
+//! `--seed FILE` only writes the month into a database, for the API load
+//! test (scripts/bench-governance.sh). Prints figures; asserts nothing.
+
+use headcount_core::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
+use headcount_core::disclosure::LaplaceNoise;
+use headcount_core::fleet::{SENSITIVITY, WIDTHS};
+use headcount_core::retention::{DataClass, RetentionLimit, RetentionPolicy, DAY_MS};
+use headcount_core::storage::governance::PublishSpace;
+use headcount_core::storage::Database;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchGovernanceArgs {
+    /// Spaces in the generated month.
+    #[arg(long, default_value_t = 4)]
+    spaces: usize,
+    /// Entrances of each space.
+    #[arg(long, default_value_t = 3)]
+    entrances: usize,
+    /// Zones in the generated year of minute buckets.
+    #[arg(long, default_value_t = 50)]
+    zones: usize,
+    /// Days in that year.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+    /// k for suppression.
+    #[arg(long, default_value_t = 5)]
+    k: u32,
+    /// Epsilon per request for the noise figure.
+    #[arg(long, default_value_t = headcount_core::config::DEFAULT_EPSILON)]
+    epsilon: f64,
+    /// Only write the generated month into this database, then stop.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+}
+
+/// A deterministic generator, so runs compare.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Poisson-ish count with the given mean (sum of Bernoulli trials).
+    fn count(&mut self, mean: f64) -> u32 {
+        let trials = (mean * 4.0).ceil().max(1.0) as u32;
+        let p = (mean / f64::from(trials)).min(1.0);
+        (0..trials)
+            .filter(|_| (self.next() % 1_000_000) as f64 / 1e6 < p)
+            .count() as u32
+    }
+}
+
+/// Entries per minute at an entrance: closed at night, a morning and an
+/// evening peak on weekdays, quieter at weekends.
+fn footfall(minute_of_week: i64, entrance: usize) -> f64 {
+    let day = minute_of_week / 1440;
+    let hour = (minute_of_week % 1440) as f64 / 60.0;
+    let weekend = day >= 5;
+    let open = (7.0..20.0).contains(&hour);
+    if !open {
+        return 0.002;
+    }
+    let peak = (-((hour - 8.5) / 1.0).powi(2)).exp() + 0.8 * (-((hour - 17.5) / 1.2).powi(2)).exp();
+    let base = 0.15 + 1.2 * peak;
+    base * if weekend { 0.3 } else { 1.0 } / (1.0 + entrance as f64)
+}
+
+/// Today's start minus 31 days: the generated month.
+fn month_start() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    (now / DAY_MS - 31) * DAY_MS
+}
+
+fn write_month(db: &mut Database, spaces: &[PublishSpace], start: i64) -> anyhow::Result<u64> {
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rows = 0u64;
+    for day in 0..31 {
+        let mut deltas = Deltas::default();
+        for minute in 0..1440 {
+            let at = start + day * DAY_MS + minute * 60_000;
+            let minute_of_week = ((day + 3) % 7) * 1440 + minute;
+            for space in spaces {
+                let mut inside = 0u32;
+                for (i, (camera, line)) in space.entrances.iter().enumerate() {
+                    let entries = rng.count(footfall(minute_of_week, i));
+                    let exits = rng.count(footfall(minute_of_week, i));
+                    inside += entries * 6;
+                    deltas.flows.push(FlowDelta {
+                        camera: camera.as_str().into(),
+                        line: line.clone(),
+                        bucket_start: at,
+                        entries,
+                        exits,
+                    });
+                }
+                deltas.occupancy.push(OccupancyDelta {
+                    scope: Scope::Space(space.name.clone()),
+                    bucket_start: at,
+                    samples: 60,
+                    occupancy_sum: u64::from(inside) * 60,
+                    occupancy_max: inside,
+                });
+                rows += 1 + space.entrances.len() as u64;
+            }
+        }
+        db.apply(&deltas)?;
+    }
+    Ok(rows)
+}
+
+pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
+    let spaces: Vec<PublishSpace> = (0..args.spaces)
+        .map(|s| PublishSpace {
+            name: format!("space{s}"),
+            entrances: (0..args.entrances)
+                .map(|e| (format!("cam{s}"), format!("door{e}")))
+                .collect(),
+        })
+        .collect();
+    let start = month_start();
+    if let Some(path) = &args.seed {
+        let mut db = Database::open(path)?;
+        let rows = write_month(&mut db, &spaces, start)?;
+        println!(
+            "seeded {} with {rows} minute rows from {}",
+            path.display(),
+            headcount_core::api::rfc3339(start)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let scratch = tempfile::tempdir()?;
+
+    // 1. Suppression and noise on a month.
+    let mut db = Database::open(&scratch.path().join("month.db"))?;
+    let rows = write_month(&mut db, &spaces, start)?;
+    let end = start + 31 * DAY_MS;
+    let began = Instant::now();
+    db.roll_up(end + 3_600_000, 0, &spaces, args.k)?;
+    println!(
+        "month: {} spaces x {} entrances, {rows} minute rows, rolled up and published in {:.2} s (k = {})",
+        args.spaces,
+        args.entrances,
+        began.elapsed().as_secs_f64(),
+        args.k
+    );
+    let noise = LaplaceNoise::new(args.epsilon, SENSITIVITY)?;
+    println!(
+        "{:<6} {:>8} {:>10} {:>10} {:>12} {:>14} {:>14}",
+        "bucket", "cells", "withheld", "share", "mean count", "noise MAE", "relative MAE"
+    );
+    for (width, label) in WIDTHS {
+        let (mut cells, mut withheld, mut sum, mut abs_error, mut published) =
+            (0u64, 0u64, 0u64, 0f64, 0u64);
+        for space in &spaces {
+            for row in db.published_aggregates(width, &space.name, start, end)? {
+                for value in [row.entries, row.exits] {
+                    cells += 1;
+                    match value {
+                        None => withheld += 1,
+                        Some(v) => {
+                            published += 1;
+                            sum += v;
+                            abs_error += (noise.noisy_count(v)? as f64 - v as f64).abs();
+                        }
+                    }
+                }
+            }
+        }
+        let mean = sum as f64 / published.max(1) as f64;
+        let mae = abs_error / published.max(1) as f64;
+        println!(
+            "{label:<6} {cells:>8} {withheld:>10} {:>9.1}% {mean:>12.1} {mae:>14.2} {:>13.1}%",
+            100.0 * withheld as f64 / cells.max(1) as f64,
+            100.0 * mae / mean.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!(
+        "noise: Laplace, epsilon {} per request, sensitivity {SENSITIVITY}, scale {:.1} (expected MAE)",
+        args.epsilon,
+        noise.scale()
+    );
+    drop(db);
+
+    // 2. A year of minute buckets for many zones: rollups and the sweep.
+    let path = scratch.path().join("year.db");
+    let mut db = Database::open(&path)?;
+    let year_start = month_start() + 31 * DAY_MS - args.days * DAY_MS;
+    let began = Instant::now();
+    let mut rng = XorShift(7);
+    for day in 0..args.days {
+        let mut deltas = Deltas::default();
+        for minute in 0..1440 {
+            for zone in 0..args.zones {
+                let occupancy = rng.count(2.0);
+                deltas.occupancy.push(OccupancyDelta {
+                    scope: Scope::Zone {
+                        camera: format!("cam{}", zone / 5).as_str().into(),
+                        zone: format!("zone{zone}"),
+                    },
+                    bucket_start: year_start + day * DAY_MS + minute * 60_000,
+                    samples: 120,
+                    occupancy_sum: u64::from(occupancy) * 120,
+                    occupancy_max: occupancy,
+                });
+            }
+        }
+        db.apply(&deltas)?;
+    }
+    let minute_rows = args.days * 1440 * args.zones as i64;
+    println!(
+        "year: {minute_rows} minute rows ({} days x {} zones) written in {:.1} s",
+        args.days,
+        args.zones,
+        began.elapsed().as_secs_f64()
+    );
+    let now = year_start + args.days * DAY_MS + 3_600_000;
+    let began = Instant::now();
+    db.roll_up(now, 0, &[], args.k)?;
+    println!(
+        "rollups 1m -> 15m -> 1h -> 1d of the year: {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+    let policy = RetentionPolicy::new(vec![RetentionLimit {
+        class: DataClass::Aggregates1m,
+        limit_ms: 7 * DAY_MS,
+        justification: None,
+    }]);
+    let began = Instant::now();
+    let receipts = db.sweep(now, &policy)?;
+    let seconds = began.elapsed().as_secs_f64();
+    let deleted: u64 = receipts.iter().map(|r| r.rows).sum();
+    println!(
+        "retention sweep: {deleted} rows deleted in {seconds:.1} s ({:.0} rows/s), each class with a receipt:",
+        deleted as f64 / seconds
+    );
+    for r in &receipts {
+        println!(
+            "  {:<15} {:>10} rows, sha256 {}",
+            r.class.key(),
+            r.rows,
+            r.digest
+        );
+    }
+    let file_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!(
+        "database after the sweep: {file_mb:.0} MB (space is reused, not returned, until VACUUM)"
+    );
+    Ok(ExitCode::SUCCESS)
+}

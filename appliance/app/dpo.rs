@@ -1,0 +1,62 @@
+//! `headcount dpo`: the data-protection officer's documents, made from the
+//! config: the GDPR Art. 30 record of processing and the Art. 13 sign text.
+
+use clap::{Subcommand, ValueEnum};
+use headcount_core::clock::{Clock, SystemClock};
+use headcount_core::dpo::{notice, ProcessingRecord};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum DpoAction {
+    /// Print the record of processing activities (GDPR Art. 30).
+    Record {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Md)]
+        format: Format,
+    },
+    /// Print the first-layer notice (GDPR Art. 13) for the sign at one camera.
+    Notice {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        camera: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Markdown: headings and tables, for people.
+    Md,
+    /// JSON, as the API serves it.
+    Json,
+}
+
+pub fn dpo(action: DpoAction) -> anyhow::Result<ExitCode> {
+    match action {
+        DpoAction::Record { config, format } => {
+            let config = crate::load_config(&config, None)?;
+            let record = ProcessingRecord::from_config(&config, SystemClock.now_ms());
+            match format {
+                Format::Md => emit(&record.to_markdown())?,
+                Format::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&record)?))?,
+            }
+        }
+        DpoAction::Notice { config, camera } => {
+            let config = crate::load_config(&config, None)?;
+            emit(&notice(&config, &camera)?)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// To stdout; a reader that stops early (`| head`) is not an error, where
+/// `print!` would panic.
+fn emit(text: &str) -> std::io::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,153 @@
+//! The fleet feed's transport: polls newly published buckets (for
+//! `/metrics`) and, where `[mqtt]` is configured, publishes each to the
+//! broker, retained, one topic per site, space and bucket width:
+//!
+//! - `{prefix}/{site}/status`: `online`, retained; the broker publishes the
+//!   last will `offline` (retained) if the appliance vanishes, and the
+//!   appliance publishes `offline` itself when it stops.
+//! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: the latest bucket as
+//!   JSON (`headcount_core::fleet::FleetBucket`), withheld values null.
+//!
+//! Nothing else is ever published: no live counts, no events, no pixels.
+
+use headcount_core::config::MqttConfig;
+use headcount_core::fleet::FleetFeed;
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// New buckets appear at most once a minute (rollups); poll twice as often.
+const POLL_EVERY: Duration = Duration::from_secs(30);
+
+pub struct Fleet {
+    stop: watch::Sender<bool>,
+    feed: JoinHandle<()>,
+    mqtt: Option<(AsyncClient, String, JoinHandle<()>)>,
+}
+
+impl Fleet {
+    /// Starts polling, and the MQTT connection when configured.
+    pub fn start(
+        mut feed: FleetFeed,
+        mqtt_config: Option<&MqttConfig>,
+        site: &str,
+    ) -> anyhow::Result<Fleet> {
+        let (stop, mut stopped) = watch::channel(false);
+        let mqtt = mqtt_config.map(|m| connect(m, site)).transpose()?;
+        let publisher = mqtt.as_ref().map(|(client, _, _)| client.clone());
+        let prefix = mqtt_config.map(|m| format!("{}/{site}", m.topic_prefix));
+        let feed = tokio::spawn(async move {
+            loop {
+                let (returned, polled) = match tokio::task::spawn_blocking(move || {
+                    let polled = feed.poll();
+                    (feed, polled)
+                })
+                .await
+                {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the fleet feed stopped");
+                        return;
+                    }
+                };
+                feed = returned;
+                match polled {
+                    Ok(buckets) => {
+                        if let (Some(client), Some(prefix)) = (&publisher, &prefix) {
+                            for b in buckets {
+                                let topic = format!("{prefix}/{}/aggregates/{}", b.space, b.bucket);
+                                match serde_json::to_vec(&b) {
+                                    Ok(payload) => {
+                                        if let Err(e) = client
+                                            .publish(topic, QoS::AtLeastOnce, true, payload)
+                                            .await
+                                        {
+                                            tracing::warn!(error = %e, "cannot queue an MQTT message");
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "cannot encode a fleet bucket")
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read published aggregates; will retry")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        });
+        Ok(Fleet { stop, feed, mqtt })
+    }
+
+    /// Stops polling and, with MQTT, says `offline` and disconnects.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.feed.await;
+        if let Some((client, status, connection)) = self.mqtt {
+            let _ = client
+                .publish(status, QoS::AtLeastOnce, true, "offline")
+                .await;
+            let _ = client.disconnect().await;
+            let _ = tokio::time::timeout(Duration::from_secs(3), connection).await;
+        }
+    }
+}
+
+/// The client, its status topic and the task driving its connection.
+fn connect(
+    config: &MqttConfig,
+    site: &str,
+) -> anyhow::Result<(AsyncClient, String, JoinHandle<()>)> {
+    let status = format!("{}/{site}/status", config.topic_prefix);
+    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
+    if let Some(c) = &config.credentials {
+        options.set_credentials(&c.user, c.password.expose());
+    }
+    if let Some(ca_file) = &config.tls_ca_file {
+        let ca = std::fs::read(ca_file)
+            .map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", ca_file.display()))?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth: None,
+        }));
+    }
+    let (client, mut connection) = AsyncClient::new(options, 256);
+    let announcer = client.clone();
+    let online_topic = status.clone();
+    let broker = format!("{}:{}", config.host, config.port);
+    let task = tokio::spawn(async move {
+        loop {
+            match connection.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!(%broker, "connected to the MQTT broker");
+                    // Retained, so that a dashboard learns the state at once.
+                    if let Err(e) =
+                        announcer.try_publish(&online_topic, QoS::AtLeastOnce, true, "online")
+                    {
+                        tracing::warn!(error = %e, "cannot announce online");
+                    }
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%broker, error = %e, "MQTT connection failed; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+    Ok((client, status, task))
+}

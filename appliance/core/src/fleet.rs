@@ -1,0 +1,209 @@
+//! The fleet feed: what an appliance tells the outside world without being
+//! asked per request (MQTT, Prometheus). It carries exactly the published
+//! aggregates (`storage::governance`: small counts withheld, decided once per
+//! bucket) and, when the config turns differential privacy on, Laplace noise
+//! drawn once per bucket, so that a subscriber cannot average it away by
+//! reading the same bucket again. Buckets of one width are disjoint, so each
+//! crossing or presence is noised in one bucket per width.
+
+use crate::clock::UnixMs;
+use crate::config::DpConfig;
+use crate::disclosure::LaplaceNoise;
+use crate::retention::{DAY_MS, HOUR_MS};
+use crate::storage::governance::{PublishedRow, QUARTER_MS};
+use crate::storage::{Database, StorageError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// Published widths and their labels.
+pub const WIDTHS: [(i64, &str); 3] = [(QUARTER_MS, "15m"), (HOUR_MS, "1h"), (DAY_MS, "1d")];
+
+/// The L1 sensitivity of one bucket to one person's event: a crossing counts
+/// in its entrance and in the space total, and a presence raises the peak
+/// and the mean occupancy by at most one each.
+pub const SENSITIVITY: f64 = 4.0;
+
+/// One published bucket of one space, as the fleet sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetBucket {
+    pub site: String,
+    pub space: String,
+    pub bucket: &'static str,
+    pub start: String,
+    pub end: String,
+    #[serde(skip)]
+    pub start_ms: UnixMs,
+    pub entries: Option<u64>,
+    pub exits: Option<u64>,
+    pub occupancy_mean: Option<f64>,
+    pub occupancy_peak: Option<u64>,
+    /// Measures withheld because they are small or would reveal one that is.
+    pub withheld: Vec<String>,
+    pub entrances: Vec<FleetEntrance>,
+    /// The epsilon of the noise in these numbers; None: exact.
+    pub epsilon: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetEntrance {
+    pub line: String,
+    pub entries: Option<u64>,
+    pub exits: Option<u64>,
+    pub withheld: Vec<String>,
+}
+
+/// The latest fleet bucket of each space and width, for `/metrics`.
+#[derive(Clone, Default)]
+pub struct FleetBoard(Arc<RwLock<BTreeMap<(String, &'static str), FleetBucket>>>);
+
+impl FleetBoard {
+    pub fn latest(&self) -> Vec<FleetBucket> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn put(&self, bucket: FleetBucket) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((bucket.space.clone(), bucket.bucket), bucket);
+    }
+}
+
+/// Reads newly published buckets and hands each out once.
+pub struct FleetFeed {
+    site: String,
+    database: PathBuf,
+    spaces: Vec<String>,
+    noise: Option<(f64, LaplaceNoise)>,
+    board: FleetBoard,
+    /// Per width, buckets starting before this were handed out.
+    next: BTreeMap<i64, UnixMs>,
+}
+
+impl FleetFeed {
+    pub fn new(
+        site: &str,
+        database: PathBuf,
+        spaces: Vec<String>,
+        dp: Option<DpConfig>,
+        board: FleetBoard,
+    ) -> Result<FleetFeed, crate::disclosure::DisclosureError> {
+        let noise = dp
+            .map(|d| LaplaceNoise::new(d.epsilon, SENSITIVITY).map(|n| (d.epsilon, n)))
+            .transpose()?;
+        Ok(FleetFeed {
+            site: site.to_string(),
+            database,
+            spaces,
+            noise,
+            board,
+            next: BTreeMap::new(),
+        })
+    }
+
+    /// Buckets published since the last poll (on the first poll: the latest
+    /// of each space and width), oldest first.
+    pub fn poll(&mut self) -> Result<Vec<FleetBucket>, StorageError> {
+        let db = Database::open_read_only(&self.database)?;
+        let mut out = Vec::new();
+        for (width, label) in WIDTHS {
+            let Some(mark) = db.rollup_mark(width)? else {
+                continue;
+            };
+            for space in &self.spaces {
+                let from = match self.next.get(&width) {
+                    Some(&next) => next,
+                    // First poll: only the newest bucket, so that a restart
+                    // does not replay history.
+                    None => match db.latest_published(width, space)? {
+                        Some(latest) => latest,
+                        None => continue,
+                    },
+                };
+                let rows = db.published_aggregates(width, space, from, mark)?;
+                let mut start = None;
+                let mut group: Vec<PublishedRow> = Vec::new();
+                for row in rows {
+                    if start.is_some_and(|s| s != row.bucket_start) {
+                        out.push(self.bucket(space, width, label, std::mem::take(&mut group)));
+                    }
+                    start = Some(row.bucket_start);
+                    group.push(row);
+                }
+                if !group.is_empty() {
+                    out.push(self.bucket(space, width, label, group));
+                }
+            }
+            self.next.insert(width, mark);
+        }
+        out.sort_by_key(|b| b.start_ms);
+        for bucket in &out {
+            self.board.put(bucket.clone());
+        }
+        Ok(out)
+    }
+
+    fn noisy(&self, value: Option<u64>) -> Option<u64> {
+        match (&self.noise, value) {
+            // A failed draw withholds the value rather than publish it exact.
+            (Some((_, noise)), Some(v)) => noise.noisy_count(v).ok(),
+            (None, v) => v,
+            (_, None) => None,
+        }
+    }
+
+    /// The rows of one bucket (the whole space first, then its entrances).
+    fn bucket(
+        &self,
+        space: &str,
+        width: i64,
+        label: &'static str,
+        rows: Vec<PublishedRow>,
+    ) -> FleetBucket {
+        let start_ms = rows.first().map_or(0, |r| r.bucket_start);
+        let mut bucket = FleetBucket {
+            site: self.site.clone(),
+            space: space.to_string(),
+            bucket: label,
+            start: crate::api::rfc3339(start_ms),
+            end: crate::api::rfc3339(start_ms + width),
+            start_ms,
+            entries: None,
+            exits: None,
+            occupancy_mean: None,
+            occupancy_peak: None,
+            withheld: Vec::new(),
+            entrances: Vec::new(),
+            epsilon: self.noise.as_ref().map(|(e, _)| *e),
+        };
+        for row in rows {
+            if row.member.is_empty() {
+                bucket.entries = self.noisy(row.entries);
+                bucket.exits = self.noisy(row.exits);
+                bucket.occupancy_peak = self.noisy(row.occupancy_peak.map(u64::from));
+                bucket.occupancy_mean = match &self.noise {
+                    Some(_) => self
+                        .noisy(row.occupancy_mean.map(|m| m.round() as u64))
+                        .map(|v| v as f64),
+                    None => row.occupancy_mean,
+                };
+                bucket.withheld = row.withheld;
+            } else {
+                bucket.entrances.push(FleetEntrance {
+                    line: row.member,
+                    entries: self.noisy(row.entries),
+                    exits: self.noisy(row.exits),
+                    withheld: row.withheld,
+                });
+            }
+        }
+        bucket
+    }
+}
