@@ -24,7 +24,8 @@ use headcount_core::security::events::SyslogTarget;
 use headcount_core::security::lockout::LockoutPolicy;
 use headcount_core::security::{Lockout, Role, SecurityLog, TokenStore};
 use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::Database;
+use headcount_core::storage::governance::PublishSpace;
+use headcount_core::storage::{Database, Writer};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -85,7 +86,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // Every answered request is audited with a disk sync: on tmpfs
+        // where there is one, so that the fuzzer is not bound by the disk.
+        let dir = match std::path::Path::new("/dev/shm").is_dir() {
+            true => tempfile::tempdir_in("/dev/shm"),
+            false => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         let state = state(dir.path());
         let mut tokens: [Option<String>; 6] = Default::default();
         for (i, role) in Role::ALL.into_iter().enumerate() {
@@ -168,6 +175,13 @@ fn state(dir: &Path) -> AppState {
         entrance_counts: vec![],
     })
     .expect("fixture data");
+    // Roll up and publish what is there, for /api/v1/aggregates and /metrics.
+    let spaces = PublishSpace::from_config(&config);
+    db.roll_up(NOW, 0, &spaces, config.aggregates.k)
+        .expect("fixture rollup");
+    drop(db);
+    let (writer, _) = Writer::spawn(Database::open(&database).expect("database"), None)
+        .expect("storage writer");
 
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
     let tokens = TokenStore::open(&database, dir).expect("token store");
@@ -190,6 +204,9 @@ fn state(dir: &Path) -> AppState {
         clock,
         snapshots: SnapshotBoard::new(false),
         guard,
+        config: Arc::new(config),
+        writer,
+        fleet: Default::default(),
     }
 }
 

@@ -363,6 +363,29 @@ fn the_dpo_sees_every_class_its_limits_and_the_deletion_receipts() {
     assert_eq!(receipt["rows"], 120);
     assert_eq!(receipt["detail"]["sha256"].as_str().unwrap().len(), 64);
 
+    // The minutes are gone, yet history in coarser buckets is still served,
+    // from the rollups (facilities see exact counts; they are not external).
+    let range = "from=2025-11-24T14:00:00Z&to=2025-11-24T16:00:00Z";
+    let (status, flow) = as_role(
+        &s,
+        "facilities",
+        &format!("/api/v1/flow?line=lobby.entrance&bucket=1h&{range}"),
+    );
+    assert_eq!(status, 200, "{flow}");
+    assert_eq!(flow["entries"], 11, "{flow}");
+    let (_, quarters) = as_role(
+        &s,
+        "facilities",
+        &format!("/api/v1/occupancy/history?space=hall&bucket=15m&{range}"),
+    );
+    assert_eq!(quarters["buckets"][1]["max_occupancy"], 9, "{quarters}");
+    let (_, minutes) = as_role(
+        &s,
+        "facilities",
+        &format!("/api/v1/flow?line=lobby.entrance&bucket=1m&{range}"),
+    );
+    assert_eq!(minutes["entries"], 0, "{minutes}");
+
     let (status, record) = as_role(&s, "dpo", "/api/v1/dpo/processing-record");
     assert_eq!(status, 200, "{record}");
     assert!(record

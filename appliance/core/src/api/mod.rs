@@ -563,7 +563,11 @@ async fn occupancy_history(
     };
     let series = Series::parse(&state, &caller, &q, "1m")?;
     let (from, to) = (series.from, series.to);
-    let rows = read(&state, move |db| db.occupancy_minutes(&scope, from, to)).await?;
+    let width = series.bucket_ms;
+    let rows = read(&state, move |db| {
+        db.occupancy_series(&scope, width, from, to)
+    })
+    .await?;
     let buckets = series
         .fold(
             rows,
@@ -628,7 +632,7 @@ async fn flow(
         }
     };
     let series = Series::parse(&state, &caller, &q, "15m")?;
-    let (from, to) = (series.from, series.to);
+    let (from, to, width) = (series.from, series.to, series.bucket_ms);
     let lines: Vec<(CameraId, String)> = line_keys
         .iter()
         .filter_map(|k| state.layout.lines.get(k).cloned())
@@ -636,7 +640,7 @@ async fn flow(
     let mut rows = read(&state, move |db| {
         let mut all = Vec::new();
         for (camera, line) in &lines {
-            all.extend(db.flow_minutes(camera, line, from, to)?);
+            all.extend(db.flow_series(camera, line, width, from, to)?);
         }
         Ok(all)
     })
@@ -693,7 +697,11 @@ async fn dwell(
     let (camera, zone) = state.layout.zone(&key)?;
     let series = Series::parse(&state, &caller, &q, "15m")?;
     let (from, to) = (series.from, series.to);
-    let rows = read(&state, move |db| db.dwell_minutes(&camera, &zone, from, to)).await?;
+    let width = series.bucket_ms;
+    let rows = read(&state, move |db| {
+        db.dwell_series(&camera, &zone, width, from, to)
+    })
+    .await?;
     let mut overall = DwellHistogram::default();
     let buckets = series
         .fold(rows, |r| r.0, |acc: &mut DwellHistogram, r| acc.merge(&r.1))

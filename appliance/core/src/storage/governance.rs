@@ -13,7 +13,8 @@
 //!   deleted rows) appended to the hash-chained audit log. A finer class is
 //!   never swept past what has been rolled up from it.
 
-use super::{AuditAction, AuditEntry, Database, StorageError};
+use super::{AuditAction, AuditEntry, Database, MinuteBucket, StorageError};
+use crate::analytics::Scope;
 use crate::clock::UnixMs;
 use crate::disclosure::{self, Budget, BudgetExhausted, DayGrid, Level, Member};
 use crate::retention::{DataClass, RetentionPolicy, DAY_MS, HOUR_MS, MINUTE_MS};
@@ -251,6 +252,126 @@ impl Database {
                 })
             },
         )
+    }
+
+    /// Where a series of `bucket_ms` buckets over `[from, to)` is read from:
+    /// the coarsest rollup that divides the bucket, up to that rollup's mark
+    /// (whole rollup buckets only), and the minutes for the rest, so that a
+    /// long history outlives the minutes' retention and the newest hour is
+    /// still served from minutes.
+    fn series_sources(
+        &self,
+        bucket_ms: i64,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<(Option<(i64, UnixMs, UnixMs)>, Vec<(UnixMs, UnixMs)>), StorageError> {
+        let width = [DAY_MS, HOUR_MS, QUARTER_MS]
+            .into_iter()
+            .find(|w| bucket_ms >= *w && bucket_ms % w == 0);
+        let rolled = match width {
+            Some(w) => self.rollup_mark(w)?.map(|mark| {
+                let start = from.div_euclid(w) * w + if from % w == 0 { 0 } else { w };
+                (w, start, mark.min(to).div_euclid(w) * w)
+            }),
+            None => None,
+        };
+        Ok(match rolled {
+            Some((w, a, b)) if a < b => (Some((w, a, b)), vec![(from, a), (b, to)]),
+            _ => (None, vec![(from, to)]),
+        })
+    }
+
+    /// Occupancy buckets of a zone or space over `[from, to)`, as fine as
+    /// needed for buckets of `bucket_ms`, oldest first.
+    pub fn occupancy_series(
+        &self,
+        scope: &Scope,
+        bucket_ms: i64,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<MinuteBucket>, StorageError> {
+        let (rolled, minutes) = self.series_sources(bucket_ms, from, to)?;
+        let mut rows = Vec::new();
+        if let Some((w, a, b)) = rolled {
+            let columns = "bucket_start, samples, occupancy_sum, occupancy_max";
+            rows.extend(match scope {
+                Scope::Zone { camera, zone } => self.query(
+                    &format!("SELECT {columns} FROM occupancy_rollup WHERE width_ms = ?1 AND camera = ?2 AND zone = ?3 AND bucket_start >= ?4 AND bucket_start < ?5"),
+                    params![w, &**camera, zone, a, b],
+                    super::minute_bucket,
+                )?,
+                Scope::Space(space) => self.query(
+                    &format!("SELECT {columns} FROM space_rollup WHERE width_ms = ?1 AND space = ?2 AND bucket_start >= ?3 AND bucket_start < ?4"),
+                    params![w, space, a, b],
+                    super::minute_bucket,
+                )?,
+            });
+        }
+        for (a, b) in minutes.into_iter().filter(|(a, b)| a < b) {
+            rows.extend(self.occupancy_minutes(scope, a, b)?);
+        }
+        rows.sort_by_key(|r| r.bucket_start);
+        Ok(rows)
+    }
+
+    /// As `occupancy_series`, for the crossings of one line.
+    pub fn flow_series(
+        &self,
+        camera: &str,
+        line: &str,
+        bucket_ms: i64,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<super::FlowMinute>, StorageError> {
+        let (rolled, minutes) = self.series_sources(bucket_ms, from, to)?;
+        let mut rows = Vec::new();
+        if let Some((w, a, b)) = rolled {
+            rows.extend(self.query(
+                "SELECT bucket_start, entries, exits FROM flow_rollup
+                 WHERE width_ms = ?1 AND camera = ?2 AND line = ?3 AND bucket_start >= ?4 AND bucket_start < ?5",
+                params![w, camera, line, a, b],
+                |r| {
+                    Ok(super::FlowMinute {
+                        bucket_start: r.get(0)?,
+                        entries: r.get(1)?,
+                        exits: r.get(2)?,
+                    })
+                },
+            )?);
+        }
+        for (a, b) in minutes.into_iter().filter(|(a, b)| a < b) {
+            rows.extend(self.flow_minutes(camera, line, a, b)?);
+        }
+        rows.sort_by_key(|r| r.bucket_start);
+        Ok(rows)
+    }
+
+    /// As `occupancy_series`, for the dwell histograms of one zone.
+    pub fn dwell_series(
+        &self,
+        camera: &str,
+        zone: &str,
+        bucket_ms: i64,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<(UnixMs, crate::analytics::DwellHistogram)>, StorageError> {
+        let (rolled, minutes) = self.series_sources(bucket_ms, from, to)?;
+        let mut rows = Vec::new();
+        if let Some((w, a, b)) = rolled {
+            let bins = self.query(
+                "SELECT bucket_start, bin, visits FROM dwell_rollup
+                 WHERE width_ms = ?1 AND camera = ?2 AND zone = ?3 AND bucket_start >= ?4 AND bucket_start < ?5
+                 ORDER BY bucket_start",
+                params![w, camera, zone, a, b],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u16>(1)?, r.get::<_, u32>(2)?)),
+            )?;
+            rows.extend(super::histograms(bins));
+        }
+        for (a, b) in minutes.into_iter().filter(|(a, b)| a < b) {
+            rows.extend(self.dwell_minutes(camera, zone, a, b)?);
+        }
+        rows.sort_by_key(|r| r.0);
+        Ok(rows)
     }
 
     /// The start of the newest published bucket of a space at a width.

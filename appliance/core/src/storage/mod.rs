@@ -325,17 +325,22 @@ impl Database {
                 ))
             },
         )?;
-        let mut out: Vec<(UnixMs, DwellHistogram)> = Vec::new();
-        for (start, bin, visits) in rows {
-            if out.last().is_none_or(|(s, _)| *s != start) {
-                out.push((start, DwellHistogram::default()));
-            }
-            if let Some((_, h)) = out.last_mut() {
-                h.add_bin(bin, visits);
-            }
-        }
-        Ok(out)
+        Ok(histograms(rows))
     }
+}
+
+/// (bucket_start, bin, visits) rows, ordered by bucket, as one histogram per bucket.
+fn histograms(rows: Vec<(UnixMs, u16, u32)>) -> Vec<(UnixMs, DwellHistogram)> {
+    let mut out: Vec<(UnixMs, DwellHistogram)> = Vec::new();
+    for (start, bin, visits) in rows {
+        if out.last().is_none_or(|(s, _)| *s != start) {
+            out.push((start, DwellHistogram::default()));
+        }
+        if let Some((_, h)) = out.last_mut() {
+            h.add_bin(bin, visits);
+        }
+    }
+    out
 }
 
 fn minute_bucket(r: &rusqlite::Row<'_>) -> rusqlite::Result<MinuteBucket> {
