@@ -25,12 +25,9 @@ pub const WIDTHS: [(i64, &str); 3] = [(QUARTER_MS, "15m"), (HOUR_MS, "1h"), (DAY
 /// and the mean occupancy by at most one each.
 pub const SENSITIVITY: f64 = 4.0;
 
-/// One published bucket of one space, as the fleet sees it.
+/// One published bucket of one space: what any external consumer sees.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FleetBucket {
-    pub site: String,
-    pub space: String,
-    pub bucket: &'static str,
+pub struct PublishedBucket {
     pub start: String,
     pub end: String,
     #[serde(skip)]
@@ -39,19 +36,83 @@ pub struct FleetBucket {
     pub exits: Option<u64>,
     pub occupancy_mean: Option<f64>,
     pub occupancy_peak: Option<u64>,
-    /// Measures withheld because they are small or would reveal one that is.
+    /// Measures withheld because they are small or would reveal one that is;
+    /// their values are null.
     pub withheld: Vec<String>,
-    pub entrances: Vec<FleetEntrance>,
-    /// The epsilon of the noise in these numbers; None: exact.
-    pub epsilon: Option<f64>,
+    pub entrances: Vec<PublishedEntrance>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FleetEntrance {
+pub struct PublishedEntrance {
     pub line: String,
     pub entries: Option<u64>,
     pub exits: Option<u64>,
     pub withheld: Vec<String>,
+}
+
+/// Published rows (ordered by bucket, the whole space first in each) as
+/// buckets, with Laplace noise on every value when `noise` is given. A
+/// failed draw withholds the value rather than show it exact.
+pub fn published_buckets(
+    rows: Vec<PublishedRow>,
+    width: i64,
+    noise: Option<&LaplaceNoise>,
+) -> Vec<PublishedBucket> {
+    let noisy = |v: Option<u64>| match (noise, v) {
+        (Some(n), Some(v)) => n.noisy_count(v).ok(),
+        (None, v) => v,
+        (_, None) => None,
+    };
+    let mut out: Vec<PublishedBucket> = Vec::new();
+    for row in rows {
+        if out.last().is_none_or(|b| b.start_ms != row.bucket_start) {
+            out.push(PublishedBucket {
+                start: crate::api::rfc3339(row.bucket_start),
+                end: crate::api::rfc3339(row.bucket_start + width),
+                start_ms: row.bucket_start,
+                entries: None,
+                exits: None,
+                occupancy_mean: None,
+                occupancy_peak: None,
+                withheld: Vec::new(),
+                entrances: Vec::new(),
+            });
+        }
+        let Some(bucket) = out.last_mut() else {
+            continue;
+        };
+        if row.member.is_empty() {
+            bucket.entries = noisy(row.entries);
+            bucket.exits = noisy(row.exits);
+            bucket.occupancy_peak = noisy(row.occupancy_peak.map(u64::from));
+            bucket.occupancy_mean = match noise {
+                // Noised as a whole number of people.
+                Some(_) => noisy(row.occupancy_mean.map(|m| m.round() as u64)).map(|v| v as f64),
+                None => row.occupancy_mean,
+            };
+            bucket.withheld = row.withheld;
+        } else {
+            bucket.entrances.push(PublishedEntrance {
+                line: row.member,
+                entries: noisy(row.entries),
+                exits: noisy(row.exits),
+                withheld: row.withheld,
+            });
+        }
+    }
+    out
+}
+
+/// A published bucket as the fleet sends it: with its site, space and width.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetBucket {
+    pub site: String,
+    pub space: String,
+    pub bucket: &'static str,
+    #[serde(flatten)]
+    pub cells: PublishedBucket,
+    /// The epsilon of the noise in these numbers; None: exact.
+    pub epsilon: Option<f64>,
 }
 
 /// The latest fleet bucket of each space and width, for `/metrics`.
@@ -128,82 +189,25 @@ impl FleetFeed {
                     },
                 };
                 let rows = db.published_aggregates(width, space, from, mark)?;
-                let mut start = None;
-                let mut group: Vec<PublishedRow> = Vec::new();
-                for row in rows {
-                    if start.is_some_and(|s| s != row.bucket_start) {
-                        out.push(self.bucket(space, width, label, std::mem::take(&mut group)));
-                    }
-                    start = Some(row.bucket_start);
-                    group.push(row);
-                }
-                if !group.is_empty() {
-                    out.push(self.bucket(space, width, label, group));
-                }
+                let noise = self.noise.as_ref().map(|(_, n)| n);
+                out.extend(
+                    published_buckets(rows, width, noise)
+                        .into_iter()
+                        .map(|cells| FleetBucket {
+                            site: self.site.clone(),
+                            space: space.clone(),
+                            bucket: label,
+                            cells,
+                            epsilon: self.noise.as_ref().map(|(e, _)| *e),
+                        }),
+                );
             }
             self.next.insert(width, mark);
         }
-        out.sort_by_key(|b| b.start_ms);
+        out.sort_by_key(|b| b.cells.start_ms);
         for bucket in &out {
             self.board.put(bucket.clone());
         }
         Ok(out)
-    }
-
-    fn noisy(&self, value: Option<u64>) -> Option<u64> {
-        match (&self.noise, value) {
-            // A failed draw withholds the value rather than publish it exact.
-            (Some((_, noise)), Some(v)) => noise.noisy_count(v).ok(),
-            (None, v) => v,
-            (_, None) => None,
-        }
-    }
-
-    /// The rows of one bucket (the whole space first, then its entrances).
-    fn bucket(
-        &self,
-        space: &str,
-        width: i64,
-        label: &'static str,
-        rows: Vec<PublishedRow>,
-    ) -> FleetBucket {
-        let start_ms = rows.first().map_or(0, |r| r.bucket_start);
-        let mut bucket = FleetBucket {
-            site: self.site.clone(),
-            space: space.to_string(),
-            bucket: label,
-            start: crate::api::rfc3339(start_ms),
-            end: crate::api::rfc3339(start_ms + width),
-            start_ms,
-            entries: None,
-            exits: None,
-            occupancy_mean: None,
-            occupancy_peak: None,
-            withheld: Vec::new(),
-            entrances: Vec::new(),
-            epsilon: self.noise.as_ref().map(|(e, _)| *e),
-        };
-        for row in rows {
-            if row.member.is_empty() {
-                bucket.entries = self.noisy(row.entries);
-                bucket.exits = self.noisy(row.exits);
-                bucket.occupancy_peak = self.noisy(row.occupancy_peak.map(u64::from));
-                bucket.occupancy_mean = match &self.noise {
-                    Some(_) => self
-                        .noisy(row.occupancy_mean.map(|m| m.round() as u64))
-                        .map(|v| v as f64),
-                    None => row.occupancy_mean,
-                };
-                bucket.withheld = row.withheld;
-            } else {
-                bucket.entrances.push(FleetEntrance {
-                    line: row.member,
-                    entries: self.noisy(row.entries),
-                    exits: self.noisy(row.exits),
-                    withheld: row.withheld,
-                });
-            }
-        }
-        bucket
     }
 }

@@ -3,13 +3,12 @@
 //! document, and the DPO's views of retention, the audit log and the
 //! processing record.
 
-use super::{parse_time, read, rfc3339, ApiError, AppState, RowsServed, MAX_NAME_BYTES};
+use super::{parse_time, parsed, read, rfc3339, ApiError, AppState, RowsServed, MAX_NAME_BYTES};
 use crate::config::DpConfig;
 use crate::disclosure::LaplaceNoise;
-use crate::fleet::{FleetBucket, SENSITIVITY, WIDTHS};
+use crate::fleet::{published_buckets, FleetBucket, PublishedBucket, SENSITIVITY, WIDTHS};
 use crate::retention::format_lifetime;
 use crate::security::Caller;
-use crate::storage::governance::PublishedRow;
 use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -40,7 +39,7 @@ struct Aggregates {
     /// Counts in (0, k) are withheld, with the cells that would reveal them.
     k: u32,
     differential_privacy: Option<Noise>,
-    buckets: Vec<AggregateBucket>,
+    buckets: Vec<PublishedBucket>,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,27 +50,6 @@ struct Noise {
     scale: f64,
 }
 
-#[derive(Debug, Serialize)]
-struct AggregateBucket {
-    start: String,
-    end: String,
-    entries: Option<u64>,
-    exits: Option<u64>,
-    occupancy_mean: Option<f64>,
-    occupancy_peak: Option<u64>,
-    /// Measures withheld in this bucket; their values are null.
-    withheld: Vec<String>,
-    entrances: Vec<AggregateEntrance>,
-}
-
-#[derive(Debug, Serialize)]
-struct AggregateEntrance {
-    line: String,
-    entries: Option<u64>,
-    exits: Option<u64>,
-    withheld: Vec<String>,
-}
-
 /// Counts per bucket for planners: only published cells, optionally noised
 /// against the caller's daily privacy budget.
 pub(super) async fn aggregates(
@@ -79,9 +57,7 @@ pub(super) async fn aggregates(
     Extension(caller): Extension<Caller>,
     query: Result<Query<AggregatesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let q = query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let q = parsed(query)?;
     for (key, value) in [("space", &q.space), ("from", &q.from), ("to", &q.to)] {
         if value.as_ref().is_some_and(|v| v.len() > MAX_NAME_BYTES) {
             return Err(ApiError::BadRequest(format!(
@@ -169,7 +145,7 @@ pub(super) async fn aggregates(
         db.published_aggregates(width, &name, from, to)
     })
     .await?;
-    let buckets = group(rows, width, noise.as_ref());
+    let buckets = published_buckets(rows, width, noise.as_ref());
     let served = buckets.len() as u64;
     let body = Aggregates {
         site: state.site.clone(),
@@ -214,59 +190,6 @@ fn budget_headers(headers: &mut HeaderMap, dp: DpConfig, spent: f64) {
         "x-privacy-budget-remaining",
         (dp.daily_epsilon - spent).max(0.0),
     );
-}
-
-/// Rows (ordered by bucket, the whole space first) into buckets, noised
-/// when `noise` is given. A failed draw withholds the value.
-fn group(
-    rows: Vec<PublishedRow>,
-    width: i64,
-    noise: Option<&LaplaceNoise>,
-) -> Vec<AggregateBucket> {
-    let noisy = |v: Option<u64>| match (noise, v) {
-        (Some(n), Some(v)) => n.noisy_count(v).ok(),
-        (None, v) => v,
-        (_, None) => None,
-    };
-    let mut out: Vec<(i64, AggregateBucket)> = Vec::new();
-    for row in rows {
-        if out.last().is_none_or(|(s, _)| *s != row.bucket_start) {
-            out.push((
-                row.bucket_start,
-                AggregateBucket {
-                    start: rfc3339(row.bucket_start),
-                    end: rfc3339(row.bucket_start + width),
-                    entries: None,
-                    exits: None,
-                    occupancy_mean: None,
-                    occupancy_peak: None,
-                    withheld: Vec::new(),
-                    entrances: Vec::new(),
-                },
-            ));
-        }
-        let Some((_, bucket)) = out.last_mut() else {
-            continue;
-        };
-        if row.member.is_empty() {
-            bucket.entries = noisy(row.entries);
-            bucket.exits = noisy(row.exits);
-            bucket.occupancy_peak = noisy(row.occupancy_peak.map(u64::from));
-            bucket.occupancy_mean = match noise {
-                Some(_) => noisy(row.occupancy_mean.map(|m| m.round() as u64)).map(|v| v as f64),
-                None => row.occupancy_mean,
-            };
-            bucket.withheld = row.withheld;
-        } else {
-            bucket.entrances.push(AggregateEntrance {
-                line: row.member,
-                entries: noisy(row.entries),
-                exits: noisy(row.exits),
-                withheld: row.withheld,
-            });
-        }
-    }
-    out.into_iter().map(|(_, b)| b).collect()
 }
 
 fn to_csv(a: &Aggregates) -> String {
@@ -367,20 +290,20 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     type Measure = fn(&FleetBucket) -> Option<f64>;
     let measures: [(&str, &str, Measure); 4] = [
         ("entries", "Entries in the latest published bucket.", |b| {
-            b.entries.map(|v| v as f64)
+            b.cells.entries.map(|v| v as f64)
         }),
         ("exits", "Exits in the latest published bucket.", |b| {
-            b.exits.map(|v| v as f64)
+            b.cells.exits.map(|v| v as f64)
         }),
         (
             "occupancy_mean",
             "Mean occupancy in the latest published bucket.",
-            |b| b.occupancy_mean,
+            |b| b.cells.occupancy_mean,
         ),
         (
             "occupancy_peak",
             "Peak occupancy in the latest published bucket.",
-            |b| b.occupancy_peak.map(|v| v as f64),
+            |b| b.cells.occupancy_peak.map(|v| v as f64),
         ),
     ];
     for (name, help, value) in measures {
@@ -409,12 +332,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         let _ = writeln!(
             out,
             "headcount_space_withheld{{{labels}}} {}",
-            b.withheld.len()
+            b.cells.withheld.len()
         );
         let _ = writeln!(
             out,
             "headcount_space_bucket_start_seconds{{{labels}}} {}",
-            b.start_ms / 1000
+            b.cells.start_ms / 1000
         );
     }
     out.push_str("# EOF\n");
@@ -530,9 +453,7 @@ pub(super) async fn dpo_audit(
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let q = query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let q = parsed(query)?;
     let from = q
         .from
         .as_deref()

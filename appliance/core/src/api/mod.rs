@@ -508,12 +508,19 @@ async fn read<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// A query string as its typed keys, or a 400 saying what is wrong.
+fn parsed<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
 fn series_query(
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<SeriesQuery, ApiError> {
-    let q = query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let q = parsed(query)?;
     for (key, value) in [
         ("zone", &q.zone),
         ("space", &q.space),

@@ -65,6 +65,13 @@ const FAMILIES: [Family; 4] = [
     },
 ];
 
+/// Where a series is read from: (width, from, to) of a rollup, and the
+/// minute ranges around it.
+struct SeriesSources {
+    rolled: Option<(i64, UnixMs, UnixMs)>,
+    minutes: Vec<(UnixMs, UnixMs)>,
+}
+
 /// A space as published: its name and its entrance lines (camera, line).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishSpace {
@@ -264,7 +271,7 @@ impl Database {
         bucket_ms: i64,
         from: UnixMs,
         to: UnixMs,
-    ) -> Result<(Option<(i64, UnixMs, UnixMs)>, Vec<(UnixMs, UnixMs)>), StorageError> {
+    ) -> Result<SeriesSources, StorageError> {
         let width = [DAY_MS, HOUR_MS, QUARTER_MS]
             .into_iter()
             .find(|w| bucket_ms >= *w && bucket_ms % w == 0);
@@ -276,8 +283,14 @@ impl Database {
             None => None,
         };
         Ok(match rolled {
-            Some((w, a, b)) if a < b => (Some((w, a, b)), vec![(from, a), (b, to)]),
-            _ => (None, vec![(from, to)]),
+            Some((w, a, b)) if a < b => SeriesSources {
+                rolled: Some((w, a, b)),
+                minutes: vec![(from, a), (b, to)],
+            },
+            _ => SeriesSources {
+                rolled: None,
+                minutes: vec![(from, to)],
+            },
         })
     }
 
@@ -290,7 +303,7 @@ impl Database {
         from: UnixMs,
         to: UnixMs,
     ) -> Result<Vec<MinuteBucket>, StorageError> {
-        let (rolled, minutes) = self.series_sources(bucket_ms, from, to)?;
+        let SeriesSources { rolled, minutes } = self.series_sources(bucket_ms, from, to)?;
         let mut rows = Vec::new();
         if let Some((w, a, b)) = rolled {
             let columns = "bucket_start, samples, occupancy_sum, occupancy_max";
@@ -323,7 +336,7 @@ impl Database {
         from: UnixMs,
         to: UnixMs,
     ) -> Result<Vec<super::FlowMinute>, StorageError> {
-        let (rolled, minutes) = self.series_sources(bucket_ms, from, to)?;
+        let SeriesSources { rolled, minutes } = self.series_sources(bucket_ms, from, to)?;
         let mut rows = Vec::new();
         if let Some((w, a, b)) = rolled {
             rows.extend(self.query(
@@ -355,7 +368,7 @@ impl Database {
         from: UnixMs,
         to: UnixMs,
     ) -> Result<Vec<(UnixMs, crate::analytics::DwellHistogram)>, StorageError> {
-        let (rolled, minutes) = self.series_sources(bucket_ms, from, to)?;
+        let SeriesSources { rolled, minutes } = self.series_sources(bucket_ms, from, to)?;
         let mut rows = Vec::new();
         if let Some((w, a, b)) = rolled {
             let bins = self.query(
