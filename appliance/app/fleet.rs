@@ -6,12 +6,14 @@
 //!   last will `offline` (retained) if the appliance vanishes, and the
 //!   appliance publishes `offline` itself when it stops.
 //! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: the latest bucket as
-//!   JSON (`headcount_core::fleet::FleetBucket`), withheld values null.
+//!   JSON (`headcount_core::fleet::FleetBucket`), withheld values null;
+//! - with `mqtt.fiware`, also `{prefix}/{site}/{space}/ngsi-ld/{width}`: the
+//!   same bucket as an NGSI-LD `CrowdFlowObserved` entity.
 //!
 //! Nothing else is ever published: no live counts, no events, no pixels.
 
 use headcount_core::config::MqttConfig;
-use headcount_core::fleet::FleetFeed;
+use headcount_core::fleet::{FleetBucket, FleetFeed};
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -39,6 +41,7 @@ impl Fleet {
         let mqtt = mqtt_config.map(|m| connect(m, site)).transpose()?;
         let publisher = mqtt.as_ref().map(|(client, _, _)| client.clone());
         let prefix = mqtt_config.map(|m| format!("{}/{site}", m.topic_prefix));
+        let fiware = mqtt_config.is_some_and(|m| m.fiware);
         let feed = tokio::spawn(async move {
             loop {
                 let (returned, polled) = match tokio::task::spawn_blocking(move || {
@@ -57,21 +60,8 @@ impl Fleet {
                 match polled {
                     Ok(buckets) => {
                         if let (Some(client), Some(prefix)) = (&publisher, &prefix) {
-                            for b in buckets {
-                                let topic = format!("{prefix}/{}/aggregates/{}", b.space, b.bucket);
-                                match serde_json::to_vec(&b) {
-                                    Ok(payload) => {
-                                        if let Err(e) = client
-                                            .publish(topic, QoS::AtLeastOnce, true, payload)
-                                            .await
-                                        {
-                                            tracing::warn!(error = %e, "cannot queue an MQTT message");
-                                        }
-                                    }
-                                    Err(e) => {
-                                        tracing::error!(error = %e, "cannot encode a fleet bucket")
-                                    }
-                                }
+                            for bucket in &buckets {
+                                publish(client, prefix, fiware, bucket).await;
                             }
                         }
                     }
@@ -98,6 +88,31 @@ impl Fleet {
                 .await;
             let _ = client.disconnect().await;
             let _ = tokio::time::timeout(Duration::from_secs(3), connection).await;
+        }
+    }
+}
+
+/// One bucket, retained, under its topic (and as NGSI-LD with `fiware`).
+async fn publish(client: &AsyncClient, prefix: &str, fiware: bool, bucket: &FleetBucket) {
+    let base = format!("{prefix}/{}", bucket.space);
+    let mut messages = vec![(
+        format!("{base}/aggregates/{}", bucket.bucket),
+        serde_json::to_vec(bucket),
+    )];
+    if fiware {
+        messages.push((
+            format!("{base}/ngsi-ld/{}", bucket.bucket),
+            serde_json::to_vec(&bucket.ngsi_ld()),
+        ));
+    }
+    for (topic, payload) in messages {
+        match payload {
+            Ok(payload) => {
+                if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, payload).await {
+                    tracing::warn!(error = %e, "cannot queue an MQTT message");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a fleet bucket"),
         }
     }
 }

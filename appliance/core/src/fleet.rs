@@ -115,6 +115,54 @@ pub struct FleetBucket {
     pub epsilon: Option<f64>,
 }
 
+/// JSON-LD contexts of an NGSI-LD `CrowdFlowObserved` entity.
+const NGSI_LD_CONTEXT: [&str; 2] = [
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld",
+    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld",
+];
+
+impl FleetBucket {
+    /// The bucket as a FIWARE Smart Data Models `CrowdFlowObserved` entity in
+    /// NGSI-LD normalized form: entries as `peopleCountTowards`, exits as
+    /// `peopleCountAway`, both together as `peopleCount`. A withheld value is
+    /// left out (NGSI-LD has no null), and so is a sum with a withheld part.
+    pub fn ngsi_ld(&self) -> serde_json::Value {
+        use serde_json::json;
+        let property = |value: serde_json::Value| json!({ "type": "Property", "value": value });
+        let time = |at: &str| property(json!({ "@type": "DateTime", "@value": at }));
+        let cells = &self.cells;
+        let mut entity = serde_json::Map::new();
+        let id = format!(
+            "urn:ngsi-ld:CrowdFlowObserved:{}:{}:{}",
+            self.site, self.space, self.bucket
+        );
+        entity.insert("id".into(), json!(id));
+        entity.insert("type".into(), json!("CrowdFlowObserved"));
+        entity.insert("name".into(), property(json!(self.space)));
+        entity.insert(
+            "dataProvider".into(),
+            property(json!(format!("headcount:{}", self.site))),
+        );
+        entity.insert(
+            "dateObserved".into(),
+            property(json!(format!("{}/{}", cells.start, cells.end))),
+        );
+        entity.insert("dateObservedFrom".into(), time(&cells.start));
+        entity.insert("dateObservedTo".into(), time(&cells.end));
+        if let Some(entries) = cells.entries {
+            entity.insert("peopleCountTowards".into(), property(json!(entries)));
+        }
+        if let Some(exits) = cells.exits {
+            entity.insert("peopleCountAway".into(), property(json!(exits)));
+        }
+        if let (Some(entries), Some(exits)) = (cells.entries, cells.exits) {
+            entity.insert("peopleCount".into(), property(json!(entries + exits)));
+        }
+        entity.insert("@context".into(), json!(NGSI_LD_CONTEXT));
+        serde_json::Value::Object(entity)
+    }
+}
+
 /// The latest fleet bucket of each space and width, for `/metrics`.
 #[derive(Clone, Default)]
 pub struct FleetBoard(Arc<RwLock<BTreeMap<(String, &'static str), FleetBucket>>>);

@@ -393,3 +393,29 @@ fn the_dpo_sees_every_class_its_limits_and_the_deletion_receipts() {
         .contains("accounting law keeps access records 5 years"));
     assert_eq!(as_role(&s, "planner", "/api/v1/dpo/retention").0, 403);
 }
+
+#[test]
+fn snapshots_past_their_lifetime_are_dropped_and_counted_for_the_dpo() {
+    let s = serve(|dir| {
+        let state = super::tests::state_with_snapshot(dir);
+        // Taken at NOW: kept while younger than the limit, dropped after.
+        assert_eq!(state.snapshots.expire(NOW - 72 * 3_600_000), 0);
+        assert_eq!(state.snapshots.held(), 1);
+        state
+    });
+    let (_, body) = as_role(&s, "dpo", "/api/v1/dpo/retention");
+    let snapshots = body["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "snapshots")
+        .unwrap()
+        .clone();
+    assert_eq!(snapshots["rows"], 1, "{snapshots}");
+    assert_eq!(snapshots["limit"], "72h");
+    let dir = tempfile::tempdir().unwrap();
+    let state = super::tests::state_with_snapshot(dir.path());
+    assert_eq!(state.snapshots.expire(NOW + 1), 1);
+    assert_eq!(state.snapshots.held(), 0);
+    assert!(state.snapshots.latest("lobby").is_none());
+}

@@ -261,7 +261,7 @@ pub(super) fn app_state(
 }
 
 /// `state` with snapshots enabled and one redacted frame of `lobby` in them.
-fn state_with_snapshot(dir: &std::path::Path) -> AppState {
+pub(super) fn state_with_snapshot(dir: &std::path::Path) -> AppState {
     use crate::detection::{Detection, Detections};
     use crate::geometry::BBox;
     use crate::redaction::{RedactionMode, RedactionPolicy, Redactor, RegionHold};

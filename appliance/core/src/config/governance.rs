@@ -38,6 +38,7 @@ pub(super) struct RawMqtt {
     client_id: Option<String>,
     credentials: Option<RawCredentials>,
     ca_file: Option<PathBuf>,
+    fiware: Option<bool>,
 }
 
 /// What planners, the MQTT fleet and Prometheus may see.
@@ -79,6 +80,8 @@ pub struct MqttConfig {
     pub topic_prefix: String,
     pub client_id: String,
     pub credentials: Option<Credentials>,
+    /// Also publish each bucket as an NGSI-LD `CrowdFlowObserved` entity.
+    pub fiware: bool,
 }
 
 impl Validator<'_> {
@@ -255,6 +258,7 @@ impl Validator<'_> {
             topic_prefix,
             client_id,
             credentials,
+            fiware: raw.fiware.unwrap_or(false),
         })
     }
 }
