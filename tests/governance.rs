@@ -39,7 +39,8 @@ fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
-/// SIGKILL in the middle of bucket and audit writes, many times: after
+/// SIGKILL in the middle of bucket and audit writes (with a console token
+/// change each time), many times: after
 /// each restart, every committed bucket sample and every audit entry of an
 /// answered request is still there, the chain verifies, and SQLite's
 /// integrity check passes. HEADCOUNT_CRASH_CYCLES sets the number of cycles.
@@ -75,9 +76,27 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
                 })
             })
             .collect();
+        // A token change from the console while the service appends to the
+        // same audit chain: both get through, one after the other.
+        let state = dir.path().join("state");
+        let name = format!("planner{cycle}");
+        let (code, out, err) = run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                &name,
+                "--role",
+                "planner",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "cycle {cycle}: {out}{err}");
         // Let buckets flush (every second) and requests flow, then read what
         // is committed and kill at once, mid-write.
-        std::thread::sleep(Duration::from_millis(1500 + 250 * u64::from(cycle % 4)));
+        std::thread::sleep(Duration::from_millis(1000 + 250 * u64::from(cycle % 4)));
         let committed = count(
             &open(&db_path),
             "SELECT coalesce(sum(samples), 0) FROM occupancy_minute",
@@ -106,6 +125,12 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
             "cycle {cycle}: {after} samples after the kill, {committed} committed before"
         );
         let logged = count(&conn, "SELECT count(*) FROM audit_log WHERE action = 'api_access' AND target = 'GET /api/v1/occupancy'");
+        let changes = count(&conn, "SELECT count(*) FROM audit_log WHERE action = 'token_change' AND target LIKE 'planner%'");
+        assert_eq!(
+            changes,
+            i64::from(cycle) + 1,
+            "cycle {cycle}: token changes in the audit log"
+        );
         assert!(
             logged as u64 >= answered_total,
             "cycle {cycle}: {answered_total} requests answered, {logged} in the audit log"

@@ -389,7 +389,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let last = Database::append_audit_tx(&tx, at_ms, entries).map_err(wrap)?;
         tx.commit().map_err(wrap)?;
         Ok(last)
@@ -451,7 +451,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let newest: Option<(i64, Vec<u8>)> = tx
             .query_row(
                 "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -496,7 +496,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let sweep = Database::sweep_audit_before_tx(&tx, cutoff_ms).map_err(wrap)?;
         if let Some(sweep) = &sweep {
             let receipt = sweep.receipt(RETENTION_ACTOR, SYSTEM_ROLE);

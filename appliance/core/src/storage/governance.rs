@@ -179,7 +179,7 @@ impl Database {
                     path: path.clone(),
                     source,
                 };
-                let tx = self.conn.transaction().map_err(wrap)?;
+                let tx = self.write_transaction().map_err(wrap)?;
                 roll_up_range(&tx, width, finer, from, to).map_err(wrap)?;
                 publish_range(&tx, width, from, to, spaces, k).map_err(wrap)?;
                 tx.execute(
@@ -468,7 +468,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         let mut rows = 0u64;
         let mut oldest: Option<UnixMs> = None;
@@ -544,7 +544,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let swept = Database::sweep_audit_before_tx(&tx, cutoff).map_err(wrap)?;
         let rows = swept.as_ref().map_or(0, |s| s.rows);
         record_sweep(&tx, DataClass::AuditLog, now, cutoff, rows).map_err(wrap)?;
@@ -642,7 +642,7 @@ impl Database {
             source,
         };
         let day = now.div_euclid(DAY_MS) * DAY_MS;
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let spent: f64 = tx
             .query_row(
                 "SELECT spent FROM privacy_budget WHERE consumer = ?1 AND day = ?2",

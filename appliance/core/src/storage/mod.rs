@@ -121,6 +121,15 @@ impl Database {
         })
     }
 
+    /// A write transaction that takes the write lock at once, so that the
+    /// service and a console command (a token change) never both read the
+    /// audit chain's tail and collide; a busy database is waited for
+    /// (busy_timeout) rather than failed.
+    fn write_transaction(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    }
+
     fn wrap(&self, source: rusqlite::Error) -> StorageError {
         StorageError::Sqlite {
             path: self.path.clone(),
@@ -135,7 +144,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         {
             let mut zone = tx
                 .prepare_cached(

@@ -63,7 +63,7 @@ impl Database {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.write_transaction().map_err(wrap)?;
         let revoked = tx
             .execute(
                 "UPDATE api_token SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
