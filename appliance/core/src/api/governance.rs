@@ -252,13 +252,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             label(&state.site)
         );
     }
-    for (name, help, value) in [
-        (
-            "frames_analysed",
-            "Frames analysed.",
-            (|h: &crate::health::CameraHealth| h.frames_analysed)
-                as fn(&crate::health::CameraHealth) -> u64,
-        ),
+    type Counter = fn(&crate::health::CameraHealth) -> u64;
+    let counters: [(&str, &str, Counter); 4] = [
+        ("frames_analysed", "Frames analysed.", |h| h.frames_analysed),
         (
             "frames_dropped",
             "Frames dropped before analysis under load.",
@@ -272,7 +268,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         ("reconnects", "Reconnections to the camera.", |h| {
             h.reconnects
         }),
-    ] {
+    ];
+    for (name, help, value) in counters {
         let _ = writeln!(
             out,
             "# TYPE headcount_{name} counter\n# HELP headcount_{name} {help}"

@@ -384,15 +384,10 @@ impl Database {
         at_ms: UnixMs,
         entries: &[AuditEntry],
     ) -> Result<u64, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
-        let last = Database::append_audit_tx(&tx, at_ms, entries).map_err(wrap)?;
-        tx.commit().map_err(wrap)?;
-        Ok(last)
+        self.write(|tx| {
+            let last = Database::append_audit_tx(tx, at_ms, entries)?;
+            Ok(last)
+        })
     }
 
     /// `append_audit` inside a caller's transaction, so that a deletion and
@@ -446,41 +441,32 @@ impl Database {
         at_ms: UnixMs,
         key: &AuditKey,
     ) -> Result<Option<u64>, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
-        let newest: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(wrap)?;
-        let Some((seq, hash)) = newest else {
-            return Ok(None);
-        };
-        let signed: bool = tx
-            .query_row(
+        self.write(|tx| {
+            let newest: Option<(i64, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((seq, hash)) = newest else {
+                return Ok(None);
+            };
+            let signed: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM audit_checkpoint WHERE seq = ?1)",
                 [seq],
                 |r| r.get(0),
-            )
-            .map_err(wrap)?;
-        if signed {
-            return Ok(None);
-        }
-        let signature = key.sign(&checkpoint_message(seq, at_ms, &hash));
-        tx.execute(
+            )?;
+            if signed {
+                return Ok(None);
+            }
+            let signature = key.sign(&checkpoint_message(seq, at_ms, &hash));
+            tx.execute(
             "INSERT INTO audit_checkpoint (seq, at_ms, hash, signature) VALUES (?1, ?2, ?3, ?4)",
             params![seq, at_ms, hash, signature],
-        )
-        .map_err(wrap)?;
-        tx.commit().map_err(wrap)?;
-        Ok(Some(seq.max(0) as u64))
+        )?;
+            Ok(Some(seq.max(0) as u64))
+        })
     }
 
     /// Retention for the audit log in its own transaction: removes the
@@ -491,18 +477,21 @@ impl Database {
         cutoff_ms: UnixMs,
         at_ms: UnixMs,
     ) -> Result<Option<AuditSweep>, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
-        let sweep = Database::sweep_audit_before_tx(&tx, cutoff_ms).map_err(wrap)?;
+        self.write(|tx| Database::sweep_audit_with_receipt_tx(tx, cutoff_ms, at_ms))
+    }
+
+    /// `sweep_audit_before_tx` and its deletion receipt (by
+    /// `RETENTION_ACTOR`, at `at_ms`) in the caller's transaction.
+    pub fn sweep_audit_with_receipt_tx(
+        tx: &Transaction<'_>,
+        cutoff_ms: UnixMs,
+        at_ms: UnixMs,
+    ) -> rusqlite::Result<Option<AuditSweep>> {
+        let sweep = Database::sweep_audit_before_tx(tx, cutoff_ms)?;
         if let Some(sweep) = &sweep {
             let receipt = sweep.receipt(RETENTION_ACTOR, SYSTEM_ROLE);
-            Database::append_audit_tx(&tx, at_ms, &[receipt]).map_err(wrap)?;
+            Database::append_audit_tx(tx, at_ms, &[receipt])?;
         }
-        tx.commit().map_err(wrap)?;
         Ok(sweep)
     }
 

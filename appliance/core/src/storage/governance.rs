@@ -174,20 +174,15 @@ impl Database {
             let mut from = start;
             while from < end {
                 let to = end.min(from + ROLLUP_CHUNK_MS.max(width));
-                let path = self.path.clone();
-                let wrap = |source| StorageError::Sqlite {
-                    path: path.clone(),
-                    source,
-                };
-                let tx = self.write_transaction().map_err(wrap)?;
-                roll_up_range(&tx, width, finer, from, to).map_err(wrap)?;
-                publish_range(&tx, width, from, to, spaces, k).map_err(wrap)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO rollup_mark (width_ms, done_until) VALUES (?1, ?2)",
-                    params![width, to],
-                )
-                .map_err(wrap)?;
-                tx.commit().map_err(wrap)?;
+                self.write(|tx| {
+                    roll_up_range(tx, width, finer, from, to)?;
+                    publish_range(tx, width, from, to, spaces, k)?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO rollup_mark (width_ms, done_until) VALUES (?1, ?2)",
+                        params![width, to],
+                    )?;
+                    Ok(())
+                })?;
                 done.push((width, from, to));
                 from = to;
             }
@@ -463,75 +458,65 @@ impl Database {
         cutoff: UnixMs,
         tables: &[(String, String)],
     ) -> Result<Option<SweepReceipt>, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut rows = 0u64;
-        let mut oldest: Option<UnixMs> = None;
-        for (table, filter) in tables {
-            let time = if table == "privacy_budget" {
-                "day"
-            } else {
-                "bucket_start"
-            };
-            let condition = format!("{filter} {time} < ?1");
-            let first: Option<UnixMs> = tx
-                .query_row(
+        self.write(|tx| {
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut rows = 0u64;
+            let mut oldest: Option<UnixMs> = None;
+            for (table, filter) in tables {
+                let time = if table == "privacy_budget" {
+                    "day"
+                } else {
+                    "bucket_start"
+                };
+                let condition = format!("{filter} {time} < ?1");
+                let first: Option<UnixMs> = tx.query_row(
                     &format!("SELECT min({time}) FROM {table} WHERE {condition}"),
                     [cutoff],
                     |r| r.get(0),
-                )
-                .map_err(wrap)?;
-            let Some(first) = first else { continue };
-            oldest = Some(oldest.map_or(first, |o| o.min(first)));
-            digest.update(table.as_bytes());
-            digest.update(b"\n");
-            // Rows in primary-key order (WITHOUT ROWID tables are stored so).
-            let mut stmt = tx
-                .prepare(&format!("SELECT * FROM {table} WHERE {condition}"))
-                .map_err(wrap)?;
-            let columns = stmt.column_count();
-            let mut cursor = stmt.query([cutoff]).map_err(wrap)?;
-            while let Some(row) = cursor.next().map_err(wrap)? {
-                for i in 0..columns {
-                    let cell = row.get_ref(i).map_err(wrap)?;
-                    let text = match cell {
-                        rusqlite::types::ValueRef::Null => "NULL".to_string(),
-                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            String::from_utf8_lossy(t).into_owned()
-                        }
-                        rusqlite::types::ValueRef::Blob(b) => crate::security::to_hex(b),
-                    };
-                    digest.update(text.as_bytes());
-                    digest.update(if i + 1 == columns { b"\n" } else { b"\t" });
+                )?;
+                let Some(first) = first else { continue };
+                oldest = Some(oldest.map_or(first, |o| o.min(first)));
+                digest.update(table.as_bytes());
+                digest.update(b"\n");
+                // Rows in primary-key order (WITHOUT ROWID tables are stored so).
+                let mut stmt = tx.prepare(&format!("SELECT * FROM {table} WHERE {condition}"))?;
+                let columns = stmt.column_count();
+                let mut cursor = stmt.query([cutoff])?;
+                while let Some(row) = cursor.next()? {
+                    for i in 0..columns {
+                        let cell = row.get_ref(i)?;
+                        let text = match cell {
+                            rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                            rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => crate::security::to_hex(b),
+                        };
+                        digest.update(text.as_bytes());
+                        digest.update(if i + 1 == columns { b"\n" } else { b"\t" });
+                    }
                 }
+                drop(cursor);
+                drop(stmt);
+                let deleted =
+                    tx.execute(&format!("DELETE FROM {table} WHERE {condition}"), [cutoff])?;
+                rows += deleted as u64;
             }
-            drop(cursor);
-            drop(stmt);
-            let deleted = tx
-                .execute(&format!("DELETE FROM {table} WHERE {condition}"), [cutoff])
-                .map_err(wrap)?;
-            rows += deleted as u64;
-        }
-        record_sweep(&tx, class, now, cutoff, rows).map_err(wrap)?;
-        let receipt = (rows > 0).then(|| SweepReceipt {
-            class,
-            from: oldest,
-            to: cutoff,
-            rows,
-            digest: crate::security::to_hex(digest.finish().as_ref()),
-        });
-        if let Some(r) = &receipt {
-            Database::append_audit_tx(&tx, now, &[receipt_entry(r)]).map_err(wrap)?;
-        }
-        tx.commit().map_err(wrap)?;
-        Ok(receipt)
+            record_sweep(tx, class, now, cutoff, rows)?;
+            let receipt = (rows > 0).then(|| SweepReceipt {
+                class,
+                from: oldest,
+                to: cutoff,
+                rows,
+                digest: crate::security::to_hex(digest.finish().as_ref()),
+            });
+            if let Some(r) = &receipt {
+                Database::append_audit_tx(tx, now, &[receipt_entry(r)])?;
+            }
+            Ok(receipt)
+        })
     }
 
     fn sweep_audit_class(
@@ -539,32 +524,19 @@ impl Database {
         now: UnixMs,
         cutoff: UnixMs,
     ) -> Result<Option<SweepReceipt>, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
-        let swept = Database::sweep_audit_before_tx(&tx, cutoff).map_err(wrap)?;
-        let rows = swept.as_ref().map_or(0, |s| s.rows);
-        record_sweep(&tx, DataClass::AuditLog, now, cutoff, rows).map_err(wrap)?;
-        let receipt = swept.map(|swept| {
+        self.write(|tx| {
             // The audit log's own receipt also names the chain's new anchor.
-            let entry = swept.receipt(super::audit::RETENTION_ACTOR, super::audit::SYSTEM_ROLE);
-            let receipt = SweepReceipt {
+            let swept = Database::sweep_audit_with_receipt_tx(tx, cutoff, now)?;
+            let rows = swept.as_ref().map_or(0, |s| s.rows);
+            record_sweep(tx, DataClass::AuditLog, now, cutoff, rows)?;
+            Ok(swept.map(|swept| SweepReceipt {
                 class: DataClass::AuditLog,
                 from: None,
                 to: cutoff,
                 rows: swept.rows,
                 digest: crate::security::to_hex(&swept.digest),
-            };
-            (entry, receipt)
-        });
-        if let Some((entry, _)) = &receipt {
-            Database::append_audit_tx(&tx, now, std::slice::from_ref(entry)).map_err(wrap)?;
-        }
-        tx.commit().map_err(wrap)?;
-        Ok(receipt.map(|(_, r)| r))
+            }))
+        })
     }
 
     /// Rows, oldest row and last sweep of every class.
@@ -636,13 +608,8 @@ impl Database {
         epsilon: f64,
         daily: f64,
     ) -> Result<Result<BudgetState, BudgetExhausted>, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
         let day = now.div_euclid(DAY_MS) * DAY_MS;
-        let tx = self.write_transaction().map_err(wrap)?;
+        self.write(|tx| {
         let spent: f64 = tx
             .query_row(
                 "SELECT spent FROM privacy_budget WHERE consumer = ?1 AND day = ?2",
@@ -650,7 +617,7 @@ impl Database {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(wrap)?
+            ?
             .unwrap_or(0.0);
         let budget = Budget { daily, spent };
         let result = match budget.charge(epsilon) {
@@ -658,14 +625,13 @@ impl Database {
                 tx.execute(
                     "INSERT OR REPLACE INTO privacy_budget (consumer, day, spent) VALUES (?1, ?2, ?3)",
                     params![consumer, day, spent],
-                )
-                .map_err(wrap)?;
+                )?;
                 Ok(BudgetState { daily, spent })
             }
             Err(exhausted) => Err(exhausted),
         };
-        tx.commit().map_err(wrap)?;
         Ok(result)
+        })
     }
 }
 

@@ -121,13 +121,23 @@ impl Database {
         })
     }
 
-    /// A write transaction that takes the write lock at once, so that the
-    /// service and a console command (a token change) never both read the
-    /// audit chain's tail and collide; a busy database is waited for
+    /// Runs `work` in one write transaction and commits it, or rolls it all
+    /// back on the first error. The transaction takes the write lock at once,
+    /// so that the service and a console command (a token change) never both
+    /// read the audit chain's tail and collide; a busy database is waited for
     /// (busy_timeout) rather than failed.
-    fn write_transaction(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    fn write<T>(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StorageError> {
+        let conn = &mut self.conn;
+        let done = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = work(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        done.map_err(|source| self.wrap(source))
     }
 
     fn wrap(&self, source: rusqlite::Error) -> StorageError {
@@ -139,12 +149,7 @@ impl Database {
 
     /// Adds a batch of deltas in one transaction.
     pub fn apply(&mut self, deltas: &Deltas) -> Result<(), StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
+        self.write(|tx| {
         {
             let mut zone = tx
                 .prepare_cached(
@@ -154,8 +159,7 @@ impl Database {
                        samples = samples + excluded.samples,
                        occupancy_sum = occupancy_sum + excluded.occupancy_sum,
                        occupancy_max = max(occupancy_max, excluded.occupancy_max)",
-                )
-                .map_err(wrap)?;
+                )?;
             let mut space = tx
                 .prepare_cached(
                     "INSERT INTO space_minute (space, bucket_start, samples, occupancy_sum, occupancy_max)
@@ -164,8 +168,7 @@ impl Database {
                        samples = samples + excluded.samples,
                        occupancy_sum = occupancy_sum + excluded.occupancy_sum,
                        occupancy_max = max(occupancy_max, excluded.occupancy_max)",
-                )
-                .map_err(wrap)?;
+                )?;
             for d in &deltas.occupancy {
                 let sum = d.occupancy_sum as i64;
                 match &d.scope {
@@ -184,8 +187,7 @@ impl Database {
                         sum,
                         d.occupancy_max
                     ]),
-                }
-                .map_err(wrap)?;
+                }?;
             }
             let mut flow = tx
                 .prepare_cached(
@@ -194,8 +196,7 @@ impl Database {
                      ON CONFLICT (camera, line, bucket_start) DO UPDATE SET
                        entries = entries + excluded.entries,
                        exits = exits + excluded.exits",
-                )
-                .map_err(wrap)?;
+                )?;
             for f in &deltas.flows {
                 flow.execute(params![
                     &*f.camera,
@@ -203,8 +204,7 @@ impl Database {
                     f.bucket_start,
                     f.entries,
                     f.exits
-                ])
-                .map_err(wrap)?;
+                ])?;
             }
             let mut dwell = tx
                 .prepare_cached(
@@ -212,13 +212,11 @@ impl Database {
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (camera, zone, bucket_start, bin) DO UPDATE SET
                        visits = visits + excluded.visits",
-                )
-                .map_err(wrap)?;
+                )?;
             for d in &deltas.dwell {
                 for (bin, visits) in d.histogram.bins() {
                     dwell
-                        .execute(params![&*d.camera, d.zone, d.bucket_start, bin, visits])
-                        .map_err(wrap)?;
+                        .execute(params![&*d.camera, d.zone, d.bucket_start, bin, visits])?;
                 }
             }
             // A count replaces the saved one unless that one is newer (a
@@ -228,15 +226,14 @@ impl Database {
                     "INSERT INTO entrance_count (space, count, saved_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (space) DO UPDATE SET count = excluded.count, saved_at = excluded.saved_at
                      WHERE excluded.saved_at >= saved_at",
-                )
-                .map_err(wrap)?;
+                )?;
             for c in &deltas.entrance_counts {
                 count
-                    .execute(params![c.space, c.count, c.at])
-                    .map_err(wrap)?;
+                    .execute(params![c.space, c.count, c.at])?;
             }
         }
-        tx.commit().map_err(wrap)
+        Ok(())
+        })
     }
 
     /// Minute buckets of one zone or space with `from <= bucket_start < to`,

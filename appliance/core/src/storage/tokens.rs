@@ -58,55 +58,49 @@ impl Database {
         now: UnixMs,
         change: &str,
     ) -> Result<usize, StorageError> {
-        let path = self.path.clone();
-        let wrap = |source| StorageError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.write_transaction().map_err(wrap)?;
-        let revoked = tx
-            .execute(
+        self.write(|tx| {
+            let revoked = tx.execute(
                 "UPDATE api_token SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
                 params![name, now],
-            )
-            .map_err(wrap)?;
-        if let Some(t) = new {
-            tx.execute(
-                &format!("INSERT INTO api_token ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-                params![
-                    t.id,
-                    t.name,
-                    t.role,
-                    t.digest,
-                    t.created_ms,
-                    t.expires_ms,
-                    t.revoked_ms
-                ],
-            )
-            .map_err(wrap)?;
-        }
-        if revoked > 0 || new.is_some() {
-            let (actor, role) = if change == "bootstrap" {
-                ("headcount".to_string(), super::audit::SYSTEM_ROLE)
-            } else {
-                (console_user(), "operator")
-            };
-            let entry = super::AuditEntry {
-                actor,
-                role: role.into(),
-                action: super::AuditAction::TokenChange,
-                target: name.into(),
-                rows: (revoked + usize::from(new.is_some())) as u64,
-                detail: serde_json::json!({
-                    "change": change,
-                    "role": new.map(|t| t.role.as_str()),
-                    "expires_ms": new.and_then(|t| t.expires_ms),
-                }),
-            };
-            Database::append_audit_tx(&tx, now, &[entry]).map_err(wrap)?;
-        }
-        tx.commit().map_err(wrap)?;
-        Ok(revoked)
+            )?;
+            if let Some(t) = new {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO api_token ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ),
+                    params![
+                        t.id,
+                        t.name,
+                        t.role,
+                        t.digest,
+                        t.created_ms,
+                        t.expires_ms,
+                        t.revoked_ms
+                    ],
+                )?;
+            }
+            if revoked > 0 || new.is_some() {
+                let (actor, role) = if change == "bootstrap" {
+                    ("headcount".to_string(), super::audit::SYSTEM_ROLE)
+                } else {
+                    (console_user(), "operator")
+                };
+                let entry = super::AuditEntry {
+                    actor,
+                    role: role.into(),
+                    action: super::AuditAction::TokenChange,
+                    target: name.into(),
+                    rows: (revoked + usize::from(new.is_some())) as u64,
+                    detail: serde_json::json!({
+                        "change": change,
+                        "role": new.map(|t| t.role.as_str()),
+                        "expires_ms": new.and_then(|t| t.expires_ms),
+                    }),
+                };
+                Database::append_audit_tx(tx, now, &[entry])?;
+            }
+            Ok(revoked)
+        })
     }
 }
 

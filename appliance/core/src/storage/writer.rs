@@ -241,16 +241,15 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, maintenance: Opt
 
 /// All pending audit entries in one transaction, each caller told its fate.
 fn write_audits(db: &mut Database, audits: Vec<(UnixMs, Vec<AuditEntry>, Reply<u64>)>) {
-    let mut write = || -> rusqlite::Result<u64> {
-        let tx = db.write_transaction()?;
-        let mut last = 0;
-        for (at, entries, _) in &audits {
-            last = Database::append_audit_tx(&tx, *at, entries)?;
-        }
-        tx.commit()?;
-        Ok(last)
-    };
-    let result = write().map_err(|e| db.wrap(e).to_string());
+    let result = db
+        .write(|tx| {
+            let mut last = 0;
+            for (at, entries, _) in &audits {
+                last = Database::append_audit_tx(tx, *at, entries)?;
+            }
+            Ok(last)
+        })
+        .map_err(|e| e.to_string());
     for (_, _, done) in audits {
         let _ = done.send(result.clone());
     }
