@@ -193,59 +193,6 @@ fn seed_yesterday(db: &Path) -> i64 {
     day
 }
 
-/// Mosquitto on a loopback port, anonymous (the test's own broker).
-fn start_broker(dir: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is missing: run scripts/setup.sh");
-    let child = Command::new(binary)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let broker = Proc(child);
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
-    (broker, port)
-}
-
-/// Messages (topic, payload) that a real client receives within `wait`.
-fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String, String)> {
-    let out = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-v",
-            "-C",
-            &count.to_string(),
-            "-W",
-            &wait.to_string(),
-        ])
-        .output()
-        .expect("mosquitto_sub is missing: run scripts/setup.sh");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(t, p)| (t.to_string(), p.to_string()))
-        .collect()
-}
-
 /// scripts/validate_ngsi.py on NGSI-LD entities (one per line): passed?, report.
 fn validate_ngsi(entities: &str) -> (bool, String) {
     use std::io::Write;

@@ -1,13 +1,17 @@
 //! `headcount analyze`: the models' and the counting's view of a recording
 //! or a still, one JSON line per analysed frame, then a summary line. For
 //! installers checking a camera placement on a recording (with `--config`:
-//! zone occupancy, line crossings, dwell, spaces), and for accuracy checks.
+//! zone occupancy, line crossings, dwell, spaces, and the anomalies the
+//! appliance would raise), and for accuracy checks.
 //! Nothing but counts and (on request) boxes is printed; no pixel is
 //! written anywhere.
 
 use crate::pipeline::detector_settings;
 use anyhow::Context;
 use headcount_core::analytics::{Analytics, BoardView, OccupancyBoard};
+use headcount_core::anomaly::monitor::{Change, Monitor};
+use headcount_core::anomaly::tamper::FrameStats;
+use headcount_core::clock::UnixMs;
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::detection::Detection;
 use headcount_core::frame::{CameraId, Frame};
@@ -48,6 +52,10 @@ pub struct AnalyzeArgs {
     /// Run the person model on 2x2 tiles as well (slower, finds smaller people).
     #[arg(long)]
     tiling: bool,
+    /// The wall-clock time of the first frame (RFC 3339), for the
+    /// schedule-driven anomaly rules (after hours, counter drift); default: now.
+    #[arg(long)]
+    start: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +107,75 @@ struct Summary {
     zones: BTreeMap<String, ZoneSummary>,
     lines: BTreeMap<String, LineTotals>,
     spaces: BTreeMap<String, SpaceSummary>,
+    /// The anomalies raised, in the order they started.
+    anomalies: Vec<AnomalySummary>,
+}
+
+/// An anomaly of the recording, its times in seconds from the first frame.
+#[derive(Serialize)]
+struct AnomalySummary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    subject_type: &'static str,
+    subject: String,
+    start_s: f64,
+    /// None: still open at the end of the recording.
+    end_s: Option<f64>,
+    value: f64,
+    threshold: f64,
+    explanation: String,
+}
+
+/// Collects the monitor's changes into the summary's list.
+struct AnomalyLog {
+    start_ms: UnixMs,
+    anomalies: Vec<AnomalySummary>,
+}
+
+impl AnomalyLog {
+    fn seconds(&self, at: UnixMs) -> f64 {
+        ((at - self.start_ms) as f64 / 100.0).round() / 10.0
+    }
+
+    fn record(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Open { started, finding } => self.push(started, None, finding),
+                Change::Instant { at, finding } => self.push(at, Some(at), finding),
+                Change::Close {
+                    kind,
+                    subject,
+                    started,
+                    ended,
+                } => {
+                    let start_s = self.seconds(started);
+                    let end_s = self.seconds(ended);
+                    if let Some(open) = self.anomalies.iter_mut().find(|a| {
+                        a.kind == kind.as_str()
+                            && a.subject == subject.name()
+                            && a.start_s == start_s
+                            && a.end_s.is_none()
+                    }) {
+                        open.end_s = Some(end_s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, at: UnixMs, end: Option<UnixMs>, f: headcount_core::anomaly::Finding) {
+        let (start_s, end_s) = (self.seconds(at), end.map(|e| self.seconds(e)));
+        self.anomalies.push(AnomalySummary {
+            kind: f.kind.as_str(),
+            subject_type: f.subject.kind(),
+            subject: f.subject.name().to_string(),
+            start_s,
+            end_s,
+            value: f.value,
+            threshold: f.threshold,
+            explanation: f.explanation,
+        });
+    }
 }
 
 #[derive(Serialize)]
@@ -195,15 +272,39 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     settings.person_tiling |= args.tiling;
     let runtime = OnnxRuntime::load(config.onnxruntime_library.as_deref())?;
     let mut detectors = Detectors::load(&runtime, &config.models_dir, settings)?;
+    let start_ms = match &args.start {
+        Some(text) => text
+            .parse::<jiff::Timestamp>()
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--start: `{text}` is not an RFC 3339 time such as 2026-11-29T22:00:00+01:00"
+                )
+            })?
+            .as_millisecond(),
+        None => jiff::Timestamp::now().as_millisecond(),
+    };
     let board = OccupancyBoard::new(&config);
     let mut analytics = Analytics::new(&config, board.clone());
+    let mut monitor = Monitor::new(&config, start_ms);
+    let tamper = camera_config.tamper.is_some();
+    let mut log = AnomalyLog {
+        start_ms,
+        anomalies: Vec::new(),
+    };
+    let mut first_at: Option<i64> = None;
     let high = config.detection.person_threshold;
     let mut out = std::io::stdout().lock();
     let (mut frames, mut last_ms) = (0u64, 0i64);
     let mut report = |index: u64, frame: Frame| -> anyhow::Result<()> {
-        let (detections, _) = detectors.detect(&frame)?;
         let at = frame.timestamp_ms();
+        // The monitor runs on wall-clock time from --start.
+        let wall = start_ms + at - *first_at.get_or_insert(at);
+        if tamper {
+            log.record(monitor.observe_frame(&camera, wall, &FrameStats::measure(&frame)));
+        }
+        let (detections, _) = detectors.detect(&frame)?;
         analytics.observe(&camera, at, &detections.persons);
+        log.record(monitor.observe_counts(wall, &analytics.signals()));
         let (faces, face_error) = match &detections.faces {
             Ok(f) => (Some(f.len()), None),
             Err(e) => (None, Some(e.clone())),
@@ -244,7 +345,10 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     analytics.finish();
-    let summary = summarise(&analytics, &board.snapshot(), frames, last_ms);
+    let end = start_ms + last_ms - first_at.unwrap_or(last_ms);
+    log.record(monitor.finish(end));
+    let mut summary = summarise(&analytics, &board.snapshot(), frames, last_ms);
+    summary.anomalies = log.anomalies;
     println!("{}", serde_json::to_string(&SummaryLine { summary })?);
     Ok(ExitCode::SUCCESS)
 }
@@ -308,5 +412,6 @@ fn summarise(analytics: &Analytics, view: &BoardView, frames: u64, last_ms: i64)
         zones,
         lines: line_totals(analytics),
         spaces,
+        anomalies: Vec::new(),
     }
 }

@@ -89,6 +89,7 @@ pub fn bench_auth(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
         config: Arc::new(config),
         writer,
         fleet: Default::default(),
+        anomaly_control: Default::default(),
     };
     let router = api::router(state);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;

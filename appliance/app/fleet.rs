@@ -8,16 +8,25 @@
 //! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: the latest bucket as
 //!   JSON (`headcount_core::fleet::FleetBucket`), withheld values null;
 //! - with `mqtt.fiware`, also `{prefix}/{site}/{space}/ngsi-ld/{width}`: the
-//!   same bucket as an NGSI-LD `CrowdFlowObserved` entity.
+//!   same bucket as an NGSI-LD `CrowdFlowObserved` entity;
+//! - `{prefix}/{site}/anomalies`: each stored anomaly change as JSON
+//!   (`headcount_core::anomaly::Notice`, the same body as the webhook's),
+//!   QoS 1 and not retained: a notice is an event, and a retained one
+//!   would replay a stale alarm to every new subscriber (the current
+//!   anomalies are served by the API).
 //!
-//! Nothing else is ever published: no live counts, no events, no pixels.
+//! Nothing else is ever published: no live counts, no pixels, nothing that
+//! identifies a person counted. Anomaly notices describe aggregates only (a
+//! kind, a zone, line, space or camera, a value against a threshold).
 
+use headcount_core::anomaly::Notice;
 use headcount_core::config::MqttConfig;
 use headcount_core::fleet::{FleetBucket, FleetFeed};
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
 use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -28,17 +37,31 @@ pub struct Fleet {
     stop: watch::Sender<bool>,
     feed: JoinHandle<()>,
     mqtt: Option<(AsyncClient, String, JoinHandle<()>)>,
+    /// Publishes anomaly notices; only with MQTT and a notice channel.
+    anomalies: Option<JoinHandle<()>>,
 }
 
 impl Fleet {
-    /// Starts polling, and the MQTT connection when configured.
+    /// Starts polling, and the MQTT connection when configured; with MQTT,
+    /// `notices` (anomaly changes, once stored) are published too. Without
+    /// MQTT the receiver is dropped, so that it holds nothing back.
     pub fn start(
         mut feed: FleetFeed,
         mqtt_config: Option<&MqttConfig>,
         site: &str,
+        notices: Option<broadcast::Receiver<Notice>>,
     ) -> anyhow::Result<Fleet> {
         let (stop, mut stopped) = watch::channel(false);
         let mqtt = mqtt_config.map(|m| connect(m, site)).transpose()?;
+        let anomalies = match (&mqtt, mqtt_config, notices) {
+            (Some((client, _, _)), Some(m), Some(notices)) => Some(tokio::spawn(publish_notices(
+                client.clone(),
+                format!("{}/{site}/anomalies", m.topic_prefix),
+                notices,
+                stop.subscribe(),
+            ))),
+            _ => None,
+        };
         let publisher = mqtt.as_ref().map(|(client, _, _)| client.clone());
         let prefix = mqtt_config.map(|m| format!("{}/{site}", m.topic_prefix));
         let fiware = mqtt_config.is_some_and(|m| m.fiware);
@@ -75,13 +98,21 @@ impl Fleet {
                 }
             }
         });
-        Ok(Fleet { stop, feed, mqtt })
+        Ok(Fleet {
+            stop,
+            feed,
+            mqtt,
+            anomalies,
+        })
     }
 
     /// Stops polling and, with MQTT, says `offline` and disconnects.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.feed.await;
+        if let Some(anomalies) = self.anomalies {
+            let _ = anomalies.await;
+        }
         if let Some((client, status, connection)) = self.mqtt {
             let _ = client
                 .publish(status, QoS::AtLeastOnce, true, "offline")
@@ -113,6 +144,49 @@ async fn publish(client: &AsyncClient, prefix: &str, fiware: bool, bucket: &Flee
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a fleet bucket"),
+        }
+    }
+}
+
+/// Each notice, in order, as JSON on `topic` (QoS 1, not retained), until
+/// the channel closes or the fleet stops.
+async fn publish_notices(
+    client: AsyncClient,
+    topic: String,
+    mut notices: broadcast::Receiver<Notice>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let notice = tokio::select! {
+            received = notices.recv() => received,
+            _ = stopped.changed() => return,
+        };
+        let payload = match notice {
+            Ok(notice) => match serde_json::to_vec(&notice) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode an anomaly notice");
+                    continue;
+                }
+            },
+            Err(RecvError::Lagged(lost)) => {
+                tracing::warn!(
+                    lost,
+                    "MQTT fell behind; {lost} anomaly notices were not published"
+                );
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        // Queuing waits while the client's queue is full (broker away); the
+        // stop must not wait for the broker.
+        tokio::select! {
+            queued = client.publish(&topic, QoS::AtLeastOnce, false, payload) => {
+                if let Err(e) = queued {
+                    tracing::warn!(error = %e, "cannot queue an anomaly notice for MQTT");
+                }
+            }
+            _ = stopped.changed() => return,
         }
     }
 }

@@ -7,8 +7,10 @@ mod bench;
 mod bench_analytics;
 mod bench_api;
 mod bench_governance;
+mod bench_tamper;
 mod dpo;
 mod fleet;
+mod notify;
 mod pipeline;
 mod redact;
 mod serve;
@@ -85,6 +87,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the cost of tracking and zone/line counting per frame (no models needed).
     BenchAnalytics(bench_analytics::BenchAnalyticsArgs),
+    /// Measure the cost of camera tamper detection per frame on a recording.
+    BenchTamper(bench_tamper::BenchTamperArgs),
     /// Figures of data governance: suppression and noise on a generated
     /// month, rollup and sweep time on a generated year.
     BenchGovernance(bench_governance::BenchGovernanceArgs),
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
         Command::Camera(args) => camera(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchAnalytics(args) => bench_analytics::bench_analytics(args),
+        Command::BenchTamper(args) => bench_tamper::bench_tamper(args),
         Command::BenchGovernance(args) => bench_governance::bench_governance(args),
         Command::BenchAuth(args) => bench_api::bench_auth(args),
     };
@@ -301,6 +306,13 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         });
     }
     let appliance = pipeline::Appliance::start(&config, clock.clone())?;
+    // Subscribed before anything can be raised, so that no notice is missed.
+    let webhook_notices = config
+        .anomalies
+        .webhook
+        .as_ref()
+        .map(|_| appliance.notices.subscribe());
+    let fleet_notices = config.mqtt.as_ref().map(|_| appliance.notices.subscribe());
     let fleet_board = headcount_core::fleet::FleetBoard::default();
     let feed = headcount_core::fleet::FleetFeed::new(
         &config.site,
@@ -326,6 +338,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         config: config.clone(),
         writer: appliance.writer.clone(),
         fleet: fleet_board,
+        anomaly_control: appliance.anomaly_control.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -351,9 +364,16 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         if let Err(e) = appliance.writer.maintain(clock.now_ms(), false).await {
             tracing::error!(error = %e, "the first rollup failed; the next pass retries");
         }
-        let fleet = fleet::Fleet::start(feed, config.mqtt.as_ref(), &config.site)?;
+        let webhook = match (&config.anomalies.webhook, webhook_notices) {
+            (Some(w), Some(notices)) => Some(notify::spawn_webhook(w.clone(), notices)?),
+            _ => None,
+        };
+        let fleet = fleet::Fleet::start(feed, config.mqtt.as_ref(), &config.site, fleet_notices)?;
         let served = serve::serve(&config, api::router(state)).await;
         fleet.stop().await;
+        if let Some(webhook) = webhook {
+            webhook.abort();
+        }
         served
     });
     tracing::info!("stopping");

@@ -1,12 +1,15 @@
 //! The running appliance: stages on their own threads, joined by bounded
 //! channels with named payloads.
 //!
-//! cameras (GStreamer threads) --Frame--> inference workers (detect, then
-//! redact: nothing downstream sees a raw frame; the redacted frame goes to
-//! the snapshot board when snapshots are enabled) --Analysed--> analytics
-//! (tracks, zones, lines, dwell, spaces, minute buckets) --Deltas--> SQLite
-//! writer (which also takes the API's audit entries and budget charges, and
-//! runs the maintenance pass: rollups, retention sweeps, audit checkpoints).
+//! cameras (GStreamer threads) --Frame--> inference workers (tamper
+//! statistics and detection on the raw frame, then redact: nothing
+//! downstream sees a raw frame; the redacted frame goes to the snapshot
+//! board when snapshots are enabled) --Analysed--> analytics (tracks,
+//! zones, lines, dwell, spaces, minute buckets; the anomaly monitor)
+//! --Deltas, anomaly changes--> SQLite writer (which also takes the API's
+//! audit entries, budget charges and acknowledgements, runs the
+//! maintenance pass: rollups, retention sweeps, audit checkpoints, and
+//! announces stored anomaly changes for the webhook and MQTT).
 //!
 //! Frames are dropped (and counted in health) before inference when the
 //! workers are busy, never after. Shutdown runs front to back: stopping the
@@ -16,6 +19,10 @@
 
 use anyhow::Context;
 use headcount_core::analytics::{self, OccupancyBoard};
+use headcount_core::anomaly::monitor::{Change, Monitor};
+use headcount_core::anomaly::tamper::FrameStats;
+use headcount_core::anomaly::unusual::UnusualWatch;
+use headcount_core::anomaly::{Control, Notice};
 use headcount_core::clock::{Clock, UnixMs};
 use headcount_core::config::Config;
 use headcount_core::detection::Detection;
@@ -25,7 +32,7 @@ use headcount_core::redaction::{Redactor, RegionHold};
 use headcount_core::security::audit_key::AuditKey;
 use headcount_core::snapshot::SnapshotBoard;
 use headcount_core::storage::governance::PublishSpace;
-use headcount_core::storage::{Database, Maintenance, Writer};
+use headcount_core::storage::{Announce, Database, Maintenance, Writer};
 use headcount_media::{CameraHandle, SupervisorTiming};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use std::collections::HashMap;
@@ -33,13 +40,19 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Notices waiting for a slow webhook or broker before the oldest are lost.
+const NOTICE_BACKLOG: usize = 256;
 
 /// What inference hands to analytics: person boxes (down to the low
-/// threshold, for the tracker), no pixels.
+/// threshold, for the tracker) and the frame's tamper statistics, no pixels.
 pub struct Analysed {
     pub camera: CameraId,
     pub at: UnixMs,
     pub persons: Vec<Detection>,
+    /// None for a camera without tamper detection.
+    pub tamper: Option<FrameStats>,
 }
 
 pub struct Appliance {
@@ -47,6 +60,10 @@ pub struct Appliance {
     pub occupancy: OccupancyBoard,
     pub snapshots: SnapshotBoard,
     pub writer: Writer,
+    /// Stored anomaly changes, for the webhook and MQTT.
+    pub notices: broadcast::Sender<Notice>,
+    /// Re-arm requests from the API to the anomaly monitor.
+    pub anomaly_control: Control,
     cameras: Vec<CameraHandle>,
     threads: Vec<JoinHandle<()>>,
     writer_thread: JoinHandle<()>,
@@ -79,8 +96,15 @@ impl Appliance {
             .map(|_| Detectors::load(&runtime, &config.models_dir, settings))
             .collect::<Result<Vec<_>, _>>()
             .context("cannot load the models")?;
-        let db = Database::open(&config.database)?;
+        let mut db = Database::open(&config.database)?;
         let saved_counts = db.entrance_counts()?;
+        let interrupted = db.close_interrupted_anomalies(clock.now_ms())?;
+        if !interrupted.is_empty() {
+            tracing::info!(
+                anomalies = interrupted.len(),
+                "anomalies left open by the previous run closed; those that persist are raised again"
+            );
+        }
 
         let ids: Vec<CameraId> = config.cameras.iter().map(|c| c.id.clone()).collect();
         let health = HealthBoard::new(&ids);
@@ -95,14 +119,24 @@ impl Appliance {
             retention: Arc::new(config.retention.clone()),
             audit_key: Arc::new(AuditKey::load_or_create(&config.state_dir)?),
         };
+        let (notices, _) = broadcast::channel(NOTICE_BACKLOG);
+        let announce = Announce {
+            site: config.site.clone(),
+            notices: notices.clone(),
+        };
         let (writer, writer_thread) =
-            Writer::spawn(db, Some(maintenance)).context("cannot start the storage writer")?;
+            Writer::spawn_announcing(db, Some(maintenance), Some(announce))
+                .context("cannot start the storage writer")?;
+        let anomaly_control = Control::default();
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
         let mut engine = analytics::Analytics::new(config, occupancy.clone());
         engine.restore(&saved_counts, clock.now_ms());
         let analytics = AnalyticsStage {
             engine,
+            monitor: Monitor::new(config, clock.now_ms()),
+            control: anomaly_control.clone(),
+            health: health.clone(),
             clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
             buckets: writer.clone(),
@@ -120,6 +154,12 @@ impl Appliance {
         let deadline = Duration::from_millis(config.privacy.detection_deadline_ms);
         for (i, detectors) in detectors.into_iter().enumerate() {
             let worker = Worker {
+                tamper: config
+                    .cameras
+                    .iter()
+                    .filter(|c| c.tamper.is_some())
+                    .map(|c| c.id.clone())
+                    .collect(),
                 detectors,
                 redactor,
                 holds: holds.clone(),
@@ -152,16 +192,21 @@ impl Appliance {
         let snapshot_limit = config
             .retention
             .limit_ms(headcount_core::retention::DataClass::Snapshots);
-        let maintainer = (writer.clone(), snapshots.clone(), clock.clone());
-        threads.push(spawn("maintenance", move || {
-            let (writer, snapshots, clock) = maintainer;
-            maintain(&writer, &snapshots, clock.as_ref(), snapshot_limit, stop_rx)
-        })?);
+        let maintainer = Maintainer {
+            writer: writer.clone(),
+            snapshots: snapshots.clone(),
+            clock: clock.clone(),
+            snapshot_limit,
+            unusual: UnusualWatch::new(config).map(|w| (w, config.database.clone())),
+        };
+        threads.push(spawn("maintenance", move || maintainer.run(stop_rx))?);
         Ok(Appliance {
             health,
             occupancy,
             snapshots,
             writer,
+            notices,
+            anomaly_control,
             cameras,
             threads,
             writer_thread,
@@ -184,32 +229,52 @@ impl Appliance {
     }
 }
 
-/// Rolls up and checkpoints at start and every minute, sweeps at start and
-/// every hour, and drops snapshots past their lifetime, until told to stop.
-fn maintain(
-    writer: &Writer,
-    snapshots: &SnapshotBoard,
-    clock: &dyn Clock,
+struct Maintainer {
+    writer: Writer,
+    snapshots: SnapshotBoard,
+    clock: Arc<dyn Clock>,
     snapshot_limit: i64,
-    stop: Receiver<()>,
-) {
-    let mut last_sweep: Option<Instant> = None;
-    loop {
-        let now = clock.now_ms();
-        let sweep = last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
-        if sweep {
-            last_sweep = Some(Instant::now());
-        }
-        if !writer.maintain_blocking(now, sweep) {
-            return;
-        }
-        let dropped = snapshots.expire(now - snapshot_limit);
-        if dropped > 0 {
-            tracing::info!(dropped, "snapshots past their lifetime dropped");
-        }
-        match stop.recv_timeout(MAINTAIN_EVERY) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+    /// The unusual-pattern detector and the database it reads.
+    unusual: Option<(UnusualWatch, std::path::PathBuf)>,
+}
+
+impl Maintainer {
+    /// Rolls up and checkpoints at start and every minute, sweeps at start
+    /// and every hour, drops snapshots past their lifetime, and judges each
+    /// finished hour against its baseline, until told to stop.
+    fn run(mut self, stop: Receiver<()>) {
+        let mut last_sweep: Option<Instant> = None;
+        loop {
+            let now = self.clock.now_ms();
+            let sweep = last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+            if sweep {
+                last_sweep = Some(Instant::now());
+            }
+            if !self.writer.maintain_blocking(now, sweep) {
+                return;
+            }
+            let dropped = self.snapshots.expire(now - self.snapshot_limit);
+            if dropped > 0 {
+                tracing::info!(dropped, "snapshots past their lifetime dropped");
+            }
+            if let Some((watch, database)) = &mut self.unusual {
+                let judged =
+                    Database::open_read_only(database).and_then(|db| watch.evaluate(&db, now));
+                match judged {
+                    Ok(changes) => {
+                        if !self.writer.anomalies_blocking(changes) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not judge the last hour against its baseline")
+                    }
+                }
+            }
+            match stop.recv_timeout(MAINTAIN_EVERY) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
         }
     }
 }
@@ -222,6 +287,8 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHa
 }
 
 struct Worker {
+    /// Cameras with tamper detection: their frames' statistics are measured.
+    tamper: Vec<CameraId>,
     detectors: Detectors,
     redactor: Redactor,
     holds: Arc<Mutex<HashMap<CameraId, RegionHold>>>,
@@ -241,6 +308,11 @@ impl Worker {
                 Err(_) => return,
             };
             let (camera, at) = (frame.camera().clone(), frame.timestamp_ms());
+            // On the raw frame, in memory: only statistics go on.
+            let tamper = self
+                .tamper
+                .contains(&camera)
+                .then(|| FrameStats::measure(&frame));
             let started = Instant::now();
             let detections = match self.detectors.detect(&frame) {
                 Ok((d, _)) if started.elapsed() <= self.deadline => d,
@@ -273,6 +345,7 @@ impl Worker {
                     camera,
                     at,
                     persons: detections.persons,
+                    tamper,
                 })
                 .is_err()
             {
@@ -292,26 +365,75 @@ impl Worker {
 
 struct AnalyticsStage {
     engine: analytics::Analytics,
+    monitor: Monitor,
+    control: Control,
+    health: HealthBoard,
     clock: Arc<dyn Clock>,
     flush_every: Duration,
     buckets: Writer,
 }
 
+/// How often time-driven anomaly rules (stream loss, schedules) run.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
 impl AnalyticsStage {
     fn run(mut self, input: Receiver<Analysed>) {
         let mut last_flush = Instant::now();
+        let mut last_tick = Instant::now();
         loop {
+            let mut changes = Vec::new();
             match input.recv_timeout(Duration::from_millis(500)) {
-                Ok(a) => self.engine.observe(&a.camera, a.at, &a.persons),
+                Ok(a) => {
+                    self.engine.observe(&a.camera, a.at, &a.persons);
+                    if let Some(stats) = &a.tamper {
+                        changes.extend(self.monitor.observe_frame(&a.camera, a.at, stats));
+                    }
+                    changes.extend(self.monitor.observe_counts(a.at, &self.engine.signals()));
+                }
                 Err(RecvTimeoutError::Timeout) => self.engine.tick(self.clock.now_ms()),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            let now = self.clock.now_ms();
+            for camera in self.control.take_rearms() {
+                let (rearmed, closed) = self.monitor.rearm(&camera, now);
+                if rearmed {
+                    tracing::info!(camera = %camera, "tamper reference re-armed; learning the view afresh");
+                }
+                changes.extend(closed);
+            }
+            if last_tick.elapsed() >= TICK_EVERY {
+                last_tick = Instant::now();
+                let last_frames: Vec<_> = self
+                    .health
+                    .snapshot()
+                    .into_iter()
+                    .map(|(camera, h)| (camera, h.last_frame_at))
+                    .collect();
+                changes.extend(self.monitor.tick(now, &last_frames, &self.engine.signals()));
+            }
+            self.report(changes);
             if last_flush.elapsed() >= self.flush_every {
                 self.flush();
                 last_flush = Instant::now();
             }
         }
         self.flush();
+    }
+
+    fn report(&self, changes: Vec<Change>) {
+        for change in &changes {
+            if let Change::Open { finding, .. } | Change::Instant { finding, .. } = change {
+                tracing::warn!(
+                    kind = finding.kind.as_str(),
+                    subject = finding.subject.name(),
+                    "{}",
+                    finding.explanation
+                );
+            }
+        }
+        if !self.buckets.anomalies_blocking(changes) {
+            tracing::error!("the storage writer has stopped; anomalies lost");
+        }
     }
 
     fn flush(&mut self) {

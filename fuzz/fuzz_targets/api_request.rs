@@ -207,6 +207,7 @@ fn state(dir: &Path) -> AppState {
         config: Arc::new(config),
         writer,
         fleet: Default::default(),
+        anomaly_control: Default::default(),
     }
 }
 

@@ -194,6 +194,23 @@ pub fn get_raw(port: u16, path: &str) -> Option<(u16, String, Vec<u8>)> {
 
 /// GET with the given token, or none.
 pub fn get_raw_as(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String, Vec<u8>)> {
+    request_raw(port, "GET", path, token)
+}
+
+/// POST (no body) with the given token: status and JSON body.
+pub fn post_as(port: u16, path: &str, token: &str) -> Option<(u16, serde_json::Value)> {
+    let (status, _, body) = request_raw(port, "POST", path, Some(token))?;
+    Some((status, serde_json::from_slice(&body).ok()?))
+}
+
+/// One request over plain HTTP/1.1: status, head and body bytes; None if
+/// nothing answers.
+pub fn request_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let auth = token
@@ -201,7 +218,7 @@ pub fn get_raw_as(port: u16, path: &str, token: Option<&str>) -> Option<(u16, St
         .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = Vec::new();
@@ -283,4 +300,57 @@ pub fn seal_secret(state_dir: &Path, name: &str, value: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Mosquitto on a loopback port, anonymous (the test's own broker).
+pub fn start_broker(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is missing: run scripts/setup.sh");
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let broker = Proc(child);
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    (broker, port)
+}
+
+/// Messages (topic, payload) that a real client receives within `wait`.
+pub fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String, String)> {
+    let out = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-v",
+            "-C",
+            &count.to_string(),
+            "-W",
+            &wait.to_string(),
+        ])
+        .output()
+        .expect("mosquitto_sub is missing: run scripts/setup.sh");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, p)| (t.to_string(), p.to_string()))
+        .collect()
 }

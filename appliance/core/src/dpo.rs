@@ -148,8 +148,14 @@ impl ProcessingRecord {
         ));
         if let Some(mqtt) = &config.mqtt {
             recipients.push(format!(
-                "MQTT broker {}:{}: publishes suppressed aggregates only",
+                "MQTT broker {}:{}: publishes suppressed aggregates and anomaly notices only",
                 mqtt.host, mqtt.port
+            ));
+        }
+        if let Some(webhook) = &config.anomalies.webhook {
+            recipients.push(format!(
+                "Webhook {}:{}: anomaly notices (kind, zone/space/line/camera, times, measured value and threshold; no identity, no image)",
+                webhook.host, webhook.port
             ));
         }
 
@@ -757,9 +763,10 @@ epsilon = 0.5
         assert_eq!(record.gaps.len(), 2, "{:?}", record.gaps);
         assert!(record.gaps[0].starts_with("controller: not configured"));
         assert!(record.gaps[1].starts_with("cameras.lobby.purpose: not stated"));
-        assert!(record
-            .recipients
-            .contains(&"MQTT broker localhost:1883: publishes suppressed aggregates only".into()));
+        assert!(record.recipients.contains(
+            &"MQTT broker localhost:1883: publishes suppressed aggregates and anomaly notices only"
+                .into()
+        ));
         let md = record.to_markdown();
         assert!(md.contains("**Not configured.**"), "{md}");
         assert!(md.contains("**not stated** (gap)"), "{md}");

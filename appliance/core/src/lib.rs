@@ -6,6 +6,7 @@
 //! minute buckets) -> `storage` (SQLite) -> `api` (aggregates only).
 
 pub mod analytics;
+pub mod anomaly;
 pub mod api;
 pub mod clock;
 pub mod config;

@@ -64,7 +64,7 @@ impl DataClass {
 
     pub fn description(self) -> &'static str {
         match self {
-            DataClass::Events => "single events (line crossings, anomalies); none are stored today: crossings are counted straight into minute buckets",
+            DataClass::Events => "anomalies (kind, zone/space/line/camera, start, end, measured value and threshold; no identity); swept once ended this long ago. Crossings are counted straight into minute buckets, never stored singly",
             DataClass::Aggregates1m => "per-minute counts per zone, space and line (occupancy, entries and exits, dwell histograms)",
             DataClass::Aggregates15m => "15-minute counts rolled up from the minutes, and the suppressed aggregates published from them",
             DataClass::Aggregates1h => "hourly counts rolled up from the 15-minute ones, and their published aggregates",

@@ -137,6 +137,7 @@ mod tests {
             start: Point { x: 0.3, y: 0.5 },
             end: Point { x: 0.7, y: 0.5 },
             in_side: Side::Left,
+            one_way: None,
         };
         LineCounter::new("cam.door".into(), &line, 0.02)
     }

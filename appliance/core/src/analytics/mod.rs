@@ -180,12 +180,50 @@ pub struct Totals {
     pub occupancy: BTreeMap<String, (u64, u64, u32)>,
 }
 
+/// A zone as the anomaly rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneSignal {
+    /// `camera.zone`
+    pub key: String,
+    pub occupancy: u32,
+    /// The longest visit still in progress (0 without one).
+    pub longest_visit_ms: i64,
+}
+
+/// A space as the anomaly rules see it (once it has a count).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpaceSignal {
+    pub name: String,
+    pub occupancy: u32,
+    /// Entries minus exits, for a space with entrances.
+    pub entrance_count: Option<u32>,
+}
+
+/// A line's crossings since start, per direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineSignal {
+    /// `camera.line`
+    pub key: String,
+    pub entries: u64,
+    pub exits: u64,
+}
+
+/// Counts and durations for the anomaly rules (`anomaly::monitor`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    pub zones: Vec<ZoneSignal>,
+    pub spaces: Vec<SpaceSignal>,
+    pub lines: Vec<LineSignal>,
+}
+
 /// The whole site's counting: one per appliance (or per `analyze` run).
 pub struct Analytics {
     cameras: HashMap<CameraId, CameraAnalytics>,
     spaces: Vec<SpaceCounter>,
     /// Latest smoothed occupancy per zone key, for the spaces.
     zone_values: HashMap<String, u32>,
+    /// Latest occupancy per space, for the anomaly rules.
+    space_values: HashMap<String, u32>,
     board: OccupancyBoard,
     pending: Pending,
     totals: Totals,
@@ -216,6 +254,7 @@ impl Analytics {
             cameras,
             spaces,
             zone_values: HashMap::new(),
+            space_values: HashMap::new(),
             board,
             pending: Pending::default(),
             totals: Totals {
@@ -324,6 +363,8 @@ impl Analytics {
                 continue;
             }
             let occupancy = space.update(at, &self.zone_values);
+            self.space_values
+                .insert(space.name().to_string(), occupancy);
             self.board.record_space(space.name(), occupancy, at);
             record_total(&mut self.totals, space.name(), occupancy);
             self.pending
@@ -377,6 +418,46 @@ impl Analytics {
                 self.board
                     .record_space(space.name(), space.entrance_count(), now);
             }
+        }
+    }
+
+    /// What the anomaly rules watch: counts and durations, no identities.
+    pub fn signals(&self) -> Signals {
+        let zones = self
+            .cameras
+            .values()
+            .flat_map(|c| &c.zones)
+            .map(|z| ZoneSignal {
+                key: z.key().to_string(),
+                occupancy: self.zone_values.get(z.key()).copied().unwrap_or(0),
+                longest_visit_ms: z.longest_visit_ms(),
+            })
+            .collect();
+        let spaces = self
+            .spaces
+            .iter()
+            .filter_map(|s| {
+                Some(SpaceSignal {
+                    name: s.name().to_string(),
+                    occupancy: *self.space_values.get(s.name())?,
+                    entrance_count: s.counts_entrances().then(|| s.entrance_count()),
+                })
+            })
+            .collect();
+        let lines = self
+            .totals
+            .lines
+            .iter()
+            .map(|(key, &(entries, exits))| LineSignal {
+                key: key.clone(),
+                entries,
+                exits,
+            })
+            .collect();
+        Signals {
+            zones,
+            spaces,
+            lines,
         }
     }
 

@@ -188,6 +188,18 @@ impl ZoneState {
             .collect()
     }
 
+    /// How long the longest confirmed visit still in progress has lasted
+    /// (0 without one): a duration only, for the loitering rule.
+    pub fn longest_visit_ms(&self) -> i64 {
+        self.visits
+            .values()
+            .chain(&self.orphans)
+            .filter(|v| v.confirmed)
+            .map(|v| v.last_inside - v.entered)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Median of the window's counts. With an even number of samples, the
     /// upper middle value.
     pub fn occupancy(&self) -> u32 {

@@ -164,6 +164,11 @@ pub async fn require(
         Err(refusal) => return refusal.into_response(),
     };
     let target = format!("{} {}", request.method(), rule.path);
+    // A route with parameters: which camera or anomaly, too.
+    let path: Option<String> = rule
+        .path
+        .contains('{')
+        .then(|| request.uri().path().chars().take(256).collect());
     let query: String = request
         .uri()
         .query()
@@ -202,7 +207,12 @@ pub async fn require(
         action,
         target,
         rows,
-        detail: serde_json::json!({ "status": response.status().as_u16(), "query": query }),
+        detail: match path {
+            Some(path) => {
+                serde_json::json!({ "status": response.status().as_u16(), "query": query, "path": path })
+            }
+            None => serde_json::json!({ "status": response.status().as_u16(), "query": query }),
+        },
     };
     // No answer leaves without its audit entry being durable: if the entry
     // cannot be written, the caller gets an error instead of the data.

@@ -262,7 +262,8 @@ fn openapi_describes_exactly_the_routes_with_their_roles() {
     let documented: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
     assert_eq!(documented.len(), ROUTES.len(), "{documented:?}");
     for rule in ROUTES {
-        let op = &doc["paths"][rule.path]["get"];
+        let method = rule.method.as_str().to_ascii_lowercase();
+        let op = &doc["paths"][rule.path][method.as_str()];
         assert!(op.is_object(), "{} is not documented", rule.path);
         let roles: Vec<&str> = match rule.access {
             access::Access::Public => vec![],

@@ -2,6 +2,7 @@
 //! map to HTTP status in exactly one place (`ApiError::into_response`).
 
 pub mod access;
+mod anomalies;
 mod governance;
 pub mod wire;
 
@@ -19,7 +20,7 @@ use crate::storage::Database;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -101,6 +102,8 @@ pub struct AppState {
     /// Audit entries and privacy-budget charges go through the writer.
     pub writer: crate::storage::Writer,
     pub fleet: crate::fleet::FleetBoard,
+    /// Re-arm requests to the anomaly monitor.
+    pub anomaly_control: crate::anomaly::Control,
 }
 
 /// How many rows (buckets, entries) a response carried, for the audit log.
@@ -203,6 +206,24 @@ pub const ROUTES: &[RouteRule] = &[
         access: Access::Roles(&[Admin, Dpo]),
         handler: || get(governance::dpo_processing_record),
     },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/anomalies",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || get(anomalies::list),
+    },
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/anomalies/{id}/ack",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || post(anomalies::acknowledge),
+    },
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/cameras/{camera}/tamper/rearm",
+        access: Access::Roles(&[Admin]),
+        handler: || post(anomalies::rearm),
+    },
 ];
 
 /// The API: `ROUTES`, each behind its access rule, and an authenticated 404.
@@ -227,6 +248,7 @@ pub enum ApiError {
     MethodNotAllowed(String),
     UriTooLong,
     Unavailable(String),
+    Conflict(String),
     /// Logged in full; the client only learns that it happened.
     Internal(String),
 }
@@ -248,6 +270,7 @@ impl IntoResponse for ApiError {
                 ),
             ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "API request failed");
                 (
@@ -741,6 +764,8 @@ async fn dwell(
     ))
 }
 
+#[cfg(test)]
+mod anomaly_tests;
 #[cfg(test)]
 mod governance_tests;
 #[cfg(test)]

@@ -257,6 +257,7 @@ pub(super) fn app_state(
         config: Arc::new(config),
         writer,
         fleet: Default::default(),
+        anomaly_control: Default::default(),
     }
 }
 
@@ -287,10 +288,33 @@ pub(super) fn state_with_snapshot(dir: &std::path::Path) -> AppState {
         ..RedactionPolicy::default()
     });
     snapshots.publish(redactor.redact(frame, &detections, &mut RegionHold::default()));
-    AppState {
+    let state = AppState {
         snapshots,
         ..state(dir)
-    }
+    };
+    seed_anomaly(&state.database);
+    state
+}
+
+/// Stores anomaly 1: a zone over capacity, still open.
+pub(super) fn seed_anomaly(database: &std::path::Path) {
+    use crate::anomaly::{monitor::Change, Finding, Kind, Severity, Subject};
+    let finding = Finding {
+        kind: Kind::OverCapacity,
+        subject: Subject::Zone("lobby.door".into()),
+        severity: Severity::Warning,
+        value: 7.0,
+        threshold: 5.0,
+        explanation: "7 people in zone lobby.door, above its capacity of 5".into(),
+    };
+    let stored = Database::open(database)
+        .unwrap()
+        .record_anomalies(&[Change::Open {
+            started: NOW - 60_000,
+            finding,
+        }])
+        .unwrap();
+    assert_eq!(stored[0].1.id, 1);
 }
 
 #[test]
@@ -530,6 +554,9 @@ const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
     ("/api/v1/dpo/retention", &["admin", "dpo"]),
     ("/api/v1/dpo/audit", &["admin", "dpo"]),
     ("/api/v1/dpo/processing-record", &["admin", "dpo"]),
+    ("/api/v1/anomalies", &["admin", "facilities"]),
+    ("/api/v1/anomalies/{id}/ack", &["admin", "facilities"]),
+    ("/api/v1/cameras/{camera}/tamper/rearm", &["admin"]),
 ];
 
 /// A request on `route` that succeeds for a role it admits.
@@ -539,7 +566,7 @@ fn example(route: &str) -> String {
         "/api/v1/flow" => format!("{route}?line=lobby.entrance&bucket=1h"),
         "/api/v1/dwell" => format!("{route}?zone=lobby.door&bucket=1h"),
         "/api/v1/aggregates" => format!("{route}?space=hall"),
-        _ => route.replace("{camera}", "lobby"),
+        _ => route.replace("{camera}", "lobby").replace("{id}", "1"),
     }
 }
 
@@ -576,8 +603,14 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
             .unwrap()
             .1;
         let path = example(rule.path);
-        assert_eq!(rule.method, Method::GET);
+        let method = rule.method.as_str();
         let public = allowed == ["anyone"];
+        // A re-arm is accepted; it takes effect on the analytics thread.
+        let success = if rule.path.ends_with("/rearm") {
+            202
+        } else {
+            200
+        };
         for (label, token) in [
             ("no token", None),
             ("wrong token", Some(wrong.as_str())),
@@ -585,7 +618,7 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
             ("revoked token", Some(revoked.as_str())),
             ("garbage", Some("hc_not-a-token")),
         ] {
-            let (status, head, _) = request_as(s.addr, "GET", &path, token);
+            let (status, head, _) = request_as(s.addr, method, &path, token);
             if public {
                 assert_eq!(status, 200, "{label} on {path}");
             } else {
@@ -598,15 +631,20 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
         }
         for role in Role::ALL {
             let (status, head, _) =
-                request_as(s.addr, "GET", &path, Some(&s.tokens[role.as_str()]));
+                request_as(s.addr, method, &path, Some(&s.tokens[role.as_str()]));
             let admitted = public || allowed.contains(&role.as_str());
-            let want = if admitted { 200 } else { 403 };
+            let want = if admitted { success } else { 403 };
             assert_eq!(status, want, "{role} on {path}: {head}");
             checked += 1;
         }
         // Other methods are refused too, and never without a token.
-        let (status, _, _) = request_as(s.addr, "POST", &path, None);
-        assert_eq!(status, if public { 405 } else { 401 }, "POST {path}");
+        let other = if rule.method == Method::GET {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, _, _) = request_as(s.addr, other, &path, None);
+        assert_eq!(status, if public { 405 } else { 401 }, "{other} {path}");
         let (status, _, _) = request_as(s.addr, "DELETE", &path, Some(&admin));
         assert_eq!(status, 405, "DELETE {path}");
         checked += 2;

@@ -2,6 +2,7 @@
 //! errors); `validate` turns it into the immutable, typed `Config`, collecting
 //! *every* problem with its key path before failing.
 
+pub mod anomaly;
 mod governance;
 mod raw;
 
@@ -100,6 +101,10 @@ pub struct ZoneConfig {
     pub name: String,
     pub polygon: Polygon,
     pub capacity: Option<u32>,
+    /// Over capacity clears at or below this (default 90 % of capacity).
+    pub capacity_clear: Option<u32>,
+    /// A person in the zone longer than this is loitering.
+    pub loiter_ms: Option<i64>,
 }
 
 /// Which side of a line, as seen on screen standing at its first point and
@@ -117,6 +122,15 @@ pub struct LineConfig {
     pub start: Point,
     pub end: Point,
     pub in_side: Side,
+    /// The only direction allowed; a crossing the other way is a wrong-way anomaly.
+    pub one_way: Option<Way>,
+}
+
+/// A direction of crossing a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    In,
+    Out,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +145,10 @@ pub struct CameraConfig {
     pub analysis_width: u32,
     pub zones: Vec<ZoneConfig>,
     pub lines: Vec<LineConfig>,
+    /// None: tamper detection off (`tamper.sensitivity = "off"`).
+    pub tamper: Option<anomaly::TamperSettings>,
+    /// No frame for this long is stream loss.
+    pub stream_loss_ms: i64,
 }
 
 /// A room, floor or building: the sum of its zones' occupancy, or entries
@@ -143,8 +161,12 @@ pub struct SpaceConfig {
     /// Line keys, `camera.line`.
     pub entrances: Vec<String>,
     pub capacity: Option<u32>,
+    /// Over capacity clears at or below this (default 90 % of capacity).
+    pub capacity_clear: Option<u32>,
     /// Local time (appliance.timezone) at which an entrance count is set to zero.
     pub reset_at: Option<jiff::civil::Time>,
+    pub schedule: Option<anomaly::SpaceSchedule>,
+    pub unusual: Option<anomaly::SpaceUnusual>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,6 +268,7 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     /// None: not configured (the record says so; no sign can be made).
     pub controller: Option<ControllerConfig>,
+    pub anomalies: anomaly::AnomalyConfig,
 }
 
 /// Where secrets referenced by the config are looked up; injected for tests.
@@ -294,6 +317,7 @@ const SECTIONS: &[&str] = &[
     "aggregates",
     "mqtt",
     "controller",
+    "anomalies",
 ];
 
 impl Config {
@@ -428,6 +452,7 @@ impl Validator<'_> {
             self.section("retention", table.remove("retention"));
         let aggregates: governance::RawAggregates =
             self.section("aggregates", table.remove("aggregates"));
+        let anomalies: anomaly::RawAnomalies = self.section("anomalies", table.remove("anomalies"));
 
         let site = appliance.site.unwrap_or_else(|| "headcount".into());
         if site.trim().is_empty() {
@@ -459,7 +484,7 @@ impl Validator<'_> {
         let api = self.api(api);
         let syslog = self.syslog(security.syslog.as_deref().unwrap_or("unix:/dev/log"));
         let cameras = self.cameras(table.remove("cameras"), &defaults);
-        let spaces = self.spaces(table.remove("spaces"), &cameras);
+        let spaces = self.spaces(table.remove("spaces"), &cameras, &timezone);
         let detection = self.detection(detection);
         let privacy = self.privacy(privacy);
         let analytics = self.analytics(analytics);
@@ -467,6 +492,7 @@ impl Validator<'_> {
         let aggregates = self.aggregates(aggregates);
         let mqtt = self.mqtt(table.remove("mqtt"), &site);
         let controller = self.controller(table.remove("controller"));
+        let anomalies = self.anomalies(anomalies);
 
         Some(Config {
             site,
@@ -486,6 +512,7 @@ impl Validator<'_> {
             aggregates,
             mqtt,
             controller,
+            anomalies,
         })
     }
 
@@ -689,6 +716,7 @@ impl Validator<'_> {
                 self.line(&format!("{path}.lines.{line_name}"), line_name, line)
             })
             .collect();
+        let (tamper, stream_loss_ms) = self.tamper(path, raw.tamper);
         let legal_basis = self
             .text(&format!("{path}.legal_basis"), raw.legal_basis, false)
             .unwrap_or_else(|| DEFAULT_LEGAL_BASIS.to_string());
@@ -711,6 +739,8 @@ impl Validator<'_> {
             analysis_width,
             zones,
             lines,
+            tamper,
+            stream_loss_ms,
         })
     }
 
@@ -772,7 +802,16 @@ impl Validator<'_> {
     }
 
     fn credentials(&mut self, path: &str, raw: RawCredentials) -> Option<Credentials> {
-        let reference = raw.password_ref.as_str();
+        let password = self.secret(&format!("{path}.password_ref"), &raw.password_ref)?;
+        Some(Credentials {
+            user: raw.user,
+            password,
+        })
+    }
+
+    /// Resolves a secret reference (`env:`, `file:`, `credential:`,
+    /// `secret:`); an error names `path`, never the secret.
+    fn secret(&mut self, path: &str, reference: &str) -> Option<Secret> {
         let resolved = if let Some(var) = reference.strip_prefix("env:") {
             self.secrets
                 .env(var)
@@ -803,12 +842,9 @@ impl Validator<'_> {
             Err("must start with env:, file:, credential: or secret:".into())
         };
         match resolved {
-            Ok(password) => Some(Credentials {
-                user: raw.user,
-                password: Secret(password),
-            }),
+            Ok(secret) => Some(Secret(secret)),
             Err(message) => {
-                self.error(format!("{path}.password_ref"), message);
+                self.error(path, message);
                 None
             }
         }
@@ -839,10 +875,24 @@ impl Validator<'_> {
                 "must be at least 1 (leave it out for no capacity)",
             );
         }
+        let capacity_clear = self.capacity_clear(path, raw.capacity, raw.capacity_clear);
+        let loiter_ms = raw.loiter_minutes.and_then(|minutes| {
+            if minutes > 0.0 && minutes <= 1440.0 {
+                Some((minutes * 60_000.0).round() as i64)
+            } else {
+                self.error(
+                    format!("{path}.loiter_minutes"),
+                    format!("{minutes} is outside (0, 1440] minutes"),
+                );
+                None
+            }
+        });
         (self.errors.len() == errors_before).then_some(ZoneConfig {
             name,
             polygon,
             capacity: raw.capacity,
+            capacity_clear,
+            loiter_ms,
         })
     }
 
@@ -902,6 +952,18 @@ impl Validator<'_> {
                 None
             }
         };
+        let one_way = match raw.one_way.as_deref() {
+            None => None,
+            Some("in") => Some(Way::In),
+            Some("out") => Some(Way::Out),
+            Some(other) => {
+                self.error(
+                    format!("{path}.one_way"),
+                    format!("`{other}` is not in or out (the only direction allowed)"),
+                );
+                None
+            }
+        };
         if self.errors.len() != errors_before {
             return None;
         }
@@ -910,10 +972,16 @@ impl Validator<'_> {
             start: points[0],
             end: points[1],
             in_side: in_side?,
+            one_way,
         })
     }
 
-    fn spaces(&mut self, value: Option<toml::Value>, cameras: &[CameraConfig]) -> Vec<SpaceConfig> {
+    fn spaces(
+        &mut self,
+        value: Option<toml::Value>,
+        cameras: &[CameraConfig],
+        timezone: &jiff::tz::TimeZone,
+    ) -> Vec<SpaceConfig> {
         let table = match value {
             None => return vec![],
             Some(toml::Value::Table(t)) => t,
@@ -983,13 +1051,19 @@ impl Validator<'_> {
                 }
                 parsed
             });
+            let capacity_clear = self.capacity_clear(&path, raw.capacity, raw.capacity_clear);
+            let schedule = self.space_schedule(&path, raw.schedule, timezone);
+            let unusual = self.space_unusual(&path, raw.unusual);
             if self.errors.len() == errors_before {
                 spaces.push(SpaceConfig {
                     name,
                     zones: raw.zones,
                     entrances: raw.entrances,
                     capacity: raw.capacity,
+                    capacity_clear,
                     reset_at,
+                    schedule,
+                    unusual,
                 });
             }
         }

@@ -55,6 +55,7 @@ pub struct RawCamera {
     pub zones: BTreeMap<String, RawZone>,
     #[serde(default)]
     pub lines: BTreeMap<String, RawLine>,
+    pub tamper: Option<super::anomaly::RawTamper>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +70,8 @@ pub struct RawCredentials {
 pub struct RawZone {
     pub polygon: Vec<Vec<f64>>,
     pub capacity: Option<u32>,
+    pub capacity_clear: Option<u32>,
+    pub loiter_minutes: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +80,7 @@ pub struct RawLine {
     pub points: Vec<Vec<f64>>,
     #[serde(rename = "in")]
     pub in_side: String,
+    pub one_way: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +91,11 @@ pub struct RawSpace {
     #[serde(default)]
     pub entrances: Vec<String>,
     pub capacity: Option<u32>,
+    pub capacity_clear: Option<u32>,
     pub reset_at: Option<String>,
+    /// Split by `Validator::space_schedule` (two of its keys are not hours).
+    pub schedule: Option<toml::Table>,
+    pub unusual: Option<super::anomaly::RawUnusual>,
 }
 
 #[derive(Debug, Default, Deserialize)]

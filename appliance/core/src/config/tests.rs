@@ -475,3 +475,328 @@ ca_file = "ca.pem"
     );
     assert_eq!(mqtt.client_id, "headcount-headcount");
 }
+
+#[test]
+fn anomaly_keys_are_checked_all_at_once() {
+    let text = r#"
+[anomalies]
+capacity_hold_secs = -1
+[anomalies.webhook]
+url = "http://hooks.example.net/anomalies"
+
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.tamper]
+sensitivity = "extreme"
+[cameras.lobby.zones.door]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+capacity = 10
+capacity_clear = 10
+[cameras.lobby.zones.desk]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+loiter_minutes = 0
+[cameras.lobby.zones.hall]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+[cameras.lobby.lines.gate]
+points = [[0.1, 0.5], [0.9, 0.5]]
+in = "left"
+one_way = "both"
+
+[spaces.floor]
+zones = ["lobby.hall"]
+capacity_clear = 5
+[spaces.floor.schedule]
+timezone = "Mars/Olympus"
+mon = "18:00-08:00"
+[spaces.floor.unusual]
+min_weeks = 0
+"#;
+    let got = errors(text);
+    let expected = [
+        "anomalies.capacity_hold_secs: -1 is outside [0, 3600] seconds",
+        "anomalies.webhook.url: `hooks.example.net` is beyond loopback: use https://",
+        "cameras.lobby.tamper.sensitivity: `extreme` is not one of low, medium, high, off",
+        "cameras.lobby.zones.door.capacity_clear: 10 must be below the capacity (10)",
+        "cameras.lobby.zones.desk.loiter_minutes: 0 is outside (0, 1440] minutes",
+        "cameras.lobby.lines.gate.one_way: `both` is not in or out",
+        "spaces.floor.capacity_clear: needs a capacity to clear below",
+        "spaces.floor.schedule.timezone: `Mars/Olympus` is not a time zone",
+        "spaces.floor.schedule.mon: range 18:00-08:00 ends before it starts",
+        "spaces.floor.unusual.min_weeks: 0 is outside [1, 8]",
+    ];
+    for want in expected {
+        assert!(
+            got.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+}
+
+#[test]
+fn more_anomaly_key_errors_name_their_keys() {
+    let text = r#"
+[anomalies]
+after_hours_hold_secs = 7200
+[anomalies.webhook]
+url = "http://alice:pw@127.0.0.1:9000/in"
+retries = 21
+timeout_secs = 0
+
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.tamper]
+learning_secs = 1
+frozen_secs = 1
+stream_loss_secs = 1
+fps = 3
+"#;
+    let got = errors(text);
+    for want in [
+        "anomalies.after_hours_hold_secs: 7200 is outside [0, 3600] seconds",
+        "anomalies.webhook.url: must not contain credentials",
+        "cameras.lobby.tamper",
+    ] {
+        assert!(
+            got.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {got:#?}"
+        );
+    }
+    assert!(
+        !got.iter()
+            .any(|e| e.contains("alice") || e.contains(":pw@")),
+        "the webhook's credentials leaked into an error: {got:#?}"
+    );
+    let text = r#"
+[anomalies.webhook]
+url = "http://localhost:9000/in"
+ca_file = "ca.pem"
+retries = 21
+timeout_secs = 0
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.tamper]
+learning_secs = 1
+frozen_secs = 1
+stream_loss_secs = 1
+[cameras.lobby.zones.door]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+loiter_minutes = 1441
+[spaces.floor]
+zones = ["lobby.door"]
+[spaces.floor.schedule]
+mon = "8-18"
+after_hours_min = 0
+drift_tolerance = -1
+[spaces.floor.unusual]
+threshold = 0.5
+min_difference = -1
+"#;
+    let got = errors(text);
+    let expected = [
+        "anomalies.webhook.ca_file: is only used with https://",
+        "anomalies.webhook.retries: 21 is more than 20",
+        "anomalies.webhook.timeout_secs: 0 is outside [0.1, 120] seconds",
+        "cameras.lobby.tamper.learning_secs: 1 is outside [5, 3600] seconds",
+        "cameras.lobby.tamper.frozen_secs: 1 is outside [2, 3600] seconds",
+        "cameras.lobby.tamper.stream_loss_secs: 1 is outside [2, 3600] seconds",
+        "cameras.lobby.zones.door.loiter_minutes: 1441 is outside (0, 1440] minutes",
+        "spaces.floor.schedule.mon: `8-18` is not HH:MM-HH:MM ranges",
+        "spaces.floor.schedule.after_hours_min: 0 is not a whole number in [1, 10000]",
+        "spaces.floor.schedule.drift_tolerance: -1 is not a whole number in [0, 10000]",
+        "spaces.floor.unusual.threshold: 0.5 is outside [1, 50]",
+        "spaces.floor.unusual.min_difference: -1 is outside [0, 100000]",
+    ];
+    for want in expected {
+        assert!(
+            got.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {got:#?}"
+        );
+    }
+    // The zone with a bad loiter limit is dropped, so the space naming it
+    // reports that too.
+    assert!(
+        got.iter()
+            .any(|e| e.starts_with("spaces.floor.zones[0]: `lobby.door` is not a zone")),
+        "{got:#?}"
+    );
+    assert_eq!(got.len(), expected.len() + 1, "{got:#?}");
+}
+
+#[test]
+fn anomaly_settings_are_typed_with_their_defaults() {
+    use super::anomaly::{AnomalyConfig, TamperSettings};
+    use crate::anomaly::baseline::BaselineSettings;
+    use crate::anomaly::tamper::Sensitivity;
+
+    // Without any anomaly keys: tamper on at medium, stream loss after
+    // 30 s, 90 % of the capacity to clear, 30 s and 60 s holds, no webhook.
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.anomalies, AnomalyConfig::default());
+    assert_eq!(c.anomalies.capacity_hold_ms, 30_000);
+    assert_eq!(c.anomalies.after_hours_hold_ms, 60_000);
+    assert_eq!(c.anomalies.webhook, None);
+    let lobby = &c.cameras[0];
+    assert_eq!(
+        lobby.tamper,
+        Some(TamperSettings {
+            sensitivity: Sensitivity::Medium,
+            learning_ms: 60_000,
+            frozen_ms: 20_000,
+        })
+    );
+    assert_eq!(lobby.stream_loss_ms, 30_000);
+    assert_eq!(lobby.zones[0].capacity, Some(25));
+    assert_eq!(lobby.zones[0].capacity_clear, Some(22));
+    assert_eq!(lobby.zones[0].loiter_ms, None);
+
+    let text = r#"
+[appliance]
+timezone = "Europe/Berlin"
+[anomalies]
+capacity_hold_secs = 10
+after_hours_hold_secs = 0
+[anomalies.webhook]
+url = "https://hooks.example.net:8443/in?site=hq"
+secret_ref = "env:LOBBY_PW"
+ca_file = "ca.pem"
+retries = 3
+timeout_secs = 2.5
+
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.tamper]
+sensitivity = "high"
+learning_secs = 120
+frozen_secs = 10
+stream_loss_secs = 5
+[cameras.lobby.zones.door]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+capacity = 10
+capacity_clear = 6
+loiter_minutes = 2.5
+[cameras.lobby.lines.entrance]
+points = [[0.1, 0.5], [0.9, 0.5]]
+in = "left"
+one_way = "in"
+[cameras.lobby.lines.exit]
+points = [[0.1, 0.8], [0.9, 0.8]]
+in = "left"
+one_way = "out"
+[cameras.lobby.lines.side]
+points = [[0.1, 0.2], [0.9, 0.2]]
+in = "left"
+
+[cameras.yard]
+url = "testsrc:ball"
+[cameras.yard.tamper]
+sensitivity = "off"
+stream_loss_secs = 90
+
+[spaces.shop]
+zones = ["lobby.door"]
+capacity = 7
+[spaces.shop.schedule]
+mon = "08:00-12:00, 13:00-18:00"
+exceptions = { "2025-12-24" = "closed" }
+after_hours_min = 3
+drift_tolerance = 0
+[spaces.shop.unusual]
+threshold = 6
+min_difference = 2.5
+min_weeks = 4
+
+[spaces.building]
+entrances = ["lobby.entrance", "lobby.exit"]
+capacity = 50
+capacity_clear = 40
+[spaces.building.schedule]
+timezone = "America/New_York"
+sun = "24h"
+[spaces.building.unusual]
+enabled = false
+
+[spaces.plain]
+zones = ["lobby.door"]
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(c.anomalies.capacity_hold_ms, 10_000);
+    assert_eq!(c.anomalies.after_hours_hold_ms, 0);
+    let hook = c.anomalies.webhook.as_ref().unwrap();
+    assert_eq!(hook.url, "https://hooks.example.net:8443/in?site=hq");
+    assert_eq!(
+        (hook.host.as_str(), hook.port, hook.path.as_str(), hook.tls),
+        ("hooks.example.net", 8443, "/in?site=hq", true)
+    );
+    assert_eq!(hook.ca_file, Some(PathBuf::from("/etc/headcount/ca.pem")));
+    assert_eq!(hook.secret.as_ref().unwrap().expose(), "hunter2");
+    assert_eq!((hook.retries, hook.timeout_ms), (3, 2500));
+    assert!(!format!("{hook:?}").contains("hunter2"));
+
+    let lobby = &c.cameras[0];
+    assert_eq!(
+        lobby.tamper,
+        Some(TamperSettings {
+            sensitivity: Sensitivity::High,
+            learning_ms: 120_000,
+            frozen_ms: 10_000,
+        })
+    );
+    assert_eq!(lobby.stream_loss_ms, 5_000);
+    let door = &lobby.zones[0];
+    assert_eq!(
+        (door.capacity, door.capacity_clear, door.loiter_ms),
+        (Some(10), Some(6), Some(150_000))
+    );
+    let way = |name: &str| lobby.lines.iter().find(|l| l.name == name).unwrap().one_way;
+    assert_eq!(way("entrance"), Some(Way::In));
+    assert_eq!(way("exit"), Some(Way::Out));
+    assert_eq!(way("side"), None);
+    let yard = &c.cameras[1];
+    assert_eq!((yard.tamper, yard.stream_loss_ms), (None, 90_000));
+
+    let space = |name: &str| c.spaces.iter().find(|s| s.name == name).unwrap();
+    let shop = space("shop");
+    // 90 % of 7 is 6.3: rounded down.
+    assert_eq!(shop.capacity_clear, Some(6));
+    let hours = shop.schedule.as_ref().unwrap();
+    assert_eq!((hours.after_hours_min, hours.drift_tolerance), (3, 0));
+    // In the appliance's zone: Monday 2025-11-24 09:00 in Berlin is 08:00 UTC.
+    let monday_0800_utc: i64 = 1_763_971_200_000;
+    assert_eq!(
+        hours.schedule.time_zone(),
+        &jiff::tz::TimeZone::get("Europe/Berlin").unwrap()
+    );
+    assert!(hours.schedule.is_open(monday_0800_utc));
+    // 12:30 Berlin: the lunch break; Tuesday: closed (left out).
+    assert!(!hours
+        .schedule
+        .is_open(monday_0800_utc + 3 * 3_600_000 + 1_800_000));
+    assert!(!hours.schedule.is_open(monday_0800_utc + 24 * 3_600_000));
+    assert_eq!(
+        shop.unusual.as_ref().unwrap().settings,
+        BaselineSettings {
+            threshold: 6.0,
+            min_difference: 2.5,
+            min_weeks: 4,
+        }
+    );
+
+    let building = space("building");
+    assert_eq!(building.capacity_clear, Some(40));
+    let hours = building.schedule.as_ref().unwrap();
+    assert_eq!((hours.after_hours_min, hours.drift_tolerance), (1, 2));
+    assert_eq!(
+        hours.schedule.time_zone(),
+        &jiff::tz::TimeZone::get("America/New_York").unwrap()
+    );
+    assert_eq!(building.unusual, None);
+
+    let plain = space("plain");
+    assert_eq!((plain.capacity, plain.capacity_clear), (None, None));
+    assert_eq!(plain.schedule, None);
+    assert_eq!(
+        plain.unusual.as_ref().unwrap().settings,
+        BaselineSettings::default()
+    );
+}

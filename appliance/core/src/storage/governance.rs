@@ -435,14 +435,15 @@ impl Database {
                     tables
                 }
                 DataClass::PrivacyBudget => vec![("privacy_budget".into(), String::new())],
+                DataClass::Events => vec![("anomaly_event".into(), String::new())],
                 DataClass::AuditLog => {
                     if let Some(receipt) = self.sweep_audit_class(now, cutoff)? {
                         receipts.push(receipt);
                     }
                     continue;
                 }
-                // Nothing of these is written to the database.
-                DataClass::Events | DataClass::Snapshots => continue,
+                // Snapshots live in memory only (`SnapshotBoard::expire`).
+                DataClass::Snapshots => continue,
             };
             if let Some(receipt) = self.sweep_tables(class, now, cutoff, &tables)? {
                 receipts.push(receipt);
@@ -463,10 +464,11 @@ impl Database {
             let mut rows = 0u64;
             let mut oldest: Option<UnixMs> = None;
             for (table, filter) in tables {
-                let time = if table == "privacy_budget" {
-                    "day"
-                } else {
-                    "bucket_start"
+                // An anomaly counts from its end: open ones are kept.
+                let time = match table.as_str() {
+                    "privacy_budget" => "day",
+                    "anomaly_event" => "ended_ms",
+                    _ => "bucket_start",
                 };
                 let condition = format!("{filter} {time} < ?1");
                 let first: Option<UnixMs> = tx.query_row(
@@ -561,7 +563,13 @@ impl Database {
                     vec![("privacy_budget".into(), String::new(), "day")]
                 }
                 DataClass::AuditLog => vec![("audit_log".into(), String::new(), "at_ms")],
-                DataClass::Events | DataClass::Snapshots => vec![],
+                // Aged from their end, as the sweep does (open ones: from their start).
+                DataClass::Events => vec![(
+                    "anomaly_event".into(),
+                    String::new(),
+                    "coalesce(ended_ms, started_ms)",
+                )],
+                DataClass::Snapshots => vec![],
             };
             let mut rows = 0u64;
             let mut oldest: Option<UnixMs> = None;

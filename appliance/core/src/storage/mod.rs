@@ -8,6 +8,7 @@ use crate::clock::UnixMs;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 
+pub mod anomaly;
 mod audit;
 pub mod governance;
 mod tokens;
@@ -16,7 +17,7 @@ pub use audit::{
     verify_audit, AuditAction, AuditEntry, AuditProblem, AuditRecord, AuditReport, AuditSweep,
 };
 pub use tokens::TokenRow;
-pub use writer::{Maintenance, MaintenanceReport, WriteError, Writer};
+pub use writer::{Announce, Maintenance, MaintenanceReport, WriteError, Writer};
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// Step N brings a database from user_version N-1 to N. Append only.
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_api_tokens.sql"),
     include_str!("migrations/0005_audit_log.sql"),
     include_str!("migrations/0006_governance.sql"),
+    include_str!("migrations/0007_anomalies.sql"),
 ];
 
 pub fn schema_version() -> i64 {

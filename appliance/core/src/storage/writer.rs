@@ -1,7 +1,9 @@
 //! The writer thread: owns the only writing connection of the service and
-//! takes every write through one queue: minute buckets from analytics, audit
-//! entries and privacy-budget charges from the API, and periodic
-//! maintenance (rollups, retention sweeps, signed audit checkpoints).
+//! takes every write through one queue: minute buckets and anomaly changes
+//! from analytics, audit entries, privacy-budget charges and anomaly
+//! acknowledgements from the API, and periodic maintenance (rollups,
+//! retention sweeps, signed audit checkpoints). Anomaly notices go out on
+//! the `Announce` channel only once their change is stored.
 //!
 //! Whatever is queued together is written together: all pending audit
 //! entries go into one transaction, so a busy API costs one disk sync per
@@ -11,12 +13,14 @@
 use super::governance::{BudgetState, PublishSpace, SweepReceipt};
 use super::{AuditEntry, Database, StorageError};
 use crate::analytics::Deltas;
+use crate::anomaly::monitor::Change;
+use crate::anomaly::{Anomaly, Notice, Transition};
 use crate::clock::UnixMs;
 use crate::disclosure::BudgetExhausted;
 use crate::retention::RetentionPolicy;
 use crate::security::audit_key::AuditKey;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// How many requests may wait for the writer.
 const QUEUE: usize = 1024;
@@ -42,6 +46,13 @@ pub struct MaintenanceReport {
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 
+/// Where stored anomaly changes are announced (webhook, MQTT).
+#[derive(Clone)]
+pub struct Announce {
+    pub site: String,
+    pub notices: broadcast::Sender<Notice>,
+}
+
 enum Request {
     Buckets(Deltas),
     Audit {
@@ -60,6 +71,13 @@ enum Request {
         at: UnixMs,
         sweep: bool,
         done: Option<Reply<MaintenanceReport>>,
+    },
+    Anomalies(Vec<Change>),
+    Acknowledge {
+        id: i64,
+        by: String,
+        at: UnixMs,
+        done: Reply<Option<Anomaly>>,
     },
     /// Write what is queued, then stop.
     Stop,
@@ -85,11 +103,42 @@ impl Writer {
         db: Database,
         maintenance: Option<Maintenance>,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+        Writer::spawn_announcing(db, maintenance, None)
+    }
+
+    /// As `spawn`, announcing each stored anomaly change on `announce`.
+    pub fn spawn_announcing(
+        db: Database,
+        maintenance: Option<Maintenance>,
+        announce: Option<Announce>,
+    ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, requests) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("storage".into())
-            .spawn(move || run(db, requests, maintenance))?;
+            .spawn(move || run(db, requests, maintenance, announce))?;
         Ok((Writer { queue }, thread))
+    }
+
+    /// Queues anomaly changes (from a non-async thread). False when the
+    /// writer has stopped.
+    pub fn anomalies_blocking(&self, changes: Vec<Change>) -> bool {
+        changes.is_empty()
+            || self
+                .queue
+                .blocking_send(Request::Anomalies(changes))
+                .is_ok()
+    }
+
+    /// Records who acknowledged anomaly `id` (the first acknowledgement
+    /// stands); `None` when there is no such anomaly.
+    pub async fn acknowledge(
+        &self,
+        id: i64,
+        by: String,
+        at: UnixMs,
+    ) -> Result<Option<Anomaly>, WriteError> {
+        self.ask(|done| Request::Acknowledge { id, by, at, done })
+            .await
     }
 
     /// Queues minute buckets, waiting while the queue is full (from a
@@ -162,7 +211,23 @@ impl Writer {
     }
 }
 
-fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, maintenance: Option<Maintenance>) {
+fn run(
+    mut db: Database,
+    mut requests: mpsc::Receiver<Request>,
+    maintenance: Option<Maintenance>,
+    announce: Option<Announce>,
+) {
+    let announce = |done: Vec<(Transition, Anomaly)>| {
+        let Some(a) = &announce else { return };
+        for (transition, anomaly) in done {
+            // No receiver (no webhook, no MQTT) is not an error.
+            let _ = a.notices.send(Notice {
+                site: a.site.clone(),
+                transition,
+                anomaly,
+            });
+        }
+    };
     let mut backlog = Deltas::default();
     let mut stopping = false;
     while let Some(first) = requests.blocking_recv() {
@@ -219,6 +284,24 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, maintenance: Opt
                     if let Some(done) = done {
                         let _ = done.send(result);
                     }
+                }
+                Request::Anomalies(changes) => match db.record_anomalies(&changes) {
+                    Ok(done) => announce(done),
+                    Err(e) => tracing::error!(error = %e, "could not store anomalies"),
+                },
+                Request::Acknowledge { id, by, at, done } => {
+                    let result = db.acknowledge_anomaly(id, &by, at);
+                    let reply = match result {
+                        Ok(Some((fresh, anomaly))) => {
+                            if fresh {
+                                announce(vec![(Transition::Acknowledged, anomaly.clone())]);
+                            }
+                            Ok(Some(anomaly))
+                        }
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = done.send(reply);
                 }
                 Request::Buckets(_) | Request::Audit { .. } | Request::Stop => {}
             }
