@@ -167,3 +167,123 @@ impl UnusualWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
+    use crate::config::SystemSecrets;
+    use std::path::Path;
+
+    /// Monday 2025-11-24 09:00 UTC.
+    const HOUR: UnixMs = 1_763_974_800_000;
+    const WEEK: i64 = 7 * 24 * HOUR_MS;
+
+    fn config() -> Config {
+        let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.zones.hall]
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+[cameras.lobby.lines.door]
+points = [[0.2, 0.5], [0.8, 0.5]]
+in = "left"
+[spaces.shop]
+zones = ["lobby.hall"]
+entrances = ["lobby.door"]
+[spaces.shop.unusual]
+min_weeks = 3
+[spaces.quiet]
+zones = ["lobby.hall"]
+[spaces.quiet.unusual]
+enabled = false
+"#;
+        Config::parse(text, Path::new("."), &SystemSecrets).unwrap()
+    }
+
+    /// An hour of the shop: `people` present every minute, `entries` in its first minute.
+    fn hour(start: UnixMs, people: u32, entries: u32) -> Deltas {
+        let mut deltas = Deltas::default();
+        for m in 0..60 {
+            deltas.occupancy.push(OccupancyDelta {
+                scope: Scope::Space("shop".into()),
+                bucket_start: start + m * 60_000,
+                samples: 1,
+                occupancy_sum: u64::from(people),
+                occupancy_max: people,
+            });
+            deltas.flows.push(FlowDelta {
+                camera: "lobby".into(),
+                line: "door".into(),
+                bucket_start: start + m * 60_000,
+                entries: if m == 0 { entries } else { 0 },
+                exits: 0,
+            });
+        }
+        deltas
+    }
+
+    #[test]
+    fn an_hour_far_from_its_weekday_baseline_opens_and_the_next_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("h.db")).unwrap();
+        let config = config();
+        let mut watch = UnusualWatch::new(&config).unwrap();
+        assert_eq!(watch.spaces.len(), 1, "quiet has unusual off");
+        let after = |h: UnixMs| h + HOUR_MS + JUDGE_AFTER_MS;
+
+        // Two weeks of history: still warming up, nothing judged unusual.
+        for w in 1..=2 {
+            db.apply(&hour(HOUR - w * WEEK, 10 + w as u32, 20)).unwrap();
+        }
+        db.apply(&hour(HOUR, 40, 90)).unwrap();
+        assert_eq!(watch.evaluate(&db, after(HOUR)).unwrap(), []);
+
+        // With a third week, the same hour is unusual in both measures.
+        db.apply(&hour(HOUR - 3 * WEEK, 12, 22)).unwrap();
+        let mut watch = UnusualWatch::new(&config).unwrap();
+        let changes = watch.evaluate(&db, after(HOUR)).unwrap();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        let Change::Open { started, finding } = &changes[0] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(*started, HOUR);
+        assert_eq!(finding.kind, Kind::UnusualOccupancy);
+        assert_eq!(finding.subject, Subject::Space("shop".into()));
+        assert_eq!((finding.value, finding.threshold), (40.0, 12.0));
+        assert!(
+            finding.explanation.contains("Mon 09:00") && finding.explanation.contains("12.0"),
+            "{}",
+            finding.explanation
+        );
+        let Change::Open { finding, .. } = &changes[1] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!((finding.kind, finding.value), (Kind::UnusualFlow, 90.0));
+
+        // Judged once only, however often asked.
+        assert_eq!(watch.evaluate(&db, after(HOUR) + 60_000).unwrap(), []);
+
+        // The next hour is as usual (its own history): both close at its start.
+        let next = HOUR + HOUR_MS;
+        for w in 1..=3 {
+            db.apply(&hour(next - w * WEEK, 30, 50)).unwrap();
+        }
+        db.apply(&hour(next, 31, 52)).unwrap();
+        let changes = watch.evaluate(&db, after(next)).unwrap();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        for change in changes {
+            let Change::Close { started, ended, .. } = change else {
+                panic!("{change:?}")
+            };
+            assert_eq!((started, ended), (HOUR, next));
+        }
+    }
+
+    #[test]
+    fn without_a_space_watched_there_is_no_watch() {
+        let mut config = config();
+        config.spaces.retain(|s| s.name == "quiet");
+        assert!(UnusualWatch::new(&config).is_none());
+    }
+}
