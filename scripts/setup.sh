@@ -2,7 +2,8 @@
 # One idempotent setup for the demo, the tests and the bench, on Debian 12:
 # Debian packages, then (via fetch.py) ONNX Runtime, the models and the test
 # media, all verified by sha256 and cached outside the repository, then the
-# demo camera's H.264 stream and the scenario videos, then a release build.
+# demo camera's H.264 stream, the scenario and tamper videos, then a release
+# build.
 #
 # Usage: scripts/setup.sh        (sourced by demo.sh, test.sh and bench.sh)
 # Env:   HEADCOUNT_CACHE (default /var/cache/headcount)
@@ -13,6 +14,7 @@ export HEADCOUNT_CACHE="${HEADCOUNT_CACHE:-/var/cache/headcount}"
 export ORT_DYLIB_PATH="$HEADCOUNT_CACHE/onnxruntime/libonnxruntime.so.1.31.1"
 export HEADCOUNT_MEDIA="$HEADCOUNT_CACHE/media"
 export HEADCOUNT_SCENARIOS="$HEADCOUNT_CACHE/scenarios"
+export HEADCOUNT_TAMPER="$HEADCOUNT_CACHE/tamper"
 
 packages=(
   pkg-config build-essential python3 python3-pip python3-numpy python3-scipy curl tzdata
@@ -60,6 +62,10 @@ transcode "$HEADCOUNT_MEDIA/faces/carphone_pristine.mp4" "$HEADCOUNT_MEDIA/faces
 # Scenario videos with exact ground truth (crossings, occupancy, dwell), made
 # from vtest; regenerated only when scripts/scenarios.py changes.
 /usr/bin/python3 "$repo/scripts/scenarios.py" --media "$HEADCOUNT_MEDIA" --out "$HEADCOUNT_SCENARIOS"
+# Camera tamper videos (covered, blurred, moved, frozen: real GStreamer
+# filters over vtest) for the anomaly tests; likewise only when
+# scripts/tamper_scenarios.py changes.
+/usr/bin/python3 "$repo/scripts/tamper_scenarios.py" --media "$HEADCOUNT_MEDIA" --out "$HEADCOUNT_TAMPER"
 
 cd "$repo"
 cargo build --release --quiet
