@@ -1,7 +1,7 @@
 //! Anomalies: listed for facilities managers, acknowledged by them, and
 //! an admin's re-arm of a camera's tamper reference.
 
-use super::{parse_time, parsed, read, rfc3339, ApiError, AppState, RowsServed, MAX_NAME_BYTES};
+use super::{camera_name, parse_time, parsed, read, rfc3339, ApiError, AppState, RowsServed};
 use crate::anomaly::{Anomaly, Kind};
 use crate::security::Caller;
 use crate::storage::anomaly::AnomalyQuery;
@@ -139,12 +139,7 @@ pub(super) async fn rearm(
     State(state): State<AppState>,
     camera: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(camera) = camera.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if camera.len() > MAX_NAME_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "a camera name is at most {MAX_NAME_BYTES} bytes"
-        )));
-    }
+    let camera = camera_name(camera)?;
     let config = state
         .config
         .cameras

@@ -377,18 +377,26 @@ async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
     })
 }
 
-/// A calibration snapshot: the camera's latest frame with every face and
-/// every person redacted, as JPEG. Only `RedactedFrame`s reach this handler.
-async fn snapshot(
-    State(state): State<AppState>,
+/// The `{camera}` of a route, at most `MAX_NAME_BYTES` long.
+fn camera_name(
     camera: Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<String, ApiError> {
     let Path(camera) = camera.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if camera.len() > MAX_NAME_BYTES {
         return Err(ApiError::BadRequest(format!(
             "a camera name is at most {MAX_NAME_BYTES} bytes"
         )));
     }
+    Ok(camera)
+}
+
+/// A calibration snapshot: the camera's latest frame with every face and
+/// every person redacted, as JPEG. Only `RedactedFrame`s reach this handler.
+async fn snapshot(
+    State(state): State<AppState>,
+    camera: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let camera = camera_name(camera)?;
     if !state.snapshots.enabled() {
         return Err(ApiError::Forbidden(
             "snapshots are disabled; set privacy.snapshots = true to enable them".into(),

@@ -182,11 +182,7 @@ impl Validator<'_> {
             );
             return None;
         }
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !tls && !loopback {
+        if !tls && !super::is_loopback_host(&host) {
             self.error(
                 path,
                 format!(

@@ -1213,6 +1213,14 @@ fn check_name(v: &mut Validator<'_>, path: &str, name: &str) {
 }
 
 /// Zones and lines by their API key, `camera.zone` / `camera.line`.
+/// `localhost` or a loopback address: where plain text may travel.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub fn zone_key(camera: &str, zone: &str) -> String {
     format!("{camera}.{zone}")
 }
