@@ -135,6 +135,7 @@ impl Appliance {
         let analytics = AnalyticsStage {
             engine,
             monitor: Monitor::new(config, clock.now_ms()),
+            tamper_at: HashMap::new(),
             control: anomaly_control.clone(),
             health: health.clone(),
             clock: clock.clone(),
@@ -366,6 +367,8 @@ impl Worker {
 struct AnalyticsStage {
     engine: analytics::Analytics,
     monitor: Monitor,
+    /// The latest frame time each camera's tamper statistics were judged at.
+    tamper_at: HashMap<CameraId, UnixMs>,
     control: Control,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
@@ -385,7 +388,11 @@ impl AnalyticsStage {
             match input.recv_timeout(Duration::from_millis(500)) {
                 Ok(a) => {
                     self.engine.observe(&a.camera, a.at, &a.persons);
-                    if let Some(stats) = &a.tamper {
+                    // Workers can finish a camera's frames out of order; the
+                    // tamper holds run forward in time only.
+                    let latest = self.tamper_at.entry(a.camera.clone()).or_insert(i64::MIN);
+                    if let Some(stats) = a.tamper.as_ref().filter(|_| a.at > *latest) {
+                        *latest = a.at;
                         changes.extend(self.monitor.observe_frame(&a.camera, a.at, stats));
                     }
                     changes.extend(self.monitor.observe_counts(a.at, &self.engine.signals()));

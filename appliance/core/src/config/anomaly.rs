@@ -14,7 +14,8 @@ use std::path::PathBuf;
 /// JSON, retried with backoff; `https` beyond loopback.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
-    /// The URL as written, for messages.
+    /// The URL without its query (which may hold a receiver's token), for
+    /// messages and logs.
     pub url: String,
     pub host: String,
     pub port: u16,
@@ -215,7 +216,12 @@ impl Validator<'_> {
             path: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-            url: raw.url,
+            url: format!(
+                "{}://{}{}",
+                if tls { "https" } else { "http" },
+                uri.authority().map_or("", |a| a.as_str()),
+                uri.path()
+            ),
             host,
             tls,
             ca_file: raw.ca_file.map(|f| self.path(&f)),
