@@ -60,6 +60,9 @@ from pathlib import Path
 from itertools import islice
 from typing import Iterable, Iterator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scenarios import part_path, write_atomically  # noqa: E402  (the same atomic writes)
+
 W, H, FPS = 768, 576, 10
 FRAME_BYTES = W * H * 3
 SOURCE_FRAMES = 795  # vtest.avi
@@ -248,17 +251,6 @@ def truth(name: str, tamper: Tamper, frames: int, sha: str, first_ms: float) -> 
 
 
 # -------------------------------------------------------------------- main
-
-
-def part_path(path: Path) -> Path:
-    """Where to write before renaming to path (per process: runs may overlap)."""
-    return path.with_name(f"{path.name}.{os.getpid()}.part")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    part = part_path(path)
-    part.write_text(text)
-    part.rename(path)
 
 
 def up_to_date(out: Path, name: str, sha: str) -> bool:
