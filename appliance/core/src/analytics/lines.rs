@@ -60,6 +60,15 @@ impl LineCounter {
         &self.name
     }
 
+    /// Whether `line` draws this very line (name, ends, in side; one-way is
+    /// an anomaly rule), so the tracks' committed sides stay valid.
+    pub fn same_as(&self, line: &LineConfig) -> bool {
+        self.name == line.name
+            && self.start == line.start
+            && self.end == line.end
+            && self.in_side == line.in_side
+    }
+
     /// A matched track's foot point; a crossing when its side changes.
     /// Tracks not yet confirmed set their side but count nothing.
     pub fn observe(&mut self, track: u64, foot: Point, confirmed: bool) -> Option<Direction> {

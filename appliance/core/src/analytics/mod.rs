@@ -15,12 +15,12 @@ mod zones;
 pub use dwell::DwellHistogram;
 
 use crate::clock::UnixMs;
-use crate::config::{zone_key, AnalyticsConfig, CameraConfig, Config};
+use crate::config::{zone_key, AnalyticsConfig, CameraConfig, Config, LineConfig, ZoneConfig};
 use crate::detection::Detection;
 use crate::frame::CameraId;
 use lines::{Direction, LineCounter};
 use spaces::SpaceCounter;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use tracking::{Tracker, TrackerParams};
 use zones::ZoneState;
@@ -228,6 +228,8 @@ pub struct Analytics {
     pending: Pending,
     totals: Totals,
     timezone: jiff::tz::TimeZone,
+    /// The running settings: zones and lines drawn anew are built with them.
+    settings: AnalyticsConfig,
 }
 
 impl Analytics {
@@ -262,7 +264,66 @@ impl Analytics {
                 ..Totals::default()
             },
             timezone: config.timezone.clone(),
+            settings: settings.clone(),
         }
+    }
+
+    /// Takes up the zones and lines of each running camera from an edited
+    /// `config`; the rest of it (cameras, spaces, settings) is ignored and
+    /// stays as running. A running camera missing from `config` is left
+    /// with no zones or lines.
+    ///
+    /// Invariant: nothing counted is lost. Tracks survive, so occupancy
+    /// re-derives at the next frame. A zone drawn the same (name and
+    /// polygon) keeps its smoothing window and visits in progress; a zone
+    /// moved or removed ends its visits now as dwell (as `finish` does)
+    /// and a moved one starts afresh. A line drawn the same keeps its
+    /// tracks' sides; a line key that stays keeps its totals, a new one
+    /// starts at zero, a removed one leaves them. Spaces keep their
+    /// entrance counts, and minutes already accumulated (of removed zones
+    /// and lines too) stay pending for the next drain.
+    pub fn reconfigure(&mut self, config: &Config, now: UnixMs) {
+        let mut zone_keys = HashSet::new();
+        let mut line_keys = HashSet::new();
+        for (camera, cam) in &mut self.cameras {
+            let (zones, lines) = config
+                .cameras
+                .iter()
+                .find(|c| c.id == *camera)
+                .map_or((&[][..], &[][..]), |c| (&c.zones[..], &c.lines[..]));
+
+            let mut old = std::mem::take(&mut cam.zones);
+            for zone in zones {
+                let state = match old.iter().position(|z| z.same_as(zone)) {
+                    Some(i) => old.swap_remove(i),
+                    None => new_zone(camera, zone, &self.settings),
+                };
+                zone_keys.insert(state.key().to_string());
+                cam.zones.push(state);
+            }
+            // What is left was moved or removed: its visits end here.
+            let at = cam.last_at.unwrap_or(now);
+            for zone in &mut old {
+                let ended = zone.finish(cam.interval_ms);
+                record_visits(&mut self.pending, &mut self.totals, camera, zone, at, ended);
+            }
+
+            let mut old = std::mem::take(&mut cam.lines);
+            for line in lines {
+                let counter = match old.iter().position(|l| l.same_as(line)) {
+                    Some(i) => old.swap_remove(i),
+                    None => new_line(camera, line, &self.settings),
+                };
+                line_keys.insert(counter.key().to_string());
+                cam.lines.push(counter);
+            }
+        }
+        self.zone_values.retain(|key, _| zone_keys.contains(key));
+        self.totals.lines.retain(|key, _| line_keys.contains(key));
+        for key in line_keys {
+            self.totals.lines.entry(key).or_default();
+        }
+        self.board.reconfigure(config);
     }
 
     /// One analysed frame of one camera: its person detections (any score
@@ -519,23 +580,29 @@ fn camera_analytics(
         zones: camera
             .zones
             .iter()
-            .map(|z| {
-                ZoneState::new(
-                    zone_key(&camera.id, &z.name),
-                    z,
-                    settings.smoothing_secs,
-                    settings.dwell_gap_secs,
-                )
-            })
+            .map(|z| new_zone(&camera.id, z, settings))
             .collect(),
         lines: camera
             .lines
             .iter()
-            .map(|l| LineCounter::new(zone_key(&camera.id, &l.name), l, settings.line_band))
+            .map(|l| new_line(&camera.id, l, settings))
             .collect(),
         last_at: None,
         interval_ms: 1000.0 / camera.analysis_fps.max(0.1),
     }
+}
+
+fn new_zone(camera: &CameraId, zone: &ZoneConfig, settings: &AnalyticsConfig) -> ZoneState {
+    ZoneState::new(
+        zone_key(camera, &zone.name),
+        zone,
+        settings.smoothing_secs,
+        settings.dwell_gap_secs,
+    )
+}
+
+fn new_line(camera: &CameraId, line: &LineConfig, settings: &AnalyticsConfig) -> LineCounter {
+    LineCounter::new(zone_key(camera, &line.name), line, settings.line_band)
 }
 
 /// Current occupancy of a zone or space, for the API.
@@ -564,42 +631,33 @@ pub struct OccupancyBoard(Arc<RwLock<BoardView>>);
 
 impl OccupancyBoard {
     pub fn new(config: &Config) -> Self {
-        let zones = config
-            .cameras
-            .iter()
-            .flat_map(|c| {
-                c.zones.iter().map(move |z| {
-                    let entry = LiveOccupancy {
-                        camera: Some(c.id.clone()),
-                        capacity: z.capacity,
-                        occupancy: None,
-                        updated_at: None,
-                        method: None,
-                    };
-                    (zone_key(&c.id, &z.name), entry)
-                })
+        Self(Arc::new(RwLock::new(board_view(config))))
+    }
+
+    /// Takes up an edited config's zones and the capacities of its zones
+    /// and spaces. Keys that stay keep their latest occupancy and time;
+    /// the set of spaces stays the running one, as the counting keeps its
+    /// spaces (`Analytics::reconfigure`).
+    pub fn reconfigure(&self, config: &Config) {
+        let fresh = board_view(config);
+        let mut view = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let zones = fresh
+            .zones
+            .into_iter()
+            .map(|(key, mut entry)| {
+                if let Some(old) = view.zones.get(&key) {
+                    entry.occupancy = old.occupancy;
+                    entry.updated_at = old.updated_at;
+                }
+                (key, entry)
             })
             .collect();
-        let spaces = config
-            .spaces
-            .iter()
-            .map(|s| {
-                let method = match (s.zones.is_empty(), s.entrances.is_empty()) {
-                    (false, true) => "zones",
-                    (true, false) => "entrances",
-                    _ => "entrances+zones",
-                };
-                let entry = LiveOccupancy {
-                    camera: None,
-                    capacity: s.capacity,
-                    occupancy: None,
-                    updated_at: None,
-                    method: Some(method),
-                };
-                (s.name.clone(), entry)
-            })
-            .collect();
-        Self(Arc::new(RwLock::new(BoardView { zones, spaces })))
+        view.zones = zones;
+        for (name, entry) in &mut view.spaces {
+            if let Some(space) = fresh.spaces.get(name) {
+                entry.capacity = space.capacity;
+            }
+        }
     }
 
     fn record(&self, space: bool, key: &str, occupancy: u32, at: UnixMs) {
@@ -626,6 +684,46 @@ impl OccupancyBoard {
     pub fn snapshot(&self) -> BoardView {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// Every zone and space of `config`, with no occupancy yet.
+fn board_view(config: &Config) -> BoardView {
+    let zones = config
+        .cameras
+        .iter()
+        .flat_map(|c| {
+            c.zones.iter().map(move |z| {
+                let entry = LiveOccupancy {
+                    camera: Some(c.id.clone()),
+                    capacity: z.capacity,
+                    occupancy: None,
+                    updated_at: None,
+                    method: None,
+                };
+                (zone_key(&c.id, &z.name), entry)
+            })
+        })
+        .collect();
+    let spaces = config
+        .spaces
+        .iter()
+        .map(|s| {
+            let method = match (s.zones.is_empty(), s.entrances.is_empty()) {
+                (false, true) => "zones",
+                (true, false) => "entrances",
+                _ => "entrances+zones",
+            };
+            let entry = LiveOccupancy {
+                camera: None,
+                capacity: s.capacity,
+                occupancy: None,
+                updated_at: None,
+                method: Some(method),
+            };
+            (s.name.clone(), entry)
+        })
+        .collect();
+    BoardView { zones, spaces }
 }
 
 #[cfg(test)]

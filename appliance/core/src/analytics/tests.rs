@@ -2,8 +2,8 @@
 //! lines, dwell and spaces, as the appliance and `analyze` drive it.
 
 use super::*;
-use crate::config::SystemSecrets;
-use crate::geometry::BBox;
+use crate::config::{Side, SystemSecrets};
+use crate::geometry::{BBox, Point, Polygon};
 use std::path::Path;
 
 /// Camera `cam` (5 fps): zone `left` is x < 0.5, zone `room` is y < 0.5,
@@ -39,9 +39,13 @@ correction_secs = 10
 const T0: UnixMs = 1_764_000_000_000;
 const STEP: UnixMs = 200;
 
+fn parsed(extra: &str) -> Config {
+    Config::parse(&format!("{CONFIG}{extra}"), Path::new("/"), &SystemSecrets)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn engine(extra: &str) -> (Analytics, OccupancyBoard) {
-    let config = Config::parse(&format!("{CONFIG}{extra}"), Path::new("/"), &SystemSecrets)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config = parsed(extra);
     let board = OccupancyBoard::new(&config);
     (Analytics::new(&config, board.clone()), board)
 }
@@ -291,4 +295,160 @@ fn an_entrance_count_survives_a_restart_but_not_a_reset() {
     let (mut next_day, board) = engine("");
     next_day.restore(&saved, T0 + 11 * 3_600_000);
     assert_eq!(space_now(&board, "room"), Some(0));
+}
+
+/// A third zone, `right` (x > 0.5), for the reconfigure tests.
+const RIGHT: &str = r#"
+[cameras.cam.zones.right]
+polygon = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
+"#;
+
+fn pt(x: f32, y: f32) -> Point {
+    Point { x, y }
+}
+
+/// RIGHT's config edited: `left` only gets a new capacity, `room` moves
+/// to the upper right quarter, `right` goes and line `aisle` (x = 0.5 in
+/// the upper half) comes.
+fn edited() -> Config {
+    let mut config = parsed(RIGHT);
+    let cam = &mut config.cameras[0];
+    cam.zones.retain(|z| z.name != "right");
+    for zone in &mut cam.zones {
+        match zone.name.as_str() {
+            "left" => zone.capacity = Some(4),
+            "room" => {
+                zone.polygon =
+                    Polygon::new(vec![pt(0.5, 0.0), pt(1.0, 0.0), pt(1.0, 0.5), pt(0.5, 0.5)])
+            }
+            _ => {}
+        }
+    }
+    cam.lines.push(LineConfig {
+        name: "aisle".into(),
+        start: pt(0.5, 0.05),
+        end: pt(0.5, 0.45),
+        in_side: Side::Left,
+        one_way: None,
+    });
+    config
+}
+
+fn zone_signal(a: &Analytics, key: &str) -> Option<ZoneSignal> {
+    a.signals().zones.into_iter().find(|z| z.key == key)
+}
+
+#[test]
+fn counts_survive_a_reconfigure() {
+    let (mut a, board) = engine(RIGHT);
+    // Two walk in through the door and stay in the room, one each side.
+    let t = run(&mut a, T0, 30, |i| {
+        let y = 0.9 - 0.05 * i.min(14) as f32;
+        vec![(0.3, y), (0.7, y)]
+    });
+    assert_eq!(a.totals().lines["cam.door"], (2, 0));
+    assert_eq!(space_now(&board, "room"), Some(2));
+    assert_eq!(zone_now(&board, "cam.room"), Some(2));
+    let left_visit = zone_signal(&a, "cam.left").unwrap().longest_visit_ms;
+    assert!(left_visit > 0);
+
+    a.reconfigure(&edited(), t);
+    // Kept: `left`'s occupancy and visit (a capacity does not shape a
+    // zone), the door's totals and the room's entrance count.
+    let left = zone_signal(&a, "cam.left").unwrap();
+    assert_eq!((left.occupancy, left.longest_visit_ms), (1, left_visit));
+    assert_eq!(zone_now(&board, "cam.left"), Some(1));
+    assert_eq!(board.snapshot().zones["cam.left"].capacity, Some(4));
+    assert!(!a.totals().dwell.contains_key("cam.left"));
+    // Moved and removed zones: their visits ended as dwell; the removed
+    // one is gone from the signals and the board.
+    assert_eq!(a.totals().dwell["cam.room"].visits(), 2);
+    assert_eq!(a.totals().dwell["cam.right"].visits(), 1);
+    assert_eq!(zone_signal(&a, "cam.room").unwrap().longest_visit_ms, 0);
+    assert_eq!(zone_signal(&a, "cam.right"), None);
+    let zones: Vec<_> = board.snapshot().zones.into_keys().collect();
+    assert_eq!(zones, ["cam.left", "cam.room"]);
+    let lines: Vec<_> = a
+        .signals()
+        .lines
+        .into_iter()
+        .map(|l| (l.key, l.entries, l.exits))
+        .collect();
+    assert_eq!(
+        lines,
+        [("cam.aisle".into(), 0, 0), ("cam.door".into(), 2, 0)]
+    );
+    assert_eq!(space_now(&board, "room"), Some(2));
+
+    // The next frame: the moved room holds the person on the right only.
+    let t = run(&mut a, t, 1, |_| vec![(0.3, 0.2), (0.7, 0.2)]);
+    assert_eq!(zone_now(&board, "cam.room"), Some(1));
+    assert_eq!(zone_now(&board, "cam.left"), Some(1));
+    // The person on the left crosses the new line on their surviving track.
+    run(&mut a, t, 20, |i| {
+        vec![(0.3 + 0.04 * i.min(8) as f32, 0.2), (0.7, 0.2)]
+    });
+    assert_eq!(a.totals().lines["cam.aisle"], (1, 0));
+    assert_eq!(a.totals().lines["cam.door"], (2, 0));
+    assert_eq!(zone_now(&board, "cam.room"), Some(2));
+    assert_eq!(zone_now(&board, "cam.left"), Some(0));
+    assert_eq!(space_now(&board, "room"), Some(2));
+
+    // What the removed zone counted before the edit is still stored.
+    let deltas = a.drain();
+    let right = Scope::Zone {
+        camera: "cam".into(),
+        zone: "right".into(),
+    };
+    let samples: u32 = deltas
+        .occupancy
+        .iter()
+        .filter(|d| d.scope == right)
+        .map(|d| d.samples)
+        .sum();
+    assert_eq!(samples, 30);
+    assert!(deltas.dwell.iter().any(|d| d.zone == "right"));
+    let room: Vec<_> = deltas
+        .entrance_counts
+        .iter()
+        .filter(|c| c.space == "room")
+        .map(|c| c.count)
+        .collect();
+    assert_eq!(room, [2]);
+}
+
+#[test]
+fn the_board_keeps_the_values_of_kept_keys_and_takes_new_capacities() {
+    let board = OccupancyBoard::new(&parsed(RIGHT));
+    board.record_zone("cam.left", 2, T0);
+    board.record_zone("cam.right", 1, T0);
+    board.record_space("sum", 3, T0);
+    let mut config = edited();
+    let mut gate = config.cameras[0].zones[0].clone();
+    gate.name = "gate".into();
+    gate.capacity = Some(6);
+    config.cameras[0].zones.push(gate);
+    for space in &mut config.spaces {
+        if space.name == "sum" {
+            space.capacity = Some(10);
+        }
+    }
+    board.reconfigure(&config);
+    let view = board.snapshot();
+    let zones: Vec<_> = view.zones.keys().map(String::as_str).collect();
+    assert_eq!(zones, ["cam.gate", "cam.left", "cam.room"]);
+    let left = &view.zones["cam.left"];
+    assert_eq!(
+        (left.occupancy, left.updated_at, left.capacity),
+        (Some(2), Some(T0), Some(4))
+    );
+    let gate = &view.zones["cam.gate"];
+    assert_eq!((gate.occupancy, gate.capacity), (None, Some(6)));
+    assert_eq!(view.zones["cam.room"].occupancy, None);
+    let sum = &view.spaces["sum"];
+    assert_eq!(
+        (sum.occupancy, sum.updated_at, sum.capacity, sum.method),
+        (Some(3), Some(T0), Some(10), Some("zones"))
+    );
+    assert_eq!(view.spaces.len(), 3);
 }

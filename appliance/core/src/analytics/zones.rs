@@ -66,6 +66,12 @@ impl ZoneState {
         &self.name
     }
 
+    /// Whether `zone` draws this very zone (name and polygon; capacity and
+    /// the anomaly limits do not shape it), so its state may be kept.
+    pub fn same_as(&self, zone: &ZoneConfig) -> bool {
+        self.name == zone.name && self.polygon == zone.polygon
+    }
+
     /// Updates with the tracks after a frame at `at`; returns the durations
     /// (seconds) of the visits that ended.
     pub fn observe(

@@ -19,9 +19,9 @@ use super::{Finding, Kind, Severity, Subject};
 use crate::analytics::Signals;
 use crate::clock::UnixMs;
 use crate::config::anomaly::SpaceSchedule;
-use crate::config::{Config, Way};
+use crate::config::{zone_key, Config, Way};
 use crate::frame::CameraId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// How long after closing time the entrance count is checked: people
 /// leaving at closing time have left by then.
@@ -95,40 +95,27 @@ pub struct Monitor {
     pending: HashMap<(Kind, Subject), UnixMs>,
     open: BTreeMap<(Kind, Subject), Opened>,
     started: UnixMs,
+    /// Every line's latest (entries, exits): where a line made one-way by
+    /// `reconfigure` starts counting crossings against it.
+    line_totals: HashMap<String, (u64, u64)>,
 }
 
 impl Monitor {
     /// Detectors for every zone, space, line and camera in the config,
     /// starting (and starting to learn tamper references) at `now`.
     pub fn new(config: &Config, now: UnixMs) -> Monitor {
-        let key = |camera: &str, name: &str| crate::config::zone_key(camera, name);
-        let mut zones = HashMap::new();
-        let mut lines = HashMap::new();
+        let zones = zone_rules(config);
+        let lines = one_way_rules(config)
+            .map(|(key, allowed)| {
+                let rules = LineRules {
+                    allowed,
+                    against: None,
+                };
+                (key, rules)
+            })
+            .collect();
         let mut cameras = HashMap::new();
         for camera in &config.cameras {
-            for zone in &camera.zones {
-                zones.insert(
-                    key(&camera.id, &zone.name),
-                    ZoneRules {
-                        limits: Limits {
-                            capacity: zone.capacity,
-                            clear: zone.capacity_clear,
-                        },
-                        loiter_ms: zone.loiter_ms,
-                    },
-                );
-            }
-            for line in &camera.lines {
-                if let Some(allowed) = line.one_way {
-                    lines.insert(
-                        key(&camera.id, &line.name),
-                        LineRules {
-                            allowed,
-                            against: None,
-                        },
-                    );
-                }
-            }
             cameras.insert(
                 camera.id.clone(),
                 CameraWatch {
@@ -169,6 +156,71 @@ impl Monitor {
             pending: HashMap::new(),
             open: BTreeMap::new(),
             started: now,
+            line_totals: HashMap::new(),
+        }
+    }
+
+    /// Takes up the zone rules (capacity, clear level, loitering) and the
+    /// one-way lines of an edited `config`; cameras (tamper references,
+    /// stream loss), spaces and their schedules stay as running.
+    ///
+    /// Invariant: an open anomaly ends only when what it is about is gone.
+    /// Those of a removed zone or line, or of a rule a zone no longer has,
+    /// close now (returned); the others stay open and are judged by the
+    /// new rules from the next counts on. A line made one-way, or turned
+    /// round, counts crossings against it from its latest totals, so
+    /// crossings before the edit raise nothing.
+    pub fn reconfigure(&mut self, config: &Config, now: UnixMs) -> Vec<Change> {
+        self.zones = zone_rules(config);
+        let mut old = std::mem::take(&mut self.lines);
+        for (key, allowed) in one_way_rules(config) {
+            let rules = match old.remove(&key) {
+                Some(rules) if rules.allowed == allowed => rules,
+                _ => {
+                    let against = self
+                        .line_totals
+                        .get(&key)
+                        .map(|&(entries, exits)| crossings_against(allowed, entries, exits));
+                    LineRules { allowed, against }
+                }
+            };
+            self.lines.insert(key, rules);
+        }
+        // A removed line's totals restart at zero should it come back.
+        let drawn: HashSet<String> = config
+            .cameras
+            .iter()
+            .flat_map(|c| c.lines.iter().map(|l| zone_key(&c.id, &l.name)))
+            .collect();
+        self.line_totals.retain(|key, _| drawn.contains(key));
+
+        // Pending holds go too: a rule that comes back needs a full hold.
+        let mut gone: Vec<(Kind, Subject)> = self
+            .open
+            .keys()
+            .chain(self.pending.keys())
+            .filter(|(kind, subject)| !self.judges(*kind, subject))
+            .cloned()
+            .collect();
+        gone.sort();
+        gone.dedup();
+        let mut changes = Vec::new();
+        for (kind, subject) in gone {
+            self.held(now, kind, &subject, None, 0, &mut changes);
+        }
+        changes
+    }
+
+    /// Whether a rule still watches `kind` on `subject`.
+    fn judges(&self, kind: Kind, subject: &Subject) -> bool {
+        match subject {
+            Subject::Zone(key) => self.zones.get(key).is_some_and(|rules| match kind {
+                Kind::OverCapacity => rules.limits.capacity.is_some(),
+                Kind::Loitering => rules.loiter_ms.is_some(),
+                _ => true,
+            }),
+            Subject::Line(key) => self.lines.contains_key(key),
+            Subject::Space(_) | Subject::Camera(_) => true,
         }
     }
 
@@ -264,13 +316,17 @@ impl Monitor {
             }
         }
         for line in &signals.lines {
+            match self.line_totals.get_mut(&line.key) {
+                Some(totals) => *totals = (line.entries, line.exits),
+                None => {
+                    self.line_totals
+                        .insert(line.key.clone(), (line.entries, line.exits));
+                }
+            }
             let Some(rules) = self.lines.get_mut(&line.key) else {
                 continue;
             };
-            let against = match rules.allowed {
-                Way::In => line.exits,
-                Way::Out => line.entries,
-            };
+            let against = crossings_against(rules.allowed, line.entries, line.exits);
             let before = rules.against.replace(against).unwrap_or(0);
             if against > before {
                 let n = against - before;
@@ -477,6 +533,42 @@ impl Monitor {
             });
         }
     }
+}
+
+fn crossings_against(allowed: Way, entries: u64, exits: u64) -> u64 {
+    match allowed {
+        Way::In => exits,
+        Way::Out => entries,
+    }
+}
+
+fn zone_rules(config: &Config) -> HashMap<String, ZoneRules> {
+    config
+        .cameras
+        .iter()
+        .flat_map(|camera| {
+            camera.zones.iter().map(|zone| {
+                let rules = ZoneRules {
+                    limits: Limits {
+                        capacity: zone.capacity,
+                        clear: zone.capacity_clear,
+                    },
+                    loiter_ms: zone.loiter_ms,
+                };
+                (zone_key(&camera.id, &zone.name), rules)
+            })
+        })
+        .collect()
+}
+
+/// The one-way lines by key, with the direction allowed.
+fn one_way_rules(config: &Config) -> impl Iterator<Item = (String, Way)> + '_ {
+    config.cameras.iter().flat_map(|camera| {
+        camera.lines.iter().filter_map(|line| {
+            let allowed = line.one_way?;
+            Some((zone_key(&camera.id, &line.name), allowed))
+        })
+    })
 }
 
 fn tamper_kind(condition: TamperCondition) -> Kind {
@@ -1157,6 +1249,124 @@ drift_tolerance = 2
         // The space's pending hold was forgotten: it needs a full hold again.
         assert!(m
             .observe_counts(NOW + 62 * SEC, &space("site", 21, None))
+            .is_empty());
+    }
+
+    /// The config with a capacity on yard.gate too (3, clearing at 2).
+    fn gated() -> Config {
+        let mut c = config();
+        for camera in &mut c.cameras {
+            for zone in &mut camera.zones {
+                if zone.name == "gate" {
+                    zone.capacity = Some(3);
+                    zone.capacity_clear = Some(2);
+                }
+            }
+        }
+        c
+    }
+
+    fn door_and_gate(door: u32, gate: u32) -> Signals {
+        let signal = |key: &str, occupancy| ZoneSignal {
+            key: key.into(),
+            occupancy,
+            longest_visit_ms: 0,
+        };
+        Signals {
+            zones: vec![signal("lobby.door", door), signal("yard.gate", gate)],
+            ..Signals::default()
+        }
+    }
+
+    #[test]
+    fn a_reconfigure_closes_what_a_removed_zone_had_open_and_keeps_the_rest() {
+        let mut m = Monitor::new(&gated(), NOW);
+        let gate = Subject::Zone("yard.gate".into());
+        assert!(m.observe_counts(NOW, &door_and_gate(11, 4)).is_empty());
+        let changes = m.observe_counts(NOW + 30 * SEC, &door_and_gate(11, 4));
+        assert_eq!(opened(&changes).len(), 2, "{changes:?}");
+
+        // yard.gate is removed: only its anomaly closes, now.
+        let mut edited = gated();
+        for camera in &mut edited.cameras {
+            camera.zones.retain(|z| z.name != "gate");
+        }
+        let changes = m.reconfigure(&edited, NOW + 40 * SEC);
+        assert_eq!(
+            changes,
+            [Change::Close {
+                kind: Kind::OverCapacity,
+                subject: gate,
+                started: NOW + 30 * SEC,
+                ended: NOW + 40 * SEC,
+            }]
+        );
+        // lobby.door stays open; the removed zone's signal is not judged.
+        assert!(m
+            .observe_counts(NOW + 50 * SEC, &door_and_gate(11, 9))
+            .is_empty());
+
+        // A new capacity for lobby.door: still open, judged by the new
+        // clear level from the next counts on.
+        edited.cameras[0].zones[0].capacity = Some(20);
+        edited.cameras[0].zones[0].capacity_clear = Some(15);
+        assert!(m.reconfigure(&edited, NOW + 60 * SEC).is_empty());
+        let changes = m.observe_counts(NOW + 70 * SEC, &door_and_gate(11, 9));
+        assert_eq!(
+            closed(&changes),
+            [(Kind::OverCapacity, door(), NOW + 30 * SEC, NOW + 70 * SEC)]
+        );
+    }
+
+    #[test]
+    fn a_reconfigure_closes_what_a_removed_limit_had_open() {
+        let mut m = monitor();
+        m.observe_counts(NOW, &zone(11, 6 * MIN));
+        m.observe_counts(NOW + 30 * SEC, &zone(11, 6 * MIN));
+        let mut edited = config();
+        edited.cameras[0].zones[0].capacity = None;
+        edited.cameras[0].zones[0].loiter_ms = None;
+        let mut done = closed(&m.reconfigure(&edited, NOW + MIN));
+        done.sort();
+        assert_eq!(
+            done,
+            [
+                (Kind::OverCapacity, door(), NOW + 30 * SEC, NOW + MIN),
+                (Kind::Loitering, door(), NOW, NOW + MIN),
+            ]
+        );
+        assert!(m
+            .observe_counts(NOW + 2 * MIN, &zone(30, 9 * MIN))
+            .is_empty());
+    }
+
+    #[test]
+    fn a_line_made_one_way_raises_from_its_next_crossing_against_it() {
+        let mut m = monitor();
+        assert!(m.observe_counts(NOW, &line("lobby.free", 3, 3)).is_empty());
+        let mut edited = config();
+        for line in &mut edited.cameras[0].lines {
+            line.one_way = match line.name.as_str() {
+                "free" => Some(Way::In),
+                "entrance" => None,
+                _ => line.one_way,
+            };
+        }
+        assert!(m.reconfigure(&edited, NOW + SEC).is_empty());
+        // The exits before the edit were allowed then; entries still are.
+        assert!(m
+            .observe_counts(NOW + 2 * SEC, &line("lobby.free", 4, 3))
+            .is_empty());
+        let changes = m.observe_counts(NOW + 3 * SEC, &line("lobby.free", 4, 5));
+        let found = instants(&changes);
+        assert_eq!(found.len(), 1, "{changes:?}");
+        assert_eq!(
+            (found[0].kind, &found[0].subject, found[0].value),
+            (Kind::WrongWay, &Subject::Line("lobby.free".into()), 2.0)
+        );
+        // The entrance, two-way now, raises nothing.
+        assert!(m
+            .observe_counts(NOW + 4 * SEC, &line("lobby.entrance", 0, 3))
             .is_empty());
     }
 }
