@@ -6,6 +6,7 @@ use crate::pipeline::{detector_settings, Appliance};
 use anyhow::Context;
 use headcount_core::analytics::{Analytics, OccupancyBoard};
 use headcount_core::clock::{Clock, SystemClock};
+use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::redaction::{Redactor, RegionHold};
 use headcount_media::FileFrames;
@@ -188,7 +189,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Config::parse(&text, &state, &SystemSecrets).map_err(|e| anyhow::anyhow!("{e}"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         server.ensure_running()?;
-        let appliance = Appliance::start(&config, clock)?;
+        let appliance = Appliance::start(&config, LiveConfig::new(config.clone(), None), clock)?;
         std::thread::sleep(Duration::from_secs(args.warmup_seconds));
         let before = appliance.health.snapshot();
         let (cpu_before, server_before, start) =

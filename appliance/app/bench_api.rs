@@ -11,6 +11,7 @@ use axum::http::Request;
 use headcount_core::analytics::OccupancyBoard;
 use headcount_core::api::{self, access::Guard, AppState};
 use headcount_core::clock::{Clock, SystemClock};
+use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::health::HealthBoard;
 use headcount_core::security::events::SyslogTarget;
@@ -76,20 +77,21 @@ pub fn bench_auth(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
     let state = AppState {
         site: "bench".into(),
         occupancy: OccupancyBoard::new(&config),
-        layout: Arc::new(api::Layout::new(&config)),
         health: HealthBoard::new(config.cameras.iter().map(|c| &c.id)),
         database,
         clock: clock.clone(),
         snapshots: SnapshotBoard::new(false),
         guard: Arc::new(Guard {
             tokens: tokens.clone(),
+            sessions: api::session::Sessions::new(false)?,
             lockout: Lockout::new(LockoutPolicy::default()),
             events: Arc::new(SecurityLog::new(SyslogTarget::None, clock.clone())),
         }),
-        config: Arc::new(config),
+        config: LiveConfig::new(config, None),
         writer,
         fleet: Default::default(),
         anomaly_control: Default::default(),
+        live_streams: Default::default(),
     };
     let router = api::router(state);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;

@@ -19,7 +19,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use headcount_core::api::{self, AppState};
 use headcount_core::clock::{Clock, SystemClock};
-use headcount_core::config::{Config, SystemSecrets};
+use headcount_core::config::live::LiveConfig;
+use headcount_core::config::{Config, SystemSecrets, Tls};
 use headcount_core::models::Manifest;
 use headcount_core::security::{Lockout, SecurityEvent, SecurityLog, TokenStore};
 use headcount_core::storage::{AuditAction, AuditEntry};
@@ -305,7 +306,8 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
             role: admin.info.role.as_str(),
         });
     }
-    let appliance = pipeline::Appliance::start(&config, clock.clone())?;
+    let live = LiveConfig::new(config.clone(), Some(config_path.clone()));
+    let appliance = pipeline::Appliance::start(&config, live.clone(), clock.clone())?;
     // Subscribed before anything can be raised, so that no notice is missed.
     let webhook_notices = config
         .anomalies
@@ -325,20 +327,22 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     let state = AppState {
         site: config.site.clone(),
         occupancy: appliance.occupancy.clone(),
-        layout: Arc::new(api::Layout::new(&config)),
         health: appliance.health.clone(),
         database: config.database.clone(),
         clock: clock.clone(),
         snapshots: appliance.snapshots.clone(),
         guard: Arc::new(api::access::Guard {
             tokens,
+            // Secure cookies whenever the API is served over TLS.
+            sessions: api::session::Sessions::new(!matches!(config.api.tls, Tls::Off))?,
             lockout: Lockout::new(config.api.lockout),
             events: events.clone(),
         }),
-        config: config.clone(),
+        config: live,
         writer: appliance.writer.clone(),
         fleet: fleet_board,
         anomaly_control: appliance.anomaly_control.clone(),
+        live_streams: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -24,6 +24,7 @@ use headcount_core::anomaly::tamper::FrameStats;
 use headcount_core::anomaly::unusual::UnusualWatch;
 use headcount_core::anomaly::{Control, Notice};
 use headcount_core::clock::{Clock, UnixMs};
+use headcount_core::config::live::LiveConfig;
 use headcount_core::config::Config;
 use headcount_core::detection::Detection;
 use headcount_core::frame::{CameraId, Frame};
@@ -89,7 +90,12 @@ impl Appliance {
     /// Verifies and loads the models, opens the database and starts every
     /// stage. Fails before any camera starts if a model or the database is
     /// unusable.
-    pub fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Appliance> {
+    /// `live` carries the geometry an admin saves while it runs.
+    pub fn start(
+        config: &Config,
+        live: LiveConfig,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Appliance> {
         let runtime = OnnxRuntime::load(config.onnxruntime_library.as_deref())?;
         let settings = detector_settings(config);
         let detectors = (0..config.detection.workers)
@@ -137,6 +143,7 @@ impl Appliance {
             monitor: Monitor::new(config, clock.now_ms()),
             tamper_at: HashMap::new(),
             control: anomaly_control.clone(),
+            live,
             health: health.clone(),
             clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
@@ -370,6 +377,8 @@ struct AnalyticsStage {
     /// The latest frame time each camera's tamper statistics were judged at.
     tamper_at: HashMap<CameraId, UnixMs>,
     control: Control,
+    /// New zones and lines saved from the dashboard.
+    live: LiveConfig,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     flush_every: Duration,
@@ -401,6 +410,12 @@ impl AnalyticsStage {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = self.clock.now_ms();
+            if let Some(config) = self.live.take_geometry() {
+                // Tracks, line totals and entrance counts carry over.
+                self.engine.reconfigure(&config, now);
+                changes.extend(self.monitor.reconfigure(&config, now));
+                tracing::info!("counting with the zones and lines just saved");
+            }
             for camera in self.control.take_rearms() {
                 let (rearmed, closed) = self.monitor.rearm(&camera, now);
                 if rearmed {

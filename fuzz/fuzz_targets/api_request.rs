@@ -16,8 +16,9 @@ use axum::Router;
 use headcount_core::analytics::{
     Deltas, DwellDelta, DwellHistogram, FlowDelta, OccupancyBoard, OccupancyDelta, Scope,
 };
-use headcount_core::api::{access, router, AppState, Layout};
+use headcount_core::api::{access, router, AppState};
 use headcount_core::clock::{Clock, ManualClock, UnixMs};
+use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SecretSource};
 use headcount_core::health::{CameraState, HealthBoard};
 use headcount_core::security::events::SyslogTarget;
@@ -188,6 +189,7 @@ fn state(dir: &Path) -> AppState {
     let guard = Arc::new(access::Guard {
         tokens: Arc::new(tokens),
         // The fuzzer fails to authenticate millions of times: never lock it out.
+        sessions: headcount_core::api::session::Sessions::new(false).expect("random"),
         lockout: Lockout::new(LockoutPolicy {
             max_failures: u32::MAX,
             window_ms: 1,
@@ -198,16 +200,16 @@ fn state(dir: &Path) -> AppState {
     AppState {
         site: "fuzz".into(),
         occupancy,
-        layout: Arc::new(Layout::new(&config)),
         health,
         database,
         clock,
         snapshots: SnapshotBoard::new(false),
         guard,
-        config: Arc::new(config),
+        config: LiveConfig::new(config, None),
         writer,
         fleet: Default::default(),
         anomaly_control: Default::default(),
+        live_streams: Default::default(),
     }
 }
 

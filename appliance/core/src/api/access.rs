@@ -1,8 +1,11 @@
 //! Who may call what. Every route is declared once in `ROUTES` with the roles
 //! it admits; `router()` builds the API from this table alone, so a route
-//! cannot exist without an access rule. Only `/livez` admits anyone, and it
-//! answers nothing but "ok". Authentication cannot be switched off: there is
-//! no setting for it.
+//! cannot exist without an access rule. Only `/livez` (which answers "ok"),
+//! the dashboard's static files and the login route admit anyone.
+//! Authentication cannot be switched off: there is no setting for it. A
+//! caller proves who it is with a bearer token, or with the session cookie
+//! a login gave it (`session`); state changes made with the cookie also need
+//! the session's CSRF token.
 
 use super::{ApiError, AppState};
 use crate::clock::UnixMs;
@@ -47,12 +50,13 @@ impl std::fmt::Debug for RouteRule {
 /// Authentication state shared by every request.
 pub struct Guard {
     pub tokens: Arc<TokenStore>,
+    pub sessions: super::session::Sessions,
     pub lockout: Lockout,
     pub events: Arc<SecurityLog>,
 }
 
 /// The caller's address, where the server recorded one.
-fn client_of(request: &Request) -> IpAddr {
+pub fn client_of(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -78,6 +82,8 @@ pub enum Refusal {
     Missing,
     Expired,
     Invalid,
+    /// The session cookie names no live session (ended, logged out, restarted).
+    SessionEnded,
 }
 
 impl IntoResponse for Refusal {
@@ -93,7 +99,10 @@ impl IntoResponse for Refusal {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 return response;
             }
-            Refusal::Missing => "a token is required: send `Authorization: Bearer <token>`",
+            Refusal::Missing => {
+                "a token is required: send `Authorization: Bearer <token>`, or log in at /"
+            }
+            Refusal::SessionEnded => "the session has ended; log in again",
             Refusal::Expired => "the token has expired",
             Refusal::Invalid => "the token is not valid",
         };
@@ -106,15 +115,58 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Who is calling, or why not. Failures count towards the client's lockout
-/// and go to the security log.
-pub fn authenticate(guard: &Guard, request: &Request, now: UnixMs) -> Result<Caller, Refusal> {
+/// A caller that proved who it is.
+pub struct Authenticated {
+    pub caller: Caller,
+    /// The session's CSRF token, when the caller came with the session cookie.
+    pub csrf: Option<String>,
+}
+
+/// Who is calling, or why not: a bearer token first, else the session
+/// cookie (whose token is checked again, so a revoked token ends it).
+pub fn authenticate(
+    guard: &Guard,
+    request: &Request,
+    now: UnixMs,
+) -> Result<Authenticated, Refusal> {
     let client = client_of(request);
+    if let Some(token) = bearer(request) {
+        let caller = check_token(guard, client, Some(token), request.uri().path(), now)?;
+        return Ok(Authenticated { caller, csrf: None });
+    }
+    let Some(id) = super::session::session_id(request.headers()) else {
+        return Err(Refusal::Missing);
+    };
+    let found = guard.sessions.find(&id, now).ok_or(Refusal::SessionEnded)?;
+    match check_token(guard, client, Some(&found.token), request.uri().path(), now) {
+        Ok(caller) => Ok(Authenticated {
+            caller,
+            csrf: Some(found.csrf),
+        }),
+        Err(refusal) => {
+            guard.sessions.close(&id);
+            Err(match refusal {
+                Refusal::LockedOut(_) => refusal,
+                _ => Refusal::SessionEnded,
+            })
+        }
+    }
+}
+
+/// Checks a presented token. Failures count towards the client's lockout
+/// and go to the security log.
+pub fn check_token(
+    guard: &Guard,
+    client: IpAddr,
+    token: Option<&str>,
+    route: &str,
+    now: UnixMs,
+) -> Result<Caller, Refusal> {
     guard
         .lockout
         .check(client, now)
         .map_err(Refusal::LockedOut)?;
-    let result = match bearer(request) {
+    let result = match token {
         None => Err(AuthFailure::Missing),
         Some(token) => guard.tokens.authenticate(token, now),
     };
@@ -129,7 +181,7 @@ pub fn authenticate(guard: &Guard, request: &Request, now: UnixMs) -> Result<Cal
             guard.events.emit(SecurityEvent::LoginFailed {
                 client: client.to_string(),
                 reason: failure.as_str(),
-                route: request.uri().path().chars().take(200).collect(),
+                route: route.chars().take(200).collect(),
             });
             if let Some(until_ms) = guard.lockout.failure(client, now) {
                 guard.events.emit(SecurityEvent::Lockout {
@@ -159,10 +211,17 @@ pub async fn require(
     let Access::Roles(roles) = rule.access else {
         return next.run(request).await;
     };
-    let caller = match authenticate(&state.guard, &request, state.clock.now_ms()) {
-        Ok(caller) => caller,
-        Err(refusal) => return refusal.into_response(),
-    };
+    let Authenticated { caller, csrf } =
+        match authenticate(&state.guard, &request, state.clock.now_ms()) {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into_response(),
+        };
+    // A page of another origin can make the browser send the cookie, but
+    // cannot read the CSRF token to send with it.
+    let forged = csrf.is_some_and(|csrf| {
+        !matches!(*request.method(), Method::GET | Method::HEAD)
+            && !state.guard.sessions.csrf_matches(request.headers(), &csrf)
+    });
     let target = format!("{} {}", request.method(), rule.path);
     // A route with parameters: which camera or anomaly, too.
     let path: Option<String> = rule
@@ -176,7 +235,20 @@ pub async fn require(
         .chars()
         .take(512)
         .collect();
-    let response = if roles.contains(&caller.role) {
+    let response = if forged {
+        state.guard.events.emit(SecurityEvent::AccessDenied {
+            client: client_of(&request).to_string(),
+            token: caller.name.clone(),
+            role: caller.role.as_str(),
+            route: format!("{} (no valid CSRF token)", rule.path),
+        });
+        ApiError::Forbidden(format!(
+            "{} {} with the session cookie needs the session's CSRF token in the `X-CSRF-Token` header",
+            request.method(),
+            rule.path
+        ))
+        .into_response()
+    } else if roles.contains(&caller.role) {
         request.extensions_mut().insert(caller.clone());
         next.run(request).await
     } else {

@@ -105,6 +105,22 @@ pub(super) async fn list(
     Ok(response)
 }
 
+/// The open anomalies as `GET /api/v1/anomalies?state=open` lists them,
+/// for the dashboard's live stream.
+pub(super) async fn open_now(state: &AppState) -> Result<impl Serialize, ApiError> {
+    let query = AnomalyQuery {
+        open_only: true,
+        since: None,
+        kind: None,
+        limit: 100,
+    };
+    let anomalies = read(state, move |db| db.anomalies(&query)).await?;
+    Ok(AnomalyList {
+        open: anomalies.len(),
+        anomalies: anomalies.into_iter().map(WireAnomaly::from).collect(),
+    })
+}
+
 /// Acknowledges an anomaly in the caller's name; the first
 /// acknowledgement stands.
 pub(super) async fn acknowledge(
@@ -140,8 +156,8 @@ pub(super) async fn rearm(
     camera: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
     let camera = camera_name(camera)?;
-    let config = state
-        .config
+    let running = state.config.get();
+    let config = running
         .cameras
         .iter()
         .find(|c| *c.id == *camera)

@@ -69,7 +69,7 @@ pub(super) async fn aggregates(
         .space
         .clone()
         .ok_or_else(|| ApiError::BadRequest("`space` is required".into()))?;
-    if !state.config.spaces.iter().any(|s| s.name == space) {
+    if !state.config.get().spaces.iter().any(|s| s.name == space) {
         return Err(ApiError::NotFound(format!(
             "no space `{space}`; GET /api/v1/occupancy lists them"
         )));
@@ -108,7 +108,7 @@ pub(super) async fn aggregates(
             "at most {MAX_AGGREGATE_BUCKETS} buckets per request; ask for a coarser bucket or a shorter range"
         )));
     }
-    let dp = state.config.aggregates.differential_privacy;
+    let dp = state.config.get().aggregates.differential_privacy;
     let mut headers = HeaderMap::new();
     let noise = match dp {
         Some(dp) => {
@@ -153,7 +153,7 @@ pub(super) async fn aggregates(
         bucket,
         from: rfc3339(from),
         to: rfc3339(to),
-        k: state.config.aggregates.k,
+        k: state.config.get().aggregates.k,
         differential_privacy: noise.as_ref().zip(dp).map(|(n, dp)| Noise {
             mechanism: "laplace",
             epsilon: dp.epsilon,
@@ -391,7 +391,8 @@ pub(super) async fn dpo_retention(State(state): State<AppState>) -> Result<Respo
         Ok((db.retention_overview()?, db.deletion_receipts(100)?))
     })
     .await?;
-    let policy = &state.config.retention;
+    let config = state.config.get();
+    let policy = &config.retention;
     let classes: Vec<RetentionClass> = overview
         .into_iter()
         .map(|c| {
@@ -488,6 +489,7 @@ pub(super) async fn dpo_audit(
 
 /// The GDPR Art. 30 record of processing, generated from the config.
 pub(super) async fn dpo_processing_record(State(state): State<AppState>) -> Response {
-    let record = crate::dpo::ProcessingRecord::from_config(&state.config, state.clock.now_ms());
+    let record =
+        crate::dpo::ProcessingRecord::from_config(&state.config.get(), state.clock.now_ms());
     Json(record).into_response()
 }

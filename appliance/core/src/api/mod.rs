@@ -3,13 +3,18 @@
 
 pub mod access;
 mod anomalies;
+mod dashboard;
+mod geometry;
 mod governance;
+pub mod live;
+pub mod session;
 pub mod wire;
 
 pub use governance::OPENAPI;
 
 use crate::analytics::{DwellHistogram, OccupancyBoard, Scope};
 use crate::clock::{Clock, UnixMs};
+use crate::config::live::LiveConfig;
 use crate::config::{zone_key, Config};
 use crate::frame::CameraId;
 use crate::health::{CameraState, HealthBoard};
@@ -20,7 +25,7 @@ use crate::storage::Database;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -92,18 +97,27 @@ impl Layout {
 pub struct AppState {
     pub site: String,
     pub occupancy: OccupancyBoard,
-    pub layout: Arc<Layout>,
     pub health: HealthBoard,
     pub database: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub snapshots: SnapshotBoard,
     pub guard: Arc<access::Guard>,
-    pub config: Arc<Config>,
+    /// The running config; the zone editor replaces its geometry.
+    pub config: LiveConfig,
     /// Audit entries and privacy-budget charges go through the writer.
     pub writer: crate::storage::Writer,
     pub fleet: crate::fleet::FleetBoard,
     /// Re-arm requests to the anomaly monitor.
     pub anomaly_control: crate::anomaly::Control,
+    /// The dashboards' live streams open now.
+    pub live_streams: live::StreamSlots,
+}
+
+impl AppState {
+    /// The zones, lines and spaces a request may name, as running now.
+    fn layout(&self) -> Layout {
+        Layout::new(&self.config.get())
+    }
 }
 
 /// How many rows (buckets, entries) a response carried, for the audit log.
@@ -115,6 +129,7 @@ pub struct RowsServed(pub u64);
 pub struct Exported;
 
 use crate::security::Role::{Admin, Dpo, Facilities, Planner};
+const ANY_ROLE: &[Role] = &[Admin, Facilities, Planner, Dpo];
 use access::{Access, RouteRule};
 
 /// Every route of the API with its access rule; `router` serves exactly
@@ -126,10 +141,78 @@ pub const ROUTES: &[RouteRule] = &[
         access: Access::Public,
         handler: || get(access::livez),
     },
+    // The dashboard's own files: no data in them.
+    RouteRule {
+        method: Method::GET,
+        path: "/",
+        access: Access::Public,
+        handler: || get(dashboard::index),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/ui/app.js",
+        access: Access::Public,
+        handler: || get(dashboard::app_js),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/ui/app.css",
+        access: Access::Public,
+        handler: || get(dashboard::app_css),
+    },
+    // Checks the token itself, with the lockout of every other route.
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/login",
+        access: Access::Public,
+        handler: || post(dashboard::login),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/session",
+        access: Access::Roles(ANY_ROLE),
+        handler: || get(dashboard::session),
+    },
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/logout",
+        access: Access::Roles(ANY_ROLE),
+        handler: || post(dashboard::logout),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/dashboard",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || get(dashboard::overview),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/live",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || get(live::live),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/occupancy/heatmap",
+        access: Access::Roles(&[Admin, Facilities]),
+        handler: || get(dashboard::heatmap),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/cameras/{camera}/geometry",
+        access: Access::Roles(&[Admin]),
+        handler: || get(geometry::get_geometry),
+    },
+    RouteRule {
+        method: Method::PUT,
+        path: "/api/v1/cameras/{camera}/geometry",
+        access: Access::Roles(&[Admin]),
+        handler: || put(geometry::put_geometry),
+    },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/whoami",
-        access: Access::Roles(&[Admin, Facilities, Planner, Dpo]),
+        access: Access::Roles(ANY_ROLE),
         handler: || get(whoami),
     },
     RouteRule {
@@ -227,15 +310,51 @@ pub const ROUTES: &[RouteRule] = &[
 ];
 
 /// The API: `ROUTES`, each behind its access rule, and an authenticated 404.
+/// Every response carries the dashboard's security headers.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
+    let guard = |rule: &RouteRule| {
+        axum::middleware::from_fn_with_state((state.clone(), rule.clone()), access::require)
+    };
+    // One method router per path; another method gets a 405 behind the
+    // access rule of the path's first route.
+    let mut paths: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
     for rule in ROUTES {
-        let guarded = (rule.handler)().fallback(access::method_not_allowed).layer(
-            axum::middleware::from_fn_with_state((state.clone(), rule.clone()), access::require),
-        );
-        router = router.route(rule.path, guarded);
+        let guarded = (rule.handler)().layer(guard(rule));
+        match paths.iter_mut().find(|(path, _)| *path == rule.path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).merge(guarded),
+            None => {
+                let refuse = MethodRouter::new()
+                    .fallback(access::method_not_allowed)
+                    .layer(guard(rule));
+                paths.push((rule.path, refuse.merge(guarded)));
+            }
+        }
     }
-    router.fallback(access::not_found).with_state(state)
+    let mut router = Router::new();
+    for (path, methods) in paths {
+        router = router.route(path, methods);
+    }
+    router
+        .fallback(access::not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// The headers that keep a browser from framing, sniffing or leaking.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            dashboard::CONTENT_SECURITY_POLICY,
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 #[derive(Debug)]
@@ -311,15 +430,26 @@ async fn whoami(Extension(caller): Extension<Caller>) -> Json<wire::WhoAmI> {
 }
 
 async fn health(State(state): State<AppState>) -> Json<wire::Health> {
+    Json(health_now(&state))
+}
+
+/// A camera that streamed less than this long ago and is being retried is
+/// `reconnecting`; one retried for longer, or that never streamed, `failing`.
+const RECONNECTING_MS: i64 = 60_000;
+
+fn health_now(state: &AppState) -> wire::Health {
     let now = state.clock.now_ms();
     let cameras: Vec<wire::CameraHealth> = state
         .health
         .snapshot()
         .into_iter()
         .map(|(camera, h)| {
+            let recent_frame = h.last_frame_at.is_some_and(|t| now - t < RECONNECTING_MS);
             let (label, reason) = match h.state {
+                CameraState::Connecting if h.last_frame_at.is_some() => ("reconnecting", None),
                 CameraState::Connecting => ("connecting", None),
                 CameraState::Streaming => ("streaming", None),
+                CameraState::Failing { reason } if recent_frame => ("reconnecting", Some(reason)),
                 CameraState::Failing { reason } => ("failing", Some(reason)),
             };
             wire::CameraHealth {
@@ -339,14 +469,18 @@ async fn health(State(state): State<AppState>) -> Json<wire::Health> {
     } else {
         "degraded"
     };
-    Json(wire::Health {
+    wire::Health {
         site: state.site.clone(),
         status,
         cameras,
-    })
+    }
 }
 
 async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
+    Json(occupancy_now(&state))
+}
+
+fn occupancy_now(state: &AppState) -> wire::Occupancy {
     let view = state.occupancy.snapshot();
     let zones = view
         .zones
@@ -370,11 +504,11 @@ async fn occupancy(State(state): State<AppState>) -> Json<wire::Occupancy> {
             updated_at: s.updated_at.map(rfc3339),
         })
         .collect();
-    Json(wire::Occupancy {
+    wire::Occupancy {
         at: rfc3339(state.clock.now_ms()),
         zones,
         spaces,
-    })
+    }
 }
 
 /// The `{camera}` of a route, at most `MAX_NAME_BYTES` long.
@@ -582,7 +716,7 @@ async fn occupancy_history(
     let q = series_query(query)?;
     let scope = match (&q.zone, &q.space) {
         (Some(key), None) => {
-            let (camera, zone) = state.layout.zone(key)?;
+            let (camera, zone) = state.layout().zone(key)?;
             Scope::Zone { camera, zone }
         }
         (None, Some(name)) => {
@@ -645,16 +779,17 @@ async fn flow(
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(Extension<RowsServed>, Json<wire::Flow>), ApiError> {
     let q = series_query(query)?;
+    let layout = state.layout();
     let line_keys = match (&q.line, &q.space) {
         (Some(line), None) => {
-            if !state.layout.lines.contains_key(line) {
+            if !layout.lines.contains_key(line) {
                 return Err(ApiError::NotFound(format!(
                     "no line `{line}`; lines are named camera.line as in the config"
                 )));
             }
             vec![line.clone()]
         }
-        (None, Some(space)) => match state.layout.space_entrances.get(space) {
+        (None, Some(space)) => match layout.space_entrances.get(space) {
             Some(entrances) if !entrances.is_empty() => entrances.clone(),
             Some(_) => {
                 return Err(ApiError::BadRequest(format!(
@@ -673,7 +808,7 @@ async fn flow(
     let (from, to, width) = (series.from, series.to, series.bucket_ms);
     let lines: Vec<(CameraId, String)> = line_keys
         .iter()
-        .filter_map(|k| state.layout.lines.get(k).cloned())
+        .filter_map(|k| layout.lines.get(k).cloned())
         .collect();
     let mut rows = read(&state, move |db| {
         let mut all = Vec::new();
@@ -732,7 +867,7 @@ async fn dwell(
         .zone
         .clone()
         .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
-    let (camera, zone) = state.layout.zone(&key)?;
+    let (camera, zone) = state.layout().zone(&key)?;
     let series = Series::parse(&state, &caller, &q, "15m")?;
     let (from, to) = (series.from, series.to);
     let width = series.bucket_ms;
@@ -774,6 +909,8 @@ async fn dwell(
 
 #[cfg(test)]
 mod anomaly_tests;
+#[cfg(test)]
+mod dashboard_tests;
 #[cfg(test)]
 mod governance_tests;
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub struct Health {
 #[derive(Debug, Serialize)]
 pub struct CameraHealth {
     pub camera: String,
-    /// `connecting`, `streaming` or `failing`.
+    /// `connecting` (never streamed yet), `streaming`, `reconnecting`
+    /// (streamed within the last minute, being retried) or `failing`.
     pub state: &'static str,
     pub reason: Option<String>,
     pub last_frame_age_ms: Option<i64>,
@@ -128,4 +129,63 @@ pub struct WhoAmI {
     pub name: String,
     pub role: &'static str,
     pub expires_at: Option<String>,
+}
+
+/// What the dashboard lays itself out from.
+#[derive(Debug, Serialize)]
+pub struct Dashboard {
+    pub site: String,
+    /// IANA name of the site's time zone.
+    pub timezone: String,
+    /// Local midnight of today, in UTC.
+    pub today_start: String,
+    /// Whether redacted calibration snapshots are served (zone editor).
+    pub snapshots: bool,
+    pub cameras: Vec<String>,
+    pub zones: Vec<DashboardZone>,
+    pub spaces: Vec<DashboardSpace>,
+    pub lines: Vec<DashboardLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DashboardZone {
+    pub zone: String,
+    pub camera: String,
+    pub capacity: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DashboardSpace {
+    pub space: String,
+    pub capacity: Option<u32>,
+    pub method: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DashboardLine {
+    pub line: String,
+    pub camera: String,
+}
+
+/// Mean occupancy per local hour of the week.
+#[derive(Debug, Serialize)]
+pub struct Heatmap {
+    pub zone: Option<String>,
+    pub space: Option<String>,
+    pub timezone: String,
+    pub weeks: u32,
+    pub from: String,
+    pub to: String,
+    /// Only the hours with data.
+    pub cells: Vec<HeatmapCell>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HeatmapCell {
+    /// 0 = Monday.
+    pub day: u8,
+    pub hour: u8,
+    pub mean_occupancy: f64,
+    pub max_occupancy: u32,
+    pub samples: u64,
 }

@@ -4,6 +4,7 @@
 
 pub mod anomaly;
 mod governance;
+pub mod live;
 mod raw;
 
 pub use governance::{AggregatesConfig, DpConfig, MqttConfig, DEFAULT_EPSILON};
