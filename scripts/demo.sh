@@ -12,8 +12,9 @@ bin="$repo/target/release/headcount"
 camera_pid=$!
 trap 'kill $camera_pid 2>/dev/null || true' EXIT
 echo
-echo "Demo running. Every API route but /livez needs a token; the first start"
-echo "prints the admin token and keeps it in $state/initial-admin-token."
+echo "Demo running. Dashboard: http://127.0.0.1:8080/ (log in with the admin token)."
+echo "Every API route but /livez and the dashboard's files needs a token; the first"
+echo "start prints the admin token and keeps it in $state/initial-admin-token."
 echo "In another terminal:"
 echo "  H=\"Authorization: Bearer \$(cat $state/initial-admin-token)\""
 echo "  curl -s -H \"\$H\" http://127.0.0.1:8080/api/v1/occupancy"
@@ -22,4 +23,12 @@ echo "  curl -s -H \"\$H\" 'http://127.0.0.1:8080/api/v1/occupancy/history?zone=
 echo "  curl -s -H \"\$H\" 'http://127.0.0.1:8080/api/v1/flow?line=campus.midway&bucket=1m'"
 echo "  curl -s -H \"\$H\" 'http://127.0.0.1:8080/api/v1/dwell?zone=campus.path&bucket=15m'"
 echo
-"$bin" run --config "$repo/config/demo.toml" --state-dir "$state"
+# The dashboard's editor saves zones and lines into the config it runs
+# with: a copy in the state directory, so the checkout stays as committed.
+# A newer config/demo.toml replaces the copy.
+config="$state/demo.toml"
+mkdir -p "$state"
+if [ ! -f "$config" ] || [ "$repo/config/demo.toml" -nt "$config" ]; then
+  sed "s#^models_dir = .*#models_dir = \"$repo/models\"#" "$repo/config/demo.toml" > "$config"
+fi
+"$bin" run --config "$config" --state-dir "$state"

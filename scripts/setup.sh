@@ -42,6 +42,21 @@ ensure_packages() {
 ensure_packages "${packages[@]}"
 command -v cargo >/dev/null || { echo "error: Rust (cargo) is needed: install it with rustup" >&2; exit 1; }
 
+# The dashboard's browser test (tests/dashboard.rs): Debian's Chromium
+# (/usr/bin/chromium), driven by playwright-core, pinned in
+# tests/e2e/package-lock.json; no browser is ever downloaded. Node.js comes
+# from Debian unless one is installed already (playwright-core 1.61 runs on
+# Debian 12's Node 18 and later).
+ensure_packages chromium
+command -v node >/dev/null || ensure_packages nodejs npm
+e2e="$repo/tests/e2e"
+lock_sum="$(sha256sum "$e2e/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$e2e/node_modules/.package-lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  echo "Installing the browser test's packages (npm ci in tests/e2e)"
+  (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" >"$e2e/node_modules/.package-lock.sha256"
+fi
+
 mkdir -p "$HEADCOUNT_CACHE"
 python3 "$repo/scripts/fetch.py" "$HEADCOUNT_CACHE"
 python3 "$repo/scripts/fetch.py" "$HEADCOUNT_CACHE" --redaction-media
