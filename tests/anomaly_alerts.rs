@@ -91,27 +91,6 @@ fn anomalies(port: u16, token: &str, query: &str) -> Vec<Value> {
     body["anomalies"].as_array().unwrap().clone()
 }
 
-fn issue_token(state: &std::path::Path, name: &str, role: &str) -> String {
-    let (code, out, err) = run(
-        &[
-            "tokens",
-            "create",
-            "--name",
-            name,
-            "--role",
-            role,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    out.split_whitespace()
-        .find(|w| w.starts_with("hc_"))
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn stream_loss_is_served_pushed_and_acknowledged() {
     let dir = tempfile::tempdir().unwrap();

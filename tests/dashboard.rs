@@ -48,28 +48,6 @@ fn require_browser_tools(e2e: &Path) {
     );
 }
 
-/// A token for a role, issued on the command line while the appliance runs.
-fn issue_token(state: &Path, name: &str, role: &str) -> String {
-    let (code, out, err) = run(
-        &[
-            "tokens",
-            "create",
-            "--name",
-            name,
-            "--role",
-            role,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "headcount tokens create failed: {out}{err}");
-    out.split_whitespace()
-        .find(|w| w.starts_with("hc_"))
-        .unwrap_or_else(|| panic!("no token in: {out}"))
-        .to_string()
-}
-
 /// Entries and exits over a line in the last hour.
 fn flow(port: u16, line: &str) -> Option<(u64, u64)> {
     let (status, body) = get(port, &format!("/api/v1/flow?line={line}"))?;

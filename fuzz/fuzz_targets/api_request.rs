@@ -3,9 +3,11 @@
 //! Input: the first byte picks the method (bits 0-1) and the token sent
 //! (the rest, mod 6: none, admin, facilities, planner, dpo, garbage); the
 //! remaining bytes, as UTF-8, are the request target (path and query).
-//! Invariants: never a 5xx; without a valid token every route but `/livez`
-//! answers 401 (or 414 for an over-long target); a 4xx body is JSON with an
-//! `error` string; a 405 says which methods are allowed.
+//! Invariants: never a 5xx; without a valid token every route but the
+//! public ones (`/livez`, the dashboard's files, the login) answers 401 (or
+//! 414 for an over-long target); a 4xx body is JSON with an `error` string;
+//! a 405 says which methods are allowed. A live event stream never ends:
+//! its body is not read.
 
 #![no_main]
 
@@ -16,7 +18,7 @@ use axum::Router;
 use headcount_core::analytics::{
     Deltas, DwellDelta, DwellHistogram, FlowDelta, OccupancyBoard, OccupancyDelta, Scope,
 };
-use headcount_core::api::{access, router, AppState};
+use headcount_core::api::{access, router, AppState, ROUTES};
 use headcount_core::clock::{Clock, ManualClock, UnixMs};
 use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SecretSource};
@@ -228,7 +230,9 @@ fuzz_target!(|data: &[u8]| {
     let token_choice = usize::from(choice >> 2) % 6;
     let fx = fixture();
 
-    let public = uri.path() == "/livez";
+    let public = ROUTES
+        .iter()
+        .any(|r| r.path == uri.path() && r.access == access::Access::Public);
     let authenticated = (1..=4).contains(&token_choice);
     let mut request = Request::builder().method(method.clone()).uri(uri.clone());
     if let Some(token) = &fx.tokens[token_choice] {
@@ -249,9 +253,17 @@ fuzz_target!(|data: &[u8]| {
             .expect("infallible");
         let status = response.status();
         let allow = response.headers().contains_key(header::ALLOW);
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
+        let live = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+        let body = if live {
+            Default::default()
+        } else {
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body")
+        };
         (status, allow, body)
     });
 

@@ -221,8 +221,29 @@ pub fn request_raw(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
+    // Whole answers; a live event stream (which never ends) for 3 s.
+    let started = Instant::now();
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if response.is_empty() => return Err(e).ok(),
+            Err(_) => break,
+        };
+        response.extend_from_slice(&chunk[..n]);
+        let live = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .is_some_and(|end| {
+                String::from_utf8_lossy(&response[..end])
+                    .to_ascii_lowercase()
+                    .contains("content-type: text/event-stream")
+            });
+        if n == 0 || (live && started.elapsed() > Duration::from_secs(3)) {
+            break;
+        }
+    }
     let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head.get(9..12)?.parse().ok()?;
@@ -353,4 +374,27 @@ pub fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String
         .filter_map(|l| l.split_once(' '))
         .map(|(t, p)| (t.to_string(), p.to_string()))
         .collect()
+}
+
+/// A token for a role, issued with `headcount tokens create` (the appliance
+/// may be running).
+pub fn issue_token(state: &Path, name: &str, role: &str) -> String {
+    let (code, out, err) = run(
+        &[
+            "tokens",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "headcount tokens create failed: {out}{err}");
+    out.split_whitespace()
+        .find(|w| w.starts_with("hc_"))
+        .unwrap_or_else(|| panic!("no token in: {out}"))
+        .to_string()
 }
