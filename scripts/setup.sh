@@ -20,6 +20,8 @@ packages=(
   pkg-config build-essential python3 python3-pip python3-numpy python3-scipy curl tzdata
   # systemd-analyze checks the hardened unit (scripts/check-unit.sh)
   systemd
+  # the TLS test reads the device's certificate with openssl x509
+  openssl
   # a real MQTT broker and client for the fleet tests; wrk for the API bench
   mosquitto mosquitto-clients wrk
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev

@@ -68,6 +68,59 @@ zones = ["lobby.entrance", "hall.attic"]
     assert_eq!(code, 0, "{stdout}");
 }
 
+/// The disclosure settings' mistakes, each named by its key, all at once.
+#[test]
+fn check_config_names_every_disclosure_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[cameras.office]
+url = "testsrc:ball"
+[cameras.office.zones.desk]
+polygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]
+capacity = 1
+[cameras.office.zones.hall]
+polygon = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]]
+capacity = 40
+small_zone_justification = "it is a big hall"
+[aggregates]
+k = 1
+differential_privacy = true
+epsilon = 2.0
+daily_epsilon = 0.5
+[anomalies]
+wrong_way_push = "daily"
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["check-config", path.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "aggregates.k: 1 is outside [2, 100]",
+            "aggregates.daily_epsilon: 0.5 is below one release (aggregates.epsilon = 2): nothing could be published; a day has up to 121 releases",
+            "cameras.office.zones.desk.capacity: 1 is below aggregates.k (5): a count this small singles a person out; to count this zone anyway, say why in cameras.office.zones.desk.small_zone_justification (it is shown in the processing record)",
+            "cameras.office.zones.hall.small_zone_justification: justifies nothing: the zone's capacity is not below aggregates.k (5)",
+            "anomalies.wrong_way_push: `daily` is not each, 15m or 1h",
+        ],
+        "stderr: {stderr}"
+    );
+    // Justified, the desk is counted.
+    std::fs::write(
+        &path,
+        "[cameras.office]\nurl = \"testsrc:ball\"\n[cameras.office.zones.desk]\n\
+         polygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]\ncapacity = 1\n\
+         small_zone_justification = \"the desk's free or taken light\"\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = run(&["check-config", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
 #[test]
 fn a_missing_or_broken_onnx_runtime_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,8 +8,8 @@
 
 mod common;
 use common::*;
-use headcount_core::frame::Frame;
-use headcount_core::redaction::FILL;
+use headcount_core::pixels::frame::Frame;
+use headcount_core::pixels::redaction::FILL;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -129,7 +129,16 @@ fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
     // An independent check finds the face in the source video, and none in
     // the snapshot.
     let mut checker = face_checker();
-    let mut faces = |frame: &Frame| checker.detect(frame).unwrap().0.faces.unwrap().len();
+    let mut faces = |frame: &Frame| {
+        checker
+            .detect(frame)
+            .unwrap()
+            .0
+            .faces
+            .faces()
+            .unwrap()
+            .len()
+    };
     let source =
         headcount_media::FileFrames::open(&media("faces/carphone_pristine.mp4"), None, Some(640))
             .unwrap()

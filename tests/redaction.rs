@@ -6,9 +6,10 @@
 
 mod common;
 use common::*;
-use headcount_core::frame::Frame;
 use headcount_core::geometry::BBox;
-use headcount_core::redaction::FILL;
+use headcount_core::pixels::frame::Frame;
+use headcount_core::pixels::redaction::FILL;
+use headcount_core::pixels::stats::FrameStats;
 use headcount_media::FileFrames;
 use headcount_vision::Detectors;
 use std::path::Path;
@@ -40,8 +41,9 @@ fn labelled_faces(file: &str) -> Vec<[f64; 4]> {
 }
 
 fn faces_in(checker: &mut Detectors, frame: &Frame) -> Vec<BBox> {
-    let faces = checker.detect(frame).unwrap().0.faces.unwrap();
-    faces.into_iter().map(|f| f.bbox).collect()
+    let (detections, _) = checker.detect(frame).unwrap();
+    let faces = detections.faces.faces().unwrap();
+    faces.iter().map(|f| f.bbox).collect()
 }
 
 fn video_frames(path: &Path) -> Vec<Frame> {
@@ -212,10 +214,13 @@ fn injected_face_detector_faults_obscure_those_frames_whole() {
         "{obscured} of {} frames obscured",
         frames.len()
     );
-    // Those frames are uniform grey in the output (allowing for H.264).
+    // Those frames are uniform grey in the output (allowing for H.264). A
+    // decoded frame is a raw frame, whose pixels only core reads: its
+    // statistics tell a grey frame (flat, at the fill's luma) from a scene.
     let grey = frames
         .iter()
-        .filter(|f| f.pixels().iter().all(|&v| v.abs_diff(FILL[0]) <= 8))
+        .map(FrameStats::measure)
+        .filter(|s| s.luma_std() < 4.0 && (s.mean_luma() - FILL[0] as f64).abs() <= 8.0)
         .count();
     assert_eq!(grey, obscured);
 }
@@ -258,6 +263,26 @@ fn bad_input_fails_cleanly_and_leaves_no_file() {
         assert!(stderr.contains(expected), "{paths:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // Person frames further apart than the hold, at the video's rate.
+    let (code, _, stderr) = run(
+        &[
+            "redact",
+            "--input",
+            v,
+            "--output",
+            &out("e.mp4"),
+            "--person-every",
+            "8",
+            "--hold-ms",
+            "200",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--person-every 8 leaves") && stderr.contains("more than --hold-ms 200"),
+        "{stderr}"
+    );
     let left: Vec<_> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

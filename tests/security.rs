@@ -33,28 +33,41 @@ fn tokens(args: &[&str], state: &Path) -> (i32, String, String) {
     run(&all, &[])
 }
 
-/// The appliance with its console piped, once it serves: and what it
-/// printed on the console by then.
+/// The appliance with its console piped, started under umask 022 (what a
+/// shell usually has), once it serves: and what it printed on the console
+/// by then.
 fn start_reading_console(cfg: &Path, api_port: u16, env: &[(&str, &str)]) -> (Proc, String) {
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
+    let child = Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" run --config \"$1\"", BIN])
         .arg(cfg)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut appliance = Proc(child);
+    read_console(Proc(child), api_port)
+}
+
+/// What a started appliance printed on its console by the time it serves
+/// and its first-start announcement is complete.
+fn read_console(mut appliance: Proc, api_port: u16) -> (Proc, String) {
     assert!(wait_until(Duration::from_secs(20), || status(
         api_port, "/livez", None
     ) == 200));
-    let mut console = vec![0u8; 4096];
-    let stdout = appliance.0.stdout.as_mut().unwrap();
-    let n = stdout.read(&mut console).unwrap();
-    (
-        appliance,
-        String::from_utf8_lossy(&console[..n]).into_owned(),
-    )
+    let console = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = appliance.0.stdout.take().unwrap();
+    let copy = console.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+            copy.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&console.lock().unwrap()).into_owned();
+    wait_until(Duration::from_secs(10), || {
+        text().contains("--role facilities")
+    });
+    (appliance, text())
 }
 
 /// The token in a `tokens create|rotate` output.
@@ -78,17 +91,26 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
     let state = dir.path().join("state");
     let (appliance, console) = start_reading_console(&cfg, api_port, &[]);
 
-    // Shown once on the console and in a file only the service user reads.
+    // Kept in a file only the service user reads, which the console names:
+    // the console is a pipe here, which others may read, so the token
+    // itself is not printed.
     let file = state.join("initial-admin-token");
     let admin = std::fs::read_to_string(&file).unwrap().trim().to_string();
-    assert_eq!(
-        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
     assert!(
-        console.contains(&admin) && console.contains("tokens rotate admin"),
+        console.contains("initial-admin-token") && console.contains("tokens rotate admin"),
         "{console}"
     );
+    assert!(
+        !console.contains(&admin),
+        "the token went to a pipe: {console}"
+    );
+    // Under umask 022 too, what the appliance makes is its own only.
+    assert_eq!(mode(&state), 0o700);
+    for f in ["headcount.db", "headcount.db-wal", "token.key"] {
+        assert_eq!(mode(&state.join(f)), 0o600, "{f}");
+    }
     // Only a digest is stored.
     let secret_half = admin.rsplit('_').next().unwrap();
     for f in ["headcount.db", "headcount.db-wal"] {
@@ -126,11 +148,17 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
         403
     );
 
-    // Listing shows no secret.
+    // Listing shows no secret, not even the token's id (what a lockout is
+    // keyed on), but each token's pseudonym: the audit log and the security
+    // events name a token by it, never by its holder's name.
     let (code, out, _) = tokens(&["list"], &state);
     assert_eq!(code, 0);
+    let desk_pseudonym = headcount_core::storage::pseudonym(&desk[3..19]);
+    assert!(!out.contains(&desk[3..19]), "{out}");
     assert!(
-        out.contains("desk") && out.contains("facilities") && out.contains("in force"),
+        out.contains(&format!("{desk_pseudonym} desk"))
+            && out.contains("facilities")
+            && out.contains("in force"),
         "{out}"
     );
     assert!(!out.contains("hc_"), "{out}");
@@ -171,7 +199,8 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
     assert_eq!(out.matches("admin ").count(), 2, "{out}"); // name and role of one token
 }
 
-/// GET over TLS, trusting only `ca` (PEM); the status line, or the TLS error.
+/// GET over TLS, trusting only `ca` (PEM); the head (status line and
+/// headers), or the TLS error.
 fn https_get(port: u16, path: &str, token: &str, ca: &Path) -> Result<String, String> {
     use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -199,7 +228,11 @@ fn https_get(port: u16, path: &str, token: &str, ca: &Path) -> Result<String, St
         Err(e) => return Err(e.to_string()),
     }
     let text = String::from_utf8_lossy(&response);
-    Ok(text.lines().next().unwrap_or_default().to_string())
+    Ok(text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 #[test]
@@ -229,10 +262,45 @@ fn tls_with_the_devices_own_certificate() {
     let admin = std::fs::read_to_string(state.join("initial-admin-token")).unwrap();
     let admin = admin.trim();
 
-    let line = https_get(api_port, "/api/v1/health", admin, &cert).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    let line = https_get(api_port, "/api/v1/health", "hc_wrong", &cert).unwrap();
-    assert!(line.starts_with("HTTP/1.1 401"), "{line}");
+    let head = https_get(api_port, "/api/v1/health", admin, &cert).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Browsers that trust the certificate are told never to use plain HTTP.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nstrict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    let head = https_get(api_port, "/api/v1/health", "hc_wrong", &cert).unwrap();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("strict-transport-security"));
+
+    // The certificate names the site and the API's hosts, valid 825 days from now.
+    let out = Command::new("openssl")
+        .args([
+            "x509", "-noout", "-subject", "-dateopt", "iso_8601", "-enddate",
+        ])
+        .args(["-ext", "subjectAltName", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl is missing: run scripts/setup.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("subject=CN = test\n"), "{text}");
+    for name in [
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "IP Address:0:0:0:0:0:0:0:1",
+    ] {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+    let not_after: jiff::Timestamp = text
+        .lines()
+        .find_map(|l| l.strip_prefix("notAfter="))
+        .and_then(|t| t.replace(' ', "T").parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let days = (not_after.as_second() - jiff::Timestamp::now().as_second()) / 86_400;
+    assert!((824..=825).contains(&days), "{days} days: {text}");
 
     // A client that does not trust this device's certificate gets nowhere.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
@@ -274,13 +342,13 @@ fn security_events_reach_syslog_as_rfc5424() {
         ),
     );
     let _appliance = start_appliance_with(&cfg, api_port, &[], Stdio::null());
+    let admin = admin_token(api_port).unwrap();
+    let wrong = format!("{}{}", &admin[..admin.len() - 4], "0000");
     for _ in 0..3 {
-        assert_eq!(status(api_port, "/api/v1/health", Some("hc_0123456789abcdef_0000000000000000000000000000000000000000000000000000000000000000")), 401);
+        assert_eq!(status(api_port, "/api/v1/health", Some(&wrong)), 401);
     }
-    assert_eq!(
-        status(api_port, "/api/v1/health", admin_token(api_port).as_deref()),
-        429
-    );
+    // The token the failures named is locked, the address only slowed.
+    assert_eq!(status(api_port, "/api/v1/health", Some(&admin)), 429);
     let events = drain(&socket, Duration::from_millis(500));
     let has = |msgid: &str| {
         events.iter().any(|e| {
@@ -296,6 +364,7 @@ fn security_events_reach_syslog_as_rfc5424() {
         "STARTED",
         "LOGIN_FAILED",
         "LOCKOUT",
+        "THROTTLED",
     ] {
         assert!(has(msgid), "no {msgid} in {events:#?}");
     }
@@ -309,10 +378,18 @@ fn security_events_reach_syslog_as_rfc5424() {
         assert!(fields[1].parse::<jiff::Timestamp>().is_ok(), "{e}");
         assert_eq!(fields[3], "headcount");
     }
-    let admin = admin_token(api_port).unwrap();
     assert!(
         events.iter().all(|e| !e.contains(&admin[20..])),
         "a token reached the log"
+    );
+    // The first admin token is named by its pseudonym, not its holder.
+    assert!(
+        events.iter().any(|e| e.contains(" TOKEN_CREATED ")
+            && e.contains(&format!(
+                "token=\"{}\"",
+                headcount_core::storage::pseudonym(&admin[3..19])
+            ))),
+        "{events:#?}"
     );
 
     // A changed config is reported at the next start; an unchanged one is not.
@@ -323,6 +400,100 @@ fn security_events_reach_syslog_as_rfc5424() {
         !events.iter().any(|e| e.contains(" CONFIG_CHANGED ")),
         "{events:#?}"
     );
+}
+
+/// The audit log kept minimal on the running appliance, with the default
+/// rate limit: a loop of one read by one token is an entry and a count; past
+/// its burst the token gets 429 (another token does not), its refusals one
+/// counting entry; what was counted in memory is written at a clean stop;
+/// the token's holder is named nowhere in the log; `audit verify` passes.
+#[test]
+fn the_audit_log_is_minimised_and_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_port = free_port();
+    let cfg = test_config(dir.path(), api_port, "");
+    let appliance = start_appliance_with(&cfg, api_port, &[], Stdio::null());
+    let state = dir.path().join("state");
+    let holder = "alice.lindqvist@example.org";
+    let (code, out, err) = tokens(
+        &["create", "--name", holder, "--role", "facilities"],
+        &state,
+    );
+    assert_eq!(code, 0, "{err}");
+    let alice = token_in(&out);
+    let (mut answered, mut refused) = (0u64, 0u64);
+    for _ in 0..140 {
+        let (status, head, _) = get_raw_as(api_port, "/api/v1/occupancy", Some(&alice)).unwrap();
+        match status {
+            200 => answered += 1,
+            429 => {
+                assert!(
+                    head.to_ascii_lowercase().contains("retry-after: "),
+                    "{head}"
+                );
+                refused += 1;
+            }
+            other => panic!("{other}: {head}"),
+        }
+    }
+    assert!(
+        answered >= 120 && refused > 0,
+        "{answered} answered, {refused} refused"
+    );
+    let admin = admin_token(api_port).unwrap();
+    assert_eq!(status(api_port, "/api/v1/health", Some(&admin)), 200);
+
+    // A clean stop writes what the writer only counted so far.
+    let pid = appliance.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut appliance = appliance;
+    assert!(appliance.0.wait().unwrap().success());
+
+    let conn = rusqlite::Connection::open(state.join("headcount.db")).unwrap();
+    let pseudonym = headcount_core::storage::pseudonym(&alice[3..19]);
+    let entries: Vec<(String, serde_json::Value)> = conn
+        .prepare("SELECT target, detail FROM audit_log WHERE actor = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([&pseudonym], |r| {
+            let detail: String = r.get(1)?;
+            Ok((r.get(0)?, serde_json::from_str(&detail).unwrap()))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let stands_for = |target: &str| -> (usize, u64) {
+        let of: Vec<_> = entries.iter().filter(|(t, _)| t == target).collect();
+        let requests = of
+            .iter()
+            .map(|(_, d)| d["count"].as_u64().unwrap_or(1))
+            .sum();
+        (of.len(), requests)
+    };
+    // One minute, or two if the loop straddled a minute's end.
+    let (reads, read_requests) = stands_for("GET /api/v1/occupancy");
+    assert!((2..=4).contains(&reads), "{entries:#?}");
+    assert_eq!(read_requests, answered, "{entries:#?}");
+    let (counts, refused_requests) = stands_for("rate limit");
+    assert!((1..=2).contains(&counts), "{entries:#?}");
+    assert_eq!(refused_requests, refused, "{entries:#?}");
+    let names: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE instr(actor || target || detail, 'alice') > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(names, 0, "a token holder's name in the audit log");
+    drop(conn);
+    let (code, out, err) = run(
+        &["audit", "verify", "--state-dir", state.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
@@ -412,9 +583,39 @@ fn the_systemd_unit_is_hardened_and_valid() {
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=\n",
         "ProtectSystem=strict",
+        // No raw frame on disk after a crash or under memory pressure.
+        "LimitCORE=0\n",
+        "MemorySwapMax=0\n",
     ] {
         assert!(unit.contains(setting), "the unit lacks {setting:?}");
     }
+    // Enough open files for the default connection caps and 64 cameras, as
+    // `check-config` counts them (systemd's default, 1024, is not).
+    let limit: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the unit sets no LimitNOFILE="));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), 8080, "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for i in 0..63 {
+        text += &format!("[cameras.c{i}]\nurl = \"testsrc:ball\"\n");
+    }
+    config.set_file_name("64-cameras.toml");
+    std::fs::write(&config, text).unwrap();
+    let (code, out, err) = run(&["check-config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let needed: u64 = out
+        .split("up to ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        limit >= needed && needed > 1024,
+        "LimitNOFILE={limit}, the caps and 64 cameras need {needed}"
+    );
 }
 
 #[test]
@@ -487,6 +688,33 @@ fn admin_commands_run_as_root_act_as_the_service_user() {
     for file in ["token.key", "headcount.db"] {
         assert!(seen.iter().any(|s| s == file), "{file} missing: {seen:?}");
     }
+}
+
+#[test]
+fn on_a_terminal_the_first_token_is_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_port = free_port();
+    let cfg = test_config(dir.path(), api_port, "");
+    // `script` runs the appliance on a pseudo-terminal and copies it here.
+    let child = Command::new("script")
+        .args([
+            "-qec",
+            "exec \"$HEADCOUNT_BIN\" run --config \"$HEADCOUNT_CONFIG\"",
+            "/dev/null",
+        ])
+        .env("HEADCOUNT_BIN", BIN)
+        .env("HEADCOUNT_CONFIG", &cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_appliance, console) = read_console(Proc(child), api_port);
+    let token = std::fs::read_to_string(dir.path().join("state/initial-admin-token")).unwrap();
+    assert!(
+        console.contains(token.trim()) && console.contains("tokens rotate admin"),
+        "{console}"
+    );
 }
 
 #[test]

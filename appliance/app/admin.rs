@@ -8,6 +8,7 @@ use clap::Subcommand;
 use headcount_core::clock::{Clock, SystemClock, UnixMs};
 use headcount_core::security::events::SyslogTarget;
 use headcount_core::security::{Role, SecretsFile, SecurityEvent, SecurityLog, TokenStore};
+use headcount_core::storage::pseudonym;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,7 +86,8 @@ pub enum TokensAction {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// List tokens: name, role, dates and state; never a secret.
+    /// List tokens: id (the audit log's `token:<id>`), name, role, dates
+    /// and state; never a secret.
     List {
         #[command(flatten)]
         state: StateArgs,
@@ -165,8 +167,9 @@ fn parse_expiry(text: &str, now: UnixMs) -> anyhow::Result<UnixMs> {
 
 fn show_issued(token: &headcount_core::security::IssuedToken) {
     println!(
-        "token for {} (role {}, expires {}):\n\n  {}\n\nIt is shown only now; headcount keeps only a digest of it. Send it as `Authorization: Bearer <token>`.",
+        "token for {} ({}, role {}, expires {}):\n\n  {}\n\nIt is shown only now; headcount keeps only a digest of it. Send it as `Authorization: Bearer <token>`.",
         token.info.name,
+        pseudonym(&token.info.id),
         token.info.role,
         time(token.info.expires_ms),
         token.reveal()
@@ -174,6 +177,7 @@ fn show_issued(token: &headcount_core::security::IssuedToken) {
 }
 
 pub fn tokens(action: TokensAction) -> anyhow::Result<ExitCode> {
+    crate::keep_new_files_private();
     let now = SystemClock.now_ms();
     let log = security_log();
     let state = match &action {
@@ -202,15 +206,16 @@ fn tokens_in(action: &TokensAction, now: UnixMs, log: &SecurityLog) -> anyhow::R
                 .transpose()?;
             let token = state.tokens()?.create(name, *role, expires, now)?;
             log.emit(SecurityEvent::TokenCreated {
-                token: name.clone(),
+                token: pseudonym(&token.info.id),
                 role: role.as_str(),
             });
             show_issued(&token);
         }
         TokensAction::List { state } => {
+            // Named as the audit log and the security events name them.
             println!(
-                "{:<24} {:<10} {:<20} {:<20} state",
-                "name", "role", "created", "expires"
+                "{:<22} {:<24} {:<10} {:<20} {:<20} state",
+                "pseudonym", "name", "role", "created", "expires"
             );
             for t in state.tokens()?.list()? {
                 let status = match (t.revoked_ms, t.expires_ms) {
@@ -219,7 +224,8 @@ fn tokens_in(action: &TokensAction, now: UnixMs, log: &SecurityLog) -> anyhow::R
                     _ => "in force".into(),
                 };
                 println!(
-                    "{:<24} {:<10} {:<20} {:<20} {status}",
+                    "{:<22} {:<24} {:<10} {:<20} {:<20} {status}",
+                    pseudonym(&t.id),
                     t.name,
                     t.role,
                     time(Some(t.created_ms)),
@@ -230,22 +236,24 @@ fn tokens_in(action: &TokensAction, now: UnixMs, log: &SecurityLog) -> anyhow::R
         TokensAction::Rotate { name, state } => {
             let token = state.tokens()?.rotate(name, now)?;
             log.emit(SecurityEvent::TokenRotated {
-                token: name.clone(),
+                token: pseudonym(&token.info.id),
+                replaced: token.replaced.as_deref().map(pseudonym).unwrap_or_default(),
             });
             show_issued(&token);
         }
         TokensAction::Revoke { name, state } => {
-            state.tokens()?.revoke(name, now)?;
+            let id = state.tokens()?.revoke(name, now)?;
             log.emit(SecurityEvent::TokenRevoked {
-                token: name.clone(),
+                token: pseudonym(&id),
             });
-            println!("revoked the token of {name}");
+            println!("revoked the token of {name} ({})", pseudonym(&id));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn secrets(action: SecretsAction) -> anyhow::Result<ExitCode> {
+    crate::keep_new_files_private();
     let log = security_log();
     let state = match &action {
         SecretsAction::Set { state, .. }

@@ -10,11 +10,11 @@ use crate::pipeline::detector_settings;
 use anyhow::Context;
 use headcount_core::analytics::{Analytics, BoardView, OccupancyBoard};
 use headcount_core::anomaly::monitor::{Change, Monitor};
-use headcount_core::anomaly::tamper::FrameStats;
 use headcount_core::clock::UnixMs;
 use headcount_core::config::{Config, SystemSecrets};
 use headcount_core::detection::Detection;
-use headcount_core::frame::{CameraId, Frame};
+use headcount_core::pixels::frame::{CameraId, Frame};
+use headcount_core::pixels::stats::FrameStats;
 use headcount_media::FileFrames;
 use headcount_vision::{Detectors, OnnxRuntime};
 use serde::Serialize;
@@ -305,9 +305,9 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         let (detections, _) = detectors.detect(&frame)?;
         analytics.observe(&camera, at, &detections.persons);
         log.record(monitor.observe_counts(wall, &analytics.signals()));
-        let (faces, face_error) = match &detections.faces {
+        let (faces, face_error) = match detections.faces.faces() {
             Ok(f) => (Some(f.len()), None),
-            Err(e) => (None, Some(e.clone())),
+            Err(e) => (None, Some(e.to_string())),
         };
         let view = board.snapshot();
         let line = FrameReport {
@@ -326,7 +326,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             spaces: current(&view, true),
             boxes: args.boxes.then(|| Boxes {
                 persons: as_rows(&detections.persons),
-                faces: detections.faces.as_deref().map(as_rows).unwrap_or_default(),
+                faces: detections.faces.faces().map(as_rows).unwrap_or_default(),
             }),
         };
         writeln!(out, "{}", serde_json::to_string(&line)?)?;

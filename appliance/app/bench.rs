@@ -8,7 +8,7 @@ use headcount_core::analytics::{Analytics, OccupancyBoard};
 use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SystemSecrets};
-use headcount_core::redaction::{Redactor, RegionHold};
+use headcount_core::pixels::redaction::{Redactor, RegionHold};
 use headcount_media::FileFrames;
 use headcount_vision::{Detectors, OnnxRuntime, StageTimes};
 use std::path::{Path, PathBuf};
@@ -143,7 +143,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         times.person += t.person;
         times.face += t.face;
         let start = Instant::now();
-        let redacted = redactor.redact(frame, &detections, &mut hold);
+        let redacted = redactor.redact(frame, &detections.faces, &detections.persons, &mut hold);
         redaction += start.elapsed();
         let start = Instant::now();
         counter.observe(&camera, redacted.timestamp_ms(), &detections.persons);

@@ -2,9 +2,10 @@
 //! data, through the appliance's own storage code (real SQLite files):
 //!
 //! 1. a month of minute buckets for a few spaces with several entrances,
-//!    rolled up and published: how many cells are withheld (small counts,
-//!    and those that would reveal them), and the error Laplace noise adds at
-//!    the configured epsilon;
+//!    rolled up and published twice, exact and with differential privacy:
+//!    how many cells are withheld (below k, zero included, and those that
+//!    would reveal them), the error the noise stored at publication adds at
+//!    the configured epsilon, and the privacy ledger's spend per day;
 //! 2. a year of minute buckets for many zones: how long the rollups and the
 //!    retention sweep (with its receipt digest) take.
 //!
@@ -12,10 +13,9 @@
 //! test (scripts/bench-governance.sh). Prints figures; asserts nothing.
 
 use headcount_core::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
-use headcount_core::disclosure::LaplaceNoise;
-use headcount_core::fleet::{SENSITIVITY, WIDTHS};
+use headcount_core::config::{DpConfig, RELEASES_PER_SPACE_DAY};
 use headcount_core::retention::{DataClass, RetentionLimit, RetentionPolicy, DAY_MS};
-use headcount_core::storage::governance::PublishSpace;
+use headcount_core::storage::publication::{Publication, PublishSpace, SENSITIVITY, WIDTHS};
 use headcount_core::storage::Database;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +38,7 @@ pub struct BenchGovernanceArgs {
     /// k for suppression.
     #[arg(long, default_value_t = 5)]
     k: u32,
-    /// Epsilon per request for the noise figure.
+    /// Epsilon per release (one published bucket) for the noise figure.
     #[arg(long, default_value_t = headcount_core::config::DEFAULT_EPSILON)]
     epsilon: f64,
     /// Only write the generated month into this database, then stop.
@@ -149,56 +149,95 @@ pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
     }
     let scratch = tempfile::tempdir()?;
 
-    // 1. Suppression and noise on a month.
-    let mut db = Database::open(&scratch.path().join("month.db"))?;
+    // 1. Suppression and noise on a month, published exact and noisy.
+    let exact_path = scratch.path().join("month.db");
+    let mut db = Database::open(&exact_path)?;
     let rows = write_month(&mut db, &spaces, start)?;
+    drop(db);
+    let noisy_path = scratch.path().join("month-dp.db");
+    std::fs::copy(&exact_path, &noisy_path)?;
     let end = start + 31 * DAY_MS;
-    let began = Instant::now();
-    db.roll_up(end + 3_600_000, 0, &spaces, args.k)?;
+    let dp = DpConfig {
+        epsilon: args.epsilon,
+        daily_epsilon: f64::from(RELEASES_PER_SPACE_DAY) * spaces.len() as f64 * args.epsilon,
+    };
+    let mut published = Vec::new();
+    for (path, dp) in [(&exact_path, None), (&noisy_path, Some(dp))] {
+        let mut db = Database::open(path)?;
+        let publication = Publication::new(spaces.clone(), args.k, dp)?;
+        let began = Instant::now();
+        db.roll_up(end + 3_600_000, 0)?;
+        db.publish(end + 3_600_000, &publication)?;
+        published.push((db, began.elapsed().as_secs_f64()));
+    }
+    let (exact, exact_secs) = &published[0];
+    let (noisy, noisy_secs) = &published[1];
     println!(
-        "month: {} spaces x {} entrances, {rows} minute rows, rolled up and published in {:.2} s (k = {})",
-        args.spaces,
-        args.entrances,
-        began.elapsed().as_secs_f64(),
-        args.k
+        "month: {} spaces x {} entrances, {rows} minute rows, rolled up and published in {exact_secs:.2} s exact, {noisy_secs:.2} s with noise (k = {})",
+        args.spaces, args.entrances, args.k
     );
-    let noise = LaplaceNoise::new(args.epsilon, SENSITIVITY)?;
     println!(
-        "{:<6} {:>8} {:>10} {:>10} {:>12} {:>14} {:>14}",
-        "bucket", "cells", "withheld", "share", "mean count", "noise MAE", "relative MAE"
+        "{:<6} {:>7} {:>9} {:>7} {:>11} {:>10} {:>13} {:>15}",
+        "bucket",
+        "cells",
+        "withheld",
+        "share",
+        "mean count",
+        "noise MAE",
+        "relative MAE",
+        "noisy below k"
     );
     for (width, label) in WIDTHS {
-        let (mut cells, mut withheld, mut sum, mut abs_error, mut published) =
-            (0u64, 0u64, 0u64, 0f64, 0u64);
+        let (mut cells, mut withheld, mut sum, mut published) = (0u64, 0u64, 0u64, 0u64);
+        let (mut abs_error, mut compared, mut lost) = (0f64, 0u64, 0u64);
         for space in &spaces {
-            for row in db.published_aggregates(width, &space.name, start, end)? {
-                for value in [row.entries, row.exits] {
+            let truth = exact.published_aggregates(width, &space.name, start, end)?;
+            let released = noisy.published_aggregates(width, &space.name, start, end)?;
+            for (t, n) in truth.iter().zip(&released) {
+                let measures = [
+                    (t.entries, n.entries),
+                    (t.exits, n.exits),
+                    (t.occupancy_peak, n.occupancy_peak),
+                ];
+                for (value, noised) in measures {
                     cells += 1;
-                    match value {
-                        None => withheld += 1,
-                        Some(v) => {
-                            published += 1;
-                            sum += v;
-                            abs_error += (noise.noisy_count(v)? as f64 - v as f64).abs();
+                    let Some(v) = value else {
+                        withheld += 1;
+                        continue;
+                    };
+                    published += 1;
+                    sum += v;
+                    match noised {
+                        Some(n) => {
+                            abs_error += (n as f64 - v as f64).abs();
+                            compared += 1;
                         }
+                        None => lost += 1,
                     }
                 }
             }
         }
         let mean = sum as f64 / published.max(1) as f64;
-        let mae = abs_error / published.max(1) as f64;
+        let mae = abs_error / compared.max(1) as f64;
         println!(
-            "{label:<6} {cells:>8} {withheld:>10} {:>9.1}% {mean:>12.1} {mae:>14.2} {:>13.1}%",
+            "{label:<6} {cells:>7} {withheld:>9} {:>6.1}% {mean:>11.1} {mae:>10.2} {:>12.1}% {:>14.1}%",
             100.0 * withheld as f64 / cells.max(1) as f64,
-            100.0 * mae / mean.max(f64::MIN_POSITIVE)
+            100.0 * mae / mean.max(f64::MIN_POSITIVE),
+            100.0 * lost as f64 / published.max(1) as f64
         );
     }
+    let ledger = noisy.privacy_ledger(start, end)?;
+    let releases: u64 = ledger.iter().map(|d| d.releases).sum();
+    let spent: f64 = ledger.iter().map(|d| d.spent).sum();
     println!(
-        "noise: Laplace, epsilon {} per request, sensitivity {SENSITIVITY}, scale {:.1} (expected MAE)",
+        "noise: Laplace drawn once per published bucket and stored, epsilon {} per release, sensitivity {SENSITIVITY}, scale {:.1} (expected MAE); ledger: {releases} releases over {} days, spent {spent:.1} = releases x epsilon, at most {:.1} per day (budget {})",
         args.epsilon,
-        noise.scale()
+        SENSITIVITY / args.epsilon,
+        ledger.len(),
+        ledger.iter().map(|d| d.spent).fold(0.0, f64::max),
+        dp.daily_epsilon
     );
-    drop(db);
+    drop(published);
 
     // 2. A year of minute buckets for many zones: rollups and the sweep.
     let path = scratch.path().join("year.db");
@@ -234,7 +273,7 @@ pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
     );
     let now = year_start + args.days * DAY_MS + 3_600_000;
     let began = Instant::now();
-    db.roll_up(now, 0, &[], args.k)?;
+    db.roll_up(now, 0)?;
     println!(
         "rollups 1m -> 15m -> 1h -> 1d of the year: {:.1} s",
         began.elapsed().as_secs_f64()
@@ -245,7 +284,8 @@ pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
         justification: None,
     }]);
     let began = Instant::now();
-    let receipts = db.sweep(now, &policy)?;
+    let key = headcount_core::security::ReceiptKey::generate()?;
+    let receipts = db.sweep(now, &policy, &key)?;
     let seconds = began.elapsed().as_secs_f64();
     let deleted: u64 = receipts.iter().map(|r| r.rows).sum();
     println!(
@@ -254,10 +294,8 @@ pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
     );
     for r in &receipts {
         println!(
-            "  {:<15} {:>10} rows, sha256 {}",
-            r.class.key(),
-            r.rows,
-            r.digest
+            "  {:<15} {:>10} rows, hmac-sha256 {}",
+            r.target, r.rows, r.digest
         );
     }
     let file_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;

@@ -1,5 +1,7 @@
 //! `headcount dpo`: the data-protection officer's documents, made from the
-//! config: the GDPR Art. 30 record of processing and the Art. 13 sign text.
+//! config: the GDPR Art. 30 record of processing and the Art. 13 sign text;
+//! and the disclosure policy's table (who receives what, how finely), as
+//! docs/privacy.md holds it.
 
 use clap::{Subcommand, ValueEnum};
 use headcount_core::clock::{Clock, SystemClock};
@@ -24,6 +26,9 @@ pub enum DpoAction {
         #[arg(long)]
         camera: String,
     },
+    /// Print the disclosure policy: every exit against every data class,
+    /// with the finest granularity it may receive (Markdown).
+    Disclosure,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,6 +53,7 @@ pub fn dpo(action: DpoAction) -> anyhow::Result<ExitCode> {
             let config = crate::load_config(&config, None)?;
             emit(&notice(&config, &camera)?)?;
         }
+        DpoAction::Disclosure => emit(&headcount_core::disclosure::policy::markdown())?,
     }
     Ok(ExitCode::SUCCESS)
 }

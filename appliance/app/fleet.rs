@@ -1,205 +1,124 @@
-//! The fleet feed's transport: polls newly published buckets (for
-//! `/metrics`) and, where `[mqtt]` is configured, publishes each to the
-//! broker, retained, one topic per site, space and bucket width:
+//! The fleet feed's transport to an MQTT broker (`[mqtt]`): every published
+//! bucket goes out once per broker, from the stored outbox
+//! (`storage::publication`), so that a restart or a broker outage loses or
+//! re-draws nothing:
 //!
-//! - `{prefix}/{site}/status`: `online`, retained; the broker publishes the
-//!   last will `offline` (retained) if the appliance vanishes, and the
-//!   appliance publishes `offline` itself when it stops.
-//! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: the latest bucket as
-//!   JSON (`headcount_core::fleet::FleetBucket`), withheld values null;
+//! - `{prefix}/{site}/status`: `online`, retained, after each connection;
+//!   the broker publishes the last will `offline` (retained) if the
+//!   appliance vanishes, and the appliance publishes `offline` itself when
+//!   it stops.
+//! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: each published bucket
+//!   as JSON (`headcount_core::fleet::FleetBucket`, with its idempotency key
+//!   `id` = site/space/width/start), retained, oldest first, so the retained
+//!   one is the newest;
 //! - with `mqtt.fiware`, also `{prefix}/{site}/{space}/ngsi-ld/{width}`: the
 //!   same bucket as an NGSI-LD `CrowdFlowObserved` entity;
-//! - `{prefix}/{site}/anomalies`: each stored anomaly change as JSON
-//!   (`headcount_core::anomaly::Notice`, the same body as the webhook's),
-//!   QoS 1 and not retained: a notice is an event, and a retained one
-//!   would replay a stale alarm to every new subscriber (the current
-//!   anomalies are served by the API).
+//! - with `mqtt.anomalies`, `{prefix}/{site}/anomalies`: each anomaly as the
+//!   disclosure policy lets it leave (`disclosure::push`), QoS 1, not
+//!   retained (a retained notice would replay a stale alarm).
 //!
-//! Nothing else is ever published: no live counts, no pixels, nothing that
-//! identifies a person counted. Anomaly notices describe aggregates only (a
-//! kind, a zone, line, space or camera, a value against a threshold).
+//! One task publishes, one message in flight at a time, only while
+//! connected: it waits for the broker's PUBACK of each message before the
+//! next, and a bucket leaves the outbox only once every message for it was
+//! acknowledged. A connection lost before the PUBACK sends the same bucket
+//! again after reconnecting (the session is clean, so nothing is left
+//! queued inside the client to be sent twice); a subscriber that sees a
+//! bucket twice drops it by its `id`.
 
-use headcount_core::anomaly::Notice;
 use headcount_core::config::MqttConfig;
-use headcount_core::fleet::{FleetBucket, FleetFeed};
+use headcount_core::disclosure::push::PushedNotice;
+use headcount_core::fleet::FleetBucket;
+use headcount_core::storage::{Database, Writer};
 use rumqttc::{
-    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// New buckets appear at most once a minute (rollups); poll twice as often.
-const POLL_EVERY: Duration = Duration::from_secs(30);
+/// New buckets appear at most once a minute (rollups); look this often.
+const POLL_EVERY: Duration = Duration::from_secs(10);
+/// How long a message may wait for its PUBACK before it counts as lost.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Buckets read from the outbox at a time.
+const BATCH: usize = 64;
+/// Anomaly notices held while the broker is away; older ones are dropped.
+const HELD_NOTICES: usize = 256;
 
 pub struct Fleet {
     stop: watch::Sender<bool>,
-    feed: JoinHandle<()>,
-    mqtt: Option<(AsyncClient, String, JoinHandle<()>)>,
-    /// Publishes anomaly notices; only with MQTT and a notice channel.
-    anomalies: Option<JoinHandle<()>>,
+    publisher: JoinHandle<()>,
+    connection: JoinHandle<()>,
+}
+
+/// What the connection task tells the publisher.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Link {
+    Connected,
+    Disconnected,
+    /// A QoS 1 publish left with this packet id.
+    Sent(u16),
+    /// The broker acknowledged this packet id.
+    Acked(u16),
 }
 
 impl Fleet {
-    /// Starts polling, and the MQTT connection when configured; with MQTT,
-    /// `notices` (anomaly changes, once stored) are published too. Without
-    /// MQTT the receiver is dropped, so that it holds nothing back.
+    /// Connects and starts delivering the outbox of this broker (registered
+    /// by `Appliance::start`) and, with `notices`, the anomaly pushes.
     pub fn start(
-        mut feed: FleetFeed,
-        mqtt_config: Option<&MqttConfig>,
+        config: &MqttConfig,
         site: &str,
-        notices: Option<broadcast::Receiver<Notice>>,
+        database: PathBuf,
+        writer: Writer,
+        notices: Option<broadcast::Receiver<PushedNotice>>,
     ) -> anyhow::Result<Fleet> {
-        let (stop, mut stopped) = watch::channel(false);
-        let mqtt = mqtt_config.map(|m| connect(m, site)).transpose()?;
-        let anomalies = match (&mqtt, mqtt_config, notices) {
-            (Some((client, _, _)), Some(m), Some(notices)) => Some(tokio::spawn(publish_notices(
-                client.clone(),
-                format!("{}/{site}/anomalies", m.topic_prefix),
-                notices,
-                stop.subscribe(),
-            ))),
-            _ => None,
+        let (stop, stopped) = watch::channel(false);
+        let status = format!("{}/{site}/status", config.topic_prefix);
+        let (client, connection) = connect(config, &status)?;
+        let (links, link_rx) = mpsc::channel(64);
+        let connection = tokio::spawn(drive(
+            connection,
+            links,
+            format!("{}:{}", config.host, config.port),
+        ));
+        let publisher = Publisher {
+            client,
+            links: link_rx,
+            connected: false,
+            broker: config.broker_id(),
+            site: site.to_string(),
+            prefix: format!("{}/{site}", config.topic_prefix),
+            status,
+            fiware: config.fiware,
+            database,
+            writer,
+            held: VecDeque::new(),
         };
-        let publisher = mqtt.as_ref().map(|(client, _, _)| client.clone());
-        let prefix = mqtt_config.map(|m| format!("{}/{site}", m.topic_prefix));
-        let fiware = mqtt_config.is_some_and(|m| m.fiware);
-        let feed = tokio::spawn(async move {
-            loop {
-                let (returned, polled) = match tokio::task::spawn_blocking(move || {
-                    let polled = feed.poll();
-                    (feed, polled)
-                })
-                .await
-                {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the fleet feed stopped");
-                        return;
-                    }
-                };
-                feed = returned;
-                match polled {
-                    Ok(buckets) => {
-                        if let (Some(client), Some(prefix)) = (&publisher, &prefix) {
-                            for bucket in &buckets {
-                                publish(client, prefix, fiware, bucket).await;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read published aggregates; will retry")
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(POLL_EVERY) => {}
-                    _ = stopped.changed() => return,
-                }
-            }
-        });
+        let publisher = tokio::spawn(publisher.run(notices, stopped));
         Ok(Fleet {
             stop,
-            feed,
-            mqtt,
-            anomalies,
+            publisher,
+            connection,
         })
     }
 
-    /// Stops polling and, with MQTT, says `offline` and disconnects.
+    /// Says `offline`, disconnects and stops.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.feed.await;
-        if let Some(anomalies) = self.anomalies {
-            let _ = anomalies.await;
-        }
-        if let Some((client, status, connection)) = self.mqtt {
-            let _ = client
-                .publish(status, QoS::AtLeastOnce, true, "offline")
-                .await;
-            let _ = client.disconnect().await;
-            let _ = tokio::time::timeout(Duration::from_secs(3), connection).await;
-        }
+        let _ = self.publisher.await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.connection).await;
     }
 }
 
-/// One bucket, retained, under its topic (and as NGSI-LD with `fiware`).
-async fn publish(client: &AsyncClient, prefix: &str, fiware: bool, bucket: &FleetBucket) {
-    let base = format!("{prefix}/{}", bucket.space);
-    let mut messages = vec![(
-        format!("{base}/aggregates/{}", bucket.bucket),
-        serde_json::to_vec(bucket),
-    )];
-    if fiware {
-        messages.push((
-            format!("{base}/ngsi-ld/{}", bucket.bucket),
-            serde_json::to_vec(&bucket.ngsi_ld()),
-        ));
-    }
-    for (topic, payload) in messages {
-        match payload {
-            Ok(payload) => {
-                if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, payload).await {
-                    tracing::warn!(error = %e, "cannot queue an MQTT message");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot encode a fleet bucket"),
-        }
-    }
-}
-
-/// Each notice, in order, as JSON on `topic` (QoS 1, not retained), until
-/// the channel closes or the fleet stops.
-async fn publish_notices(
-    client: AsyncClient,
-    topic: String,
-    mut notices: broadcast::Receiver<Notice>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let notice = tokio::select! {
-            received = notices.recv() => received,
-            _ = stopped.changed() => return,
-        };
-        let payload = match notice {
-            Ok(notice) => match serde_json::to_vec(&notice) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode an anomaly notice");
-                    continue;
-                }
-            },
-            Err(RecvError::Lagged(lost)) => {
-                tracing::warn!(
-                    lost,
-                    "MQTT fell behind; {lost} anomaly notices were not published"
-                );
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        // Queuing waits while the client's queue is full (broker away); the
-        // stop must not wait for the broker.
-        tokio::select! {
-            queued = client.publish(&topic, QoS::AtLeastOnce, false, payload) => {
-                if let Err(e) = queued {
-                    tracing::warn!(error = %e, "cannot queue an anomaly notice for MQTT");
-                }
-            }
-            _ = stopped.changed() => return,
-        }
-    }
-}
-
-/// The client, its status topic and the task driving its connection.
-fn connect(
-    config: &MqttConfig,
-    site: &str,
-) -> anyhow::Result<(AsyncClient, String, JoinHandle<()>)> {
-    let status = format!("{}/{site}/status", config.topic_prefix);
+/// The client and its event loop: clean session, last will `offline`.
+fn connect(config: &MqttConfig, status: &str) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(30));
-    options.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
+    options.set_clean_session(true);
+    options.set_last_will(LastWill::new(status, "offline", QoS::AtLeastOnce, true));
     if let Some(c) = &config.credentials {
         options.set_credentials(&c.user, c.password.expose());
     }
@@ -213,30 +132,252 @@ fn connect(
             client_auth: None,
         }));
     }
-    let (client, mut connection) = AsyncClient::new(options, 256);
-    let announcer = client.clone();
-    let online_topic = status.clone();
-    let broker = format!("{}:{}", config.host, config.port);
-    let task = tokio::spawn(async move {
-        loop {
-            match connection.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!(%broker, "connected to the MQTT broker");
-                    // Retained, so that a dashboard learns the state at once.
-                    if let Err(e) =
-                        announcer.try_publish(&online_topic, QoS::AtLeastOnce, true, "online")
-                    {
-                        tracing::warn!(error = %e, "cannot announce online");
-                    }
+    Ok(AsyncClient::new(options, 16))
+}
+
+/// Polls the event loop, reconnecting after 5 s, and reports what the
+/// publisher needs; ends at the clean disconnect or when the publisher is gone.
+async fn drive(mut connection: rumqttc::EventLoop, links: mpsc::Sender<Link>, broker: String) {
+    loop {
+        let link = match connection.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                tracing::info!(%broker, "connected to the MQTT broker");
+                Link::Connected
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => Link::Acked(ack.pkid),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Link::Sent(pkid),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(%broker, error = %e, "MQTT connection failed; retrying in 5 s");
+                if links.send(Link::Disconnected).await.is_err() {
+                    return;
                 }
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
-                Ok(_) => {}
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if links.send(link).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Why a message did not get its PUBACK.
+#[derive(Debug)]
+enum Lost {
+    Disconnected,
+    /// Connected again meanwhile: the clean session dropped the message.
+    Reconnected,
+    Timeout,
+    Stopped,
+}
+
+struct Publisher {
+    client: AsyncClient,
+    links: mpsc::Receiver<Link>,
+    connected: bool,
+    broker: String,
+    site: String,
+    prefix: String,
+    status: String,
+    fiware: bool,
+    database: PathBuf,
+    writer: Writer,
+    held: VecDeque<PushedNotice>,
+}
+
+impl Publisher {
+    async fn run(
+        mut self,
+        mut notices: Option<broadcast::Receiver<PushedNotice>>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stopped.borrow() {
+                break;
+            }
+            if self.connected {
+                match self.deliver().await {
+                    Ok(()) => {}
+                    Err(Lost::Stopped) => break,
+                    Err(Lost::Reconnected) => {
+                        self.note(Link::Connected).await;
+                        continue;
+                    }
+                    Err(Lost::Disconnected | Lost::Timeout) => continue,
+                }
+            }
+            // Wait for something to do: a link change, a notice, the next look.
+            tokio::select! {
+                link = self.links.recv() => match link {
+                    Some(link) => self.note(link).await,
+                    None => break,
+                },
+                notice = recv(&mut notices) => self.hold(notice),
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = stopped.changed() => break,
+            }
+        }
+        if self.connected {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.client
+                    .publish(&self.status, QoS::AtLeastOnce, true, "offline"),
+            )
+            .await;
+        }
+        let _ = self.client.disconnect().await;
+    }
+
+    /// A link change seen while idle.
+    async fn note(&mut self, link: Link) {
+        match link {
+            Link::Connected => {
+                self.connected = true;
+                // Retained, so that a dashboard learns the state at once.
+                if let Err(e) = self
+                    .send(self.status.clone(), b"online".to_vec(), true)
+                    .await
+                {
+                    tracing::warn!(error = ?e, "cannot announce online");
+                }
+            }
+            Link::Disconnected => self.connected = false,
+            Link::Sent(_) | Link::Acked(_) => {}
+        }
+    }
+
+    fn hold(&mut self, notice: Option<PushedNotice>) {
+        if let Some(notice) = notice {
+            if self.held.len() == HELD_NOTICES {
+                self.held.pop_front();
+                tracing::warn!("the MQTT broker is away; an anomaly notice was dropped");
+            }
+            self.held.push_back(notice);
+        }
+    }
+
+    /// Held notices, then the outbox, until both are empty.
+    async fn deliver(&mut self) -> Result<(), Lost> {
+        while let Some(notice) = self.held.front() {
+            let topic = format!("{}/anomalies", self.prefix);
+            match serde_json::to_vec(notice) {
+                Ok(payload) => self.send(topic, payload, false).await?,
+                Err(e) => tracing::error!(error = %e, "cannot encode an anomaly notice"),
+            }
+            self.held.pop_front();
+        }
+        loop {
+            let database = self.database.clone();
+            let broker = self.broker.clone();
+            let pending = tokio::task::spawn_blocking(move || {
+                Database::open_read_only(&database).and_then(|db| db.outbox(&broker, BATCH))
+            })
+            .await;
+            let pending = match pending {
+                Ok(Ok(pending)) => pending,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the fleet outbox; will retry");
+                    return Ok(());
+                }
                 Err(e) => {
-                    tracing::warn!(%broker, error = %e, "MQTT connection failed; retrying in 5 s");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    tracing::error!(error = %e, "the fleet outbox reader failed");
+                    return Ok(());
+                }
+            };
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for p in pending {
+                let key = (p.width_ms, p.space.clone(), p.row.bucket_start);
+                let bucket = FleetBucket::new(&self.site, &p.space, p.width_ms, p.row);
+                self.publish_bucket(&bucket).await?;
+                let (width_ms, space, start) = key;
+                if let Err(e) = self
+                    .writer
+                    .delivered(self.broker.clone(), width_ms, space, start)
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot record a fleet delivery");
+                    return Err(Lost::Stopped);
                 }
             }
         }
-    });
-    Ok((client, status, task))
+    }
+
+    /// One bucket under its topic (and as NGSI-LD with `fiware`), retained.
+    async fn publish_bucket(&mut self, bucket: &FleetBucket) -> Result<(), Lost> {
+        let base = format!("{}/{}", self.prefix, bucket.space);
+        let mut messages = vec![(
+            format!("{base}/aggregates/{}", bucket.bucket),
+            serde_json::to_vec(bucket),
+        )];
+        if self.fiware {
+            messages.push((
+                format!("{base}/ngsi-ld/{}", bucket.bucket),
+                serde_json::to_vec(&bucket.ngsi_ld()),
+            ));
+        }
+        for (topic, payload) in messages {
+            match payload {
+                Ok(payload) => self.send(topic, payload, true).await?,
+                Err(e) => tracing::error!(error = %e, "cannot encode a fleet bucket"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one message at QoS 1 and waits for its PUBACK.
+    async fn send(&mut self, topic: String, payload: Vec<u8>, retain: bool) -> Result<(), Lost> {
+        if !self.connected {
+            return Err(Lost::Disconnected);
+        }
+        if self
+            .client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .is_err()
+        {
+            return Err(Lost::Stopped);
+        }
+        let mut ours = None;
+        loop {
+            let link = tokio::time::timeout(ACK_TIMEOUT, self.links.recv()).await;
+            match link {
+                Err(_) => return Err(Lost::Timeout),
+                Ok(None) => return Err(Lost::Stopped),
+                Ok(Some(Link::Disconnected)) => {
+                    self.connected = false;
+                    return Err(Lost::Disconnected);
+                }
+                Ok(Some(Link::Connected)) => return Err(Lost::Reconnected),
+                Ok(Some(Link::Sent(pkid))) if ours.is_none() => ours = Some(pkid),
+                Ok(Some(Link::Acked(pkid))) if Some(pkid) == ours => return Ok(()),
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+}
+
+/// The next notice, or never when there is no notice channel.
+async fn recv(notices: &mut Option<broadcast::Receiver<PushedNotice>>) -> Option<PushedNotice> {
+    let Some(receiver) = notices else {
+        return std::future::pending().await;
+    };
+    loop {
+        match receiver.recv().await {
+            Ok(notice) => return Some(notice),
+            Err(RecvError::Lagged(lost)) => {
+                tracing::warn!(
+                    lost,
+                    "MQTT fell behind; {lost} anomaly notices were not published"
+                );
+            }
+            Err(RecvError::Closed) => {
+                *notices = None;
+                return std::future::pending().await;
+            }
+        }
+    }
 }

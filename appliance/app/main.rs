@@ -8,10 +8,13 @@ mod bench_analytics;
 mod bench_api;
 mod bench_governance;
 mod bench_tamper;
+mod disk;
 mod dpo;
+mod dumps;
 mod fleet;
 mod notify;
 mod pipeline;
+mod pushes;
 mod redact;
 mod serve;
 
@@ -21,12 +24,14 @@ use headcount_core::api::{self, AppState};
 use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SystemSecrets, Tls};
+use headcount_core::disclosure::push::PushFeed;
 use headcount_core::models::Manifest;
-use headcount_core::security::{Lockout, SecurityEvent, SecurityLog, TokenStore};
+use headcount_core::security::{Lockout, RateLimit, SecurityEvent, SecurityLog, TokenStore};
 use headcount_core::storage::{AuditAction, AuditEntry};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::sync::broadcast;
 
 #[derive(Parser)]
 #[command(
@@ -95,6 +100,9 @@ enum Command {
     BenchGovernance(bench_governance::BenchGovernanceArgs),
     /// Measure the latency authentication adds to an API request.
     BenchAuth(bench_api::BenchAuthArgs),
+    /// Measure how fast one token polling one route grows the audit log,
+    /// with identical reads written one by one and coalesced.
+    BenchAudit(bench_api::BenchAuditArgs),
 }
 
 #[derive(clap::Args)]
@@ -143,6 +151,10 @@ enum ModelsAction {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = dumps::forbid() {
+        eprintln!("error: cannot forbid core dumps, which could write raw frames to disk: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -174,6 +186,7 @@ fn main() -> ExitCode {
         Command::BenchTamper(args) => bench_tamper::bench_tamper(args),
         Command::BenchGovernance(args) => bench_governance::bench_governance(args),
         Command::BenchAuth(args) => bench_api::bench_auth(args),
+        Command::BenchAudit(args) => bench_api::bench_audit(args),
     };
     match result {
         Ok(code) => code,
@@ -200,10 +213,11 @@ fn check_config(file: PathBuf) -> anyhow::Result<ExitCode> {
             let zones: usize = c.cameras.iter().map(|c| c.zones.len()).sum();
             let lines: usize = c.cameras.iter().map(|c| c.lines.len()).sum();
             println!(
-                "{}: ok ({} cameras, {zones} zones, {lines} lines, {} spaces)",
+                "{}: ok ({} cameras, {zones} zones, {lines} lines, {} spaces; up to {} open files)",
                 file.display(),
                 c.cameras.len(),
-                c.spaces.len()
+                c.spaces.len(),
+                c.api.connections.descriptors_needed(c.cameras.len())
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -281,12 +295,45 @@ fn camera(args: CameraArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// New files and folders only for their owner (0600, 0700), as systemd's
+/// `UMask=0077` makes them: the state directory, its database and keys
+/// stay private however the service is started.
+pub(crate) fn keep_new_files_private() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// The state directory, made 0700 if it is new; one open to others is
+/// reported (systemd's `StateDirectory=` is 0700).
+fn make_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot make the state directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "the state directory {} is open to other users (mode {:o}): `chmod 700` it",
+            dir.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
 fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    keep_new_files_private();
     let mut config = load_config(&config_path, state_dir.as_deref())?;
     if let Some(dir) = state_dir {
         config.database = dir.join("headcount.db");
         config.state_dir = dir;
     }
+    serve::reserve_descriptors(&config)?;
+    make_state_dir(&config.state_dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let events = Arc::new(SecurityLog::new(config.syslog.clone(), clock.clone()));
     let config_change = note_config_change(&config_path, &config.state_dir, &events)?;
@@ -302,27 +349,29 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     };
     if let Some(admin) = tokens.bootstrap_admin(clock.now_ms(), announce)? {
         events.emit(SecurityEvent::TokenCreated {
-            token: admin.info.name.clone(),
+            token: headcount_core::storage::pseudonym(&admin.info.id),
             role: admin.info.role.as_str(),
         });
     }
     let live = LiveConfig::new(config.clone(), Some(config_path.clone()));
     let appliance = pipeline::Appliance::start(&config, live.clone(), clock.clone())?;
-    // Subscribed before anything can be raised, so that no notice is missed.
+    // Subscribed before anything can be raised, so that no notice is missed;
+    // what leaves the box is what the disclosure policy makes of it.
+    let mqtt_anomalies = config.mqtt.as_ref().is_some_and(|m| m.anomalies);
+    let pushing = config.anomalies.webhook.is_some() || mqtt_anomalies;
+    let stored_notices = pushing.then(|| appliance.notices.subscribe());
+    let (pushed, _) = broadcast::channel(pipeline::NOTICE_BACKLOG);
     let webhook_notices = config
         .anomalies
         .webhook
         .as_ref()
-        .map(|_| appliance.notices.subscribe());
-    let fleet_notices = config.mqtt.as_ref().map(|_| appliance.notices.subscribe());
-    let fleet_board = headcount_core::fleet::FleetBoard::default();
-    let feed = headcount_core::fleet::FleetFeed::new(
+        .map(|_| pushed.subscribe());
+    let fleet_notices = mqtt_anomalies.then(|| pushed.subscribe());
+    let push_feed = PushFeed::new(
         &config.site,
-        config.database.clone(),
-        config.spaces.iter().map(|s| s.name.clone()).collect(),
-        config.aggregates.differential_privacy,
-        fleet_board.clone(),
-    )?;
+        config.aggregates.k,
+        config.anomalies.wrong_way_push,
+    );
     let config = Arc::new(config);
     let state = AppState {
         site: config.site.clone(),
@@ -336,13 +385,14 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
             // Secure cookies whenever the API is served over TLS.
             sessions: api::session::Sessions::new(!matches!(config.api.tls, Tls::Off))?,
             lockout: Lockout::new(config.api.lockout),
+            rate: RateLimit::new(config.api.rate),
             events: events.clone(),
         }),
         config: live,
         writer: appliance.writer.clone(),
-        fleet: fleet_board,
         anomaly_control: appliance.anomaly_control.clone(),
         live_streams: Default::default(),
+        storage: appliance.storage.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -364,19 +414,35 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
             };
             appliance.writer.audit(clock.now_ms(), vec![entry]).await?;
         }
-        // Roll up what a previous run left before the feed's first look.
+        // Roll up and publish what a previous run left before the feed's first look.
         if let Err(e) = appliance.writer.maintain(clock.now_ms(), false).await {
             tracing::error!(error = %e, "the first rollup failed; the next pass retries");
         }
+        let pushes = stored_notices
+            .map(|notices| pushes::spawn(push_feed, notices, pushed.clone(), clock.clone()));
         let webhook = match (&config.anomalies.webhook, webhook_notices) {
             (Some(w), Some(notices)) => Some(notify::spawn_webhook(w.clone(), notices)?),
             _ => None,
         };
-        let fleet = fleet::Fleet::start(feed, config.mqtt.as_ref(), &config.site, fleet_notices)?;
+        let fleet = config
+            .mqtt
+            .as_ref()
+            .map(|m| {
+                fleet::Fleet::start(
+                    m,
+                    &config.site,
+                    config.database.clone(),
+                    appliance.writer.clone(),
+                    fleet_notices,
+                )
+            })
+            .transpose()?;
         let served = serve::serve(&config, api::router(state)).await;
-        fleet.stop().await;
-        if let Some(webhook) = webhook {
-            webhook.abort();
+        if let Some(fleet) = fleet {
+            fleet.stop().await;
+        }
+        for task in [pushes, webhook].into_iter().flatten() {
+            task.abort();
         }
         served
     });
@@ -416,17 +482,18 @@ fn note_config_change(
 }
 
 /// Shows the first admin token once: in a file only the service user can
-/// read and, on a terminal, on the console with how to replace it. Under
-/// systemd the console is the journal, which others may read: there only
-/// the file is named.
+/// read and, on a terminal, on the console with how to replace it. Anywhere
+/// else (systemd's journal, a file the output is redirected to, a pipe)
+/// others may read what is printed: there only the file is named.
 fn announce_first_admin(
     state_dir: &Path,
     token: &str,
 ) -> Result<(), headcount_core::security::SecurityError> {
+    use std::io::IsTerminal;
     let file = headcount_core::security::tokens::initial_admin_file(state_dir);
     headcount_core::security::write_private_file(&file, format!("{token}\n").as_bytes())?;
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
-    let shown = if under_systemd {
+    let shown = if under_systemd || !std::io::stdout().is_terminal() {
         " is".to_string()
     } else {
         format!(" is\n\n  {token}\n\nIt is also")

@@ -1,5 +1,8 @@
-//! The anomaly webhook: each stored anomaly change (`anomaly::Notice`) is
-//! POSTed as JSON to `[anomalies.webhook]`, one at a time and in order.
+//! The anomaly webhook: each stored anomaly change, minimised by the
+//! disclosure policy (`disclosure::push::PushedNotice`: times to the
+//! minute, no acknowledger, no explanation, counts below k banded, wrong
+//! way as counts per bucket), is POSTed as JSON to `[anomalies.webhook]`,
+//! one at a time and in order.
 //!
 //! - The body is signed (`X-Headcount-Signature: sha256=HEX`, HMAC-SHA256
 //!   of the exact bytes) when a secret is configured, so that a receiver
@@ -18,8 +21,8 @@
 
 use anyhow::Context;
 use bytes::Bytes;
-use headcount_core::anomaly::{Notice, Transition};
 use headcount_core::config::anomaly::WebhookConfig;
+use headcount_core::disclosure::push::PushedNotice;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::Request;
@@ -49,7 +52,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// (or giving up on) the notice in hand; abort it to stop sooner.
 pub fn spawn_webhook(
     config: WebhookConfig,
-    notices: broadcast::Receiver<Notice>,
+    notices: broadcast::Receiver<PushedNotice>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let delivery = Delivery::new(&config, BASE_BACKOFF)?;
     tracing::info!(url = %delivery.url, "delivering anomaly notices to the webhook");
@@ -139,7 +142,7 @@ impl Delivery {
     }
 
     /// Delivers notices in order until the channel closes.
-    async fn run(self, mut notices: broadcast::Receiver<Notice>) {
+    async fn run(self, mut notices: broadcast::Receiver<PushedNotice>) {
         loop {
             match notices.recv().await {
                 Ok(notice) => {
@@ -158,7 +161,7 @@ impl Delivery {
     }
 
     /// One notice, with retries; true once a 2xx came back.
-    async fn deliver(&self, notice: &Notice) -> bool {
+    async fn deliver(&self, notice: &PushedNotice) -> bool {
         let body = match serde_json::to_vec(notice) {
             Ok(body) => Bytes::from(body),
             Err(e) => {
@@ -166,7 +169,7 @@ impl Delivery {
                 return false;
             }
         };
-        let id = delivery_id(notice);
+        let id = notice.delivery_id();
         let signature = self
             .key
             .as_ref()
@@ -269,17 +272,6 @@ where
     Ok(response.context("no response from the webhook")?.status())
 }
 
-/// Names the notice the same way on every retry: the anomaly and what
-/// happened to it (each happens at most once per anomaly).
-fn delivery_id(notice: &Notice) -> String {
-    let transition = match notice.transition {
-        Transition::Opened => "opened",
-        Transition::Closed => "closed",
-        Transition::Acknowledged => "acknowledged",
-    };
-    format!("{transition}-{}", notice.anomaly.id)
-}
-
 /// The wait before retry `attempt + 1`: base, 2 base, 4 base ... capped.
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
@@ -351,7 +343,8 @@ mod tests {
     use super::*;
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
-    use headcount_core::anomaly::{Anomaly, Kind, Severity};
+    use headcount_core::anomaly::{Anomaly, Kind, Notice, Severity, Transition};
+    use headcount_core::disclosure::push::{PushFeed, WrongWayPush};
     use std::sync::Mutex;
 
     const SECRET: &str = "correct horse battery staple";
@@ -409,8 +402,8 @@ mod tests {
         Delivery::with_parts(config, None, secret, Duration::from_millis(5))
     }
 
-    fn notice(id: i64, transition: Transition) -> Notice {
-        Notice {
+    fn notice(id: i64, transition: Transition) -> PushedNotice {
+        let stored = Notice {
             site: "hq".into(),
             transition,
             anomaly: Anomaly {
@@ -427,7 +420,9 @@ mod tests {
                 acknowledged_ms: None,
                 acknowledged_by: None,
             },
-        }
+        };
+        let mut feed = PushFeed::new("hq", 5, WrongWayPush::Each);
+        feed.accept(&stored).unwrap()
     }
 
     fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -457,8 +452,8 @@ mod tests {
                 .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
                 .collect();
             hmac::verify(&key, body, &tag).unwrap();
-            let received: Notice = serde_json::from_slice(body).unwrap();
-            assert_eq!(received, sent);
+            let received: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(received, serde_json::to_value(&sent).unwrap());
         }
         // A different key does not verify: the signature covers the secret.
         let (headers, body) = &seen.requests[0];

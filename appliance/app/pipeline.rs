@@ -2,9 +2,10 @@
 //! channels with named payloads.
 //!
 //! cameras (GStreamer threads) --Frame--> inference workers (tamper
-//! statistics and detection on the raw frame, then redact: nothing
-//! downstream sees a raw frame; the redacted frame goes to the snapshot
-//! board when snapshots are enabled) --Analysed--> analytics (tracks,
+//! statistics and detection on the raw frame, then redact, each camera's
+//! frames in the order they were taken from the queue: nothing downstream
+//! sees a raw frame; the redacted frame goes to the snapshot board when
+//! snapshots are enabled) --Analysed--> analytics (tracks,
 //! zones, lines, dwell, spaces, minute buckets; the anomaly monitor)
 //! --Deltas, anomaly changes--> SQLite writer (which also takes the API's
 //! audit entries, budget charges and acknowledgements, runs the
@@ -17,26 +18,29 @@
 //! analytics (after a last flush); then the writer writes what is queued and
 //! stops.
 
+use crate::disk::DiskWatch;
 use anyhow::Context;
 use headcount_core::analytics::{self, OccupancyBoard};
 use headcount_core::anomaly::monitor::{Change, Monitor};
-use headcount_core::anomaly::tamper::FrameStats;
 use headcount_core::anomaly::unusual::UnusualWatch;
 use headcount_core::anomaly::{Control, Notice};
 use headcount_core::clock::{Clock, UnixMs};
 use headcount_core::config::live::LiveConfig;
 use headcount_core::config::Config;
-use headcount_core::detection::Detection;
-use headcount_core::frame::{CameraId, Frame};
+use headcount_core::detection::{Detection, Detections};
 use headcount_core::health::HealthBoard;
-use headcount_core::redaction::{Redactor, RegionHold};
+use headcount_core::health::StorageBoard;
+use headcount_core::pixels::frame::{CameraId, Frame};
+use headcount_core::pixels::redaction::{Redactor, RegionHold};
+use headcount_core::pixels::stats::FrameStats;
 use headcount_core::security::audit_key::AuditKey;
+use headcount_core::security::ReceiptKey;
 use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::governance::PublishSpace;
-use headcount_core::storage::{Announce, Database, Maintenance, Writer};
+use headcount_core::storage::publication::Publication;
+use headcount_core::storage::{Announce, Database, Maintenance, Writer, WriterOptions};
 use headcount_media::{CameraHandle, SupervisorTiming};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -44,7 +48,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// Notices waiting for a slow webhook or broker before the oldest are lost.
-const NOTICE_BACKLOG: usize = 256;
+pub const NOTICE_BACKLOG: usize = 256;
 
 /// What inference hands to analytics: person boxes (down to the low
 /// threshold, for the tracker) and the frame's tamper statistics, no pixels.
@@ -65,6 +69,8 @@ pub struct Appliance {
     pub notices: broadcast::Sender<Notice>,
     /// Re-arm requests from the API to the anomaly monitor.
     pub anomaly_control: Control,
+    /// The database's size and the disk's headroom.
+    pub storage: StorageBoard,
     cameras: Vec<CameraHandle>,
     threads: Vec<JoinHandle<()>>,
     writer_thread: JoinHandle<()>,
@@ -103,6 +109,8 @@ impl Appliance {
             .collect::<Result<Vec<_>, _>>()
             .context("cannot load the models")?;
         let mut db = Database::open(&config.database)?;
+        let brokers: Vec<String> = config.mqtt.iter().map(|m| m.broker_id()).collect();
+        db.register_brokers(&brokers, clock.now_ms())?;
         let saved_counts = db.entrance_counts()?;
         let interrupted = db.close_interrupted_anomalies(clock.now_ms())?;
         if !interrupted.is_empty() {
@@ -120,19 +128,33 @@ impl Appliance {
         let maintenance = Maintenance {
             // Minute buckets can arrive up to two flushes late.
             grace_ms: 2 * config.analytics.flush_secs as i64 * 1000 + 60_000,
-            spaces: Arc::new(PublishSpace::from_config(config)),
-            k: config.aggregates.k,
+            publication: Arc::new(Publication::from_config(config)?),
             retention: Arc::new(config.retention.clone()),
             audit_key: Arc::new(AuditKey::load_or_create(&config.state_dir)?),
+            receipt_key: Arc::new(ReceiptKey::open(&config.state_dir, &db)?),
         };
         let (notices, _) = broadcast::channel(NOTICE_BACKLOG);
         let announce = Announce {
             site: config.site.clone(),
             notices: notices.clone(),
         };
-        let (writer, writer_thread) =
-            Writer::spawn_announcing(db, Some(maintenance), Some(announce))
-                .context("cannot start the storage writer")?;
+        let storage = StorageBoard::default();
+        let disk = DiskWatch::new(
+            storage.clone(),
+            config.database.clone(),
+            &config.site,
+            config.min_free_bytes,
+        );
+        let (writer, writer_thread) = Writer::spawn_with(
+            db,
+            WriterOptions {
+                maintenance: Some(maintenance),
+                announce: Some(announce),
+                storage: storage.clone(),
+                ..WriterOptions::default()
+            },
+        )
+        .context("cannot start the storage writer")?;
         let anomaly_control = Control::default();
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
@@ -153,12 +175,15 @@ impl Appliance {
 
         // Two frames per camera in flight at most; the rest are dropped.
         let (frame_tx, frame_rx) = sync_channel::<Frame>(2 * config.cameras.len().max(1));
-        let frame_rx = Arc::new(Mutex::new(frame_rx));
+        let intake = Arc::new(Mutex::new(Intake {
+            frames: frame_rx,
+            taken: HashMap::new(),
+        }));
         let redactor = Redactor::new(config.privacy.policy());
         let snapshots = SnapshotBoard::new(config.privacy.snapshots);
-        // One hold per camera, shared by the workers: a camera's frames may
-        // go to any worker.
-        let holds: Arc<Mutex<HashMap<CameraId, RegionHold>>> = Arc::default();
+        // One hold and one order per camera, shared by the workers: a
+        // camera's frames may go to any worker.
+        let redactions: Redactions = Arc::default();
         let deadline = Duration::from_millis(config.privacy.detection_deadline_ms);
         for (i, detectors) in detectors.into_iter().enumerate() {
             let worker = Worker {
@@ -170,15 +195,15 @@ impl Appliance {
                     .collect(),
                 detectors,
                 redactor,
-                holds: holds.clone(),
+                redactions: redactions.clone(),
                 deadline,
                 snapshots: snapshots.clone(),
                 health: health.clone(),
                 out: analysed_tx.clone(),
             };
-            let frames = frame_rx.clone();
+            let intake = intake.clone();
             threads.push(spawn(&format!("inference-{i}"), move || {
-                worker.run(frames)
+                worker.run(intake)
             })?);
         }
         drop(analysed_tx);
@@ -206,6 +231,7 @@ impl Appliance {
             clock: clock.clone(),
             snapshot_limit,
             unusual: UnusualWatch::new(config).map(|w| (w, config.database.clone())),
+            disk,
         };
         threads.push(spawn("maintenance", move || maintainer.run(stop_rx))?);
         Ok(Appliance {
@@ -215,6 +241,7 @@ impl Appliance {
             writer,
             notices,
             anomaly_control,
+            storage,
             cameras,
             threads,
             writer_thread,
@@ -244,6 +271,7 @@ struct Maintainer {
     snapshot_limit: i64,
     /// The unusual-pattern detector and the database it reads.
     unusual: Option<(UnusualWatch, std::path::PathBuf)>,
+    disk: DiskWatch,
 }
 
 impl Maintainer {
@@ -257,6 +285,13 @@ impl Maintainer {
             let sweep = last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
             if sweep {
                 last_sweep = Some(Instant::now());
+            }
+            // The disk first: a nearly full one refuses new reads at once.
+            if !self
+                .writer
+                .anomalies_blocking(self.disk.measure(now, sweep))
+            {
+                return;
             }
             if !self.writer.maintain_blocking(now, sweep) {
                 return;
@@ -294,12 +329,96 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHa
         .with_context(|| format!("cannot start thread {name}"))
 }
 
+/// The frame queue, shared by the workers. Each frame gets its number among
+/// its camera's as it is taken, under the queue's lock, so that the numbers
+/// follow the queue's order without gaps.
+struct Intake {
+    frames: Receiver<Frame>,
+    /// Frames taken so far, per camera.
+    taken: HashMap<CameraId, u64>,
+}
+
+impl Intake {
+    /// The next frame and its number, or None once the cameras have stopped.
+    fn take(&mut self) -> Option<(u64, Frame)> {
+        let frame = self.frames.recv().ok()?;
+        let taken = self.taken.entry(frame.camera().clone()).or_default();
+        let number = *taken;
+        *taken += 1;
+        Some((number, frame))
+    }
+}
+
+/// A frame a worker is done with, waiting for its turn to be redacted.
+struct Finished {
+    frame: Frame,
+    /// None when detection failed or missed its deadline: the frame is
+    /// obscured whole and not counted.
+    detections: Option<Detections>,
+    tamper: Option<FrameStats>,
+}
+
+/// One camera's frames back in the order they were taken, and its hold.
+#[derive(Default)]
+struct CameraRedaction {
+    order: Sequencer<Finished>,
+    hold: RegionHold,
+}
+
+type Redactions = Arc<Mutex<HashMap<CameraId, Arc<Mutex<CameraRedaction>>>>>;
+
+/// Frames that may wait for a missing number before it is skipped: a worker
+/// that died or stalled must not hold its camera up (at 2 fps, 2 s, the
+/// default detection deadline).
+const MAX_WAITING: usize = 4;
+
+/// Puts numbered items back in order. An item whose number was skipped is
+/// handed on as soon as it comes (a frame is then obscured whole by its
+/// hold, which has redacted later frames, never run backwards).
+struct Sequencer<T> {
+    next: u64,
+    waiting: BTreeMap<u64, T>,
+}
+
+impl<T> Default for Sequencer<T> {
+    fn default() -> Self {
+        Sequencer {
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Sequencer<T> {
+    /// Takes item `number` and returns those whose turn has come, in order.
+    fn push(&mut self, number: u64, item: T) -> Vec<T> {
+        if number < self.next {
+            return vec![item];
+        }
+        self.waiting.insert(number, item);
+        let mut ready = Vec::new();
+        loop {
+            if let Some(item) = self.waiting.remove(&self.next) {
+                ready.push(item);
+                self.next += 1;
+            } else if self.waiting.len() > MAX_WAITING {
+                // Skip the missing numbers up to the first that waits.
+                if let Some((&first, _)) = self.waiting.first_key_value() {
+                    self.next = first;
+                }
+            } else {
+                return ready;
+            }
+        }
+    }
+}
+
 struct Worker {
     /// Cameras with tamper detection: their frames' statistics are measured.
     tamper: Vec<CameraId>,
     detectors: Detectors,
     redactor: Redactor,
-    holds: Arc<Mutex<HashMap<CameraId, RegionHold>>>,
+    redactions: Redactions,
     /// Detections that took longer than this obscure their frame whole.
     deadline: Duration,
     snapshots: SnapshotBoard,
@@ -308,14 +427,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, frames: Arc<Mutex<Receiver<Frame>>>) {
+    fn run(mut self, intake: Arc<Mutex<Intake>>) {
         loop {
             // The lock is held only while waiting for the next frame.
-            let frame = match frames.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                Ok(f) => f,
-                Err(_) => return,
-            };
-            let (camera, at) = (frame.camera().clone(), frame.timestamp_ms());
+            let next = intake.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let Some((number, frame)) = next else { return };
+            let camera = frame.camera().clone();
             // On the raw frame, in memory: only statistics go on.
             let tamper = self
                 .tamper
@@ -323,51 +440,77 @@ impl Worker {
                 .then(|| FrameStats::measure(&frame));
             let started = Instant::now();
             let detections = match self.detectors.detect(&frame) {
-                Ok((d, _)) if started.elapsed() <= self.deadline => d,
+                Ok((d, _)) if started.elapsed() <= self.deadline => Some(d),
                 Ok(_) => {
                     tracing::warn!(camera = %camera, deadline_ms = self.deadline.as_millis() as u64, "detection fell behind its deadline; frame obscured whole");
-                    self.obscured(self.redactor.obscure_whole(frame));
-                    continue;
+                    None
                 }
                 Err(e) => {
                     tracing::error!(camera = %camera, error = %e, "person detection failed; frame obscured whole and not counted");
-                    self.obscured(self.redactor.obscure_whole(frame));
-                    continue;
+                    None
                 }
             };
-            // From here on only the redacted frame exists.
-            let redacted = {
-                let mut holds = self.holds.lock().unwrap_or_else(|e| e.into_inner());
-                let hold = holds.entry(camera.clone()).or_default();
-                self.redactor.redact(frame, &detections, hold)
+            let finished = Finished {
+                frame,
+                detections,
+                tamper,
             };
-            let obscured = redacted.stats().obscured_whole;
-            self.health.update(&camera, |h| {
-                h.frames_analysed += 1;
-                h.frames_obscured += u64::from(obscured);
-            });
-            self.snapshots.publish(redacted);
-            if self
-                .out
-                .send(Analysed {
-                    camera,
-                    at,
-                    persons: detections.persons,
-                    tamper,
-                })
-                .is_err()
-            {
+            if !self.hand_on(&camera, number, finished) {
                 return;
             }
         }
     }
 
-    /// A frame obscured whole without being counted: it still replaces the
-    /// snapshot, so a snapshot never shows a stale view as if it were live.
-    fn obscured(&self, frame: headcount_core::redaction::RedactedFrame) {
-        self.health
-            .update(frame.camera(), |h| h.frames_obscured += 1);
-        self.snapshots.publish(frame);
+    /// Puts the frame in its camera's order, then redacts, publishes and
+    /// hands on every frame whose turn has come. False once analytics has
+    /// stopped.
+    fn hand_on(&self, camera: &CameraId, number: u64, finished: Finished) -> bool {
+        let redaction = self
+            .redactions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(camera.clone())
+            .or_default()
+            .clone();
+        // Held to the end, so that this camera's frames also reach the
+        // snapshot board and analytics in order.
+        let mut redaction = redaction.lock().unwrap_or_else(|e| e.into_inner());
+        let CameraRedaction { order, hold } = &mut *redaction;
+        for Finished {
+            frame,
+            detections,
+            tamper,
+        } in order.push(number, finished)
+        {
+            let at = frame.timestamp_ms();
+            let Some(detections) = detections else {
+                // Not counted, but it still replaces the snapshot, so a
+                // snapshot never shows a stale view as if it were live.
+                self.health.update(camera, |h| h.frames_obscured += 1);
+                self.snapshots.publish(self.redactor.obscure_whole(frame));
+                continue;
+            };
+            // From here on only the redacted frame exists.
+            let redacted =
+                self.redactor
+                    .redact(frame, &detections.faces, &detections.persons, hold);
+            let obscured = redacted.stats().obscured_whole;
+            self.health.update(camera, |h| {
+                h.frames_analysed += 1;
+                h.frames_obscured += u64::from(obscured);
+            });
+            self.snapshots.publish(redacted);
+            let analysed = Analysed {
+                camera: camera.clone(),
+                at,
+                persons: detections.persons,
+                tamper,
+            };
+            if self.out.send(analysed).is_err() {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -442,17 +585,9 @@ impl AnalyticsStage {
         self.flush();
     }
 
+    /// Hands anomaly changes to the writer, which logs each (id and kind
+    /// only) once it is stored.
     fn report(&self, changes: Vec<Change>) {
-        for change in &changes {
-            if let Change::Open { finding, .. } | Change::Instant { finding, .. } = change {
-                tracing::warn!(
-                    kind = finding.kind.as_str(),
-                    subject = finding.subject.name(),
-                    "{}",
-                    finding.explanation
-                );
-            }
-        }
         if !self.buckets.anomalies_blocking(changes) {
             tracing::error!("the storage writer has stopped; anomalies lost");
         }
@@ -463,5 +598,48 @@ impl AnalyticsStage {
         if !deltas.is_empty() && !self.buckets.buckets_blocking(deltas) {
             tracing::error!("the storage writer has stopped; buckets lost");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_come_out_in_the_order_they_were_numbered() {
+        let mut order = Sequencer::default();
+        assert!(order.push(1, 'b').is_empty());
+        assert!(order.push(2, 'c').is_empty());
+        assert_eq!(order.push(0, 'a'), ['a', 'b', 'c']);
+        assert_eq!(order.push(3, 'd'), ['d']);
+        assert!(order.push(5, 'f').is_empty());
+        assert_eq!(order.push(4, 'e'), ['e', 'f']);
+    }
+
+    #[test]
+    fn a_number_that_does_not_come_back_is_skipped_once_too_many_wait() {
+        let mut order = Sequencer::default();
+        assert_eq!(order.push(0, 0), [0]);
+        // 1 is held by a worker that died; 2 to 5 wait for it.
+        for n in 2..2 + MAX_WAITING as u64 {
+            assert!(order.push(n, n).is_empty(), "{n}");
+        }
+        // One more is too many: 1 is skipped, the rest come out in order.
+        let last = 2 + MAX_WAITING as u64;
+        assert_eq!(order.push(last, last), (2..=last).collect::<Vec<_>>());
+        // 1, late after all, is handed on at once (its hold obscures it);
+        // the order goes on after the last.
+        assert_eq!(order.push(1, 1), [1]);
+        assert_eq!(order.push(last + 1, last + 1), [last + 1]);
+    }
+
+    #[test]
+    fn several_missing_numbers_are_skipped_together() {
+        let mut order = Sequencer::default();
+        // 0 and 1 never come; 2 to 6 arrive out of order.
+        for n in [3, 2, 5, 4] {
+            assert!(order.push(n, n).is_empty(), "{n}");
+        }
+        assert_eq!(order.push(6, 6), [2, 3, 4, 5, 6]);
     }
 }

@@ -6,8 +6,8 @@
 
 use anyhow::{bail, Context};
 use headcount_core::detection::Detections;
-use headcount_core::frame::Frame;
-use headcount_core::redaction::{
+use headcount_core::pixels::frame::Frame;
+use headcount_core::pixels::redaction::{
     RedactedFrame, RedactionMode, RedactionPolicy, RedactionStats, Redactor, RegionHold,
     StillFormat,
 };
@@ -43,12 +43,16 @@ pub struct RedactArgs {
     /// redacts more that is not a face.
     #[arg(long, default_value_t = 0.25)]
     threshold: f32,
-    /// Frames a region stays redacted after the detector last saw it.
-    #[arg(long, default_value_t = 5)]
-    hold: u32,
+    /// Milliseconds (of the video's time) a region stays redacted after the
+    /// detector last saw it. Default: 200 (5 frames at 25 fps), or the gap
+    /// between person frames (--person-every) when a slow video makes that
+    /// longer.
+    #[arg(long)]
+    hold_ms: Option<u32>,
     /// Run the person model (heads, whole persons) on every Nth frame of a
-    /// video; between, person regions are held at their predicted place.
-    /// Faces are searched in every frame. 1 for every frame.
+    /// video; between, person regions are held at their predicted place, so
+    /// N - 1 frames must fit in --hold-ms. Faces are searched in every
+    /// frame. 1 for every frame.
     #[arg(long, default_value_t = 2)]
     person_every: u32,
     /// The models folder (with manifest.toml).
@@ -135,17 +139,16 @@ impl Summary {
     }
 }
 
+/// How long a region stays redacted by default: 5 frames at 25 fps.
+const DEFAULT_HOLD_MS: u32 = 200;
+
 pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
     let output = check_paths(&args)?;
     if !(1.0..=3.0).contains(&args.mask_scale) {
         bail!("--mask-scale {} is outside [1, 3]", args.mask_scale);
     }
-    if args.person_every == 0 || args.person_every > args.hold + 1 {
-        bail!(
-            "--person-every {} must be between 1 and --hold + 1 ({}), so that person regions are held until the next person frame",
-            args.person_every,
-            args.hold + 1
-        );
+    if args.person_every == 0 {
+        bail!("--person-every must be at least 1");
     }
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
         bail!("--threshold {} is outside (0, 1)", args.threshold);
@@ -157,12 +160,13 @@ pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers,
         threads: args.threads,
         person_every: args.person_every as u64,
+        hold_ms: args.hold_ms,
         detectors: Vec::new(),
         redactor: Redactor::new(RedactionPolicy {
             mode: args.mode.into(),
             mask_scale: args.mask_scale,
             full_body: args.full_body,
-            hold_frames: args.hold,
+            hold_ms: args.hold_ms.unwrap_or(DEFAULT_HOLD_MS),
         }),
         hold: RegionHold::default(),
         summary: Summary::default(),
@@ -255,6 +259,8 @@ struct Job {
     workers: Option<usize>,
     threads: Option<usize>,
     person_every: u64,
+    /// As asked for; None: the default, fitted to the video's rate.
+    hold_ms: Option<u32>,
     /// One detector set per detection thread, loaded once the frame size
     /// is known.
     detectors: Vec<Detectors>,
@@ -288,6 +294,36 @@ impl Job {
         Ok(())
     }
 
+    /// Fits the hold to the gap between person frames at this video's rate:
+    /// person regions must be held until the person model sees them again.
+    /// The default hold grows to the gap; an explicit --hold-ms shorter than
+    /// it is refused.
+    fn fit_hold(&mut self, rate: FrameRate) -> anyhow::Result<()> {
+        let (Ok(numerator @ 1..), Ok(denominator)) = (
+            u64::try_from(rate.numerator),
+            u64::try_from(rate.denominator),
+        ) else {
+            // A variable rate: nothing to fit to.
+            return Ok(());
+        };
+        // (person_every - 1) frames of denominator / numerator s, in ms.
+        let gap_ms = ((self.person_every - 1) * 1000 * denominator).div_ceil(numerator);
+        let policy = self.redactor.policy();
+        match self.hold_ms {
+            None if gap_ms > u64::from(policy.hold_ms) => {
+                let hold_ms = u32::try_from(gap_ms).context("--person-every is too large")?;
+                self.redactor = Redactor::new(RedactionPolicy { hold_ms, ..policy });
+                Ok(())
+            }
+            Some(hold_ms) if gap_ms > u64::from(hold_ms) => bail!(
+                "--person-every {} leaves {gap_ms} ms between person frames at this video's {:.2} fps, more than --hold-ms {hold_ms}: person regions would not be held until the next person frame; lower --person-every or raise --hold-ms",
+                self.person_every,
+                numerator as f64 / denominator as f64,
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Redacts one frame with its detections, in stream order (the temporal
     /// hold depends on it); a failed detector obscures the frame whole.
     fn redact(&mut self, frame: Frame, detected: Detected) -> RedactedFrame {
@@ -296,7 +332,12 @@ impl Job {
                 self.times.preprocess += times.preprocess;
                 self.times.person += times.person;
                 self.times.face += times.face;
-                self.redactor.redact(frame, &detections, &mut self.hold)
+                self.redactor.redact(
+                    frame,
+                    &detections.faces,
+                    &detections.persons,
+                    &mut self.hold,
+                )
             }
             Err(e) => {
                 tracing::warn!(error = %e, "detection failed; frame obscured whole");
@@ -342,6 +383,7 @@ impl Job {
             numerator: 25,
             denominator: 1,
         });
+        self.fit_hold(rate)?;
         (self.summary.width, self.summary.height) = (width, height);
         self.summary.fps = Some(rate.numerator as f64 / rate.denominator as f64);
         let expected = frames

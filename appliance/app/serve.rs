@@ -1,143 +1,377 @@
 //! Serving the API: plain HTTP on loopback, TLS (rustls on ring) anywhere
-//! else, with a per-device self-signed certificate made at first start
-//! unless the admin supplies one. Tells systemd when it is ready, keeps its
-//! watchdog fed, and says when it stops.
+//! else (`certificate`). Our own accept loop holds every connection to the
+//! caps of `[api.connections]` (`security::admission`: a pool in total and
+//! per client, a reserve for the admin's addresses) and refuses the rest at
+//! once, and gives each connection a deadline at every phase: its first
+//! byte, the TLS handshake, each request head (also the idle wait between
+//! requests), each body (`requests`) and each answer sent (`io`). HTTP/1.1
+//! only. Tells systemd when it is ready, keeps its watchdog fed, and says
+//! when it stops.
+
+mod certificate;
+mod io;
+mod requests;
 
 use anyhow::Context;
 use axum::Router;
-use headcount_core::config::{Config, Tls};
-use headcount_core::security::{to_hex, write_private_file};
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto::Builder;
+use certificate::Certificate;
+use headcount_core::config::Config;
+use headcount_core::security::admission::{Admission, Deadlines, Permit, Refused};
+use headcount_core::security::hosts::AllowedHosts;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use requests::{Addresses, Front};
 use sd_notify::NotifyState;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
-const TLS_DIR: &str = "tls";
-/// A client must send its request head within this time (against slow-header
-/// "slowloris" clients holding connections open).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a plain-HTTP client beyond the caps is told before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+Content-Length: 28\r\nRetry-After: 5\r\nConnection: close\r\n\r\ntoo many connections; retry\n";
+/// Connections the kernel queues before the accept loop takes them: enough
+/// for a burst, since the loop refuses what is beyond the caps at once.
+const BACKLOG: u32 = 1024;
+/// A request head, cookies included, is at most this (431 beyond).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// How long open connections may finish their answers at a stop.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Refusals and accept errors are logged at most this often.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
-/// The certificate and key to serve, making the device's own at first start.
-fn certificate(config: &Config) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
-    match &config.api.tls {
-        Tls::Off => Ok(None),
-        Tls::Supplied { cert, key } => Ok(Some((cert.clone(), key.clone()))),
-        Tls::SelfSigned => {
-            let dir = config.state_dir.join(TLS_DIR);
-            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-            if !(cert.exists() && key.exists()) {
-                make_self_signed(&cert, &key, config.api.bind)?;
-            }
-            Ok(Some((cert, key)))
-        }
+/// Raises this process's soft limit on open files to what the connection
+/// caps, SQLite and the cameras need, or says why it cannot: caps the hard
+/// limit (`LimitNOFILE=` in the unit) cannot hold are refused.
+pub fn reserve_descriptors(config: &Config) -> anyhow::Result<()> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let policy = &config.api.connections;
+    let needed = policy.descriptors_needed(config.cameras.len());
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(hard) = limit.maximum.filter(|&hard| hard < needed) {
+        anyhow::bail!(
+            "api.connections allows {} connections at once ({} plus {} for the admin), which with \
+             SQLite and {} camera(s) need {needed} file descriptors; the hard limit is {hard}: \
+             lower api.connections.max or raise LimitNOFILE= in the unit",
+            policy.max + policy.admin_reserve,
+            policy.max,
+            policy.admin_reserve,
+            config.cameras.len()
+        );
     }
-}
-
-/// A new key pair and a self-signed certificate for this device's names.
-fn make_self_signed(cert: &Path, key: &Path, bind: SocketAddr) -> anyhow::Result<()> {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    if !hostname.is_empty() {
-        names.push(hostname.clone());
-        names.push(format!("{hostname}.local"));
+    if limit.current.is_some_and(|soft| soft < needed) {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(needed),
+                maximum: limit.maximum,
+            },
+        )
+        .with_context(|| format!("cannot raise the limit on open files to {needed}"))?;
     }
-    if !bind.ip().is_unspecified() {
-        names.push(bind.ip().to_string());
-    }
-    names.dedup();
-    let generated =
-        rcgen::generate_simple_self_signed(names).context("cannot make the TLS certificate")?;
-    // Key first, certificate last, each atomically: a crash in between
-    // leaves no certificate, so the next start makes a new pair.
-    write_private_file(key, generated.signing_key.serialize_pem().as_bytes())?;
-    write_private_file(cert, generated.cert.pem().as_bytes())?;
-    tracing::info!(certificate = %cert.display(), "made this device's TLS key and self-signed certificate");
+    tracing::debug!(needed, "file descriptors reserved");
     Ok(())
-}
-
-/// SHA-256 of the certificate's first DER block, for clients to pin.
-fn fingerprint(cert_pem: &Path) -> anyhow::Result<String> {
-    use rustls::pki_types::pem::PemObject;
-    let der = rustls::pki_types::CertificateDer::from_pem_file(cert_pem)
-        .map_err(|e| anyhow::anyhow!("{} holds no certificate: {e}", cert_pem.display()))?;
-    Ok(to_hex(
-        ring::digest::digest(&ring::digest::SHA256, &der).as_ref(),
-    ))
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, on TLS where the config asks for it.
 pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
-    let bind = config.api.bind;
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::new();
-    tokio::spawn(stop_on_signal(handle.clone()));
-    match certificate(config)? {
-        Some((cert, key)) => {
+    let api = &config.api;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok();
+    let hosts = AllowedHosts::new(api.bind, &api.hosts, hostname.as_deref());
+    let certificate = Certificate::for_config(config, &hosts)?;
+    let tls = match &certificate {
+        Some(certificate) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
-                tls_config(&cert, &key).with_context(|| {
-                    format!(
-                        "cannot use the TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?,
-            ));
-            let listener = listen(bind)?;
-            tracing::info!(address = %bind, sha256 = %fingerprint(&cert)?, "serving the API over TLS");
-            ready(config);
-            let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle);
-            limit_protocol(server.http_builder());
-            server.serve(service).await.context("API server failed")
+            Some(TlsAcceptor::from(certificate.server_config()?))
         }
-        None => {
-            let listener = listen(bind)?;
-            tracing::info!(address = %bind, "serving the API over plain HTTP on loopback");
-            ready(config);
-            let mut server = axum_server::from_tcp(listener).handle(handle);
-            limit_protocol(server.http_builder());
-            server.serve(service).await.context("API server failed")
+        None => None,
+    };
+    let listener = listen(api.bind)?;
+    match &certificate {
+        Some(c) => {
+            tracing::info!(address = %api.bind, sha256 = %c.fingerprint()?, "serving the API over TLS")
+        }
+        None => tracing::info!(address = %api.bind, "serving the API over plain HTTP on loopback"),
+    }
+    let policy = &api.connections;
+    tracing::info!(
+        max = policy.max,
+        per_client = policy.per_client,
+        admin_reserve = policy.admin_reserve,
+        admin_addresses = %policy.admin_addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        "connection caps"
+    );
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(policy.deadlines.header)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let shared = Arc::new(Shared {
+        front: Front {
+            router: app,
+            hosts,
+            body_deadline: policy.deadlines.body,
+            tls: tls.is_some(),
+        },
+        deadlines: policy.deadlines,
+        http,
+    });
+    let admission = Admission::new(policy.clone());
+    let (stop_sender, stop) = watch::channel(false);
+    tokio::spawn(stop_on_signal(stop_sender));
+    ready(config);
+    accept(listener, admission.clone(), shared, tls, certificate, stop).await;
+    let grace = Instant::now() + STOP_GRACE;
+    while admission.open() > 0 && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// What every connection shares.
+struct Shared {
+    front: Front,
+    deadlines: Deadlines,
+    http: http1::Builder,
+}
+
+fn listen(bind: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = if bind.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    let listening = socket.and_then(|s| {
+        s.set_reuseaddr(true)?;
+        s.bind(bind)?;
+        s.listen(BACKLOG)
+    });
+    listening.with_context(|| format!("cannot listen on {bind}"))
+}
+
+/// Takes connections until told to stop: each one within the caps gets a
+/// task, the rest are closed at once (plain HTTP: after a short 503).
+async fn accept(
+    listener: TcpListener,
+    admission: Admission,
+    shared: Arc<Shared>,
+    mut tls: Option<TlsAcceptor>,
+    certificate: Option<Certificate>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut refusals = Refusals::default();
+    let mut accept_errors = Report::default();
+    let renews = certificate.as_ref().is_some_and(Certificate::renews);
+    let mut renewal = tokio::time::interval_at(
+        tokio::time::Instant::now() + certificate::RENEWAL_CHECK,
+        certificate::RENEWAL_CHECK,
+    );
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => return,
+            _ = renewal.tick(), if renews => {
+                if let Some(acceptor) = certificate.as_ref().and_then(renew) {
+                    tls = Some(acceptor);
+                }
+                continue;
+            }
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors or similar: back off rather than spin.
+                if accept_errors.due() {
+                    tracing::warn!(error = %e, "cannot accept connections");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match admission.admit(peer.ip()) {
+            Ok(permit) => {
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    permit,
+                    shared.clone(),
+                    tls.clone(),
+                    stop.clone(),
+                ));
+            }
+            Err(refused) => {
+                if tls.is_none() {
+                    let _ = stream.try_write(BUSY);
+                }
+                refusals.count(refused, peer);
+            }
         }
     }
 }
 
-/// HTTP/1.1 only (HTTP/2 would need its own idle limits, and the API gains
-/// nothing from it), with a deadline for the request head.
-fn limit_protocol(builder: &mut Builder<TokioExecutor>) {
-    let http1 = std::mem::replace(builder, Builder::new(TokioExecutor::new())).http1_only();
-    *builder = http1;
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+/// The new acceptor when this device's certificate was renewed.
+fn renew(certificate: &Certificate) -> Option<TlsAcceptor> {
+    let renewed = certificate
+        .renew_if_due(std::time::SystemTime::now())
+        .and_then(|renewed| {
+            renewed
+                .then(|| Ok((certificate.server_config()?, certificate.fingerprint()?)))
+                .transpose()
+        });
+    match renewed {
+        Ok(Some((config, sha256))) => {
+            tracing::warn!(%sha256, "serving the renewed certificate; clients that pinned the old one's fingerprint must pin this one");
+            Some(TlsAcceptor::from(config))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "cannot renew the TLS certificate; the next check retries"
+            );
+            None
+        }
+    }
 }
 
-/// rustls (ring) with the certificate chain and key, offering HTTP/1.1 only.
-fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(key)?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+/// One connection, phase by phase, each under its deadline.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Permit,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _place = permit;
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let deadlines = shared.deadlines;
+    // Nothing is read until the client has said something.
+    let mut first = [0u8; 1];
+    let said = until_stopped(
+        &mut stop,
+        tokio::time::timeout(deadlines.first_byte, stream.peek(&mut first)),
+    );
+    if !matches!(said.await, Some(Ok(Ok(1..)))) {
+        return;
+    }
+    let io = io::SendDeadline::new(stream, deadlines.send);
+    let addresses = Addresses {
+        peer,
+        local: local.ip(),
+    };
+    match tls {
+        None => http(io, addresses, &shared, &mut stop).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(deadlines.tls_handshake, acceptor.accept(io));
+            match until_stopped(&mut stop, handshake).await {
+                Some(Ok(Ok(tls))) => http(tls, addresses, &shared, &mut stop).await,
+                Some(Ok(Err(e))) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Some(Err(_)) => tracing::debug!(%peer, "TLS handshake too slow"),
+                None => {}
+            }
+        }
+    }
 }
 
-fn listen(bind: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    let listener =
-        std::net::TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+/// Requests over one connection until it ends, or a stop lets its current
+/// answer finish.
+async fn http<I>(
+    io: I,
+    addresses: Addresses,
+    shared: &Arc<Shared>,
+    stop: &mut watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let shared = shared.clone();
+        hyper::service::service_fn(move |request| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(shared.front.answer(request, addresses).await) }
+        })
+    };
+    let connection = shared.http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stopped(stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(peer = %addresses.peer, error = %e, "connection ended");
+    }
+}
+
+/// Resolves once a stop is asked for (never if no one can ask any more).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `work`'s output, or None when a stop comes first.
+async fn until_stopped<F: Future>(stop: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        () = stopped(stop) => None,
+        output = work => Some(output),
+    }
+}
+
+/// Says when a recurring problem is worth a log line again.
+#[derive(Default)]
+struct Report {
+    last: Option<Instant>,
+}
+
+impl Report {
+    fn due(&mut self) -> bool {
+        let due = self.last.is_none_or(|last| last.elapsed() >= REPORT_EVERY);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+}
+
+/// Connections refused since the last report: the first at once, then at
+/// most one line a minute however many there are.
+#[derive(Default)]
+struct Refusals {
+    full: u64,
+    client_full: u64,
+    report: Report,
+}
+
+impl Refusals {
+    fn count(&mut self, refused: Refused, peer: SocketAddr) {
+        match refused {
+            Refused::Full => self.full += 1,
+            Refused::ClientFull => self.client_full += 1,
+        }
+        if self.report.due() {
+            tracing::warn!(
+                pool_full = self.full,
+                client_full = self.client_full,
+                last_client = %peer.ip(),
+                "refused connections beyond the caps (api.connections)"
+            );
+            (self.full, self.client_full) = (0, 0);
+        }
+    }
 }
 
 /// Tells systemd the service is up, and keeps its watchdog fed for as long
@@ -157,7 +391,7 @@ fn ready(config: &Config) {
     }
 }
 
-async fn stop_on_signal(handle: axum_server::Handle) {
+async fn stop_on_signal(stop: watch::Sender<bool>) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -170,5 +404,5 @@ async fn stop_on_signal(handle: axum_server::Handle) {
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
-    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    let _ = stop.send(true);
 }

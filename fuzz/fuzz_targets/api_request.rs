@@ -25,9 +25,9 @@ use headcount_core::config::{Config, SecretSource};
 use headcount_core::health::{CameraState, HealthBoard};
 use headcount_core::security::events::SyslogTarget;
 use headcount_core::security::lockout::LockoutPolicy;
-use headcount_core::security::{Lockout, Role, SecurityLog, TokenStore};
+use headcount_core::security::{Lockout, RateLimit, RatePolicy, Role, SecurityLog, TokenStore};
 use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::governance::PublishSpace;
+use headcount_core::storage::publication::Publication;
 use headcount_core::storage::{Database, Writer};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -179,9 +179,9 @@ fn state(dir: &Path) -> AppState {
     })
     .expect("fixture data");
     // Roll up and publish what is there, for /api/v1/aggregates and /metrics.
-    let spaces = PublishSpace::from_config(&config);
-    db.roll_up(NOW, 0, &spaces, config.aggregates.k)
-        .expect("fixture rollup");
+    db.roll_up(NOW, 0).expect("fixture rollup");
+    let publication = Publication::from_config(&config).expect("fixture publication");
+    db.publish(NOW, &publication).expect("fixture publication");
     drop(db);
     let (writer, _) = Writer::spawn(Database::open(&database).expect("database"), None)
         .expect("storage writer");
@@ -197,6 +197,11 @@ fn state(dir: &Path) -> AppState {
             window_ms: 1,
             lock_ms: 1,
         }),
+        // Nor rate-limit it: every input should reach its handler.
+        rate: RateLimit::new(RatePolicy {
+            burst: u32::MAX,
+            per_sec: 1e9,
+        }),
         events: Arc::new(SecurityLog::new(SyslogTarget::None, clock.clone())),
     });
     AppState {
@@ -209,9 +214,9 @@ fn state(dir: &Path) -> AppState {
         guard,
         config: LiveConfig::new(config, None),
         writer,
-        fleet: Default::default(),
         anomaly_control: Default::default(),
         live_streams: Default::default(),
+        storage: Default::default(),
     }
 }
 

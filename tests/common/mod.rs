@@ -107,9 +107,12 @@ pub fn serve_file(
 pub type TestCamera<'a> = (&'a str, String, &'a str);
 
 /// A config for the demo video on the given ports, with a zone over the path.
+/// The tests poll several routes five times a second with the admin token,
+/// far above a person's use: the rate limit, tested on its own, is raised.
 pub fn config(dir: &Path, api_port: u16, cameras: &[TestCamera<'_>]) -> PathBuf {
     let mut text = format!(
         "[appliance]\nsite = \"test\"\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{api_port}\"\n\
+         token_burst = 100000\ntoken_rate = 1000.0\n\
          [analytics]\nflush_secs = 1\n",
         dir.join("state"),
         repo().join("models")
@@ -326,10 +329,15 @@ pub fn seal_secret(state_dir: &Path, name: &str, value: &str) -> String {
 /// Mosquitto on a loopback port, anonymous (the test's own broker).
 pub fn start_broker(dir: &Path) -> (Proc, u16) {
     let port = free_port();
+    (broker_on(dir, port, "persistence false\n"), port)
+}
+
+/// Mosquitto on `port` with its config file in `dir`, `extra` appended.
+pub fn broker_on(dir: &Path, port: u16, extra: &str) -> Proc {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
     )
     .unwrap();
     let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
@@ -347,7 +355,7 @@ pub fn start_broker(dir: &Path) -> (Proc, u16) {
     assert!(wait_until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     }));
-    (broker, port)
+    broker
 }
 
 /// Messages (topic, payload) that a real client receives within `wait`.

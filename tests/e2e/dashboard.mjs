@@ -238,7 +238,8 @@ async function main(browser, consoleLines, pageErrors) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   context.on('response', record);
   context.on('request', (request) => {
-    requests.push({ url: request.url(), method: request.method(), probe: Boolean(request.headers()['x-e2e']), phase, at: Date.now() });
+    const headers = request.headers();
+    requests.push({ url: request.url(), method: request.method(), probe: Boolean(headers['x-e2e']), contentType: headers['content-type'], phase, at: Date.now() });
   });
   const page = await context.newPage();
   page.on('console', (m) => {
@@ -328,6 +329,10 @@ async function main(browser, consoleLines, pageErrors) {
   });
   log(`#whoami: ${JSON.stringify(await text(page, '#whoami'))}`);
   check(!(await visible(page, '#login-form')), 'the login form is still visible after logging in');
+  // The appliance takes a login only as JSON: a page of another site cannot send that without a preflight.
+  const logins = requests.filter((r) => r.method === 'POST' && pathOf(r.url) === '/api/v1/login');
+  check(logins.length >= 2 && logins.every((r) => /^application\/json\b/.test(r.contentType ?? '')),
+    `the page's logins were not all sent with Content-Type: application/json: ${JSON.stringify(logins.map((r) => r.contentType))}`);
   const editorShownToFacilities = await visible(page, '#editor');
   assert.ok(!editorShownToFacilities, '#editor is visible to the facilities role');
   check(await visible(page, '#logout'), 'button#logout is not visible');

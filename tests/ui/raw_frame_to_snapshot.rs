@@ -1,5 +1,5 @@
 // The snapshot board (behind the snapshot endpoint) holds redacted frames only.
-use headcount_core::frame::Frame;
+use headcount_core::pixels::frame::Frame;
 use headcount_core::snapshot::SnapshotBoard;
 
 fn main() {

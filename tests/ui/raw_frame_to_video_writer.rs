@@ -1,5 +1,5 @@
 // The video writer takes redacted frames only.
-use headcount_core::frame::Frame;
+use headcount_core::pixels::frame::Frame;
 use headcount_media::{FrameRate, VideoWriter};
 
 fn main() {

@@ -2,6 +2,7 @@
 //! No identity of any kind lives here.
 
 use crate::geometry::BBox;
+use crate::pixels::frame::FaceScan;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
@@ -11,12 +12,13 @@ pub struct Detection {
 
 /// The detectors' findings for one frame.
 ///
-/// `faces` is a `Result` on purpose: a face detector that failed must make the
-/// redactor obscure the whole frame, never be mistaken for "no faces".
+/// `faces` is the frame's `FaceScan`, not a list: a face detector that failed
+/// must make the redactor obscure the whole frame, never be mistaken for "no
+/// faces", and only a real scan of that frame can stand for one.
 #[derive(Debug)]
 pub struct Detections {
     pub persons: Vec<Detection>,
-    pub faces: Result<Vec<Detection>, String>,
+    pub faces: FaceScan,
 }
 
 /// Greedy non-maximum suppression: keeps the best-scoring box of every group

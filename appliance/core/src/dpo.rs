@@ -9,7 +9,8 @@
 
 use crate::clock::UnixMs;
 use crate::config::{Config, Tls};
-use crate::redaction::RedactionMode;
+use crate::disclosure::policy::{self, Class, Exit};
+use crate::pixels::redaction::RedactionMode;
 use crate::retention::{format_lifetime, DataClass};
 use crate::security::events::SyslogTarget;
 use crate::security::Role;
@@ -35,11 +36,34 @@ pub struct ProcessingRecord {
     pub data_subjects: Vec<String>,
     pub personal_data: PersonalData,
     pub recipients: Vec<String>,
+    /// Anomalies are person-related events: their purpose, lifetime and how
+    /// they leave the box.
+    pub person_related_events: EventsEntry,
+    /// Zones whose capacity is below k, counted anyway, with why.
+    pub small_zones: Vec<SmallZone>,
     pub third_country_transfers: String,
     pub retention: Vec<RetentionEntry>,
     pub measures: Vec<Measure>,
     /// What the record lacks that Art. 30 asks for, with the config key to set.
     pub gaps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsEntry {
+    pub purpose: String,
+    pub kinds: Vec<&'static str>,
+    /// The events class's lifetime, counted from each anomaly's end.
+    pub limit: String,
+    /// What leaves the box, and where.
+    pub pushes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmallZone {
+    /// `camera.zone`
+    pub zone: String,
+    pub capacity: u32,
+    pub justification: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,18 +170,42 @@ impl ProcessingRecord {
             "API consumers holding tokens: roles {}",
             roles.join(", ")
         ));
+        let published = policy::granted(Exit::MqttAggregates, Class::Published).unwrap_or("-");
+        let pushed = policy::granted(Exit::Webhook, Class::Events).unwrap_or("-");
         if let Some(mqtt) = &config.mqtt {
             recipients.push(format!(
-                "MQTT broker {}:{}: publishes suppressed aggregates and anomaly notices only",
+                "MQTT broker {}:{}: published aggregates ({published})",
                 mqtt.host, mqtt.port
             ));
+            if mqtt.anomalies {
+                recipients.push(format!(
+                    "MQTT broker {}:{}: anomaly notices ({pushed})",
+                    mqtt.host, mqtt.port
+                ));
+            }
         }
         if let Some(webhook) = &config.anomalies.webhook {
             recipients.push(format!(
-                "Webhook {}:{}: anomaly notices (kind, zone/space/line/camera, times, measured value and threshold; no identity, no image)",
+                "Webhook {}:{}: anomaly notices ({pushed})",
                 webhook.host, webhook.port
             ));
         }
+        let person_related_events = events_entry(config, pushed);
+        let small_zones = config
+            .cameras
+            .iter()
+            .flat_map(|c| {
+                c.zones.iter().filter_map(move |z| {
+                    let capacity = z.capacity?;
+                    let justification = z.small_zone_justification.clone()?;
+                    Some(SmallZone {
+                        zone: crate::config::zone_key(&c.id, &z.name),
+                        capacity,
+                        justification,
+                    })
+                })
+            })
+            .collect();
 
         let retention = config
             .retention
@@ -193,6 +241,8 @@ impl ProcessingRecord {
                     .collect(),
             },
             recipients,
+            person_related_events,
+            small_zones,
             third_country_transfers: "None by the appliance: it sends data only to the recipients above. \
                  Where one of them is outside the EU/EEA, the controller records that transfer and its safeguards here."
                 .into(),
@@ -286,6 +336,36 @@ impl ProcessingRecord {
             writeln!(md, "- {}", cell(r))?;
         }
         writeln!(md)?;
+
+        writeln!(md, "### Person-related events (anomalies)\n")?;
+        let e = &self.person_related_events;
+        writeln!(md, "| | |\n|---|---|")?;
+        writeln!(md, "| Purpose | {} |", cell(&e.purpose))?;
+        writeln!(md, "| Kinds | {} |", e.kinds.join(", "))?;
+        writeln!(md, "| Kept | {} after each anomaly ends |", e.limit)?;
+        for push in &e.pushes {
+            writeln!(md, "| Leaves the box | {} |", cell(push))?;
+        }
+        writeln!(md)?;
+        writeln!(md, "### Small zones counted with a justification\n")?;
+        if self.small_zones.is_empty() {
+            writeln!(
+                md,
+                "None: every zone's capacity is at least k, or it has none.\n"
+            )?;
+        } else {
+            writeln!(md, "| Zone | Capacity | Justification |\n|---|---|---|")?;
+            for z in &self.small_zones {
+                writeln!(
+                    md,
+                    "| {} | {} | {} |",
+                    cell(&z.zone),
+                    z.capacity,
+                    cell(&z.justification)
+                )?;
+            }
+            writeln!(md)?;
+        }
 
         writeln!(md, "## 6. Transfers to third countries\n")?;
         writeln!(md, "{}\n", self.third_country_transfers)?;
@@ -441,6 +521,30 @@ pub fn notice(config: &Config, camera: &str) -> Result<String, NoticeError> {
     Ok(text)
 }
 
+/// Anomalies as the person-related events they are: loitering times one
+/// person's stay, a wrong-way crossing is one person's movement.
+fn events_entry(config: &Config, pushed: &str) -> EventsEntry {
+    let mut pushes = Vec::new();
+    if config.anomalies.webhook.is_some() {
+        pushes.push(format!("to the webhook: {pushed}"));
+    }
+    if config.mqtt.as_ref().is_some_and(|m| m.anomalies) {
+        pushes.push(format!("to MQTT: {pushed}"));
+    }
+    if pushes.is_empty() {
+        pushes.push("nowhere: served on site only (API and dashboard)".into());
+    }
+    EventsEntry {
+        purpose: "tell the facilities manager about conditions that need a person on site: over capacity \
+                  (fire safety), loitering, presence after hours, wrong-way crossings, a camera covered, moved, \
+                  frozen or offline, unusual occupancy or flow"
+            .into(),
+        kinds: crate::anomaly::Kind::ALL.iter().map(|k| k.as_str()).collect(),
+        limit: format_lifetime(config.retention.limit_ms(DataClass::Events)),
+        pushes,
+    }
+}
+
 /// What passes through memory only, derived from the config where it can be.
 fn in_memory(config: &Config) -> Vec<Category> {
     let fps = config
@@ -480,8 +584,8 @@ fn measures(config: &Config) -> Vec<Measure> {
         RedactionMode::Fill => "filled grey",
     };
     let mut redaction = format!(
-        "faces (boxes grown {}x) and the head of every detected person are {mode}; a region stays redacted {} frames after its last detection",
-        p.mask_scale, p.hold_frames
+        "faces (boxes grown {}x) and the head of every detected person are {mode}; a region stays redacted {} ms after its last detection",
+        p.mask_scale, p.hold_ms
     );
     if p.snapshots {
         redaction.push_str("; calibration snapshots are on, so whole persons are redacted");
@@ -489,7 +593,8 @@ fn measures(config: &Config) -> Vec<Measure> {
     let k = config.aggregates.k;
     let dp = match config.aggregates.differential_privacy {
         Some(dp) => format!(
-            "Laplace noise on every published count: epsilon {} per request, at most {} per consumer and day",
+            "Laplace noise on every published bucket, drawn once at publication and stored, so repeats and \
+             other consumers read the same value: epsilon {} per release, at most {} per day of data (ledger)",
             dp.epsilon, dp.daily_epsilon
         ),
         None => "off (aggregates.differential_privacy)".into(),
@@ -523,8 +628,10 @@ fn measures(config: &Config) -> Vec<Measure> {
         Measure {
             measure: "Small-count suppression",
             detail: format!(
-                "counts below k = {k} (and above zero) are withheld from external consumers, \
-                 with further cells withheld so that none can be derived from published ones"
+                "consumers outside the site read published cells only, per space, in buckets of 15 minutes or \
+                 more; counts below k = {k}, zero included, are withheld, with further cells withheld so that \
+                 none can be derived from published ones; dwell medians need k visits; a zone below k is \
+                 counted only with a justification (above)"
             ),
         },
         Measure {
@@ -551,16 +658,23 @@ fn measures(config: &Config) -> Vec<Measure> {
             measure: "Access control",
             detail: format!(
                 "every route but /livez needs a bearer token with a role ({}) and an expiry; only an HMAC of each \
-                 token is stored; {} failed attempts within {} s lock the address out for {} s",
+                 token is stored; {} failed attempts within {} s naming one token lock it for {} s (and slow the address \
+                 they come from, never refusing its valid tokens); each token may make \
+                 {} requests at once and {} a second after that",
                 roles.join(", "),
                 lockout.max_failures,
                 lockout.window_ms / 1000,
-                lockout.lock_ms / 1000
+                lockout.lock_ms / 1000,
+                config.api.rate.burst,
+                config.api.rate.per_sec
             ),
         },
         Measure {
             measure: "Audit log",
-            detail: "every access, change, export and deletion is recorded in a hash-chained log with signed checkpoints"
+            detail: "every access, change, export and deletion is recorded in a hash-chained log with signed checkpoints; \
+                     tokens appear in it by pseudonym, their holders' names only in the token table, deleted once a \
+                     token ended longer ago than the log's lifetime; identical reads within a minute are one entry \
+                     and a count; deletion receipts are keyed (HMAC-SHA256)"
                 .into(),
         },
         Measure {
@@ -744,7 +858,7 @@ epsilon = 0.5
         );
         assert_eq!(daily["maximum"], "10y");
         assert!(text.contains("k = 7"), "{text}");
-        assert!(text.contains("epsilon 0.5 per request"), "{text}");
+        assert!(text.contains("epsilon 0.5 per release"), "{text}");
         assert!(text.contains("Fire safety officer of the building"));
         assert!(text.contains("roles admin, facilities, planner, dpo"));
         assert!(!text.contains("MQTT broker"), "no broker is configured");
@@ -763,10 +877,20 @@ epsilon = 0.5
         assert_eq!(record.gaps.len(), 2, "{:?}", record.gaps);
         assert!(record.gaps[0].starts_with("controller: not configured"));
         assert!(record.gaps[1].starts_with("cameras.lobby.purpose: not stated"));
-        assert!(record.recipients.contains(
-            &"MQTT broker localhost:1883: publishes suppressed aggregates and anomaly notices only"
-                .into()
-        ));
+        let broker = record
+            .recipients
+            .iter()
+            .find(|r| r.starts_with("MQTT broker localhost:1883: published aggregates"))
+            .unwrap_or_else(|| panic!("{:?}", record.recipients));
+        assert!(
+            broker.contains("per space") && broker.contains("below k, zero included"),
+            "{broker}"
+        );
+        // Anomalies go to the broker only when asked for.
+        assert!(!record
+            .recipients
+            .iter()
+            .any(|r| r.contains("anomaly notices")));
         let md = record.to_markdown();
         assert!(md.contains("**Not configured.**"), "{md}");
         assert!(md.contains("**not stated** (gap)"), "{md}");

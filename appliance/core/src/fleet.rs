@@ -1,29 +1,13 @@
-//! The fleet feed: what an appliance tells the outside world without being
-//! asked per request (MQTT, Prometheus). It carries exactly the published
-//! aggregates (`storage::governance`: small counts withheld, decided once per
-//! bucket) and, when the config turns differential privacy on, Laplace noise
-//! drawn once per bucket, so that a subscriber cannot average it away by
-//! reading the same bucket again. Buckets of one width are disjoint, so each
-//! crossing or presence is noised in one bucket per width.
+//! Published buckets as every consumer outside the site receives them: the
+//! planners' `/api/v1/aggregates`, `/metrics` and the MQTT fleet feed all
+//! carry exactly the cells stored at publication (`storage::publication`:
+//! per space, counts below k withheld, noise drawn once and stored), so no
+//! consumer can average noise away or see a cell another does not.
 
 use crate::clock::UnixMs;
-use crate::config::DpConfig;
-use crate::disclosure::LaplaceNoise;
-use crate::retention::{DAY_MS, HOUR_MS};
-use crate::storage::governance::{PublishedRow, QUARTER_MS};
+use crate::storage::publication::{PublishedRow, WIDTHS};
 use crate::storage::{Database, StorageError};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-
-/// Published widths and their labels.
-pub const WIDTHS: [(i64, &str); 3] = [(QUARTER_MS, "15m"), (HOUR_MS, "1h"), (DAY_MS, "1d")];
-
-/// The L1 sensitivity of one bucket to one person's event: a crossing counts
-/// in its entrance and in the space total, and a presence raises the peak
-/// and the mean occupancy by at most one each.
-pub const SENSITIVITY: f64 = 4.0;
 
 /// One published bucket of one space: what any external consumer sees.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,83 +20,40 @@ pub struct PublishedBucket {
     pub exits: Option<u64>,
     pub occupancy_mean: Option<f64>,
     pub occupancy_peak: Option<u64>,
-    /// Measures withheld because they are small or would reveal one that is;
-    /// their values are null.
+    /// Measures withheld: fewer than k (zero included), would reveal one
+    /// that is, or past the day's privacy budget; their values are null.
     pub withheld: Vec<String>,
-    pub entrances: Vec<PublishedEntrance>,
+    /// The epsilon of the Laplace noise in these values (drawn once, at
+    /// publication); null: exact.
+    pub epsilon: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PublishedEntrance {
-    pub line: String,
-    pub entries: Option<u64>,
-    pub exits: Option<u64>,
-    pub withheld: Vec<String>,
-}
-
-/// Published rows (ordered by bucket, the whole space first in each) as
-/// buckets, with Laplace noise on every value when `noise` is given. A
-/// failed draw withholds the value rather than show it exact.
-pub fn published_buckets(
-    rows: Vec<PublishedRow>,
-    width: i64,
-    noise: Option<&LaplaceNoise>,
-) -> Vec<PublishedBucket> {
-    let noisy = |v: Option<u64>| match (noise, v) {
-        (Some(n), Some(v)) => n.noisy_count(v).ok(),
-        (None, v) => v,
-        (_, None) => None,
-    };
-    let mut out: Vec<PublishedBucket> = Vec::new();
-    for row in rows {
-        if out.last().is_none_or(|b| b.start_ms != row.bucket_start) {
-            out.push(PublishedBucket {
-                start: crate::api::rfc3339(row.bucket_start),
-                end: crate::api::rfc3339(row.bucket_start + width),
-                start_ms: row.bucket_start,
-                entries: None,
-                exits: None,
-                occupancy_mean: None,
-                occupancy_peak: None,
-                withheld: Vec::new(),
-                entrances: Vec::new(),
-            });
-        }
-        let Some(bucket) = out.last_mut() else {
-            continue;
-        };
-        if row.member.is_empty() {
-            bucket.entries = noisy(row.entries);
-            bucket.exits = noisy(row.exits);
-            bucket.occupancy_peak = noisy(row.occupancy_peak.map(u64::from));
-            bucket.occupancy_mean = match noise {
-                // Noised as a whole number of people.
-                Some(_) => noisy(row.occupancy_mean.map(|m| m.round() as u64)).map(|v| v as f64),
-                None => row.occupancy_mean,
-            };
-            bucket.withheld = row.withheld;
-        } else {
-            bucket.entrances.push(PublishedEntrance {
-                line: row.member,
-                entries: noisy(row.entries),
-                exits: noisy(row.exits),
-                withheld: row.withheld,
-            });
-        }
+/// A stored row as the wire shows it.
+pub fn published_bucket(row: PublishedRow, width: i64) -> PublishedBucket {
+    PublishedBucket {
+        start: crate::api::rfc3339(row.bucket_start),
+        end: crate::api::rfc3339(row.bucket_start + width),
+        start_ms: row.bucket_start,
+        entries: row.entries,
+        exits: row.exits,
+        occupancy_mean: row.occupancy_mean,
+        occupancy_peak: row.occupancy_peak,
+        withheld: row.withheld,
+        epsilon: row.epsilon,
     }
-    out
 }
 
 /// A published bucket as the fleet sends it: with its site, space and width.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetBucket {
+    /// The idempotency key, `site/space/width/start`: the same for every
+    /// delivery of this bucket, so a subscriber can drop a repeat.
+    pub id: String,
     pub site: String,
     pub space: String,
     pub bucket: &'static str,
     #[serde(flatten)]
     pub cells: PublishedBucket,
-    /// The epsilon of the noise in these numbers; None: exact.
-    pub epsilon: Option<f64>,
 }
 
 /// JSON-LD contexts of an NGSI-LD `CrowdFlowObserved` entity.
@@ -122,6 +63,21 @@ const NGSI_LD_CONTEXT: [&str; 2] = [
 ];
 
 impl FleetBucket {
+    pub fn new(site: &str, space: &str, width: i64, row: PublishedRow) -> FleetBucket {
+        let label = WIDTHS
+            .iter()
+            .find(|(w, _)| *w == width)
+            .map_or("?", |(_, l)| *l);
+        let cells = published_bucket(row, width);
+        FleetBucket {
+            id: format!("{site}/{space}/{label}/{}", cells.start),
+            site: site.to_string(),
+            space: space.to_string(),
+            bucket: label,
+            cells,
+        }
+    }
+
     /// The bucket as a FIWARE Smart Data Models `CrowdFlowObserved` entity in
     /// NGSI-LD normalized form: entries as `peopleCountTowards`, exits as
     /// `peopleCountAway`, both together as `peopleCount`. A withheld value is
@@ -163,99 +119,24 @@ impl FleetBucket {
     }
 }
 
-/// The latest fleet bucket of each space and width, for `/metrics`.
-#[derive(Clone, Default)]
-pub struct FleetBoard(Arc<RwLock<BTreeMap<(String, &'static str), FleetBucket>>>);
-
-impl FleetBoard {
-    pub fn latest(&self) -> Vec<FleetBucket> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    fn put(&self, bucket: FleetBucket) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((bucket.space.clone(), bucket.bucket), bucket);
-    }
-}
-
-/// Reads newly published buckets and hands each out once.
-pub struct FleetFeed {
-    site: String,
-    database: PathBuf,
-    spaces: Vec<String>,
-    noise: Option<(f64, LaplaceNoise)>,
-    board: FleetBoard,
-    /// Per width, buckets starting before this were handed out.
-    next: BTreeMap<i64, UnixMs>,
-}
-
-impl FleetFeed {
-    pub fn new(
-        site: &str,
-        database: PathBuf,
-        spaces: Vec<String>,
-        dp: Option<DpConfig>,
-        board: FleetBoard,
-    ) -> Result<FleetFeed, crate::disclosure::DisclosureError> {
-        let noise = dp
-            .map(|d| LaplaceNoise::new(d.epsilon, SENSITIVITY).map(|n| (d.epsilon, n)))
-            .transpose()?;
-        Ok(FleetFeed {
-            site: site.to_string(),
-            database,
-            spaces,
-            noise,
-            board,
-            next: BTreeMap::new(),
-        })
-    }
-
-    /// Buckets published since the last poll (on the first poll: the latest
-    /// of each space and width), oldest first.
-    pub fn poll(&mut self) -> Result<Vec<FleetBucket>, StorageError> {
-        let db = Database::open_read_only(&self.database)?;
-        let mut out = Vec::new();
-        for (width, label) in WIDTHS {
-            let Some(mark) = db.rollup_mark(width)? else {
-                continue;
-            };
-            for space in &self.spaces {
-                let from = match self.next.get(&width) {
-                    Some(&next) => next,
-                    // First poll: only the newest bucket, so that a restart
-                    // does not replay history.
-                    None => match db.latest_published(width, space)? {
-                        Some(latest) => latest,
-                        None => continue,
-                    },
-                };
-                let rows = db.published_aggregates(width, space, from, mark)?;
-                let noise = self.noise.as_ref().map(|(_, n)| n);
-                out.extend(
-                    published_buckets(rows, width, noise)
-                        .into_iter()
-                        .map(|cells| FleetBucket {
-                            site: self.site.clone(),
-                            space: space.clone(),
-                            bucket: label,
-                            cells,
-                            epsilon: self.noise.as_ref().map(|(e, _)| *e),
-                        }),
-                );
+/// The newest published bucket of each space and width, for `/metrics`.
+pub fn latest(
+    db: &Database,
+    site: &str,
+    spaces: &[String],
+) -> Result<Vec<FleetBucket>, StorageError> {
+    let mut out = Vec::new();
+    for space in spaces {
+        for (width, _) in WIDTHS {
+            if let Some(row) = db.latest_published(width, space)? {
+                out.push(FleetBucket::new(site, space, width, row));
             }
-            self.next.insert(width, mark);
         }
-        out.sort_by_key(|b| b.cells.start_ms);
-        for bucket in &out {
-            self.board.put(bucket.clone());
-        }
-        Ok(out)
     }
+    Ok(out)
+}
+
+/// Milliseconds of a bucket label (`15m`, `1h`, `1d`).
+pub fn width_of(label: &str) -> Option<i64> {
+    WIDTHS.iter().find(|(_, l)| *l == label).map(|(w, _)| *w)
 }

@@ -2,7 +2,7 @@
 //! Reasons are written by headcount itself and never contain credentials.
 
 use crate::clock::UnixMs;
-use crate::frame::CameraId;
+use crate::pixels::frame::CameraId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -64,5 +64,47 @@ impl HealthBoard {
 
     pub fn snapshot(&self) -> BTreeMap<CameraId, CameraHealth> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The database's size and the disk's headroom, measured by the appliance
+/// every minute; read by the API (`/api/v1/health`, `/metrics`) and by the
+/// storage writer, which refuses new audited reads while the disk is nearly
+/// full so that the audit log cannot fill it (counting goes on).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StorageHealth {
+    /// The database with its write-ahead log.
+    pub database_bytes: u64,
+    pub audit_entries: u64,
+    /// The audit log's stored fields.
+    pub audit_bytes: u64,
+    /// Free space on the database's file system; None until measured.
+    pub free_bytes: Option<u64>,
+    /// Below this much free space the disk counts as nearly full.
+    pub min_free_bytes: u64,
+}
+
+impl StorageHealth {
+    pub fn nearly_full(&self) -> bool {
+        self.free_bytes
+            .is_some_and(|free| free < self.min_free_bytes)
+    }
+}
+
+/// The latest `StorageHealth`, shared.
+#[derive(Debug, Clone, Default)]
+pub struct StorageBoard(Arc<RwLock<StorageHealth>>);
+
+impl StorageBoard {
+    pub fn set(&self, health: StorageHealth) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = health;
+    }
+
+    pub fn get(&self) -> StorageHealth {
+        *self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn nearly_full(&self) -> bool {
+        self.get().nearly_full()
     }
 }

@@ -1,9 +1,10 @@
 //! headcount's core: everything that needs neither GStreamer nor ONNX Runtime.
 //!
 //! Data flows one way through these modules:
-//! `frame::Frame` (from ingest) -> detections (from vision) -> `redaction`
-//! (the only maker of `RedactedFrame`) -> `analytics` (zone occupancy,
-//! minute buckets) -> `storage` (SQLite) -> `api` (aggregates only).
+//! `pixels::frame::Frame` (from ingest) -> detections (from vision) ->
+//! `pixels::redaction` (the only maker of `RedactedFrame`) -> `analytics`
+//! (zone occupancy, minute buckets) -> `storage` (SQLite) -> `api`
+//! (aggregates only). Only `pixels` reads a raw frame's bytes.
 
 pub mod analytics;
 pub mod anomaly;
@@ -14,11 +15,10 @@ pub mod detection;
 pub mod disclosure;
 pub mod dpo;
 pub mod fleet;
-pub mod frame;
 pub mod geometry;
 pub mod health;
 pub mod models;
-pub mod redaction;
+pub mod pixels;
 pub mod retention;
 pub mod security;
 pub mod snapshot;

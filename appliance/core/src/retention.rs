@@ -70,8 +70,8 @@ impl DataClass {
             DataClass::Aggregates1h => "hourly counts rolled up from the 15-minute ones, and their published aggregates",
             DataClass::Aggregates1d => "daily counts rolled up from the hourly ones, and their published aggregates",
             DataClass::Snapshots => "redacted calibration snapshots (faces and persons obscured), the latest per camera, in memory only",
-            DataClass::AuditLog => "who read or changed what and when (token name, role, route, rows), hash-chained with signed checkpoints",
-            DataClass::PrivacyBudget => "per API consumer and day, the differential-privacy budget spent",
+            DataClass::AuditLog => "who read or changed what and when (token pseudonym, role, route, rows; identical reads repeated within a minute as one entry with a count), hash-chained with signed checkpoints; the names behind the pseudonyms stay in the token table until a token has ended this long ago",
+            DataClass::PrivacyBudget => "per day of data, the differential-privacy releases (published buckets) and the epsilon they spent",
         }
     }
 

@@ -4,8 +4,8 @@
 //! raw frame. It is empty and refuses frames unless snapshots are enabled
 //! in the config, so by default no pixel is kept at all.
 
-use crate::frame::CameraId;
-use crate::redaction::RedactedFrame;
+use crate::pixels::frame::CameraId;
+use crate::pixels::redaction::RedactedFrame;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -9,13 +9,13 @@
 //! input, so that a face of `MIN_FACE` pixels never shrinks below the
 //! smallest face the model finds reliably.
 
-use crate::preprocess::{letterbox, normalise, InputSize, Normalisation, Roi};
 use crate::runtime::{inference_error, output, OnnxRuntime};
 use crate::{DetectorSettings, StageTimes, VisionError};
 use headcount_core::detection::{non_max_suppression, Detection};
-use headcount_core::frame::Frame;
 use headcount_core::geometry::BBox;
 use headcount_core::models::ModelEntry;
+use headcount_core::pixels::frame::Frame;
+use headcount_core::pixels::letterbox::{normalise, InputSize, Normalisation, Roi};
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
@@ -75,8 +75,7 @@ impl FaceDetector {
         let mut faces = Vec::new();
         for roi in regions(frame.width(), frame.height()) {
             let start = Instant::now();
-            let lb = letterbox(
-                frame,
+            let lb = frame.letterbox(
                 roi,
                 InputSize {
                     width: SIZE,

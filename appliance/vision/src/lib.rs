@@ -1,21 +1,22 @@
 //! headcount's inference: the only crate that loads ONNX Runtime.
 //!
 //! It turns a raw `Frame` into `Detections` (persons with NanoDet, faces with
-//! YuNet). Every model is checked against the manifest before it is loaded.
-//! It knows nothing of cameras, zones or storage, and hands on boxes only.
+//! YuNet, the latter as the frame's `FaceScan`). Every model is checked
+//! against the manifest before it is loaded. It sees frames only as model
+//! tensors (`Frame::letterbox`), knows nothing of cameras, zones or storage,
+//! and hands on boxes only.
 
 mod face;
 mod person;
-mod preprocess;
 mod runtime;
 
 pub use face::FaceDetector;
 pub use person::PersonDetector;
 pub use runtime::{find_library, OnnxRuntime};
 
-use headcount_core::detection::Detections;
-use headcount_core::frame::Frame;
+use headcount_core::detection::{Detection, Detections};
 use headcount_core::models::{Manifest, ModelError, ModelRole};
+use headcount_core::pixels::frame::{FaceModel, Frame};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -147,8 +148,8 @@ impl Detectors {
     }
 
     /// Persons and faces in one frame. A failed person model is an error (the
-    /// frame cannot be counted); a failed face model is recorded in
-    /// `Detections::faces`, so that the redactor obscures the whole frame.
+    /// frame cannot be counted); a failed face model is recorded in the
+    /// frame's `FaceScan`, so that the redactor obscures the whole frame.
     pub fn detect(&mut self, frame: &Frame) -> Result<(Detections, StageTimes), VisionError> {
         self.detect_with(frame, true)
     }
@@ -168,18 +169,39 @@ impl Detectors {
             Vec::new()
         };
         self.face_calls += 1;
+        let faces = frame.scan_faces(&mut FaceSearch {
+            face: &mut self.face,
+            faults: self.faults,
+            call: self.face_calls,
+            times: &mut times,
+        });
+        Ok((Detections { persons, faces }, times))
+    }
+}
+
+/// YuNet as the redactor's `FaceModel`: the one implementation, so the one
+/// place a face scan comes from. Injected faults can only fail or delay it.
+struct FaceSearch<'a> {
+    face: &'a mut FaceDetector,
+    faults: FaultInjection,
+    /// This search's number among the worker's face searches, from 1.
+    call: u64,
+    times: &'a mut StageTimes,
+}
+
+impl FaceModel for FaceSearch<'_> {
+    fn find_faces(&mut self, frame: &Frame) -> Result<Vec<Detection>, String> {
         if let Some(delay) = self.faults.face_delay {
             std::thread::sleep(delay);
-            times.face += delay;
+            self.times.face += delay;
         }
-        let faces = match self.faults.face_fails_every {
-            Some(n) if self.face_calls % n == 0 => Err("injected fault".to_string()),
+        match self.faults.face_fails_every {
+            Some(n) if self.call % n == 0 => Err("injected fault".to_string()),
             _ => self
                 .face
-                .detect(frame, &mut times)
+                .detect(frame, self.times)
                 .map_err(|e| e.to_string()),
-        };
-        Ok((Detections { persons, faces }, times))
+        }
     }
 }
 

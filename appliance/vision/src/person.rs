@@ -6,13 +6,13 @@
 //! x 11 bins; a side's distance is the softmax-weighted mean bin, times the
 //! stride, from the cell centre ((col + 0.5) * stride, (row + 0.5) * stride).
 
-use crate::preprocess::{letterbox, normalise, InputSize, Letterbox, Normalisation, Roi};
 use crate::runtime::{inference_error, output, OnnxRuntime};
 use crate::{DetectorSettings, StageTimes, VisionError};
 use headcount_core::detection::{non_max_suppression, Detection};
-use headcount_core::frame::Frame;
 use headcount_core::geometry::BBox;
 use headcount_core::models::ModelEntry;
+use headcount_core::pixels::frame::Frame;
+use headcount_core::pixels::letterbox::{normalise, InputSize, Letterbox, Normalisation, Roi};
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
@@ -83,7 +83,7 @@ impl PersonDetector {
             let start = Instant::now();
             let size = input_size(roi);
             self.input.resize(3 * size.width * size.height, 0.0);
-            let lb = letterbox(frame, roi, size, NORMALISATION, &mut self.input);
+            let lb = frame.letterbox(roi, size, NORMALISATION, &mut self.input);
             times.preprocess += start.elapsed();
             let start = Instant::now();
             let raw = self.infer(size)?;

@@ -17,7 +17,7 @@ pub use dwell::DwellHistogram;
 use crate::clock::UnixMs;
 use crate::config::{zone_key, AnalyticsConfig, CameraConfig, Config, LineConfig, ZoneConfig};
 use crate::detection::Detection;
-use crate::frame::CameraId;
+use crate::pixels::frame::CameraId;
 use lines::{Direction, LineCounter};
 use spaces::SpaceCounter;
 use std::collections::{BTreeMap, HashMap, HashSet};

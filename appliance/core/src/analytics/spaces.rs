@@ -8,7 +8,7 @@
 use super::lines::Direction;
 use crate::clock::UnixMs;
 use crate::config::SpaceConfig;
-use crate::frame::CameraId;
+use crate::pixels::frame::CameraId;
 use std::collections::HashMap;
 
 pub(super) struct SpaceCounter {
@@ -158,7 +158,8 @@ impl SpaceCounter {
         }
         let since = *self.disagree_since.get_or_insert(at);
         if at - since.max(self.zones_steady_since) >= self.correction_ms {
-            tracing::info!(space = %self.name, from = self.count, to = zones_sum, "entrance count corrected from the zones");
+            // The journal carries no counts (docs/privacy.md): only that it happened.
+            tracing::info!(space = %self.name, "entrance count corrected from the zones");
             self.count = zones_sum;
             self.disagree_since = None;
         }

@@ -472,7 +472,7 @@ mod tests {
         };
         check(&db);
         // Once rolled up into quarters, hours and days, the same hours.
-        db.roll_up(h + 3 * 24 * HOUR_MS, 0, &[], 5).unwrap();
+        db.roll_up(h + 3 * 24 * HOUR_MS, 0).unwrap();
         assert!(db.rollup_mark(HOUR_MS).unwrap().is_some());
         check(&db);
     }

@@ -37,10 +37,12 @@ pub enum Kind {
     UnusualOccupancy,
     UnusualFlow,
     CounterDrift,
+    /// The database's disk has less free space than `appliance.min_free_mb`.
+    DiskNearlyFull,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::OverCapacity,
         Kind::Loitering,
         Kind::AfterHours,
@@ -53,6 +55,7 @@ impl Kind {
         Kind::UnusualOccupancy,
         Kind::UnusualFlow,
         Kind::CounterDrift,
+        Kind::DiskNearlyFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Kind {
             Kind::UnusualOccupancy => "unusual_occupancy",
             Kind::UnusualFlow => "unusual_flow",
             Kind::CounterDrift => "counter_drift",
+            Kind::DiskNearlyFull => "disk_nearly_full",
         }
     }
 
@@ -86,6 +90,8 @@ pub enum Subject {
     /// `camera.line`
     Line(String),
     Camera(String),
+    /// The appliance itself (its site's name).
+    Appliance(String),
 }
 
 impl Subject {
@@ -95,11 +101,16 @@ impl Subject {
             Subject::Space(_) => "space",
             Subject::Line(_) => "line",
             Subject::Camera(_) => "camera",
+            Subject::Appliance(_) => "appliance",
         }
     }
     pub fn name(&self) -> &str {
         match self {
-            Subject::Zone(n) | Subject::Space(n) | Subject::Line(n) | Subject::Camera(n) => n,
+            Subject::Zone(n)
+            | Subject::Space(n)
+            | Subject::Line(n)
+            | Subject::Camera(n)
+            | Subject::Appliance(n) => n,
         }
     }
     pub fn parse(kind: &str, name: &str) -> Option<Subject> {
@@ -109,6 +120,7 @@ impl Subject {
             "space" => Subject::Space(name),
             "line" => Subject::Line(name),
             "camera" => Subject::Camera(name),
+            "appliance" => Subject::Appliance(name),
             _ => return None,
         })
     }
@@ -190,11 +202,11 @@ pub struct Notice {
 /// Requests from the API to the monitor (which runs on the analytics
 /// thread): cameras whose tamper reference an admin re-armed.
 #[derive(Debug, Clone, Default)]
-pub struct Control(std::sync::Arc<std::sync::Mutex<Vec<crate::frame::CameraId>>>);
+pub struct Control(std::sync::Arc<std::sync::Mutex<Vec<crate::pixels::frame::CameraId>>>);
 
 impl Control {
     /// Asks for a re-arm; one pending request per camera is enough.
-    pub fn rearm(&self, camera: crate::frame::CameraId) {
+    pub fn rearm(&self, camera: crate::pixels::frame::CameraId) {
         let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if !pending.contains(&camera) {
             pending.push(camera);
@@ -202,7 +214,7 @@ impl Control {
     }
 
     /// The re-arm requests since the last call.
-    pub fn take_rearms(&self) -> Vec<crate::frame::CameraId> {
+    pub fn take_rearms(&self) -> Vec<crate::pixels::frame::CameraId> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

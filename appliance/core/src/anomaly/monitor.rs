@@ -14,13 +14,14 @@
 //! - counter drift (space with entrances and a schedule): in minus out
 //!   still above the tolerance `DRIFT_DELAY_MS` after closing time.
 
-use super::tamper::{FrameStats, TamperCondition, TamperDetector};
+use super::tamper::{TamperCondition, TamperDetector};
 use super::{Finding, Kind, Severity, Subject};
 use crate::analytics::Signals;
 use crate::clock::UnixMs;
 use crate::config::anomaly::SpaceSchedule;
 use crate::config::{zone_key, Config, Way};
-use crate::frame::CameraId;
+use crate::pixels::frame::CameraId;
+use crate::pixels::stats::FrameStats;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// How long after closing time the entrance count is checked: people
@@ -220,7 +221,7 @@ impl Monitor {
                 _ => true,
             }),
             Subject::Line(key) => self.lines.contains_key(key),
-            Subject::Space(_) | Subject::Camera(_) => true,
+            Subject::Space(_) | Subject::Camera(_) | Subject::Appliance(_) => true,
         }
     }
 
@@ -635,9 +636,8 @@ fn fmt_minutes(ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::analytics::{LineSignal, SpaceSignal, ZoneSignal};
-    use crate::anomaly::tamper::FrameStats;
     use crate::config::SystemSecrets;
-    use crate::frame::Frame;
+    use crate::pixels::frame::Frame;
     use std::path::Path;
 
     /// Monday 2025-11-24 16:00 UTC: the spaces below are open 08:00-18:00.

@@ -2,7 +2,9 @@
 //! its filters, acknowledgement (audited, first one stands) and an admin's
 //! re-arm of a camera's tamper reference.
 
-use super::tests::{app_state, get_as, request_as, serve, state, Served, CONFIG, NOW};
+use super::tests::{
+    app_state, get_as, pseudonym_of, request_as, serve, state, Served, CONFIG, NOW,
+};
 use super::*;
 use crate::anomaly::monitor::Change;
 use crate::anomaly::{Control, Finding, Kind, Severity, Subject};
@@ -232,7 +234,7 @@ fn facilities_acknowledge_in_their_name_and_the_first_stands() {
     assert_eq!(body["acknowledged_by"], "admin");
     assert_eq!(body["ended_at"], serde_json::Value::Null);
 
-    // The request is in the audit log, under the caller's name.
+    // The request is in the audit log, under the caller's pseudonym.
     let (status, page) = as_role(&s, "dpo", "/api/v1/dpo/audit");
     assert_eq!(status, 200, "{page}");
     let acks: Vec<_> = page["entries"]
@@ -242,11 +244,12 @@ fn facilities_acknowledge_in_their_name_and_the_first_stands() {
         .filter(|e| e["target"] == "POST /api/v1/anomalies/{id}/ack")
         .collect();
     assert_eq!(acks.len(), 3, "{page}");
-    assert_eq!(acks[0]["actor"], "facilities");
+    assert_eq!(acks[0]["actor"], pseudonym_of(&s.tokens["facilities"]));
+    assert_eq!(acks[0]["actor_name"], "facilities");
     assert_eq!(acks[0]["role"], "facilities");
     assert_eq!(acks[0]["action"], "api_access");
     assert_eq!(acks[0]["detail"]["status"], 200);
-    assert_eq!(acks[1]["actor"], "admin");
+    assert_eq!(acks[1]["actor_name"], "admin");
 }
 
 #[test]

@@ -4,14 +4,16 @@
 //! and states only; the one image it can load is the redacted calibration
 //! snapshot, for the admin's zone editor.
 
-use super::access::{check_token, client_of};
+use super::access::{check_token, client_of, refuse, spend};
+use super::session::{SessionKey, MAX_SESSIONS};
 use super::{parsed, read, rfc3339, round2, wire, ApiError, AppState, Layout, RowsServed};
 use crate::analytics::Scope;
-use crate::security::Caller;
+use crate::disclosure::policy;
+use crate::security::{Caller, SecurityEvent};
 use crate::storage::{AuditAction, AuditEntry};
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -66,14 +68,74 @@ struct SessionInfo {
 
 /// A login body is a token in JSON: nothing bigger is read.
 const MAX_LOGIN_BYTES: usize = 4096;
+const LOGIN_ROUTE: &str = "/api/v1/login";
 
-/// Exchanges a token for a session cookie. Wrong tokens count towards the
-/// address's lockout like any other failed authentication.
+/// What gives away a login a browser sent for a page of another site:
+/// `Sec-Fetch-Site` other than same-origin (or none, a user's own action),
+/// or an `Origin` other than this host. Clients that are not browsers send
+/// neither and pass: they have no one's browser to borrow.
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let text = |name: &str| {
+        headers.get(name).map(|v| {
+            v.to_str()
+                .unwrap_or("(not text)")
+                .chars()
+                .take(200)
+                .collect::<String>()
+        })
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        if !matches!(site.as_str(), "same-origin" | "none") {
+            return Some(format!("Sec-Fetch-Site: {site}"));
+        }
+    }
+    let origin = text(header::ORIGIN.as_str())?;
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let host = text(header::HOST.as_str());
+    match (authority, host) {
+        (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(&host) => None,
+        _ => Some(format!("Origin: {origin}")),
+    }
+}
+
+/// Whether the body is declared JSON: a page of another site cannot send
+/// that without a CORS preflight, which this API never grants.
+fn declared_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Exchanges a token for a session cookie. Only the dashboard's own page
+/// (or a client that is not a browser) may log in: a login from another
+/// site is refused (403, `CROSS_SITE_REFUSED`) before its token is read,
+/// so it counts towards no lockout. Wrong tokens count like any other
+/// failed authentication.
 pub(super) async fn login(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let client = client_of(&request);
+    if let Some(evidence) = cross_site(request.headers()) {
+        state.guard.events.emit(SecurityEvent::CrossSiteRefused {
+            client: client.to_string(),
+            evidence,
+            route: LOGIN_ROUTE.into(),
+        });
+        return Err(ApiError::Forbidden(
+            "a login must come from the dashboard's own page, not from another site".into(),
+        ));
+    }
+    if !declared_json(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType(
+            "a login is a JSON body {\"token\": \"...\"} sent with `Content-Type: application/json`"
+                .into(),
+        ));
+    }
     let body = axum::body::to_bytes(request.into_body(), MAX_LOGIN_BYTES)
         .await
         .map_err(|_| {
@@ -85,28 +147,31 @@ pub(super) async fn login(
         ApiError::BadRequest(format!("a login is JSON {{\"token\": \"...\"}}: {e}"))
     })?;
     let now = state.clock.now_ms();
-    let caller = match check_token(
-        &state.guard,
-        client,
-        Some(token.trim()),
-        "/api/v1/login",
-        now,
-    ) {
-        Ok(caller) => caller,
-        Err(refusal) => return Ok(refusal.into_response()),
+    let (caller, grant) = match check_token(&state.guard, client, token.trim(), LOGIN_ROUTE, now) {
+        Ok(found) => found,
+        Err(refusal) => return Ok(refuse(refusal).await),
     };
-    let (id, csrf) = state
+    // Each login opens a session and an audit entry: it spends like any request.
+    if let Err(refused) = spend(&state, &caller, client, LOGIN_ROUTE, now).await {
+        return Ok(refused);
+    }
+    let opened = state
         .guard
         .sessions
-        .open(token.trim(), now)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .open(grant, caller.role, now)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "{MAX_SESSIONS} dashboard sessions are open already; try again when one has ended"
+            ))
+        })?;
     audit_session(&state, &caller, "opened").await?;
     let cookie = state
         .guard
         .sessions
-        .cookie(&id)
+        .cookie(&opened.id)
         .ok_or_else(|| ApiError::Internal("cannot make the session cookie".into()))?;
-    let mut response = Json(session_info(caller, Some(csrf))).into_response();
+    let mut response = Json(session_info(caller, Some(opened.csrf))).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
         .headers_mut()
@@ -117,7 +182,7 @@ pub(super) async fn login(
 /// A login or logout, in the audit log like every access.
 async fn audit_session(state: &AppState, caller: &Caller, what: &str) -> Result<(), ApiError> {
     let entry = AuditEntry {
-        actor: caller.name.clone(),
+        actor: caller.pseudonym(),
         role: caller.role.as_str().to_string(),
         action: AuditAction::ApiAccess,
         target: format!("session {what}"),
@@ -153,7 +218,12 @@ pub(super) async fn session(
     request: Request,
 ) -> Result<Response, ApiError> {
     let csrf = super::session::session_id(request.headers())
-        .and_then(|id| state.guard.sessions.find(&id, state.clock.now_ms()))
+        .and_then(|id| {
+            state
+                .guard
+                .sessions
+                .find(SessionKey::of(&id), state.clock.now_ms())
+        })
         .map(|found| found.csrf);
     let mut response = Json(session_info(caller, csrf)).into_response();
     response
@@ -169,7 +239,7 @@ pub(super) async fn logout(
     request: Request,
 ) -> Result<Response, ApiError> {
     if let Some(id) = super::session::session_id(request.headers()) {
-        state.guard.sessions.close(&id);
+        state.guard.sessions.close(SessionKey::of(&id));
         audit_session(&state, &caller, "closed").await?;
     }
     let mut response = (StatusCode::NO_CONTENT, Body::empty()).into_response();
@@ -203,6 +273,11 @@ pub(super) async fn overview(
             .zones
             .into_iter()
             .map(|(zone, z)| wire::DashboardZone {
+                history_bucket: if policy::is_small_zone(z.capacity, config.aggregates.k) {
+                    "15m"
+                } else {
+                    "5m"
+                },
                 zone,
                 camera: z.camera.map(|c| c.to_string()).unwrap_or_default(),
                 capacity: z.capacity,

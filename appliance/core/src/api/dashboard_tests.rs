@@ -1,10 +1,11 @@
 //! The dashboard's routes on the real router: login, the session cookie and
 //! its CSRF token, logout, the live stream, the heatmap and the editor.
 
-use super::tests::{get_as, request_as, serve, state, NOW};
+use super::tests::{drain, get_as, pseudonym_of, request_as, serve, state, NOW};
 use std::io::{Read, Write};
 
-/// A request with extra headers and a body; status, head and body.
+/// A request with extra headers and a body (JSON unless a `Content-Type`
+/// is among the headers); status, head and body.
 fn send(
     addr: std::net::SocketAddr,
     method: &str,
@@ -13,13 +14,19 @@ fn send(
     body: &str,
 ) -> (u16, String, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let extra: String = headers
+    let mut extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        extra.push_str("Content-Type: application/json\r\n");
+    }
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -108,6 +115,208 @@ fn a_login_gives_a_session_whose_changes_need_its_csrf_token_until_logout() {
     let (status, _, body) = send(s.addr, "GET", "/api/v1/occupancy", &with_cookie, "");
     assert_eq!(status, 401);
     assert!(body.contains("session has ended"), "{body}");
+}
+
+#[test]
+fn a_login_from_another_site_is_refused_and_counts_towards_nothing() {
+    let s = serve(state);
+    let login = |headers: &[(&str, &str)], token: &str| {
+        let body = serde_json::json!({ "token": token }).to_string();
+        send(s.addr, "POST", "/api/v1/login", headers, &body)
+    };
+    // What a page of another site can make a browser send, right token or
+    // wrong, as often as it likes: refused before the token is looked at.
+    for _ in 0..20 {
+        for headers in [
+            &[("Origin", "https://evil.example")][..],
+            &[("Origin", "null")],
+            &[("Sec-Fetch-Site", "cross-site")],
+            &[
+                ("Sec-Fetch-Site", "same-site"),
+                ("Origin", "http://localhost"),
+            ],
+        ] {
+            let (status, _, body) = login(headers, "hc_wrong");
+            assert_eq!(status, 403, "{headers:?}: {body}");
+        }
+    }
+    let (status, _, _) = login(&[("Origin", "https://evil.example")], &s.tokens["admin"]);
+    assert_eq!(status, 403);
+    // A body a form or a no-cors fetch can send without a preflight.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, _, body) = login(&[("Content-Type", content_type)], "hc_wrong");
+        assert_eq!(status, 415, "{content_type}: {body}");
+    }
+    let events = drain(&s.syslog);
+    assert!(
+        events.iter().any(|e| e.contains(" CROSS_SITE_REFUSED ")
+            && e.contains("evidence=\"Origin: https://evil.example\"")),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.contains(" LOGIN_FAILED ")
+            || e.contains(" LOCKOUT ")
+            || e.contains(" THROTTLED ")),
+        "{events:#?}"
+    );
+    // The dashboard's own page (same origin), and a client that is no
+    // browser, log in as ever.
+    let page = [
+        ("Origin", "http://localhost"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let (status, _, body) = login(&page, &s.tokens["facilities"]);
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = login(
+        &[("Content-Type", "application/json; charset=utf-8")],
+        &s.tokens["admin"],
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_lockout_never_ends_a_valid_session() {
+    let s = serve(state);
+    let (cookie, _) = login(&s, "admin");
+    let admin = s.tokens["admin"].clone();
+    let wrong = format!("{}{}", &admin[..admin.len() - 4], "0000");
+    // Someone who knows the admin token's id locks it...
+    for _ in 0..5 {
+        assert_eq!(
+            request_as(s.addr, "GET", "/api/v1/health", Some(&wrong)).0,
+            401
+        );
+    }
+    let body = serde_json::json!({ "token": admin }).to_string();
+    assert_eq!(send(s.addr, "POST", "/api/v1/login", &[], &body).0, 429);
+    // ...but the admin's open session is not a login: it carries on.
+    let with_cookie = [("Cookie", cookie.as_str())];
+    let (status, _, body) = send(s.addr, "GET", "/api/v1/health", &with_cookie, "");
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A live stream opened with `headers`: its status, and the connection
+/// (read up to its first occupancy event when it opened).
+fn open_live(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> (u16, std::net::TcpStream) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "GET /api/v1/live HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        let status: u16 = seen.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if (status != 0 && status != 200 && seen.contains("\r\n\r\n"))
+            || seen.contains("event: occupancy")
+        {
+            return (status, stream);
+        }
+    }
+}
+
+/// Whether the server ends the stream (its last chunk, or the connection)
+/// within the read timeout.
+fn ends(mut stream: std::net::TcpStream) -> bool {
+    let mut rest = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(_) => return false,
+        }
+        // The last chunk of the body (an SSE event ends in "\n\n", never "\r\n").
+        if rest.ends_with(b"0\r\n\r\n") {
+            return true;
+        }
+    }
+}
+
+#[test]
+fn a_revoked_token_ends_its_streams_without_a_failed_login() {
+    let s = serve(state);
+    let (cookie, _) = login(&s, "facilities");
+    let bearer = format!("Bearer {}", s.tokens["facilities"]);
+    let (status, by_session) = open_live(s.addr, &[("Cookie", &cookie)]);
+    assert_eq!(status, 200);
+    let (status, by_bearer) = open_live(s.addr, &[("Authorization", &bearer)]);
+    assert_eq!(status, 200);
+    drain(&s.syslog);
+    s.guard.tokens.revoke("facilities", NOW).unwrap();
+    assert!(ends(by_session) && ends(by_bearer));
+    let events = drain(&s.syslog);
+    let facilities = pseudonym_of(&s.tokens["facilities"]);
+    for ended in ["session", "live stream"] {
+        assert!(
+            events.iter().any(|e| e.contains(&format!(
+                " SESSION_ENDED [headcount@32473 token=\"{facilities}\" reason=\"revoked\" ended=\"{ended}\"]"
+            ))),
+            "{ended}: {events:#?}"
+        );
+    }
+    // A check again is no login: nothing failed, nobody is locked out.
+    assert!(
+        !events.iter().any(|e| e.contains(" LOGIN_FAILED ")
+            || e.contains(" LOCKOUT ")
+            || e.contains(" THROTTLED ")),
+        "{events:#?}"
+    );
+    assert_eq!(
+        request_as(s.addr, "GET", "/api/v1/health", Some(&s.tokens["admin"])).0,
+        200
+    );
+}
+
+#[test]
+fn one_token_cannot_hold_every_live_stream() {
+    use super::live::{MAX_STREAMS, STREAMS_PER_TOKEN};
+    let s = serve(state);
+    let facilities = |name: &str| {
+        s.guard
+            .tokens
+            .create(name, crate::security::Role::Facilities, None, NOW)
+            .unwrap()
+            .reveal()
+            .to_string()
+    };
+    let mut open = Vec::new();
+    let mut tokens = vec![s.tokens["facilities"].clone()];
+    tokens.extend((1..MAX_STREAMS / STREAMS_PER_TOKEN).map(|i| facilities(&format!("desk{i}"))));
+    for (i, token) in tokens.iter().enumerate() {
+        let bearer = format!("Bearer {token}");
+        for _ in 0..STREAMS_PER_TOKEN {
+            let (status, stream) = open_live(s.addr, &[("Authorization", &bearer)]);
+            assert_eq!(status, 200, "token {i}");
+            open.push(stream);
+        }
+        // One more of the same token is refused; the others keep theirs.
+        let (status, _) = open_live(s.addr, &[("Authorization", &bearer)]);
+        assert_eq!(status, 503, "token {i}");
+    }
+    // Every place is taken: another token is refused, an admin is not, and
+    // takes the place of the oldest stream, which ends.
+    let late = format!("Bearer {}", facilities("late"));
+    assert_eq!(open_live(s.addr, &[("Authorization", &late)]).0, 503);
+    let admin = format!("Bearer {}", s.tokens["admin"]);
+    let (status, _admins) = open_live(s.addr, &[("Authorization", &admin)]);
+    assert_eq!(status, 200);
+    assert!(ends(open.remove(0)));
 }
 
 #[test]
@@ -313,6 +522,24 @@ fn the_editor_saves_valid_geometry_to_the_file_and_the_running_config_only() {
         .push(serde_json::json!({
             "name": "desk", "polygon": [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]], "capacity": 3
         }));
+    // A zone for fewer than k people would single its occupant out: refused
+    // with the key that opts it in.
+    let body = serde_json::json!({ "zones": geometry["zones"], "lines": geometry["lines"] });
+    let (status, _, refused) = send(
+        s.addr,
+        "PUT",
+        "/api/v1/cameras/lobby/geometry",
+        &headers,
+        &body.to_string(),
+    );
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused.contains("cameras.lobby.zones.desk.capacity")
+            && refused.contains("small_zone_justification"),
+        "{refused}"
+    );
+    let zones = geometry["zones"].as_array_mut().unwrap();
+    zones.last_mut().unwrap()["capacity"] = serde_json::json!(6);
     let body = serde_json::json!({ "zones": geometry["zones"], "lines": geometry["lines"] });
     // Without the CSRF token the save is refused.
     let (status, _, _) = send(
@@ -343,7 +570,8 @@ fn the_editor_saves_valid_geometry_to_the_file_and_the_running_config_only() {
         .iter()
         .find(|e| e["action"] == "config_change")
         .unwrap_or_else(|| panic!("no config change audited: {audit}"));
-    assert_eq!(entry["actor"], "admin", "{audit}");
+    assert_eq!(entry["actor"], pseudonym_of(&s.tokens["admin"]), "{audit}");
+    assert_eq!(entry["actor_name"], "admin", "{audit}");
     assert!(
         entry["detail"]["after"]["zones"]
             .to_string()

@@ -103,7 +103,7 @@ pub(super) async fn put_geometry(
         })
     };
     let entry = AuditEntry {
-        actor: caller.name.clone(),
+        actor: caller.pseudonym(),
         role: caller.role.as_str().to_string(),
         action: AuditAction::ConfigChange,
         target: format!("cameras.{camera} zones and lines"),
@@ -116,7 +116,7 @@ pub(super) async fn put_geometry(
             "geometry of {camera} saved and applied, but its audit entry failed: {e}"
         )));
     }
-    tracing::info!(camera = %camera, by = %caller.name, "zones and lines saved and applied");
+    tracing::info!(camera = %camera, by = %caller.pseudonym(), "zones and lines saved and applied");
     Ok(Json(Saved {
         saved: true,
         camera,

@@ -4,13 +4,11 @@
 //! processing record.
 
 use super::{parse_time, parsed, read, rfc3339, ApiError, AppState, RowsServed, MAX_NAME_BYTES};
-use crate::config::DpConfig;
-use crate::disclosure::LaplaceNoise;
-use crate::fleet::{published_buckets, FleetBucket, PublishedBucket, SENSITIVITY, WIDTHS};
+use crate::fleet::{published_bucket, FleetBucket, PublishedBucket};
 use crate::retention::format_lifetime;
-use crate::security::Caller;
-use axum::extract::{Extension, Query, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use crate::storage::publication::{SENSITIVITY, WIDTHS};
+use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -36,8 +34,11 @@ struct Aggregates {
     bucket: &'static str,
     from: String,
     to: String,
-    /// Counts in (0, k) are withheld, with the cells that would reveal them.
+    /// Counts below k, zero included, are withheld (null), with the cells
+    /// that would reveal them: a withheld value says only "fewer than k, or
+    /// hidden so that such a count cannot be derived".
     k: u32,
+    /// How the values were noised when they were published, if they were.
     differential_privacy: Option<Noise>,
     buckets: Vec<PublishedBucket>,
 }
@@ -45,16 +46,16 @@ struct Aggregates {
 #[derive(Debug, Serialize)]
 struct Noise {
     mechanism: &'static str,
+    /// Spent once per published bucket, never per request.
     epsilon: f64,
     /// The Laplace scale b: the mean absolute error of each value.
     scale: f64,
 }
 
-/// Counts per bucket for planners: only published cells, optionally noised
-/// against the caller's daily privacy budget.
+/// Counts per bucket and space for planners and every other consumer: the
+/// cells stored at publication, the same for every caller and every repeat.
 pub(super) async fn aggregates(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
     query: Result<Query<AggregatesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = parsed(query)?;
@@ -108,56 +109,28 @@ pub(super) async fn aggregates(
             "at most {MAX_AGGREGATE_BUCKETS} buckets per request; ask for a coarser bucket or a shorter range"
         )));
     }
-    let dp = state.config.get().aggregates.differential_privacy;
-    let mut headers = HeaderMap::new();
-    let noise = match dp {
-        Some(dp) => {
-            let charged = state
-                .writer
-                .charge_budget(caller.name.clone(), now, dp.epsilon, dp.daily_epsilon)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            match charged {
-                Ok(budget) => {
-                    budget_headers(&mut headers, dp, budget.spent);
-                    Some(
-                        LaplaceNoise::new(dp.epsilon, SENSITIVITY)
-                            .map_err(|e| ApiError::Internal(e.to_string()))?,
-                    )
-                }
-                Err(exhausted) => {
-                    let mut response =
-                        ApiError::TooManyRequests(exhausted.to_string()).into_response();
-                    budget_headers(response.headers_mut(), dp, exhausted.spent);
-                    let tomorrow = (now.div_euclid(86_400_000) + 1) * 86_400_000;
-                    response.headers_mut().insert(
-                        header::RETRY_AFTER,
-                        HeaderValue::from(((tomorrow - now) / 1000).max(1)),
-                    );
-                    return Ok(response);
-                }
-            }
-        }
-        None => None,
-    };
     let name = space.clone();
     let rows = read(&state, move |db| {
         db.published_aggregates(width, &name, from, to)
     })
     .await?;
-    let buckets = published_buckets(rows, width, noise.as_ref());
+    let buckets: Vec<PublishedBucket> = rows
+        .into_iter()
+        .map(|row| published_bucket(row, width))
+        .collect();
     let served = buckets.len() as u64;
+    let config = state.config.get();
     let body = Aggregates {
         site: state.site.clone(),
         space,
         bucket,
         from: rfc3339(from),
         to: rfc3339(to),
-        k: state.config.get().aggregates.k,
-        differential_privacy: noise.as_ref().zip(dp).map(|(n, dp)| Noise {
+        k: config.aggregates.k,
+        differential_privacy: config.aggregates.differential_privacy.map(|dp| Noise {
             mechanism: "laplace",
             epsilon: dp.epsilon,
-            scale: n.scale(),
+            scale: SENSITIVITY / dp.epsilon,
         }),
         buckets,
     };
@@ -172,35 +145,19 @@ pub(super) async fn aggregates(
     } else {
         Json(body).into_response()
     };
-    response.headers_mut().extend(headers);
     response.extensions_mut().insert(RowsServed(served));
     Ok(response)
-}
-
-fn budget_headers(headers: &mut HeaderMap, dp: DpConfig, spent: f64) {
-    let mut put = |name: &'static str, value: f64| {
-        if let Ok(v) = HeaderValue::from_str(&format!("{}", (value * 1000.0).round() / 1000.0)) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-privacy-epsilon", dp.epsilon);
-    put("x-privacy-budget-daily", dp.daily_epsilon);
-    put("x-privacy-budget-spent", spent);
-    put(
-        "x-privacy-budget-remaining",
-        (dp.daily_epsilon - spent).max(0.0),
-    );
 }
 
 fn to_csv(a: &Aggregates) -> String {
     let cell = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     let mut out = String::from(
-        "space,start,end,member,entries,exits,occupancy_mean,occupancy_peak,withheld\n",
+        "space,start,end,entries,exits,occupancy_mean,occupancy_peak,withheld,epsilon\n",
     );
     for b in &a.buckets {
         let _ = writeln!(
             out,
-            "{},{},{},,{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             a.space,
             b.start,
             b.end,
@@ -208,21 +165,9 @@ fn to_csv(a: &Aggregates) -> String {
             cell(b.exits),
             b.occupancy_mean.map(|m| m.to_string()).unwrap_or_default(),
             cell(b.occupancy_peak),
-            b.withheld.join(" ")
+            b.withheld.join(" "),
+            b.epsilon.map(|e| e.to_string()).unwrap_or_default()
         );
-        for e in &b.entrances {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},,,{}",
-                a.space,
-                b.start,
-                b.end,
-                e.line,
-                cell(e.entries),
-                cell(e.exits),
-                e.withheld.join(" ")
-            );
-        }
     }
     out
 }
@@ -237,8 +182,58 @@ pub(super) async fn openapi() -> Response {
 
 /// OpenMetrics for Prometheus: camera health figures and the latest
 /// published aggregates (withheld cells are left out, and counted).
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let site = state.site.clone();
+    let spaces: Vec<String> = state
+        .config
+        .get()
+        .spaces
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let latest = read(&state, move |db| crate::fleet::latest(db, &site, &spaces)).await?;
     let mut out = String::new();
+    let storage = state.storage.get();
+    let gauges: [(&str, &str, Option<u64>); 5] = [
+        (
+            "storage_database_bytes",
+            "The database and its write-ahead log.",
+            Some(storage.database_bytes),
+        ),
+        (
+            "storage_free_bytes",
+            "Free space on the database's disk.",
+            storage.free_bytes,
+        ),
+        (
+            "storage_min_free_bytes",
+            "Below this free space new reads are refused.",
+            Some(storage.min_free_bytes),
+        ),
+        (
+            "audit_log_entries",
+            "Entries in the audit log (measured hourly).",
+            Some(storage.audit_entries),
+        ),
+        (
+            "audit_log_bytes",
+            "The audit log's stored fields (measured hourly).",
+            Some(storage.audit_bytes),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# TYPE headcount_{name} gauge\n# HELP headcount_{name} {help}"
+        );
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "headcount_{name}{{site=\"{}\"}} {value}",
+                label(&state.site)
+            );
+        }
+    }
     let health = state.health.snapshot();
     let _ = writeln!(
         out,
@@ -283,7 +278,6 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             );
         }
     }
-    let latest = state.fleet.latest();
     type Measure = fn(&FleetBucket) -> Option<f64>;
     let measures: [(&str, &str, Measure); 4] = [
         ("entries", "Entries in the latest published bucket.", |b| {
@@ -338,14 +332,14 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         );
     }
     out.push_str("# EOF\n");
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         out,
     )
-        .into_response()
+        .into_response())
 }
 
 /// A label value with the characters OpenMetrics escapes escaped.
@@ -439,9 +433,22 @@ pub(super) struct AuditQuery {
     limit: Option<u32>,
 }
 
+/// An entry as the DPO sees it: as stored, and the names of the tokens it
+/// names by pseudonym, looked up now (the log itself holds no name; a
+/// token's name is gone once its row is purged).
+#[derive(Debug, Serialize)]
+struct AuditView {
+    #[serde(flatten)]
+    record: crate::storage::AuditRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_name: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct AuditPage {
-    entries: Vec<crate::storage::AuditRecord>,
+    entries: Vec<AuditView>,
     /// Pass as `after` for the next page; None when this is the last.
     next_after: Option<u64>,
 }
@@ -470,13 +477,29 @@ pub(super) async fn dpo_audit(
         ));
     }
     let after = q.after.unwrap_or(0);
-    let entries = read(&state, move |db| {
-        db.audit_entries(from, to, limit as usize, after)
+    let (entries, tokens) = read(&state, move |db| {
+        Ok((
+            db.audit_entries(from, to, limit as usize, after)?,
+            db.tokens()?,
+        ))
     })
     .await?;
     let next_after = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
+    let names: std::collections::HashMap<String, String> = tokens
+        .into_iter()
+        .map(|t| (crate::storage::pseudonym(&t.id), t.name))
+        .collect();
+    let name_of = |field: &str| names.get(field).cloned();
+    let entries: Vec<AuditView> = entries
+        .into_iter()
+        .map(|record| AuditView {
+            actor_name: name_of(&record.actor),
+            target_name: name_of(&record.target),
+            record,
+        })
+        .collect();
     let served = entries.len() as u64;
     let mut response = Json(AuditPage {
         entries,

@@ -1,14 +1,15 @@
 //! The governance routes on the real router and a real database: published
-//! aggregates with suppression and privacy budgets, the audit trail of every
-//! answer, OpenMetrics, the OpenAPI document, and the DPO's views.
+//! aggregates with suppression and noise stored once per cell, the audit
+//! trail of every answer, OpenMetrics, the OpenAPI document, and the DPO's
+//! views.
 
-use super::tests::{app_state, get_as, request_as, serve, Served, CONFIG, NOW};
+use super::tests::{app_state, get_as, pseudonym_of, request_as, serve, Served, CONFIG, NOW};
 use super::*;
 use crate::analytics::{Deltas, FlowDelta, OccupancyDelta};
 use crate::clock::{Clock, ManualClock};
 use crate::config::SystemSecrets;
 use crate::health::HealthBoard;
-use crate::storage::governance::PublishSpace;
+use crate::storage::publication::Publication;
 
 const MINUTE: i64 = 60_000;
 /// 14:00 UTC on the test day (NOW is 16:00).
@@ -48,8 +49,8 @@ fn governed(dir: &std::path::Path, extra_config: &str) -> AppState {
             .push(hall(minute, if minute < 15 { 2 } else { 9 }));
     }
     db.apply(&deltas).unwrap();
-    let spaces = PublishSpace::from_config(&config);
-    db.roll_up(NOW, 120_000, &spaces, config.aggregates.k)
+    db.roll_up(NOW, 120_000).unwrap();
+    db.publish(NOW, &Publication::from_config(&config).unwrap())
         .unwrap();
     drop(db);
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
@@ -88,17 +89,21 @@ fn small_counts_are_withheld_and_cannot_be_derived_from_coarser_buckets() {
     assert_eq!(first["occupancy_peak"], serde_json::Value::Null);
     assert_eq!(
         first["withheld"],
-        serde_json::json!(["entries", "occupancy"])
+        serde_json::json!(["entries", "exits", "occupancy"])
     );
-    // The only entrance equals the total: it is withheld with it.
-    assert_eq!(first["entrances"][0]["entries"], serde_json::Value::Null);
+    // Per space only: no entrance is published on its own.
+    assert!(first.get("entrances").is_none(), "{first}");
     let second = bucket_at(&quarters, "2025-11-24T14:15:00Z");
     assert_eq!(second["entries"], 8);
     assert_eq!(second["occupancy_peak"], 9);
-    assert_eq!(bucket_at(&quarters, "2025-11-24T14:30:00Z")["entries"], 0);
+    // Nobody came in: a zero is withheld like the 3, and says as little.
+    let quiet = bucket_at(&quarters, "2025-11-24T14:30:00Z");
+    assert_eq!(quiet["entries"], serde_json::Value::Null);
+    assert_eq!(quiet["withheld"], serde_json::json!(["entries", "exits"]));
+    assert_eq!(quiet["occupancy_peak"], 9);
 
-    // The hour (11 entries) would give away the withheld quarter as
-    // 11 - 8 - 0 - 0: it is withheld too, and so is its occupancy.
+    // The hour (11 entries) would give away the withheld quarters as
+    // 11 - 8 = 3: it is withheld too, and so is its occupancy.
     let (status, hours) = as_role(
         &s,
         "planner",
@@ -107,7 +112,7 @@ fn small_counts_are_withheld_and_cannot_be_derived_from_coarser_buckets() {
     assert_eq!(status, 200, "{hours}");
     let hour = bucket_at(&hours, "2025-11-24T14:00:00Z");
     assert_eq!(hour["entries"], serde_json::Value::Null, "{hour}");
-    assert_eq!(hour["exits"], 0);
+    assert_eq!(hour["exits"], serde_json::Value::Null);
     assert_eq!(hour["occupancy_mean"], serde_json::Value::Null);
 
     // The same cells as CSV, withheld ones empty and named.
@@ -123,14 +128,16 @@ fn small_counts_are_withheld_and_cannot_be_derived_from_coarser_buckets() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "space,start,end,member,entries,exits,occupancy_mean,occupancy_peak,withheld"
+        "space,start,end,entries,exits,occupancy_mean,occupancy_peak,withheld,epsilon"
     );
     assert!(
-        lines.contains(&"hall,2025-11-24T14:00:00Z,2025-11-24T14:15:00Z,,,0,,,entries occupancy"),
+        lines.contains(
+            &"hall,2025-11-24T14:00:00Z,2025-11-24T14:15:00Z,,,,,entries exits occupancy,"
+        ),
         "{csv}"
     );
     assert!(
-        lines.contains(&"hall,2025-11-24T14:15:00Z,2025-11-24T14:30:00Z,,8,0,9,9,"),
+        lines.contains(&"hall,2025-11-24T14:15:00Z,2025-11-24T14:30:00Z,8,,9,9,exits,"),
         "{csv}"
     );
 }
@@ -154,45 +161,48 @@ fn planners_cannot_ask_for_fine_or_unknown_buckets() {
 }
 
 #[test]
-fn differential_privacy_spends_each_consumers_daily_budget() {
-    let extra = "[aggregates]\ndifferential_privacy = true\nepsilon = 0.5\ndaily_epsilon = 1.0\n";
+fn noise_is_stored_once_per_cell_so_repeats_and_other_callers_read_one_value() {
+    let extra = "[aggregates]\ndifferential_privacy = true\nepsilon = 0.5\n";
     let s = serve(|dir| governed(dir, extra));
     let path = "/api/v1/aggregates?space=hall&bucket=15m&from=2025-11-24T14:00:00Z&to=2025-11-24T15:00:00Z";
-    let token = s.tokens["planner"].clone();
-    let header = |head: &str, name: &str| -> String {
-        head.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no {name} in {head}"))
-            .to_string()
-    };
-    for spent in ["0.5", "1"] {
-        let (status, head, body) = request_as(s.addr, "GET", path, Some(&token));
-        assert_eq!(status, 200, "{head}");
-        assert_eq!(header(&head, "x-privacy-epsilon"), "0.5");
-        assert_eq!(header(&head, "x-privacy-budget-daily"), "1");
-        assert_eq!(header(&head, "x-privacy-budget-spent"), spent);
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["differential_privacy"]["mechanism"], "laplace");
-        assert_eq!(body["differential_privacy"]["scale"], 8.0);
-        // Withheld cells stay withheld: noise is only added to published ones.
-        assert_eq!(
-            bucket_at(&body, "2025-11-24T14:00:00Z")["entries"],
-            serde_json::Value::Null
-        );
-        assert!(bucket_at(&body, "2025-11-24T14:15:00Z")["entries"].is_u64());
-    }
-    let (status, head, body) = request_as(s.addr, "GET", path, Some(&token));
-    assert_eq!(status, 429, "{head}");
-    assert_eq!(header(&head, "x-privacy-budget-remaining"), "0");
-    assert!(header(&head, "retry-after").parse::<u64>().unwrap() > 0);
-    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(
-        error["error"].as_str().unwrap().contains("privacy budget"),
-        "{error}"
+    let (status, first) = as_role(&s, "planner", path);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["differential_privacy"]["mechanism"], "laplace");
+    assert_eq!(first["differential_privacy"]["epsilon"], 0.5);
+    assert_eq!(first["differential_privacy"]["scale"], 8.0);
+    // Withheld cells stay withheld: noise is only ever added to published ones.
+    assert_eq!(
+        bucket_at(&first, "2025-11-24T14:00:00Z")["entries"],
+        serde_json::Value::Null
     );
-    // Another consumer has a budget of its own.
-    let (status, _) = as_role(&s, "facilities", path);
-    assert_eq!(status, 200);
+    assert_eq!(bucket_at(&first, "2025-11-24T14:15:00Z")["epsilon"], 0.5);
+    // Repeats and other roles read the very same draw, never a fresh one.
+    for role in ["planner", "facilities", "admin"] {
+        for _ in 0..5 {
+            let (status, again) = as_role(&s, role, path);
+            assert_eq!(status, 200);
+            assert_eq!(again["buckets"], first["buckets"], "{role}");
+        }
+    }
+    // Reading spends nothing: the ledger holds one charge per release.
+    let db = Database::open_read_only(&s.dir.path().join("h.db")).unwrap();
+    let ledger = db.privacy_ledger(0, i64::MAX).unwrap();
+    let released = db
+        .published_aggregates(900_000, "hall", 0, i64::MAX)
+        .unwrap()
+        .iter()
+        .chain(
+            &db.published_aggregates(3_600_000, "hall", 0, i64::MAX)
+                .unwrap(),
+        )
+        .filter(|r| r.epsilon.is_some())
+        .count() as u64;
+    assert!(released >= 1);
+    assert_eq!(ledger.iter().map(|d| d.releases).sum::<u64>(), released);
+    assert_eq!(
+        ledger.iter().map(|d| d.spent).sum::<f64>(),
+        released as f64 * 0.5
+    );
 }
 
 #[test]
@@ -211,7 +221,10 @@ fn every_answer_is_in_the_audit_log_before_it_leaves() {
             .unwrap_or_else(|| panic!("no {target} {status} in {page}"))
     };
     let read = find("GET /api/v1/aggregates", 200);
-    assert_eq!(read["actor"], "planner");
+    // Under the token's pseudonym; the DPO's view adds the name from the
+    // token table.
+    assert_eq!(read["actor"], pseudonym_of(&s.tokens["planner"]));
+    assert_eq!(read["actor_name"], "planner");
     assert_eq!(read["role"], "planner");
     assert_eq!(read["action"], "api_access");
     assert_eq!(read["rows"], 4);
@@ -223,7 +236,8 @@ fn every_answer_is_in_the_audit_log_before_it_leaves() {
     // Issuing the test's tokens was recorded, in the same chain.
     assert!(
         entries.iter().any(|e| e["action"] == "token_change"
-            && e["target"] == "planner"
+            && e["target"] == pseudonym_of(&s.tokens["planner"])
+            && e["target_name"] == "planner"
             && e["detail"]["change"] == "created"
             && e["detail"]["role"] == "planner"),
         "{page}"
@@ -242,7 +256,7 @@ fn every_answer_is_in_the_audit_log_before_it_leaves() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["action"] == "export" && e["actor"] == "planner"),
+            .any(|e| e["action"] == "export" && e["actor_name"] == "planner"),
         "{all}"
     );
     assert_eq!(denied["rows"], 0);
@@ -295,15 +309,6 @@ fn metrics_are_openmetrics_with_published_values_only() {
             h.state = crate::health::CameraState::Streaming;
             h.frames_analysed = 42;
         });
-        let mut feed = crate::fleet::FleetFeed::new(
-            "test",
-            state.database.clone(),
-            vec!["hall".into()],
-            None,
-            state.fleet.clone(),
-        )
-        .unwrap();
-        assert!(!feed.poll().unwrap().is_empty());
         state
     });
     let (status, head, body) = request_as(s.addr, "GET", "/metrics", Some(&s.tokens["planner"]));
@@ -319,18 +324,25 @@ fn metrics_are_openmetrics_with_published_values_only() {
         text.contains("headcount_frames_analysed_total{site=\"test\",camera=\"lobby\"} 42"),
         "{text}"
     );
-    // The newest hour (14:00) is withheld: no value, one withheld count.
+    // The newest hour (14:00) is withheld: no value, three withheld measures.
     assert!(
-        text.contains("headcount_space_withheld{site=\"test\",space=\"hall\",bucket=\"1h\"} 2"),
+        text.contains("headcount_space_withheld{site=\"test\",space=\"hall\",bucket=\"1h\"} 3"),
         "{text}"
     );
     assert!(
         !text.contains("headcount_space_entries{site=\"test\",space=\"hall\",bucket=\"1h\"}"),
         "{text}"
     );
-    // The newest published quarter (14:45) was watched: nobody came.
+    // The newest quarter (14:45) was watched and nobody came: withheld, as
+    // a small count would be; its occupancy (9) is published.
     assert!(
-        text.contains("headcount_space_entries{site=\"test\",space=\"hall\",bucket=\"15m\"} 0"),
+        !text.contains("headcount_space_entries{site=\"test\",space=\"hall\",bucket=\"15m\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "headcount_space_occupancy_peak{site=\"test\",space=\"hall\",bucket=\"15m\"} 9"
+        ),
         "{text}"
     );
     for line in text.lines().filter(|l| !l.starts_with('#')) {
@@ -347,7 +359,13 @@ fn the_dpo_sees_every_class_its_limits_and_the_deletion_receipts() {
         let state = governed(dir, extra);
         // Sweep: minutes older than an hour go, once rolled up.
         let mut db = Database::open(&state.database).unwrap();
-        let receipts = db.sweep(NOW, &state.config.get().retention).unwrap();
+        let receipts = db
+            .sweep(
+                NOW,
+                &state.config.get().retention,
+                &crate::security::ReceiptKey::from_bytes(&[5; 32]),
+            )
+            .unwrap();
         assert_eq!(receipts.len(), 1, "{receipts:?}");
         state
     });
@@ -372,7 +390,7 @@ fn the_dpo_sees_every_class_its_limits_and_the_deletion_receipts() {
     assert_eq!(receipt["action"], "deletion");
     assert_eq!(receipt["target"], "aggregates_1m");
     assert_eq!(receipt["rows"], 120);
-    assert_eq!(receipt["detail"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(receipt["detail"]["hmac_sha256"].as_str().unwrap().len(), 64);
 
     // The minutes are gone, yet history in coarser buckets is still served,
     // from the rollups (facilities see exact counts; they are not external).

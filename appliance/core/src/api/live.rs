@@ -1,41 +1,120 @@
 //! The dashboard's live feed: one Server-Sent Events stream per page with
 //! occupancy, camera health and open anomalies. Each is sent at connect and
 //! then only when it changed, checked every second, so a page never polls.
-//! The stream re-checks its caller's credentials each second and ends when
-//! the session or token does.
+//! The stream checks its caller again each second (`access::recheck`: the
+//! session or the bearer token's grant, never a login, so never the
+//! lockout) and ends when the session or token does.
+//!
+//! Streams are capped per token (`STREAMS_PER_TOKEN`; more are refused) and
+//! in total (`MAX_STREAMS`: more non-admin streams are refused, an admin's
+//! takes the place of the least recently opened non-admin stream, which
+//! ends); see `quota`.
 
+use super::access::{recheck, Credential};
+use super::quota::{self, Held, Room};
 use super::{anomalies, health_now, occupancy_now, ApiError, AppState};
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use crate::security::{Caller, Role};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use axum::Extension;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Open anomalies come from the database: read them less often.
 const ANOMALIES_EVERY: u32 = 2;
-/// Streams open at once; more get 503 (each holds a task and reads).
+/// Streams open at once (each holds a task and reads).
 pub const MAX_STREAMS: usize = 32;
+/// Streams one token may hold at once: a few pages open.
+pub const STREAMS_PER_TOKEN: usize = 4;
 
-/// Counts open streams; a stream gives its place back when dropped.
+/// One open stream, as the caps see it.
+struct Open {
+    token: String,
+    admin: bool,
+    /// Set when an admin's stream took this one's place: it ends.
+    ended: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Streams {
+    next: u64,
+    open: HashMap<u64, Open>,
+}
+
+/// The open streams; a stream gives its place back when dropped.
 #[derive(Clone, Default)]
-pub struct StreamSlots(Arc<AtomicUsize>);
+pub struct StreamSlots(Arc<Mutex<Streams>>);
 
-struct Slot(Arc<AtomicUsize>);
+struct Slot {
+    streams: Arc<Mutex<Streams>>,
+    number: u64,
+    ended: Arc<AtomicBool>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.streams).open.remove(&self.number);
     }
 }
 
+fn lock(streams: &Mutex<Streams>) -> std::sync::MutexGuard<'_, Streams> {
+    streams.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl StreamSlots {
-    fn take(&self) -> Option<Slot> {
-        let taken = self.0.fetch_add(1, Ordering::SeqCst);
-        let slot = Slot(self.0.clone());
-        (taken < MAX_STREAMS).then_some(slot)
+    /// A place for a new stream of `caller`, or why not.
+    fn take(&self, caller: &Caller) -> Result<Slot, ApiError> {
+        let admin = caller.role == Role::Admin;
+        let mut streams = lock(&self.0);
+        let held: Vec<Held<'_, u64>> = streams
+            .open
+            .iter()
+            .map(|(number, open)| Held {
+                key: *number,
+                token: &open.token,
+                admin: open.admin,
+                // Numbered in the order opened.
+                recency: i64::try_from(*number).unwrap_or(i64::MAX),
+            })
+            .collect();
+        match quota::room(&held, &caller.id, admin, STREAMS_PER_TOKEN, MAX_STREAMS) {
+            Room::Free => {}
+            Room::Evict(number) => {
+                if let Some(open) = streams.open.remove(&number) {
+                    open.ended.store(true, Ordering::SeqCst);
+                }
+            }
+            Room::TokenFull(_) => {
+                return Err(ApiError::Unavailable(format!(
+                    "this token has {STREAMS_PER_TOKEN} live streams open already; close a dashboard and retry"
+                )))
+            }
+            Room::Full => {
+                return Err(ApiError::Unavailable(format!(
+                    "{MAX_STREAMS} live streams are open already; close a dashboard and retry"
+                )))
+            }
+        }
+        let number = streams.next;
+        streams.next += 1;
+        let ended = Arc::new(AtomicBool::new(false));
+        streams.open.insert(
+            number,
+            Open {
+                token: caller.id.clone(),
+                admin,
+                ended: ended.clone(),
+            },
+        );
+        Ok(Slot {
+            streams: self.0.clone(),
+            number,
+            ended,
+        })
     }
 }
 
@@ -49,10 +128,10 @@ struct Sent {
 
 struct Feed {
     state: AppState,
-    headers: HeaderMap,
+    credential: Credential,
     sent: Sent,
     ticks: u32,
-    _slot: Slot,
+    slot: Slot,
 }
 
 impl Feed {
@@ -92,11 +171,16 @@ impl Feed {
         Some(events)
     }
 
-    /// Whether the session or token that opened the stream still stands.
+    /// Whether the stream keeps its place, and the session or token that
+    /// opened it still stands.
     fn still_allowed(&self) -> bool {
-        let mut probe = Request::new(axum::body::Body::empty());
-        *probe.headers_mut() = self.headers.clone();
-        super::access::authenticate(&self.state.guard, &probe, self.state.clock.now_ms()).is_ok()
+        !self.slot.ended.load(Ordering::SeqCst)
+            && recheck(
+                &self.state.guard,
+                &self.credential,
+                self.state.clock.now_ms(),
+            )
+            .is_ok()
     }
 }
 
@@ -107,19 +191,16 @@ fn strip_at(json: &str) -> &str {
 
 pub(super) async fn live(
     State(state): State<AppState>,
-    request: Request,
+    Extension(caller): Extension<Caller>,
+    Extension(credential): Extension<Credential>,
 ) -> Result<Response, ApiError> {
-    let slot = state.live_streams.take().ok_or_else(|| {
-        ApiError::Unavailable(format!(
-            "{MAX_STREAMS} live streams are open already; close a dashboard and retry"
-        ))
-    })?;
+    let slot = state.live_streams.take(&caller)?;
     let feed = Feed {
-        headers: request.headers().clone(),
+        credential,
         state,
         sent: Sent::default(),
         ticks: 0,
-        _slot: slot,
+        slot,
     };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let events = feed.next().await?;

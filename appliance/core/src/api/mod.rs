@@ -7,6 +7,7 @@ mod dashboard;
 mod geometry;
 mod governance;
 pub mod live;
+mod quota;
 pub mod session;
 pub mod wire;
 
@@ -16,9 +17,10 @@ use crate::analytics::{DwellHistogram, OccupancyBoard, Scope};
 use crate::clock::{Clock, UnixMs};
 use crate::config::live::LiveConfig;
 use crate::config::{zone_key, Config};
-use crate::frame::CameraId;
+use crate::disclosure::policy;
 use crate::health::{CameraState, HealthBoard};
-use crate::redaction::StillFormat;
+use crate::pixels::frame::CameraId;
+use crate::pixels::redaction::StillFormat;
 use crate::security::{Caller, Role};
 use crate::snapshot::SnapshotBoard;
 use crate::storage::Database;
@@ -35,9 +37,6 @@ use std::sync::Arc;
 /// The most buckets one request may ask for: 31 days of minutes.
 const MAX_BUCKETS: i64 = 31 * 24 * 60;
 const DEFAULT_HISTORY_MS: i64 = 3_600_000;
-/// Planners never see finer buckets than these.
-const PLANNER_MIN_BUCKET_MS: i64 = 900_000;
-const PLANNER_DEFAULT_BUCKET: &str = "15m";
 /// Longest zone, space, line or camera name a request may carry.
 const MAX_NAME_BYTES: usize = 128;
 /// Bucket widths a client may ask for, aligned to UTC.
@@ -98,6 +97,8 @@ pub struct AppState {
     pub site: String,
     pub occupancy: OccupancyBoard,
     pub health: HealthBoard,
+    /// The database's size and the disk's headroom.
+    pub storage: crate::health::StorageBoard,
     pub database: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub snapshots: SnapshotBoard,
@@ -106,7 +107,6 @@ pub struct AppState {
     pub config: LiveConfig,
     /// Audit entries and privacy-budget charges go through the writer.
     pub writer: crate::storage::Writer,
-    pub fleet: crate::fleet::FleetBoard,
     /// Re-arm requests to the anomaly monitor.
     pub anomaly_control: crate::anomaly::Control,
     /// The dashboards' live streams open now.
@@ -118,6 +118,20 @@ impl AppState {
     fn layout(&self) -> Layout {
         Layout::new(&self.config.get())
     }
+
+    /// The finest history bucket of a zone: a small zone's (capacity below
+    /// k) is coarser, so that its occupant's day cannot be read by minute.
+    fn zone_min_bucket_ms(&self, camera: &str, zone: &str) -> i64 {
+        let config = self.config.get();
+        let capacity = config
+            .cameras
+            .iter()
+            .filter(|c| &*c.id == camera)
+            .flat_map(|c| &c.zones)
+            .find(|z| z.name == zone)
+            .and_then(|z| z.capacity);
+        policy::history_min_bucket_ms(capacity, config.aggregates.k)
+    }
 }
 
 /// How many rows (buckets, entries) a response carried, for the audit log.
@@ -128,6 +142,7 @@ pub struct RowsServed(pub u64);
 #[derive(Debug, Clone, Copy)]
 pub struct Exported;
 
+use crate::disclosure::policy::Class;
 use crate::security::Role::{Admin, Dpo, Facilities, Planner};
 const ANY_ROLE: &[Role] = &[Admin, Facilities, Planner, Dpo];
 use access::{Access, RouteRule};
@@ -139,6 +154,7 @@ pub const ROUTES: &[RouteRule] = &[
         method: Method::GET,
         path: "/livez",
         access: Access::Public,
+        serves: &[],
         handler: || get(access::livez),
     },
     // The dashboard's own files: no data in them.
@@ -146,18 +162,21 @@ pub const ROUTES: &[RouteRule] = &[
         method: Method::GET,
         path: "/",
         access: Access::Public,
+        serves: &[],
         handler: || get(dashboard::index),
     },
     RouteRule {
         method: Method::GET,
         path: "/ui/app.js",
         access: Access::Public,
+        serves: &[],
         handler: || get(dashboard::app_js),
     },
     RouteRule {
         method: Method::GET,
         path: "/ui/app.css",
         access: Access::Public,
+        serves: &[],
         handler: || get(dashboard::app_css),
     },
     // Checks the token itself, with the lockout of every other route.
@@ -165,146 +184,170 @@ pub const ROUTES: &[RouteRule] = &[
         method: Method::POST,
         path: "/api/v1/login",
         access: Access::Public,
+        serves: &[],
         handler: || post(dashboard::login),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/session",
         access: Access::Roles(ANY_ROLE),
+        serves: &[],
         handler: || get(dashboard::session),
     },
     RouteRule {
         method: Method::POST,
         path: "/api/v1/logout",
         access: Access::Roles(ANY_ROLE),
+        serves: &[],
         handler: || post(dashboard::logout),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/dashboard",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::Layout],
         handler: || get(dashboard::overview),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/live",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts, Class::Health, Class::Events],
         handler: || get(live::live),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/occupancy/heatmap",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::History],
         handler: || get(dashboard::heatmap),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/cameras/{camera}/geometry",
         access: Access::Roles(&[Admin]),
+        serves: &[Class::Layout],
         handler: || get(geometry::get_geometry),
     },
     RouteRule {
         method: Method::PUT,
         path: "/api/v1/cameras/{camera}/geometry",
         access: Access::Roles(&[Admin]),
+        serves: &[Class::Layout],
         handler: || put(geometry::put_geometry),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/whoami",
         access: Access::Roles(ANY_ROLE),
+        serves: &[],
         handler: || get(whoami),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/health",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::Health],
         handler: || get(health),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/occupancy",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts],
         handler: || get(occupancy),
     },
-    // Planners read these in buckets of 15 minutes or more (`Series::parse`).
+    // Counts as counted, on site only: planners read published cells.
     RouteRule {
         method: Method::GET,
         path: "/api/v1/occupancy/history",
-        access: Access::Roles(&[Admin, Facilities, Planner]),
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::History],
         handler: || get(occupancy_history),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/flow",
-        access: Access::Roles(&[Admin, Facilities, Planner]),
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::History],
         handler: || get(flow),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/dwell",
-        access: Access::Roles(&[Admin, Facilities, Planner]),
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::History],
         handler: || get(dwell),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/cameras/{camera}/snapshot",
         access: Access::Roles(&[Admin]),
+        serves: &[Class::Snapshots],
         handler: || get(snapshot),
     },
-    // Published aggregates only: small counts withheld, optionally noised.
+    // Published cells only: per space, counts below k withheld, noise stored.
     RouteRule {
         method: Method::GET,
         path: "/api/v1/aggregates",
         access: Access::Roles(&[Admin, Facilities, Planner]),
+        serves: &[Class::Published],
         handler: || get(governance::aggregates),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/openapi.json",
         access: Access::Roles(&[Admin, Facilities, Planner, Dpo]),
+        serves: &[],
         handler: || get(governance::openapi),
     },
     RouteRule {
         method: Method::GET,
         path: "/metrics",
         access: Access::Roles(&[Admin, Facilities, Planner]),
+        serves: &[Class::Published, Class::Health],
         handler: || get(governance::metrics),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/dpo/retention",
         access: Access::Roles(&[Admin, Dpo]),
+        serves: &[Class::Audit],
         handler: || get(governance::dpo_retention),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/dpo/audit",
         access: Access::Roles(&[Admin, Dpo]),
+        serves: &[Class::Audit],
         handler: || get(governance::dpo_audit),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/dpo/processing-record",
         access: Access::Roles(&[Admin, Dpo]),
+        serves: &[Class::Layout],
         handler: || get(governance::dpo_processing_record),
     },
     RouteRule {
         method: Method::GET,
         path: "/api/v1/anomalies",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::Events],
         handler: || get(anomalies::list),
     },
     RouteRule {
         method: Method::POST,
         path: "/api/v1/anomalies/{id}/ack",
         access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::Events],
         handler: || post(anomalies::acknowledge),
     },
     RouteRule {
         method: Method::POST,
         path: "/api/v1/cameras/{camera}/tamper/rearm",
         access: Access::Roles(&[Admin]),
+        serves: &[Class::Health],
         handler: || post(anomalies::rearm),
     },
 ];
@@ -365,6 +408,7 @@ pub enum ApiError {
     Forbidden(String),
     TooManyRequests(String),
     MethodNotAllowed(String),
+    UnsupportedMediaType(String),
     UriTooLong,
     Unavailable(String),
     Conflict(String),
@@ -381,6 +425,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, m),
             ApiError::MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, m),
+            ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::UriTooLong => (
                 StatusCode::URI_TOO_LONG,
                 format!(
@@ -423,6 +468,7 @@ fn parse_time(name: &str, value: &str) -> Result<UnixMs, ApiError> {
 /// The caller's own token: name, role and expiry (never the secret).
 async fn whoami(Extension(caller): Extension<Caller>) -> Json<wire::WhoAmI> {
     Json(wire::WhoAmI {
+        pseudonym: caller.pseudonym(),
         name: caller.name,
         role: caller.role.as_str(),
         expires_at: caller.expires_ms.map(rfc3339),
@@ -464,7 +510,8 @@ fn health_now(state: &AppState) -> wire::Health {
             }
         })
         .collect();
-    let status = if cameras.iter().all(|c| c.state == "streaming") {
+    let storage = state.storage.get();
+    let status = if cameras.iter().all(|c| c.state == "streaming") && !storage.nearly_full() {
         "ok"
     } else {
         "degraded"
@@ -473,6 +520,14 @@ fn health_now(state: &AppState) -> wire::Health {
         site: state.site.clone(),
         status,
         cameras,
+        storage: wire::StorageHealth {
+            database_bytes: storage.database_bytes,
+            audit_entries: storage.audit_entries,
+            audit_bytes: storage.audit_bytes,
+            free_bytes: storage.free_bytes,
+            min_free_bytes: storage.min_free_bytes,
+            nearly_full: storage.nearly_full(),
+        },
     }
 }
 
@@ -578,47 +633,35 @@ struct Series {
 }
 
 impl Series {
+    /// The range and bucket asked for, in buckets of at least `min_bucket_ms`.
     fn parse(
         state: &AppState,
-        caller: &Caller,
         q: &SeriesQuery,
         default_bucket: &str,
+        min_bucket_ms: i64,
     ) -> Result<Series, ApiError> {
-        let planner = caller.role == Role::Planner;
-        let default_bucket = if planner {
-            PLANNER_DEFAULT_BUCKET
-        } else {
-            default_bucket
-        };
         let label = q.bucket.as_deref().unwrap_or(default_bucket);
         let &(bucket, bucket_ms) = BUCKETS.iter().find(|(l, _)| *l == label).ok_or_else(|| {
             let known: Vec<_> = BUCKETS.iter().map(|(l, _)| *l).collect();
             ApiError::BadRequest(format!("`bucket` must be one of {}", known.join(", ")))
         })?;
-        if planner && bucket_ms < PLANNER_MIN_BUCKET_MS {
+        if bucket_ms < min_bucket_ms {
+            let finest = BUCKETS
+                .iter()
+                .find(|(_, ms)| *ms >= min_bucket_ms)
+                .map_or("1d", |(l, _)| *l);
             return Err(ApiError::Forbidden(format!(
-                "the planner role reads buckets of {PLANNER_DEFAULT_BUCKET} or more"
+                "a zone whose capacity is below k is read in buckets of {finest} or more"
             )));
         }
-        let mut to = match &q.to {
+        let to = match &q.to {
             Some(t) => parse_time("to", t)?,
             None => state.clock.now_ms(),
         };
-        let mut from = match &q.from {
+        let from = match &q.from {
             Some(f) => parse_time("from", f)?,
             None => to - DEFAULT_HISTORY_MS.max(bucket_ms),
         };
-        if planner {
-            // Whole, closed buckets only: a range cut inside a bucket, or the
-            // bucket still filling, would show its minutes one by one.
-            from = from.div_euclid(bucket_ms) * bucket_ms;
-            to = to.div_euclid(bucket_ms) * bucket_ms;
-            if from >= to {
-                return Err(ApiError::BadRequest(format!(
-                    "the planner role reads whole {bucket} buckets that have ended: the range holds none"
-                )));
-            }
-        }
         if from >= to {
             return Err(ApiError::BadRequest("`from` must be before `to`".into()));
         }
@@ -710,13 +753,14 @@ fn round2(v: f64) -> f64 {
 
 async fn occupancy_history(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(Extension<RowsServed>, Json<wire::OccupancyHistory>), ApiError> {
     let q = series_query(query)?;
+    let mut min_bucket_ms = 60_000;
     let scope = match (&q.zone, &q.space) {
         (Some(key), None) => {
             let (camera, zone) = state.layout().zone(key)?;
+            min_bucket_ms = state.zone_min_bucket_ms(&camera, &zone);
             Scope::Zone { camera, zone }
         }
         (None, Some(name)) => {
@@ -733,7 +777,7 @@ async fn occupancy_history(
             ))
         }
     };
-    let series = Series::parse(&state, &caller, &q, "1m")?;
+    let series = Series::parse(&state, &q, "1m", min_bucket_ms)?;
     let (from, to) = (series.from, series.to);
     let width = series.bucket_ms;
     let rows = read(&state, move |db| {
@@ -775,7 +819,6 @@ async fn occupancy_history(
 /// Entries and exits per bucket over one line, or summed over a space's entrances.
 async fn flow(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(Extension<RowsServed>, Json<wire::Flow>), ApiError> {
     let q = series_query(query)?;
@@ -804,7 +847,7 @@ async fn flow(
             ))
         }
     };
-    let series = Series::parse(&state, &caller, &q, "15m")?;
+    let series = Series::parse(&state, &q, "15m", 60_000)?;
     let (from, to, width) = (series.from, series.to, series.bucket_ms);
     let lines: Vec<(CameraId, String)> = line_keys
         .iter()
@@ -851,15 +894,10 @@ async fn flow(
     ))
 }
 
-fn dwell_figures(h: &DwellHistogram) -> (u64, Option<f64>, Option<f64>) {
-    let seconds = |q| h.quantile(q).map(|s| (s * 10.0).round() / 10.0);
-    (h.visits(), seconds(0.5), seconds(0.9))
-}
-
-/// How long visits to a zone lasted: per bucket (by when they ended) and overall.
+/// How long visits to a zone lasted: per bucket (by when they ended) and
+/// overall; the median and p90 of fewer than k visits are withheld.
 async fn dwell(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
     query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(Extension<RowsServed>, Json<wire::Dwell>), ApiError> {
     let q = series_query(query)?;
@@ -868,7 +906,9 @@ async fn dwell(
         .clone()
         .ok_or_else(|| ApiError::BadRequest("`zone` is required (camera.zone)".into()))?;
     let (camera, zone) = state.layout().zone(&key)?;
-    let series = Series::parse(&state, &caller, &q, "15m")?;
+    let min_bucket_ms = state.zone_min_bucket_ms(&camera, &zone);
+    let series = Series::parse(&state, &q, "15m", min_bucket_ms)?;
+    let k = state.config.get().aggregates.k;
     let (from, to) = (series.from, series.to);
     let width = series.bucket_ms;
     let rows = read(&state, move |db| {
@@ -881,7 +921,7 @@ async fn dwell(
         .into_iter()
         .map(|(start, h)| {
             overall.merge(&h);
-            let (visits, median_s, p90_s) = dwell_figures(&h);
+            let (visits, median_s, p90_s) = policy::dwell_figures(&h, k);
             wire::DwellBucket {
                 start: rfc3339(start),
                 visits,
@@ -890,7 +930,7 @@ async fn dwell(
             }
         })
         .collect::<Vec<_>>();
-    let (visits, median_s, p90_s) = dwell_figures(&overall);
+    let (visits, median_s, p90_s) = policy::dwell_figures(&overall, k);
     let served = Extension(RowsServed(buckets.len() as u64));
     Ok((
         served,
@@ -909,6 +949,8 @@ async fn dwell(
 
 #[cfg(test)]
 mod anomaly_tests;
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod dashboard_tests;
 #[cfg(test)]

@@ -38,9 +38,10 @@ pub(super) struct Served {
     pub(super) tokens: BTreeMap<&'static str, String>,
     pub(super) guard: Arc<access::Guard>,
     /// Where the appliance's security events arrive.
-    syslog: std::os::unix::net::UnixDatagram,
+    pub(super) syslog: std::os::unix::net::UnixDatagram,
+    pub(super) database: std::path::PathBuf,
     _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Served {
@@ -67,6 +68,7 @@ pub(super) fn guard(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<access:
             window_ms: 60_000,
             lock_ms: 120_000,
         }),
+        rate: crate::security::RateLimit::new(crate::security::RatePolicy::default()),
         events: Arc::new(crate::security::SecurityLog::new(
             SyslogTarget::Unix(socket),
             clock,
@@ -78,6 +80,7 @@ pub(super) fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Serv
     let dir = tempfile::tempdir().unwrap();
     let state = state_fn(dir.path());
     let guard = state.guard.clone();
+    let database = state.database.clone();
     let syslog = std::os::unix::net::UnixDatagram::bind(dir.path().join("syslog.sock")).unwrap();
     syslog.set_nonblocking(true).unwrap();
     let mut tokens = BTreeMap::new();
@@ -109,9 +112,16 @@ pub(super) fn serve(state_fn: impl FnOnce(&std::path::Path) -> AppState) -> Serv
         tokens,
         guard,
         syslog,
+        database,
         _runtime: runtime,
-        _dir: dir,
+        dir,
     }
+}
+
+/// How the audit log and the security events name the holder of `token`
+/// (`hc_<id>_<secret>`).
+pub(super) fn pseudonym_of(token: &str) -> String {
+    crate::storage::pseudonym(&token[3..19])
 }
 
 /// Status, head (status line and headers) and body bytes.
@@ -166,7 +176,12 @@ pub(super) fn get_as(
 }
 
 pub(super) fn state(dir: &std::path::Path) -> AppState {
-    let config = Config::parse(CONFIG, dir, &SystemSecrets).unwrap();
+    state_with(dir, "")
+}
+
+/// `state` with more config after `CONFIG`.
+pub(super) fn state_with(dir: &std::path::Path, extra: &str) -> AppState {
+    let config = Config::parse(&format!("{CONFIG}\n{extra}"), dir, &SystemSecrets).unwrap();
     let health = HealthBoard::new(config.cameras.iter().map(|c| &c.id));
     health.update(&"lobby".into(), |h| {
         h.state = CameraState::Streaming;
@@ -250,16 +265,22 @@ pub(super) fn app_state(
     let database = dir.join("h.db");
     let maintenance = crate::storage::Maintenance {
         grace_ms: 120_000,
-        spaces: Arc::new(crate::storage::governance::PublishSpace::from_config(
-            &config,
-        )),
-        k: config.aggregates.k,
+        publication: Arc::new(
+            crate::storage::publication::Publication::from_config(&config).unwrap(),
+        ),
         retention: Arc::new(config.retention.clone()),
         audit_key: Arc::new(crate::security::audit_key::AuditKey::load_or_create(dir).unwrap()),
+        receipt_key: Arc::new(crate::security::ReceiptKey::generate().unwrap()),
+    };
+    // One board for the writer and the API, as in the appliance.
+    let storage = crate::health::StorageBoard::default();
+    let options = crate::storage::WriterOptions {
+        maintenance: Some(maintenance),
+        storage: storage.clone(),
+        ..Default::default()
     };
     let (writer, _thread) =
-        crate::storage::Writer::spawn(Database::open(&database).unwrap(), Some(maintenance))
-            .unwrap();
+        crate::storage::Writer::spawn_with(Database::open(&database).unwrap(), options).unwrap();
     AppState {
         site: "test".into(),
         occupancy,
@@ -270,20 +291,22 @@ pub(super) fn app_state(
         guard: guard(dir, clock),
         config: crate::config::live::LiveConfig::new(config, None),
         writer,
-        fleet: Default::default(),
         anomaly_control: Default::default(),
         live_streams: Default::default(),
+        storage,
     }
 }
 
 /// `state` with snapshots enabled and one redacted frame of `lobby` in them.
 pub(super) fn state_with_snapshot(dir: &std::path::Path) -> AppState {
-    use crate::detection::{Detection, Detections};
+    use crate::detection::Detection;
     use crate::geometry::BBox;
-    use crate::redaction::{RedactionMode, RedactionPolicy, Redactor, RegionHold};
+    use crate::pixels::redaction::{RedactionMode, RedactionPolicy, Redactor, RegionHold};
+    use crate::pixels::testing::GivenFaces;
     let snapshots = SnapshotBoard::new(true);
     let frame =
-        crate::frame::Frame::new("lobby".into(), 64, 48, vec![200; 64 * 48 * 3], NOW).unwrap();
+        crate::pixels::frame::Frame::new("lobby".into(), 64, 48, vec![200; 64 * 48 * 3], NOW)
+            .unwrap();
     let person = Detection {
         bbox: BBox {
             x1: 0.0,
@@ -293,16 +316,13 @@ pub(super) fn state_with_snapshot(dir: &std::path::Path) -> AppState {
         },
         score: 0.9,
     };
-    let detections = Detections {
-        persons: vec![person],
-        faces: Ok(vec![]),
-    };
+    let faces = frame.scan_faces(&mut GivenFaces::none());
     let redactor = Redactor::new(RedactionPolicy {
         mode: RedactionMode::Fill,
         full_body: true,
         ..RedactionPolicy::default()
     });
-    snapshots.publish(redactor.redact(frame, &detections, &mut RegionHold::default()));
+    snapshots.publish(redactor.redact(frame, &faces, &[person], &mut RegionHold::default()));
     let state = AppState {
         snapshots,
         ..state(dir)
@@ -431,13 +451,19 @@ fn flow_sums_minutes_into_the_asked_buckets() {
 }
 
 #[test]
-fn dwell_reports_median_and_p90_per_bucket_and_overall() {
-    let s = serve(state);
+fn dwell_reports_median_and_p90_only_for_k_visits_or_more() {
+    // k = 3: the first minute (2 visits) and the second (1) are too few for
+    // a median, which would be one person's stay; all three together are not.
+    let s = serve(|dir| state_with(dir, "[aggregates]\nk = 3\n"));
     let (status, body) = s.get("/api/v1/dwell?zone=lobby.door&bucket=1m");
     assert_eq!(status, 200, "{body}");
     let buckets = body["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 2);
     assert_eq!(buckets[0]["visits"], 2);
+    for bucket in buckets {
+        assert_eq!(bucket["median_s"], serde_json::Value::Null, "{bucket}");
+        assert_eq!(bucket["p90_s"], serde_json::Value::Null, "{bucket}");
+    }
     assert_eq!(body["visits"], 3);
     let median = body["median_s"].as_f64().unwrap();
     assert!((median / 40.0 - 1.0).abs() < 0.05, "{median}");
@@ -446,6 +472,44 @@ fn dwell_reports_median_and_p90_per_bucket_and_overall() {
     // Nothing per person: only these keys.
     let keys: Vec<_> = buckets[0].as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["median_s", "p90_s", "start", "visits"]);
+    // At the default k (5) even the three together are withheld.
+    let s = serve(state);
+    let (_, body) = s.get("/api/v1/dwell?zone=lobby.door&bucket=1m");
+    assert_eq!(
+        (body["visits"].as_u64(), &body["median_s"]),
+        (Some(3), &serde_json::Value::Null)
+    );
+}
+
+#[test]
+fn a_small_zone_is_read_in_quarter_hours_or_more() {
+    let desk = "[cameras.lobby.zones.desk]\npolygon = [[0.0, 0.0], [0.2, 0.0], [0.2, 0.2]]\ncapacity = 1\nsmall_zone_justification = \"the hot desk's free/taken light\"\n";
+    let s = serve(|dir| state_with(dir, desk));
+    for path in [
+        "/api/v1/occupancy/history?zone=lobby.desk&bucket=1m",
+        "/api/v1/occupancy/history?zone=lobby.desk",
+        "/api/v1/occupancy/history?zone=lobby.desk&bucket=5m",
+        "/api/v1/dwell?zone=lobby.desk&bucket=5m",
+    ] {
+        let (status, body) = s.get(path);
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("15m or more"),
+            "{body}"
+        );
+    }
+    for path in [
+        "/api/v1/occupancy/history?zone=lobby.desk&bucket=15m",
+        "/api/v1/dwell?zone=lobby.desk",
+    ] {
+        assert_eq!(s.get(path).0, 200, "{path}");
+    }
+    // A zone of ordinary capacity keeps its minutes.
+    assert_eq!(
+        s.get("/api/v1/occupancy/history?zone=lobby.door&bucket=1m")
+            .0,
+        200
+    );
 }
 
 #[test]
@@ -567,12 +631,9 @@ const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
     ("/api/v1/whoami", &["admin", "facilities", "planner", "dpo"]),
     ("/api/v1/health", &["admin", "facilities"]),
     ("/api/v1/occupancy", &["admin", "facilities"]),
-    (
-        "/api/v1/occupancy/history",
-        &["admin", "facilities", "planner"],
-    ),
-    ("/api/v1/flow", &["admin", "facilities", "planner"]),
-    ("/api/v1/dwell", &["admin", "facilities", "planner"]),
+    ("/api/v1/occupancy/history", &["admin", "facilities"]),
+    ("/api/v1/flow", &["admin", "facilities"]),
+    ("/api/v1/dwell", &["admin", "facilities"]),
     ("/api/v1/cameras/{camera}/snapshot", &["admin"]),
     ("/api/v1/aggregates", &["admin", "facilities", "planner"]),
     (
@@ -623,7 +684,6 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
     s.guard.tokens.revoke("revoked", NOW - 5).unwrap();
     let admin = s.tokens["admin"].clone();
     let wrong = format!("{}{}", &admin[..admin.len() - 4], "0000");
-    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
 
     let mut checked = 0;
     for rule in ROUTES {
@@ -632,18 +692,19 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
             .find(|(p, _)| *p == rule.path)
             .unwrap()
             .1;
-        // A login or a geometry without its JSON body gets past the access
-        // rule and then fails on the body.
-        let needs_body = rule.path == "/api/v1/login" || rule.method == Method::PUT;
         let path = example(rule.path);
         let method = rule.method.as_str();
         let public = allowed == ["anyone"];
-        // A re-arm is accepted; it takes effect on the analytics thread.
+        // A re-arm is accepted; it takes effect on the analytics thread. A
+        // login or a geometry without its JSON body gets past the access rule
+        // and then fails on the body (a login first on its missing type).
         let success = if rule.path.ends_with("/rearm") {
             202
         } else if rule.path == "/api/v1/logout" {
             204
-        } else if needs_body {
+        } else if rule.path == "/api/v1/login" {
+            415
+        } else if rule.method == Method::PUT {
             400
         } else {
             200
@@ -663,7 +724,7 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
                 assert!(head.contains("www-authenticate: Bearer"), "{head}");
             }
             // Keep the lockout out of this test (tested on its own below).
-            s.guard.lockout.success(localhost);
+            s.guard.lockout.forget();
             checked += 1;
         }
         for role in Role::ALL {
@@ -696,57 +757,59 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
 }
 
 #[test]
-fn planners_get_coarse_buckets_only() {
+fn planners_read_published_cells_only() {
     let s = serve(state);
     let planner = s.tokens["planner"].clone();
-    let (status, body) = get_as(
-        s.addr,
-        "/api/v1/flow?line=lobby.entrance&bucket=1m",
-        Some(&planner),
-    );
-    assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("15m or more"));
-    let (status, body) = get_as(s.addr, "/api/v1/flow?line=lobby.entrance", Some(&planner));
-    assert_eq!((status, body["bucket"].as_str()), (200, Some("15m")));
-    let (status, _) = get_as(
-        s.addr,
-        "/api/v1/dwell?zone=lobby.door&bucket=5m",
-        Some(&planner),
-    );
-    assert_eq!(status, 403);
-
-    // A range cut inside a bucket cannot single out minutes: it is cut to
-    // whole buckets, and the bucket still filling is left out.
-    let sliver = "/api/v1/flow?line=lobby.entrance&bucket=15m&from=2025-11-24T15:58:00Z&to=2025-11-24T15:59:00Z";
-    let (status, body) = get_as(s.addr, sliver, Some(&planner));
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("whole 15m buckets"),
-        "{body}"
-    );
-    let (status, body) = get_as(
-        s.addr,
-        "/api/v1/flow?line=lobby.entrance&bucket=15m&from=2025-11-24T15:31:00Z&to=2025-11-24T15:59:00Z",
-        Some(&planner),
-    );
+    // Counts as counted (per zone, per line, by the minute) stay on site.
+    for path in [
+        "/api/v1/flow?line=lobby.entrance&bucket=1h",
+        "/api/v1/flow?space=hall&bucket=1d",
+        "/api/v1/dwell?zone=lobby.door&bucket=1d",
+        "/api/v1/occupancy/history?space=hall&bucket=1h",
+        "/api/v1/occupancy/history?zone=lobby.door&bucket=15m",
+    ] {
+        let (status, body) = get_as(s.addr, path, Some(&planner));
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, body) = get_as(s.addr, "/api/v1/aggregates?space=hall", Some(&planner));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["from"], "2025-11-24T15:30:00Z");
-    assert_eq!(body["to"], "2025-11-24T15:45:00Z");
-    // The minutes just before now (16:00) lie in the 15:45 bucket, which has
-    // ended: a planner sees their sum (2 + 1 entries), never one alone.
-    let (_, body) = get_as(s.addr, "/api/v1/flow?line=lobby.entrance", Some(&planner));
-    let last = body["buckets"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(
-        (last["start"].as_str(), last["entries"].as_u64()),
-        (Some("2025-11-24T15:45:00Z"), Some(3)),
-        "{body}"
+    assert_eq!(body["bucket"], "1h");
+}
+
+#[test]
+fn every_route_serves_only_what_the_policy_grants_each_role_it_admits() {
+    use crate::disclosure::policy::{granted, Exit};
+    for rule in ROUTES {
+        let access::Access::Roles(roles) = rule.access else {
+            assert!(
+                rule.serves.is_empty(),
+                "public {} serves {:?}",
+                rule.path,
+                rule.serves
+            );
+            continue;
+        };
+        for role in roles {
+            for class in rule.serves {
+                assert!(
+                    granted(Exit::Role(*role), *class).is_some(),
+                    "{} {} serves {class:?} to {role}, which docs/privacy.md does not grant",
+                    rule.method,
+                    rule.path
+                );
+            }
+        }
+    }
+    // And the table in docs/privacy.md is the policy's own.
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/privacy.md"
+    ))
+    .expect("docs/privacy.md");
+    assert!(
+        doc.contains(&crate::disclosure::policy::markdown()),
+        "docs/privacy.md's table differs from disclosure::policy::TABLE; paste `headcount dpo disclosure` into it"
     );
-    // Other roles read exactly the range they ask for.
-    let (_, body) = s.get(sliver);
-    assert_eq!(body["from"], "2025-11-24T15:58:00Z");
 }
 
 #[test]
@@ -760,7 +823,7 @@ fn whoami_names_the_token_never_its_secret() {
     assert!(!body.to_string().contains(&s.tokens["dpo"][20..]));
 }
 
-fn drain(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+pub(super) fn drain(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
     while let Ok(n) = socket.recv(&mut buf) {
@@ -770,32 +833,64 @@ fn drain(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
 }
 
 #[test]
-fn repeated_failures_lock_the_address_out_and_are_reported() {
+fn failures_lock_the_token_they_name_and_only_slow_the_address() {
     let s = serve(state);
     let admin = s.tokens["admin"].clone();
+    let facilities = s.tokens["facilities"].clone();
     let wrong = format!("{}{}", &admin[..admin.len() - 4], "0000");
-    for _ in 0..5 {
-        assert_eq!(
-            request_as(s.addr, "GET", "/api/v1/health", Some(&wrong)).0,
-            401
-        );
+    let health = |token: &str| request_as(s.addr, "GET", "/api/v1/health", Some(token));
+    for _ in 0..4 {
+        assert_eq!(health(&wrong).0, 401);
     }
-    // Locked: even the right token is turned away for now.
-    let (status, head, _) = request_as(s.addr, "GET", "/api/v1/health", Some(&admin));
+    // A valid request between guesses clears nothing.
+    assert_eq!(health(&facilities).0, 200);
+    assert_eq!(health(&wrong).0, 401);
+
+    // The fifth failure naming the admin's token locked it: even its right
+    // secret is turned away for now...
+    let (status, head, body) = health(&admin);
     assert_eq!(status, 429, "{head}");
     assert!(head.contains("retry-after: 120"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("with this token"),
+        "{body:?}"
+    );
+    // ...while the address that failed is only slowed: a valid token from it
+    // is served at once, a wrong one answered late and with 429.
+    assert_eq!(health(&facilities).0, 200);
+    let started = std::time::Instant::now();
+    let guess = format!("hc_{}_{}", "0".repeat(16), "0".repeat(64));
+    let (status, head, _) = health(&guess);
+    assert_eq!(status, 429, "{head}");
+    assert!(started.elapsed() >= access::SLOWED_ANSWER_DELAY);
     // The liveness probe stays up for the service manager.
     assert_eq!(request_as(s.addr, "GET", "/livez", None).0, 200);
 
     let events = drain(&s.syslog);
-    let failed = events
+    let admin_pseudonym = pseudonym_of(&admin);
+    let failed: Vec<&String> = events
         .iter()
         .filter(|e| e.contains(" LOGIN_FAILED "))
-        .count();
-    assert_eq!(failed, 5, "{events:#?}");
+        .collect();
+    // The slowed address's late guess is not reported on its own.
+    assert_eq!(failed.len(), 5, "{events:#?}");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e.contains(&format!("token=\"{admin_pseudonym}\""))),
+        "{events:#?}"
+    );
     assert!(
         events.iter().any(|e| e.starts_with("<81>1 ")
-            && e.contains(" LOCKOUT [headcount@32473 client=\"127.0.0.1\"")),
+            && e.contains(&format!(
+                " LOCKOUT [headcount@32473 token=\"{admin_pseudonym}\" client=\"127.0.0.1\""
+            ))),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains(" THROTTLED [headcount@32473 client=\"127.0.0.1\"")),
         "{events:#?}"
     );
     assert!(
@@ -803,10 +898,8 @@ fn repeated_failures_lock_the_address_out_and_are_reported() {
         "a token leaked into the log"
     );
 
-    // A forbidden route is reported with the token's name, not its secret.
-    s.guard
-        .lockout
-        .success(std::net::IpAddr::from([127, 0, 0, 1]));
+    // A forbidden route is reported with the token's pseudonym, not its
+    // holder's name or its secret.
     assert_eq!(
         get_as(s.addr, "/api/v1/occupancy", Some(&s.tokens["planner"])).0,
         403
@@ -814,7 +907,7 @@ fn repeated_failures_lock_the_address_out_and_are_reported() {
     let events = drain(&s.syslog);
     assert!(
         events.iter().any(|e| e.contains(" ACCESS_DENIED ")
-            && e.contains("token=\"planner\"")
+            && e.contains(&format!("token=\"{}\"", pseudonym_of(&s.tokens["planner"])))
             && e.contains("route=\"/api/v1/occupancy\"")),
         "{events:#?}"
     );

@@ -7,9 +7,25 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct Health {
     pub site: String,
-    /// `ok` when every camera streams, `degraded` otherwise.
+    /// `ok` when every camera streams and the disk has its headroom,
+    /// `degraded` otherwise.
     pub status: &'static str,
     pub cameras: Vec<CameraHealth>,
+    pub storage: StorageHealth,
+}
+
+/// The database's size and the disk's headroom, as last measured (every
+/// minute; the audit log's size with each hourly sweep).
+#[derive(Debug, Serialize)]
+pub struct StorageHealth {
+    pub database_bytes: u64,
+    pub audit_entries: u64,
+    pub audit_bytes: u64,
+    /// Null until measured.
+    pub free_bytes: Option<u64>,
+    pub min_free_bytes: u64,
+    /// Below `min_free_bytes`: new reads are refused (an admin's excepted).
+    pub nearly_full: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +143,8 @@ pub struct Error {
 #[derive(Debug, Serialize)]
 pub struct WhoAmI {
     pub name: String,
+    /// How the audit log and the security events name this token.
+    pub pseudonym: String,
     pub role: &'static str,
     pub expires_at: Option<String>,
 }
@@ -152,6 +170,8 @@ pub struct DashboardZone {
     pub zone: String,
     pub camera: String,
     pub capacity: Option<u32>,
+    /// The bucket today's chart reads: 15m for a zone below k people.
+    pub history_bucket: &'static str,
 }
 
 #[derive(Debug, Serialize)]

@@ -7,6 +7,7 @@ use super::{Secret, Validator};
 use crate::anomaly::baseline::BaselineSettings;
 use crate::anomaly::schedule::Schedule;
 pub use crate::anomaly::tamper::TamperSettings;
+pub use crate::disclosure::push::WrongWayPush;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -39,6 +40,8 @@ pub struct AnomalyConfig {
     /// Presence after hours only once it has lasted this long.
     pub after_hours_hold_ms: i64,
     pub webhook: Option<WebhookConfig>,
+    /// How wrong-way crossings leave the box (webhook, MQTT).
+    pub wrong_way_push: WrongWayPush,
 }
 
 /// A space's opening hours and what is checked against them.
@@ -62,6 +65,10 @@ pub const DEFAULT_CAPACITY_HOLD_SECS: f64 = 30.0;
 pub const DEFAULT_AFTER_HOURS_HOLD_SECS: f64 = 60.0;
 pub const DEFAULT_STREAM_LOSS_SECS: f64 = 30.0;
 pub const DEFAULT_DRIFT_TOLERANCE: u32 = 2;
+/// A count of wrong-way crossings per line and quarter-hour, not one push each.
+pub const DEFAULT_WRONG_WAY_PUSH: WrongWayPush = WrongWayPush::Count {
+    bucket_ms: 15 * 60_000,
+};
 
 impl Default for AnomalyConfig {
     fn default() -> Self {
@@ -69,6 +76,7 @@ impl Default for AnomalyConfig {
             capacity_hold_ms: (DEFAULT_CAPACITY_HOLD_SECS * 1000.0) as i64,
             after_hours_hold_ms: (DEFAULT_AFTER_HOURS_HOLD_SECS * 1000.0) as i64,
             webhook: None,
+            wrong_way_push: DEFAULT_WRONG_WAY_PUSH,
         }
     }
 }
@@ -79,6 +87,7 @@ pub(super) struct RawAnomalies {
     capacity_hold_secs: Option<f64>,
     after_hours_hold_secs: Option<f64>,
     webhook: Option<RawWebhook>,
+    wrong_way_push: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,10 +158,28 @@ impl Validator<'_> {
             0.0..=3600.0,
         );
         let webhook = raw.webhook.and_then(|w| self.webhook(w));
+        let wrong_way_push = match raw.wrong_way_push.as_deref() {
+            None => DEFAULT_WRONG_WAY_PUSH,
+            Some("each") => WrongWayPush::Each,
+            Some("15m") => WrongWayPush::Count {
+                bucket_ms: 15 * 60_000,
+            },
+            Some("1h") => WrongWayPush::Count {
+                bucket_ms: 3_600_000,
+            },
+            Some(other) => {
+                self.error(
+                    "anomalies.wrong_way_push",
+                    format!("`{other}` is not each, 15m or 1h"),
+                );
+                DEFAULT_WRONG_WAY_PUSH
+            }
+        };
         AnomalyConfig {
             capacity_hold_ms,
             after_hours_hold_ms,
             webhook,
+            wrong_way_push,
         }
     }
 
@@ -248,7 +275,8 @@ impl Validator<'_> {
                 );
                 None
             }
-            (Some(capacity), None) => Some(capacity * 9 / 10),
+            // 90 %, in u64: a capacity near u32::MAX (refused elsewhere) must not overflow here.
+            (Some(capacity), None) => u32::try_from(u64::from(capacity) * 9 / 10).ok(),
             (Some(capacity), Some(clear)) if clear < capacity => Some(clear),
             (Some(capacity), Some(clear)) => {
                 self.error(

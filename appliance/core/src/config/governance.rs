@@ -39,6 +39,7 @@ pub(super) struct RawMqtt {
     credentials: Option<RawCredentials>,
     ca_file: Option<PathBuf>,
     fiware: Option<bool>,
+    anomalies: Option<bool>,
 }
 
 /// What planners, the MQTT fleet and Prometheus may see.
@@ -58,18 +59,21 @@ impl Default for AggregatesConfig {
     }
 }
 
-/// Laplace noise on every published count, with a daily budget per consumer.
+/// Laplace noise on every published bucket, drawn once at publication, and
+/// the day's ledger of releases.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DpConfig {
-    /// Spent by each request (and once per day and bucket width by the fleet feed).
+    /// Spent by each release: one published bucket of one space.
     pub epsilon: f64,
-    /// What one consumer may spend per UTC day.
+    /// What the releases of one UTC day of data may spend together; beyond
+    /// it a day's later buckets are withheld.
     pub daily_epsilon: f64,
 }
 
 const DEFAULT_K: u32 = 5;
 pub const DEFAULT_EPSILON: f64 = 1.0;
-const DEFAULT_DAILY_EPSILON: f64 = 10.0;
+/// Releases per space and day: 96 quarter-hours, 24 hours and the day.
+pub const RELEASES_PER_SPACE_DAY: u32 = 96 + 24 + 1;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
@@ -82,6 +86,27 @@ pub struct MqttConfig {
     pub credentials: Option<Credentials>,
     /// Also publish each bucket as an NGSI-LD `CrowdFlowObserved` entity.
     pub fiware: bool,
+    /// Also publish anomaly notices (minimised, `disclosure::push`); off
+    /// unless asked for: anomalies are person-related events.
+    pub anomalies: bool,
+}
+
+impl MqttConfig {
+    /// The broker as the fleet outbox names it: scheme, address and topic
+    /// prefix, never credentials. A new name starts a new outbox.
+    pub fn broker_id(&self) -> String {
+        let scheme = if self.tls_ca_file.is_some() {
+            "mqtts"
+        } else {
+            "mqtt"
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}/{}", self.port, self.topic_prefix)
+    }
 }
 
 impl Validator<'_> {
@@ -146,13 +171,18 @@ impl Validator<'_> {
         RetentionPolicy::new(limits)
     }
 
-    pub(super) fn aggregates(&mut self, raw: RawAggregates) -> AggregatesConfig {
-        let k = raw.k.unwrap_or(DEFAULT_K);
+    /// `spaces`: how many spaces publish, which sets the default daily
+    /// budget (every release of a day fits).
+    pub(super) fn aggregates(&mut self, raw: RawAggregates, spaces: usize) -> AggregatesConfig {
+        let mut k = raw.k.unwrap_or(DEFAULT_K);
         if !(2..=100).contains(&k) {
             self.error("aggregates.k", format!("{k} is outside [2, 100]"));
+            // The other checks go on with the default, so all are named at once.
+            k = DEFAULT_K;
         }
         let epsilon = raw.epsilon.unwrap_or(DEFAULT_EPSILON);
-        let daily_epsilon = raw.daily_epsilon.unwrap_or(DEFAULT_DAILY_EPSILON);
+        let releases = f64::from(RELEASES_PER_SPACE_DAY) * spaces.max(1) as f64;
+        let daily_epsilon = raw.daily_epsilon.unwrap_or(releases * epsilon);
         let dp = raw.differential_privacy.unwrap_or(false);
         if !(epsilon > 0.0 && epsilon <= 10.0) {
             self.error(
@@ -163,7 +193,9 @@ impl Validator<'_> {
         if !(daily_epsilon.is_finite() && daily_epsilon >= epsilon) {
             self.error(
                 "aggregates.daily_epsilon",
-                format!("{daily_epsilon} must be at least aggregates.epsilon ({epsilon})"),
+                format!(
+                    "{daily_epsilon} is below one release (aggregates.epsilon = {epsilon}): nothing could be published; a day has up to {releases} releases"
+                ),
             );
         }
         if !dp && (raw.epsilon.is_some() || raw.daily_epsilon.is_some()) {
@@ -255,7 +287,33 @@ impl Validator<'_> {
             client_id,
             credentials,
             fiware: raw.fiware.unwrap_or(false),
+            anomalies: raw.anomalies.unwrap_or(false),
         })
+    }
+
+    /// A zone whose capacity is below k can single a person out: counting
+    /// it needs a justification, which the processing record shows.
+    pub(super) fn small_zones(&mut self, cameras: &[super::CameraConfig], k: u32) {
+        for camera in cameras {
+            for zone in &camera.zones {
+                let path = format!("cameras.{}.zones.{}", camera.id, zone.name);
+                let small = crate::disclosure::policy::is_small_zone(zone.capacity, k);
+                match (small, &zone.small_zone_justification) {
+                    (true, None) => self.error(
+                        format!("{path}.capacity"),
+                        format!(
+                            "{} is below aggregates.k ({k}): a count this small singles a person out; to count this zone anyway, say why in {path}.small_zone_justification (it is shown in the processing record)",
+                            zone.capacity.unwrap_or_default()
+                        ),
+                    ),
+                    (false, Some(_)) => self.error(
+                        format!("{path}.small_zone_justification"),
+                        format!("justifies nothing: the zone's capacity is not below aggregates.k ({k})"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
     }
 }
 

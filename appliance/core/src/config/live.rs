@@ -344,7 +344,7 @@ one_way = "in"
                 ZoneShape {
                     name: "waiting".into(),
                     polygon: vec![[0.1, 0.2], [0.6, 0.2], [0.6, 0.7], [0.123456, 0.7]],
-                    capacity: Some(4),
+                    capacity: Some(12),
                 },
                 ZoneShape {
                     name: "desk".into(),
@@ -366,7 +366,7 @@ one_way = "in"
         let table: toml::Table = edited.parse().unwrap();
         let zones = table["cameras"]["lobby"]["zones"].as_table().unwrap();
         assert_eq!(zones.keys().collect::<Vec<_>>(), ["desk", "waiting"]);
-        assert_eq!(zones["waiting"]["capacity"].as_integer(), Some(4));
+        assert_eq!(zones["waiting"]["capacity"].as_integer(), Some(12));
         assert_eq!(zones["waiting"]["loiter_minutes"].as_integer(), Some(10));
         assert_eq!(zones["waiting"]["polygon"][3][0].as_float(), Some(0.123));
         assert!(zones["desk"].get("capacity").is_none());

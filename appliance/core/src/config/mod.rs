@@ -3,21 +3,31 @@
 //! *every* problem with its key path before failing.
 
 pub mod anomaly;
+mod connections;
 mod governance;
 pub mod live;
 mod raw;
 
-pub use governance::{AggregatesConfig, DpConfig, MqttConfig, DEFAULT_EPSILON};
+pub use governance::{
+    AggregatesConfig, DpConfig, MqttConfig, DEFAULT_EPSILON, RELEASES_PER_SPACE_DAY,
+};
 pub use governance::{ControllerConfig, DEFAULT_LEGAL_BASIS};
 
-use crate::frame::CameraId;
 use crate::geometry::{Point, Polygon};
-use crate::redaction::{RedactionMode, RedactionPolicy};
+use crate::pixels::frame::CameraId;
+use crate::pixels::redaction::{RedactionMode, RedactionPolicy};
 use raw::*;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// The most corners a zone's outline may have.
+pub const MAX_POLYGON_POINTS: usize = 64;
+/// The largest capacity a zone or space may declare.
+pub const MAX_CAPACITY: u32 = 100_000;
+/// Free space kept on the database's disk by default.
+const DEFAULT_MIN_FREE_MB: u64 = 256;
 
 /// One problem in a config file, with the dotted key path it concerns.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +116,10 @@ pub struct ZoneConfig {
     pub capacity_clear: Option<u32>,
     /// A person in the zone longer than this is loitering.
     pub loiter_ms: Option<i64>,
+    /// Why a zone whose capacity is below k (whose count can single a
+    /// person out) is counted anyway; required for such a zone, shown in
+    /// the processing record.
+    pub small_zone_justification: Option<String>,
 }
 
 /// Which side of a line, as seen on screen standing at its first point and
@@ -188,8 +202,8 @@ pub struct DetectionConfig {
 pub struct PrivacyConfig {
     pub redaction: RedactionMode,
     pub mask_scale: f32,
-    /// Frames a redacted region stays redacted after its last detection.
-    pub hold_frames: u32,
+    /// Milliseconds a redacted region stays redacted after its last detection.
+    pub hold_ms: u32,
     /// Serve redacted calibration snapshots (`/api/v1/cameras/{id}/snapshot`).
     /// When on, live frames are redacted whole-person, not only faces.
     pub snapshots: bool,
@@ -205,7 +219,7 @@ impl PrivacyConfig {
             mode: self.redaction,
             mask_scale: self.mask_scale,
             full_body: self.snapshots,
-            hold_frames: self.hold_frames,
+            hold_ms: self.hold_ms,
         }
     }
 }
@@ -244,6 +258,12 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     pub tls: Tls,
     pub lockout: crate::security::lockout::LockoutPolicy,
+    /// Each token's rate limit.
+    pub rate: crate::security::RatePolicy,
+    /// Names the API answers to besides its own (`security::hosts`).
+    pub hosts: Vec<String>,
+    /// Caps on connections and the deadline of each phase.
+    pub connections: crate::security::admission::ConnectionPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +273,9 @@ pub struct Config {
     pub database: PathBuf,
     pub models_dir: PathBuf,
     pub onnxruntime_library: Option<PathBuf>,
+    /// Below this much free space on the database's disk, new audited
+    /// reads are refused and an anomaly is raised; counting goes on.
+    pub min_free_bytes: u64,
     /// For daily resets (and, later, schedules).
     pub timezone: jiff::tz::TimeZone,
     pub api: ApiConfig,
@@ -482,6 +505,13 @@ impl Validator<'_> {
         let onnxruntime_library = appliance.onnxruntime_library.map(|p| self.path(&p));
 
         let timezone = self.timezone(appliance.timezone.as_deref().unwrap_or("UTC"));
+        let min_free_mb = appliance.min_free_mb.unwrap_or(DEFAULT_MIN_FREE_MB);
+        if !(1..=100_000_000).contains(&min_free_mb) {
+            self.error(
+                "appliance.min_free_mb",
+                format!("{min_free_mb} is outside [1, 100000000] MB"),
+            );
+        }
         let api = self.api(api);
         let syslog = self.syslog(security.syslog.as_deref().unwrap_or("unix:/dev/log"));
         let cameras = self.cameras(table.remove("cameras"), &defaults);
@@ -490,7 +520,8 @@ impl Validator<'_> {
         let privacy = self.privacy(privacy);
         let analytics = self.analytics(analytics);
         let retention = self.retention(retention);
-        let aggregates = self.aggregates(aggregates);
+        let aggregates = self.aggregates(aggregates, spaces.len());
+        self.small_zones(&cameras, aggregates.k);
         let mqtt = self.mqtt(table.remove("mqtt"), &site);
         let controller = self.controller(table.remove("controller"));
         let anomalies = self.anomalies(anomalies);
@@ -501,6 +532,7 @@ impl Validator<'_> {
             database,
             models_dir,
             onnxruntime_library,
+            min_free_bytes: min_free_mb.saturating_mul(1_000_000),
             timezone,
             api: api?,
             syslog,
@@ -592,10 +624,37 @@ impl Validator<'_> {
             },
             window_ms: defaults.window_ms,
         };
+        let default_rate = crate::security::RatePolicy::default();
+        let rate = crate::security::RatePolicy {
+            burst: match raw.token_burst {
+                Some(n) if !(1..=1_000_000).contains(&n) => {
+                    self.error("api.token_burst", "must be between 1 and 1000000");
+                    default_rate.burst
+                }
+                Some(n) => n,
+                None => default_rate.burst,
+            },
+            per_sec: match raw.token_rate {
+                Some(r) if !(r > 0.0 && r <= 100_000.0) => {
+                    self.error(
+                        "api.token_rate",
+                        format!("{r} is outside (0, 100000] requests a second"),
+                    );
+                    default_rate.per_sec
+                }
+                Some(r) => r,
+                None => default_rate.per_sec,
+            },
+        };
+        let hosts = self.hosts(raw.hosts);
+        let connections = self.connections(raw.connections.unwrap_or_default());
         Some(ApiConfig {
             bind: bind?,
             tls,
             lockout,
+            rate,
+            hosts,
+            connections,
         })
     }
 
@@ -860,6 +919,18 @@ impl Validator<'_> {
                 format!("needs at least 3 points, has {}", raw.polygon.len()),
             );
         }
+        // The crossing check is quadratic: a bounded outline keeps a save
+        // (and ExecStartPre's check) quick.
+        if raw.polygon.len() > MAX_POLYGON_POINTS {
+            self.error(
+                format!("{path}.polygon"),
+                format!(
+                    "has {} points; at most {MAX_POLYGON_POINTS} describe any zone",
+                    raw.polygon.len()
+                ),
+            );
+            return None;
+        }
         let points = self.points(&format!("{path}.polygon"), &raw.polygon);
         let polygon = Polygon::new(points);
         if self.errors.len() == errors_before {
@@ -870,12 +941,7 @@ impl Validator<'_> {
                 );
             }
         }
-        if raw.capacity == Some(0) {
-            self.error(
-                format!("{path}.capacity"),
-                "must be at least 1 (leave it out for no capacity)",
-            );
-        }
+        self.capacity(path, raw.capacity);
         let capacity_clear = self.capacity_clear(path, raw.capacity, raw.capacity_clear);
         let loiter_ms = raw.loiter_minutes.and_then(|minutes| {
             if minutes > 0.0 && minutes <= 1440.0 {
@@ -888,13 +954,34 @@ impl Validator<'_> {
                 None
             }
         });
+        let small_zone_justification = raw
+            .small_zone_justification
+            .map(|j| j.trim().to_string())
+            .filter(|j| !j.is_empty());
         (self.errors.len() == errors_before).then_some(ZoneConfig {
             name,
             polygon,
             capacity: raw.capacity,
             capacity_clear,
             loiter_ms,
+            small_zone_justification,
         })
+    }
+
+    /// A zone's or space's capacity, if any: at least 1, at most
+    /// `MAX_CAPACITY` (a larger number is a typo, not a venue).
+    fn capacity(&mut self, path: &str, capacity: Option<u32>) {
+        match capacity {
+            Some(0) => self.error(
+                format!("{path}.capacity"),
+                "must be at least 1 (leave it out for no capacity)",
+            ),
+            Some(c) if c > MAX_CAPACITY => self.error(
+                format!("{path}.capacity"),
+                format!("{c} is more than {MAX_CAPACITY}"),
+            ),
+            _ => {}
+        }
     }
 
     /// Normalised points, each checked to be [x, y] inside the frame.
@@ -1031,12 +1118,7 @@ impl Validator<'_> {
                     }
                 }
             }
-            if raw.capacity == Some(0) {
-                self.error(
-                    format!("{path}.capacity"),
-                    "must be at least 1 (leave it out for no capacity)",
-                );
-            }
+            self.capacity(&path, raw.capacity);
             let reset_at = raw.reset_at.as_deref().and_then(|t| {
                 let parsed = t.parse::<jiff::civil::Time>().ok();
                 if parsed.is_none() {
@@ -1129,12 +1211,16 @@ impl Validator<'_> {
                 format!("{mask_scale} is outside [1, 3]"),
             );
         }
-        let hold_frames = raw.hold_frames.unwrap_or(5);
-        if hold_frames > 50 {
+        if raw.hold_frames.is_some() {
             self.error(
                 "privacy.hold_frames",
-                format!("{hold_frames} is more than 50"),
+                "is replaced by privacy.hold_ms, the hold in milliseconds (5 frames at 2 fps = 2500)",
             );
+        }
+        // 5 frames at the default 2 fps.
+        let hold_ms = raw.hold_ms.unwrap_or(2500);
+        if hold_ms > 30_000 {
+            self.error("privacy.hold_ms", format!("{hold_ms} is more than 30000"));
         }
         let detection_deadline_ms = raw.detection_deadline_ms.unwrap_or(2000);
         if !(100..=60_000).contains(&detection_deadline_ms) {
@@ -1146,7 +1232,7 @@ impl Validator<'_> {
         PrivacyConfig {
             redaction: raw.redaction.unwrap_or_default(),
             mask_scale,
-            hold_frames,
+            hold_ms,
             snapshots: raw.snapshots.unwrap_or(false),
             detection_deadline_ms,
         }

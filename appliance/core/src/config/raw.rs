@@ -14,6 +14,7 @@ pub struct RawAppliance {
     pub models_dir: Option<PathBuf>,
     pub onnxruntime_library: Option<PathBuf>,
     pub timezone: Option<String>,
+    pub min_free_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +26,10 @@ pub struct RawApi {
     pub tls_key: Option<PathBuf>,
     pub lockout_failures: Option<u32>,
     pub lockout_secs: Option<u64>,
+    pub token_burst: Option<u32>,
+    pub token_rate: Option<f64>,
+    pub hosts: Option<Vec<String>>,
+    pub connections: Option<super::connections::RawConnections>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +77,7 @@ pub struct RawZone {
     pub capacity: Option<u32>,
     pub capacity_clear: Option<u32>,
     pub loiter_minutes: Option<f64>,
+    pub small_zone_justification: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,9 +118,11 @@ pub struct RawDetection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrivacy {
-    pub redaction: Option<crate::redaction::RedactionMode>,
+    pub redaction: Option<crate::pixels::redaction::RedactionMode>,
     pub mask_scale: Option<f32>,
-    pub hold_frames: Option<u32>,
+    pub hold_ms: Option<u32>,
+    /// Replaced by `hold_ms`: accepted only to name the new key in its error.
+    pub hold_frames: Option<toml::Value>,
     pub snapshots: Option<bool>,
     pub detection_deadline_ms: Option<u64>,
 }

@@ -104,6 +104,8 @@ fn every_error_is_reported_at_once_with_its_key_path() {
 bind = "0.0.0.0:8080"
 tls = false
 lockout_failures = 0
+token_burst = 0
+token_rate = -1.0
 
 [security]
 syslog = "tcp:10.0.0.1:514"
@@ -132,6 +134,8 @@ detection_deadline_ms = 5
     let expected = [
         "api.tls: cannot be false: `0.0.0.0:8080` is beyond loopback, where the API is only served over TLS",
         "api.lockout_failures: must be at least 1",
+        "api.token_burst: must be between 1 and 1000000",
+        "api.token_rate: -1 is outside (0, 100000] requests a second",
         "security.syslog: `tcp:10.0.0.1:514` is not unix:/ABSOLUTE/PATH, udp:ADDRESS:PORT or none",
         "cameras.hall.analysis_fps: 0 is outside (0, 30]",
         "cameras.hall.credentials.password_ref: environment variable MISSING_PW is not set",
@@ -459,9 +463,11 @@ ca_file = "ca.pem"
     assert_eq!(c.aggregates.k, 5);
     assert_eq!(
         c.aggregates.differential_privacy,
+        // By default a day's budget holds every release of every space
+        // (one space here: 96 quarter-hours, 24 hours and the day).
         Some(super::DpConfig {
             epsilon: 1.0,
-            daily_epsilon: 10.0
+            daily_epsilon: 121.0
         })
     );
     let mqtt = c.mqtt.unwrap();
@@ -800,4 +806,51 @@ zones = ["lobby.door"]
         plain.unusual.as_ref().unwrap().settings,
         BaselineSettings::default()
     );
+}
+
+#[test]
+fn the_redaction_hold_is_in_milliseconds_and_the_frame_count_key_is_refused() {
+    // The default is the old 5 frames at the default 2 fps.
+    assert_eq!(parse(GOOD).unwrap().privacy.hold_ms, 2500);
+    let c = parse(&format!("{GOOD}\n[privacy]\nhold_ms = 400\n")).unwrap();
+    assert_eq!(c.privacy.hold_ms, 400);
+    assert_eq!(c.privacy.policy().hold_ms, 400);
+    assert_eq!(
+        errors(&format!("{GOOD}\n[privacy]\nhold_ms = 60000\n")),
+        ["privacy.hold_ms: 60000 is more than 30000"]
+    );
+    assert_eq!(
+        errors(&format!("{GOOD}\n[privacy]\nhold_frames = 5\n")),
+        ["privacy.hold_frames: is replaced by privacy.hold_ms, the hold in milliseconds (5 frames at 2 fps = 2500)"]
+    );
+}
+
+#[test]
+fn outlines_and_capacities_are_bounded() {
+    let corners: Vec<String> = (0..65)
+        .map(|i| {
+            let a = f64::from(i) / 65.0 * std::f64::consts::TAU;
+            format!("[{:.4}, {:.4}]", 0.5 + 0.4 * a.cos(), 0.5 + 0.4 * a.sin())
+        })
+        .collect();
+    let text = format!(
+        "[cameras.lobby]\nurl = \"testsrc:ball\"\n[cameras.lobby.zones.round]\npolygon = [{}]\n\
+         [cameras.lobby.zones.stadium]\npolygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]\ncapacity = 4294967295\n\
+         [cameras.lobby.zones.hall]\npolygon = [[0.6, 0.6], [0.9, 0.6], [0.9, 0.9]]\n\
+         [spaces.city]\nzones = [\"lobby.hall\"]\ncapacity = 100001\n",
+        corners.join(", ")
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "cameras.lobby.zones.round.polygon: has 65 points; at most 64 describe any zone",
+            "cameras.lobby.zones.stadium.capacity: 4294967295 is more than 100000",
+            "spaces.city.capacity: 100001 is more than 100000",
+        ]
+    );
+    // 64 corners are fine.
+    let text = text.replace(&format!(", {}]", corners[64]), "]");
+    assert!(!errors(&text)
+        .iter()
+        .any(|e| e.starts_with("cameras.lobby.zones.round")));
 }

@@ -4,6 +4,9 @@
 //! which files them in the journal) or to a syslog collector over UDP, and
 //! always also written to the service log.
 //!
+//! Tokens are named by their pseudonym (`token:<id>`), never by their
+//! holder's name: these events leave the appliance, and its retention.
+//!
 //! The RFC 5424 line is formatted here rather than by a crate: the syslog
 //! crates format a numeric MSGID only, and the format is one `format!` plus
 //! the escaping rule of section 6.3.3.
@@ -32,17 +35,49 @@ pub enum Severity {
 pub enum SecurityEvent {
     LoginFailed {
         client: String,
+        /// The pseudonym of the issued token the attempt named, if any.
+        token: Option<String>,
         reason: &'static str,
         route: String,
     },
+    /// A token locked after repeated failures that named it; `client` sent
+    /// the failure that locked it.
     Lockout {
+        token: String,
         client: String,
         until_ms: UnixMs,
     },
+    /// A client slowed after repeated failures: its valid tokens still pass.
+    Throttled {
+        client: String,
+        until_ms: UnixMs,
+    },
+    /// A login a browser sent from a page of another site, refused.
+    CrossSiteRefused {
+        client: String,
+        /// The `Origin` or `Sec-Fetch-Site` that gave it away.
+        evidence: String,
+        route: String,
+    },
+    /// A session, or a live stream opened with a bearer token, ended
+    /// because its token was revoked or expired.
+    SessionEnded {
+        token: String,
+        reason: &'static str,
+        /// "session" or "live stream".
+        ended: &'static str,
+    },
+    /// `token`, here and below: the token's pseudonym.
     AccessDenied {
         client: String,
         token: String,
         role: &'static str,
+        route: String,
+    },
+    /// A token over its rate limit; once a minute at most per token.
+    RateLimited {
+        client: String,
+        token: String,
         route: String,
     },
     TokenCreated {
@@ -51,6 +86,7 @@ pub enum SecurityEvent {
     },
     TokenRotated {
         token: String,
+        replaced: String,
     },
     TokenRevoked {
         token: String,
@@ -77,23 +113,68 @@ impl SecurityEvent {
         match self {
             LoginFailed {
                 client,
+                token,
                 reason,
                 route,
             } => (
                 "LOGIN_FAILED",
                 Severity::Warning,
-                vec![
-                    ("client", client.clone()),
-                    ("reason", reason.to_string()),
-                    ("route", route.clone()),
-                ],
+                [("client", client.clone())]
+                    .into_iter()
+                    .chain(token.clone().map(|t| ("token", t)))
+                    .chain([("reason", reason.to_string()), ("route", route.clone())])
+                    .collect(),
                 format!("authentication failed from {client} ({reason})"),
             ),
-            Lockout { client, until_ms } => (
+            Lockout {
+                token,
+                client,
+                until_ms,
+            } => (
                 "LOCKOUT",
                 Severity::Alert,
+                vec![
+                    ("token", token.clone()),
+                    ("client", client.clone()),
+                    ("until", rfc3339(*until_ms)),
+                ],
+                format!("token {token} locked after repeated authentication failures"),
+            ),
+            Throttled { client, until_ms } => (
+                "THROTTLED",
+                Severity::Alert,
                 vec![("client", client.clone()), ("until", rfc3339(*until_ms))],
-                format!("{client} locked out after repeated authentication failures"),
+                format!(
+                    "{client} slowed after repeated authentication failures (its failures are no longer reported one by one)"
+                ),
+            ),
+            CrossSiteRefused {
+                client,
+                evidence,
+                route,
+            } => (
+                "CROSS_SITE_REFUSED",
+                Severity::Warning,
+                vec![
+                    ("client", client.clone()),
+                    ("evidence", evidence.clone()),
+                    ("route", route.clone()),
+                ],
+                format!("a page of another site tried {route} from {client}'s browser"),
+            ),
+            SessionEnded {
+                token,
+                reason,
+                ended,
+            } => (
+                "SESSION_ENDED",
+                Severity::Notice,
+                vec![
+                    ("token", token.clone()),
+                    ("reason", reason.to_string()),
+                    ("ended", ended.to_string()),
+                ],
+                format!("a {ended} of token {token} ended ({reason})"),
             ),
             AccessDenied {
                 client,
@@ -111,17 +192,31 @@ impl SecurityEvent {
                 ],
                 format!("token {token} ({role}) may not use {route}"),
             ),
+            RateLimited {
+                client,
+                token,
+                route,
+            } => (
+                "RATE_LIMITED",
+                Severity::Warning,
+                vec![
+                    ("client", client.clone()),
+                    ("token", token.clone()),
+                    ("route", route.clone()),
+                ],
+                format!("token {token} is over its rate limit (reported once a minute)"),
+            ),
             TokenCreated { token, role } => (
                 "TOKEN_CREATED",
                 Severity::Notice,
                 vec![("token", token.clone()), ("role", role.to_string())],
                 format!("token {token} created with role {role}"),
             ),
-            TokenRotated { token } => (
+            TokenRotated { token, replaced } => (
                 "TOKEN_ROTATED",
                 Severity::Notice,
-                vec![("token", token.clone())],
-                format!("token {token} rotated"),
+                vec![("token", token.clone()), ("replaced", replaced.clone())],
+                format!("token {replaced} rotated: {token} replaces it"),
             ),
             TokenRevoked { token } => (
                 "TOKEN_REVOKED",
@@ -291,6 +386,7 @@ mod tests {
     fn events_are_rfc5424_with_escaped_structured_data() {
         let event = SecurityEvent::LoginFailed {
             client: "127.0.0.1".into(),
+            token: None,
             reason: "wrong-secret",
             route: "/api/v1/x?a=\"]\\".into(),
         };
@@ -302,12 +398,14 @@ mod tests {
              authentication failed from 127.0.0.1 (wrong-secret)"
         );
         let lockout = SecurityEvent::Lockout {
+            token: "token:0123456789abcdef".into(),
             client: "::1".into(),
             until_ms: 0,
         };
-        assert!(lockout
-            .to_rfc5424(0, "", 1)
-            .starts_with("<81>1 1970-01-01T00:00:00.000Z - headcount 1 LOCKOUT "));
+        assert!(lockout.to_rfc5424(0, "", 1).starts_with(
+            "<81>1 1970-01-01T00:00:00.000Z - headcount 1 LOCKOUT \
+             [headcount@32473 token=\"token:0123456789abcdef\" client=\"::1\""
+        ));
     }
 
     #[test]
@@ -317,21 +415,21 @@ mod tests {
         let socket = UnixDatagram::bind(&path).unwrap();
         let log = SecurityLog::new(SyslogTarget::Unix(path), Arc::new(ManualClock::new(1_000)));
         log.emit(SecurityEvent::TokenRevoked {
-            token: "ops".into(),
+            token: "token:0123456789abcdef".into(),
         });
         let mut buf = [0u8; 512];
         let n = socket.recv(&mut buf).unwrap();
         let got = std::str::from_utf8(&buf[..n]).unwrap();
         assert!(got.starts_with("<85>1 1970-01-01T00:00:01.000Z "), "{got}");
         assert!(
-            got.contains(" TOKEN_REVOKED [headcount@32473 token=\"ops\"] "),
+            got.contains(" TOKEN_REVOKED [headcount@32473 token=\"token:0123456789abcdef\"] "),
             "{got}"
         );
 
         // A reader that does not keep up never blocks the sender.
         for _ in 0..1000 {
             log.emit(SecurityEvent::TokenRevoked {
-                token: "ops".into(),
+                token: "token:0123456789abcdef".into(),
             });
         }
         assert!(socket.recv(&mut buf).is_ok());

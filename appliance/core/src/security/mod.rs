@@ -1,10 +1,16 @@
 //! Who may do what, and the keys that prove it: API tokens and roles,
-//! lockout of guessing clients, security events for a SOC, camera secrets
-//! sealed at rest, and the device's private files. All crypto is `ring`'s.
+//! lockout of guessing clients, a rate limit per token, caps on connections
+//! and the host names the API answers to, security events for a SOC, camera secrets
+//! sealed at rest, the key of deletion receipts, and the device's private
+//! files. All crypto is `ring`'s.
 
+pub mod admission;
 pub mod audit_key;
 pub mod events;
+pub mod hosts;
 pub mod lockout;
+pub mod rate;
+pub mod receipt_key;
 pub mod secrets;
 pub mod tokens;
 
@@ -15,8 +21,10 @@ use std::path::Path;
 pub use audit_key::AuditKey;
 pub use events::{SecurityEvent, SecurityLog};
 pub use lockout::Lockout;
+pub use rate::{RateLimit, RatePolicy};
+pub use receipt_key::ReceiptKey;
 pub use secrets::SecretsFile;
-pub use tokens::{Caller, IssuedToken, Role, TokenInfo, TokenStore};
+pub use tokens::{Caller, Grant, IssuedToken, Role, TokenInfo, TokenStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {

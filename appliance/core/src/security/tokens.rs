@@ -2,6 +2,13 @@
 //! only ever stored as HMAC-SHA256 under the device's token key (a file in the
 //! state directory, 0600), and checked with `ring::hmac::verify`, which
 //! compares in constant time. A stolen database alone opens nothing.
+//!
+//! The holder's name stays in the token table: what a caller does is recorded
+//! (audit log, security events) under the token's pseudonym, `token:<id>`.
+//!
+//! What the API keeps to check a token again later (a dashboard session, a
+//! live stream) is a `Grant`: the token's id and its stored digest, never
+//! the secret.
 
 use super::{device_key, from_hex, random_bytes, to_hex, SecurityError};
 use crate::clock::UnixMs;
@@ -63,14 +70,26 @@ impl fmt::Display for Role {
 /// An authenticated caller, as the API handlers see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
+    /// The token's public id.
+    pub id: String,
+    /// Its holder's name: for the caller itself, never for a record.
     pub name: String,
     pub role: Role,
     pub expires_ms: Option<UnixMs>,
 }
 
+impl Caller {
+    /// How the audit log and the security events name the caller.
+    pub fn pseudonym(&self) -> String {
+        crate::storage::pseudonym(&self.id)
+    }
+}
+
 /// A token as listed: never its secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenInfo {
+    /// The public id, which the audit log's pseudonym `token:<id>` names.
+    pub id: String,
     pub name: String,
     pub role: Role,
     pub created_ms: UnixMs,
@@ -81,6 +100,8 @@ pub struct TokenInfo {
 /// A token just made: the only moment its secret exists outside its holder.
 pub struct IssuedToken {
     pub info: TokenInfo,
+    /// The id of the token this one replaced (revoked), if any.
+    pub replaced: Option<String>,
     secret: String,
 }
 
@@ -97,11 +118,47 @@ impl fmt::Debug for IssuedToken {
     }
 }
 
-/// Why a request was not authenticated. Clients learn only "missing",
-/// "invalid" or "expired"; the rest goes to the security log.
+/// A token checked once, as kept to check it again: its id and stored
+/// digest, which name one issued token and open nothing (the secret is not
+/// kept). `Debug` prints the id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Grant {
+    id: String,
+    digest: Vec<u8>,
+}
+
+impl Grant {
+    /// The token's public id.
+    pub fn token_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Grant({}, ***)", self.id)
+    }
+}
+
+/// The id of a presented token that has a token's shape, else None.
+pub fn presented_id(presented: &str) -> Option<&str> {
+    split(presented).map(|(id, _)| id)
+}
+
+/// `hc_<id>_<secret>` into its id and secret, when both have their length.
+fn split(presented: &str) -> Option<(&str, &str)> {
+    presented
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .filter(|(id, secret)| {
+            id.len() == 2 * ID_BYTES && secret.len() == 2 * SECRET_BYTES && from_hex(id).is_some()
+        })
+}
+
+/// Why a presented token was refused. Clients learn only "invalid" or
+/// "expired"; the rest goes to the security log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
-    Missing,
     Malformed,
     Unknown,
     WrongSecret,
@@ -112,7 +169,6 @@ pub enum AuthFailure {
 impl AuthFailure {
     pub fn as_str(self) -> &'static str {
         match self {
-            AuthFailure::Missing => "missing",
             AuthFailure::Malformed => "malformed",
             AuthFailure::Unknown => "unknown",
             AuthFailure::WrongSecret => "wrong-secret",
@@ -189,13 +245,11 @@ impl TokenStore {
         self.issue(name, current.role, current.expires_ms, now, "rotated")
     }
 
-    pub fn revoke(&self, name: &str, now: UnixMs) -> Result<(), SecurityError> {
-        match self.db().replace_token(name, None, now, "revoked")? {
-            0 => Err(SecurityError::Invalid(format!(
-                "`{name}` holds no token in force"
-            ))),
-            _ => Ok(()),
-        }
+    /// Revokes `name`'s token in force; returns its id.
+    pub fn revoke(&self, name: &str, now: UnixMs) -> Result<String, SecurityError> {
+        self.db()
+            .replace_token(name, None, now, "revoked")?
+            .ok_or_else(|| SecurityError::Invalid(format!("`{name}` holds no token in force")))
     }
 
     /// At first start (no token ever issued): an admin token, handed to
@@ -231,8 +285,8 @@ impl TokenStore {
         now: UnixMs,
         change: &str,
     ) -> Result<IssuedToken, SecurityError> {
-        let (row, token) = self.mint(name, role, expires_ms, now)?;
-        self.db().replace_token(name, Some(&row), now, change)?;
+        let (row, mut token) = self.mint(name, role, expires_ms, now)?;
+        token.replaced = self.db().replace_token(name, Some(&row), now, change)?;
         Ok(token)
     }
 
@@ -262,13 +316,15 @@ impl TokenStore {
         };
         let token = IssuedToken {
             info: TokenInfo {
+                id,
                 name: name.to_string(),
                 role,
                 created_ms: now,
                 expires_ms,
                 revoked_ms: None,
             },
-            secret: format!("{PREFIX}{id}_{secret}"),
+            replaced: None,
+            secret: format!("{PREFIX}{}_{secret}", row.id),
         };
         Ok((row, token))
     }
@@ -276,42 +332,68 @@ impl TokenStore {
     /// Checks a presented token. The secret is compared in constant time;
     /// a revoked or expired token is refused even with the right secret.
     pub fn authenticate(&self, presented: &str, now: UnixMs) -> Result<Caller, AuthFailure> {
-        let (id, secret) = presented
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split_once('_'))
-            .filter(|(id, secret)| {
-                id.len() == 2 * ID_BYTES
-                    && secret.len() == 2 * SECRET_BYTES
-                    && from_hex(id).is_some()
-            })
-            .ok_or(AuthFailure::Malformed)?;
-        let row = self
-            .db()
+        self.check(presented, now).map(|(caller, _)| caller)
+    }
+
+    /// `authenticate`, with the `Grant` to check the token again later
+    /// without keeping its secret.
+    pub fn check(&self, presented: &str, now: UnixMs) -> Result<(Caller, Grant), AuthFailure> {
+        let (id, secret) = split(presented).ok_or(AuthFailure::Malformed)?;
+        let row = self.row(id)?;
+        hmac::verify(&self.key, secret.as_bytes(), &row.digest)
+            .map_err(|_| AuthFailure::WrongSecret)?;
+        let caller = in_force(&row, now)?;
+        Ok((
+            caller,
+            Grant {
+                id: row.id,
+                digest: row.digest,
+            },
+        ))
+    }
+
+    /// Checks again a token checked before: the same issued token (its
+    /// stored digest unchanged), still neither revoked nor expired.
+    pub fn recheck(&self, grant: &Grant, now: UnixMs) -> Result<Caller, AuthFailure> {
+        let row = self.row(&grant.id)?;
+        if row.digest != grant.digest {
+            return Err(AuthFailure::WrongSecret);
+        }
+        in_force(&row, now)
+    }
+
+    fn row(&self, id: &str) -> Result<TokenRow, AuthFailure> {
+        self.db()
             .token_by_id(id)
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot read the token table");
                 AuthFailure::Unknown
             })?
-            .ok_or(AuthFailure::Unknown)?;
-        hmac::verify(&self.key, secret.as_bytes(), &row.digest)
-            .map_err(|_| AuthFailure::WrongSecret)?;
-        if row.revoked_ms.is_some() {
-            return Err(AuthFailure::Revoked);
-        }
-        if row.expires_ms.is_some_and(|e| e <= now) {
-            return Err(AuthFailure::Expired);
-        }
-        let role = row.role.parse().map_err(|_| AuthFailure::Unknown)?;
-        Ok(Caller {
-            name: row.name,
-            role,
-            expires_ms: row.expires_ms,
-        })
+            .ok_or(AuthFailure::Unknown)
     }
+}
+
+/// The caller of a token whose secret was right, unless it was revoked or
+/// has expired.
+fn in_force(row: &TokenRow, now: UnixMs) -> Result<Caller, AuthFailure> {
+    if row.revoked_ms.is_some() {
+        return Err(AuthFailure::Revoked);
+    }
+    if row.expires_ms.is_some_and(|e| e <= now) {
+        return Err(AuthFailure::Expired);
+    }
+    let role = row.role.parse().map_err(|_| AuthFailure::Unknown)?;
+    Ok(Caller {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        role,
+        expires_ms: row.expires_ms,
+    })
 }
 
 fn info(row: &TokenRow) -> Option<TokenInfo> {
     Some(TokenInfo {
+        id: row.id.clone(),
         name: row.name.clone(),
         role: row.role.parse().ok()?,
         created_ms: row.created_ms,
@@ -492,6 +574,30 @@ mod tests {
         std::fs::write(&key, &original).unwrap();
         let store = TokenStore::open(&db, dir.path()).unwrap();
         assert!(store.authenticate(token.reveal(), 2).is_ok());
+    }
+
+    #[test]
+    fn a_grant_rechecks_its_token_without_the_secret() {
+        let (_dir, store) = store();
+        let token = store
+            .create("desk", Role::Facilities, Some(10_000), 1)
+            .unwrap();
+        let secret = token.reveal().rsplit('_').next().unwrap().to_string();
+        let (caller, grant) = store.check(token.reveal(), 2).unwrap();
+        assert_eq!(grant.token_id(), caller.id);
+        assert_eq!(presented_id(token.reveal()), Some(caller.id.as_str()));
+        assert!(!format!("{grant:?}").contains(&secret));
+        assert_eq!(store.recheck(&grant, 3).unwrap(), caller);
+        assert_eq!(store.recheck(&grant, 10_000), Err(AuthFailure::Expired));
+        // Another token's digest under this id is not this grant.
+        let forged = Grant {
+            digest: vec![0; 32],
+            ..grant.clone()
+        };
+        assert_eq!(store.recheck(&forged, 3), Err(AuthFailure::WrongSecret));
+        store.revoke("desk", 4).unwrap();
+        assert_eq!(store.recheck(&grant, 5), Err(AuthFailure::Revoked));
+        assert_eq!(presented_id("hc_short_x"), None);
     }
 
     #[test]

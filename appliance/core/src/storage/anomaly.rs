@@ -207,6 +207,10 @@ mod tests {
 
     const T: UnixMs = 1_764_000_000_000;
 
+    fn receipt_key() -> crate::security::ReceiptKey {
+        crate::security::ReceiptKey::from_bytes(&[1; 32])
+    }
+
     fn finding(kind: Kind, subject: Subject, value: f64) -> Finding {
         Finding {
             kind,
@@ -501,7 +505,9 @@ mod tests {
             opened("open", T - 100 * h),
         ])
         .unwrap();
-        let receipts = db.sweep(T, &RetentionPolicy::default()).unwrap();
+        let receipts = db
+            .sweep(T, &RetentionPolicy::default(), &receipt_key())
+            .unwrap();
         assert_eq!(receipts.len(), 1, "{receipts:?}");
         let r = &receipts[0];
         assert_eq!(
@@ -521,7 +527,7 @@ mod tests {
         assert_eq!(logged[0].target, "events");
         assert_eq!(logged[0].rows, 1);
         assert_eq!(logged[0].actor, crate::storage::audit::RETENTION_ACTOR);
-        assert_eq!(logged[0].detail["sha256"], r.digest);
+        assert_eq!(logged[0].detail["hmac_sha256"], r.digest);
         assert_eq!(logged[0].detail["to"], T - 72 * h);
         let (swept_at, cutoff, rows): (i64, i64, i64) = db
             .conn
@@ -539,9 +545,14 @@ mod tests {
             .unwrap();
         assert_eq!((events.rows, events.oldest), (3, Some(T - 100 * h)));
         // A second sweep at the same time finds nothing more.
-        assert!(db.sweep(T, &RetentionPolicy::default()).unwrap().is_empty());
+        assert!(db
+            .sweep(T, &RetentionPolicy::default(), &receipt_key())
+            .unwrap()
+            .is_empty());
         // A millisecond later, "edge" and nothing else has aged out.
-        let receipts = db.sweep(T + 1, &RetentionPolicy::default()).unwrap();
+        let receipts = db
+            .sweep(T + 1, &RetentionPolicy::default(), &receipt_key())
+            .unwrap();
         assert_eq!(receipts.len(), 1);
         assert_eq!(receipts[0].rows, 1);
         assert_eq!(db.anomalies(&all()).unwrap().len(), 2);

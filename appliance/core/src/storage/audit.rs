@@ -14,11 +14,13 @@
 //! - Retention removes a prefix of the log; the anchor keeps the seq and
 //!   hash of the last entry removed, and a deletion receipt appended in the
 //!   same transaction records them in the chain, so a prefix removed by hand
-//!   (with a forged anchor) is caught too.
+//!   (with a forged anchor) is caught too. The receipt's digest of the
+//!   removed entries is keyed (HMAC-SHA256 under the device's receipt key),
+//!   like every deletion receipt.
 
 use super::{Database, StorageError};
 use crate::clock::UnixMs;
-use crate::security::{to_hex, AuditKey};
+use crate::security::{to_hex, AuditKey, ReceiptKey};
 use ring::digest::{Context, SHA256};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -36,6 +38,9 @@ pub const SYSTEM_ROLE: &str = "system";
 pub const RETENTION_ACTOR: &str = "retention";
 /// The target of a deletion receipt for the audit log itself.
 pub const AUDIT_LOG_TARGET: &str = "audit_log";
+/// The detail key of a deletion receipt's digest: HMAC-SHA256 under the
+/// receipt key, hex.
+pub const RECEIPT_DIGEST: &str = "hmac_sha256";
 
 /// What an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -90,12 +95,13 @@ impl fmt::Display for AuditAction {
 /// An entry to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
-    /// Token name, or the appliance part that acted (`RETENTION_ACTOR`).
+    /// Token pseudonym (`token:<id>`, never the holder's name), or the
+    /// appliance part that acted (`RETENTION_ACTOR`).
     pub actor: String,
     /// The actor's role, or `SYSTEM_ROLE`.
     pub role: String,
     pub action: AuditAction,
-    /// Route, token name or data class acted on.
+    /// Route, token pseudonym or data class acted on.
     pub target: String,
     /// Rows read, changed or deleted.
     pub rows: u64,
@@ -129,7 +135,8 @@ pub struct AuditSweep {
     pub last_seq: u64,
     /// The hash of the last entry removed, which the oldest kept entry links to.
     pub last_hash: Vec<u8>,
-    /// SHA-256 over the removed entries' hashes, in seq order.
+    /// HMAC-SHA256 under the receipt key over the removed entries' hashes,
+    /// in seq order.
     pub digest: [u8; 32],
     pub cutoff_ms: UnixMs,
 }
@@ -149,7 +156,7 @@ impl AuditSweep {
                 "first_seq": self.first_seq,
                 "last_seq": self.last_seq,
                 "last_hash": to_hex(&self.last_hash),
-                "digest": to_hex(&self.digest),
+                RECEIPT_DIGEST: to_hex(&self.digest),
                 "cutoff_ms": self.cutoff_ms,
             }),
         }
@@ -476,8 +483,9 @@ impl Database {
         &mut self,
         cutoff_ms: UnixMs,
         at_ms: UnixMs,
+        key: &ReceiptKey,
     ) -> Result<Option<AuditSweep>, StorageError> {
-        self.write(|tx| Database::sweep_audit_with_receipt_tx(tx, cutoff_ms, at_ms))
+        self.write(|tx| Database::sweep_audit_with_receipt_tx(tx, cutoff_ms, at_ms, key))
     }
 
     /// `sweep_audit_before_tx` and its deletion receipt (by
@@ -486,8 +494,9 @@ impl Database {
         tx: &Transaction<'_>,
         cutoff_ms: UnixMs,
         at_ms: UnixMs,
+        key: &ReceiptKey,
     ) -> rusqlite::Result<Option<AuditSweep>> {
-        let sweep = Database::sweep_audit_before_tx(tx, cutoff_ms)?;
+        let sweep = Database::sweep_audit_before_tx(tx, cutoff_ms, key)?;
         if let Some(sweep) = &sweep {
             let receipt = sweep.receipt(RETENTION_ACTOR, SYSTEM_ROLE);
             Database::append_audit_tx(tx, at_ms, &[receipt])?;
@@ -504,6 +513,7 @@ impl Database {
     pub fn sweep_audit_before_tx(
         tx: &Transaction<'_>,
         cutoff_ms: UnixMs,
+        key: &ReceiptKey,
     ) -> rusqlite::Result<Option<AuditSweep>> {
         let end: i64 = tx.query_row(
             "SELECT coalesce(min(seq), 9223372036854775807) FROM audit_log WHERE at_ms >= ?1",
@@ -519,16 +529,18 @@ impl Database {
         let (Some((first, _)), Some((last, last_hash))) = (removed.first(), removed.last()) else {
             return Ok(None);
         };
-        let mut ctx = Context::new(&SHA256);
+        let mut mac = key.start();
         for (_, hash) in &removed {
-            ctx.update(hash);
+            mac.update(hash);
         }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(mac.sign().as_ref());
         let sweep = AuditSweep {
             rows: removed.len() as u64,
             first_seq: (*first).max(0) as u64,
             last_seq: (*last).max(0) as u64,
             last_hash: last_hash.clone(),
-            digest: digest32(ctx),
+            digest,
             cutoff_ms,
         };
         tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [last])?;
@@ -559,6 +571,35 @@ impl Database {
             params![from_ms, to_ms, after, limit],
             record,
         )
+    }
+
+    /// How big the log is: its entries, and the bytes of their stored
+    /// columns (integers counted as 8).
+    pub fn audit_log_size(&self) -> Result<(u64, u64), StorageError> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(8 + 8 + length(actor) + length(role) + length(action)
+                     + length(target) + 8 + length(detail) + length(prev_hash) + length(hash)), 0)
+                 FROM audit_log",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)),
+            )
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Whether the log holds a deletion receipt keyed with a receipt key:
+    /// then that key may not be silently replaced.
+    pub fn has_keyed_receipts(&self) -> Result<bool, StorageError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = ?1 AND instr(detail, ?2) > 0)",
+                params![
+                    AuditAction::Deletion.as_str(),
+                    format!("\"{RECEIPT_DIGEST}\"")
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.wrap(e))
     }
 
     /// The newest deletion receipts, newest first.
@@ -1134,6 +1175,7 @@ mod tests {
     #[test]
     fn sweeping_a_prefix_keeps_the_log_verifiable_with_a_deterministic_digest() {
         let key = AuditKey::generate().unwrap();
+        let receipts = ReceiptKey::from_bytes(&[7; 32]);
         let (_dir, mut db) = chain(&key);
         let (_dir2, mut twin) = chain(&key);
         let hashes: Vec<Vec<u8>> = db
@@ -1144,21 +1186,36 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(db.sweep_audit_before(0, 70_000).unwrap(), None);
+        assert_eq!(db.sweep_audit_before(0, 70_000, &receipts).unwrap(), None);
 
         // Entries 16-20 were written at 20 s, 21-25 at 25 s.
-        let sweep = db.sweep_audit_before(21_000, 70_000).unwrap().unwrap();
-        let mut ctx = Context::new(&SHA256);
+        let sweep = db
+            .sweep_audit_before(21_000, 70_000, &receipts)
+            .unwrap()
+            .unwrap();
+        // Keyed: not the bare SHA-256 of the removed hashes, which anyone
+        // could recompute from a guess.
+        let mut bare = Context::new(&SHA256);
+        let mut mac = receipts.start();
         for hash in &hashes {
-            ctx.update(hash);
+            bare.update(hash);
+            mac.update(hash);
         }
-        assert_eq!(sweep.digest, digest32(ctx));
+        assert_eq!(&sweep.digest[..], mac.sign().as_ref());
+        assert_ne!(sweep.digest, digest32(bare));
         assert_eq!((sweep.rows, sweep.first_seq, sweep.last_seq), (20, 1, 20));
         assert_eq!(sweep.last_hash, hashes[19]);
         assert_eq!(
-            twin.sweep_audit_before(21_000, 80_000).unwrap(),
-            Some(sweep)
+            twin.sweep_audit_before(21_000, 80_000, &receipts).unwrap(),
+            Some(sweep.clone())
         );
+        // Under another key, the same entries give another digest.
+        let (_dir3, mut other) = chain(&key);
+        let foreign = other
+            .sweep_audit_before(21_000, 80_000, &ReceiptKey::from_bytes(&[8; 32]))
+            .unwrap()
+            .unwrap();
+        assert_ne!(foreign.digest, sweep.digest);
 
         let report = verify(&db, &key);
         assert_eq!(report.problems, []);
@@ -1171,11 +1228,13 @@ mod tests {
         assert_eq!(receipt[0].target, AUDIT_LOG_TARGET);
         assert_eq!(receipt[0].rows, 20);
         assert_eq!(receipt[0].detail["last_seq"], 20);
+        assert_eq!(receipt[0].detail[RECEIPT_DIGEST], to_hex(&sweep.digest));
+        assert!(db.has_keyed_receipts().unwrap());
 
         // A second sweep, inside a caller's transaction, with its receipt.
         {
             let tx = db.conn.transaction().unwrap();
-            let sweep = Database::sweep_audit_before_tx(&tx, 41_000)
+            let sweep = Database::sweep_audit_before_tx(&tx, 41_000, &receipts)
                 .unwrap()
                 .unwrap();
             assert_eq!((sweep.first_seq, sweep.last_seq), (21, 40));
@@ -1189,7 +1248,10 @@ mod tests {
         assert_eq!((report.first_seq, report.anchor_seq), (Some(41), Some(40)));
 
         // Everything swept: the log goes on from the anchor.
-        let last = db.sweep_audit_before(i64::MAX, 95_000).unwrap().unwrap();
+        let last = db
+            .sweep_audit_before(i64::MAX, 95_000, &receipts)
+            .unwrap()
+            .unwrap();
         assert_eq!(last.last_seq, 52);
         assert_eq!(verify(&db, &key).problems, []);
     }

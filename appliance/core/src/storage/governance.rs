@@ -1,23 +1,22 @@
-//! Rollups, publication, retention sweeps and privacy budgets.
+//! Rollups, time series and retention sweeps.
 //!
 //! - Rollups: minute buckets become 15-minute ones, those hourly ones, those
 //!   daily ones (UTC), once the coarser bucket has ended and a grace period
-//!   for late writes has passed. `rollup_mark` records how far each width is.
-//! - Publication: in the same transaction, each new bucket of each space is
-//!   decided for external consumers (`crate::disclosure`): small counts and
-//!   the cells that would reveal them are withheld. A decision is made once
-//!   and never revised, so an API client, the MQTT fleet and Prometheus all
-//!   see the same cells.
+//!   for late writes has passed. `rollup_mark` records how far each width is;
+//!   publication (`super::publication`) follows it.
 //! - Sweeps: each data class loses what is past its lifetime, in one
-//!   transaction with a deletion receipt (class, range, rows, digest of the
-//!   deleted rows) appended to the hash-chained audit log. A finer class is
-//!   never swept past what has been rolled up from it.
+//!   transaction with a deletion receipt (class, range, rows, HMAC-SHA256
+//!   of the deleted rows under the device's receipt key) appended to the
+//!   hash-chained audit log. A finer class is never swept past what has been
+//!   rolled up from it. With the audit log go the rows of the tokens that
+//!   ended (revoked or expired) before its cutoff: their names explained
+//!   pseudonyms no kept entry holds.
 
 use super::{AuditAction, AuditEntry, Database, MinuteBucket, StorageError};
 use crate::analytics::Scope;
 use crate::clock::UnixMs;
-use crate::disclosure::{self, Budget, BudgetExhausted, DayGrid, Level, Member};
 use crate::retention::{DataClass, RetentionPolicy, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::security::ReceiptKey;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 pub const QUARTER_MS: i64 = 15 * MINUTE_MS;
@@ -72,53 +71,22 @@ struct SeriesSources {
     minutes: Vec<(UnixMs, UnixMs)>,
 }
 
-/// A space as published: its name and its entrance lines (camera, line).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PublishSpace {
-    pub name: String,
-    pub entrances: Vec<(String, String)>,
-}
-
-impl PublishSpace {
-    pub fn from_config(config: &crate::config::Config) -> Vec<PublishSpace> {
-        config
-            .spaces
-            .iter()
-            .map(|s| PublishSpace {
-                name: s.name.clone(),
-                entrances: s
-                    .entrances
-                    .iter()
-                    .filter_map(|key| key.split_once('.'))
-                    .map(|(c, l)| (c.to_string(), l.to_string()))
-                    .collect(),
-            })
-            .collect()
-    }
-}
-
-/// One published cell row: the whole space (`member` empty) or an entrance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PublishedRow {
-    pub bucket_start: UnixMs,
-    pub member: String,
-    pub entries: Option<u64>,
-    pub exits: Option<u64>,
-    pub occupancy_mean: Option<f64>,
-    pub occupancy_peak: Option<u32>,
-    /// Measures withheld in this row (`entries`, `exits`, `occupancy`).
-    pub withheld: Vec<String>,
-}
+/// The target of the receipt for ended tokens, purged with the audit log.
+pub const TOKENS_TARGET: &str = "api_token";
 
 /// What a sweep deleted from one class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepReceipt {
     pub class: DataClass,
+    /// What the receipt names: the class, or `TOKENS_TARGET`.
+    pub target: &'static str,
     /// Oldest deleted row's time, and the cutoff: rows before it are gone.
     pub from: Option<UnixMs>,
     pub to: UnixMs,
     pub rows: u64,
-    /// SHA-256 over the deleted rows in key order, hex.
+    /// HMAC-SHA256 under the receipt key over the deleted rows in key
+    /// order, hex: the same rows and key give the same digest, but without
+    /// the key a guess of the rows cannot be confirmed.
     pub digest: String,
 }
 
@@ -131,23 +99,13 @@ pub struct ClassState {
     pub last_sweep: Option<(UnixMs, UnixMs, u64)>,
 }
 
-/// A consumer's privacy budget after a charge.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BudgetState {
-    pub daily: f64,
-    pub spent: f64,
-}
-
 impl Database {
-    /// Rolls up every width as far as `now - grace_ms` allows and publishes
-    /// the new buckets of `spaces` with threshold `k`. Returns the buckets
-    /// published, per width, as (width, from, to).
+    /// Rolls up every width as far as `now - grace_ms` allows. Returns the
+    /// ranges rolled up, per width, as (width, from, to).
     pub fn roll_up(
         &mut self,
         now: UnixMs,
         grace_ms: i64,
-        spaces: &[PublishSpace],
-        k: u32,
     ) -> Result<Vec<(i64, UnixMs, UnixMs)>, StorageError> {
         let mut done = Vec::new();
         for (width, finer) in ROLLUPS {
@@ -176,7 +134,6 @@ impl Database {
                 let to = end.min(from + ROLLUP_CHUNK_MS.max(width));
                 self.write(|tx| {
                     roll_up_range(tx, width, finer, from, to)?;
-                    publish_range(tx, width, from, to, spaces, k)?;
                     tx.execute(
                         "INSERT OR REPLACE INTO rollup_mark (width_ms, done_until) VALUES (?1, ?2)",
                         params![width, to],
@@ -203,7 +160,7 @@ impl Database {
     }
 
     /// The earliest bucket of any family at this width.
-    fn earliest(&self, width: i64) -> Result<Option<UnixMs>, StorageError> {
+    pub(super) fn earliest(&self, width: i64) -> Result<Option<UnixMs>, StorageError> {
         let mut first: Option<UnixMs> = None;
         for family in &FAMILIES {
             let (table, filter) = source(family, width);
@@ -221,39 +178,6 @@ impl Database {
             };
         }
         Ok(first)
-    }
-
-    /// The published rows of one space at one width with `from <= start < to`.
-    pub fn published_aggregates(
-        &self,
-        width: i64,
-        space: &str,
-        from: UnixMs,
-        to: UnixMs,
-    ) -> Result<Vec<PublishedRow>, StorageError> {
-        self.query(
-            "SELECT bucket_start, member, entries, exits, occupancy_mean, occupancy_peak, withheld
-             FROM published_aggregate
-             WHERE width_ms = ?1 AND space = ?2 AND bucket_start >= ?3 AND bucket_start < ?4
-             ORDER BY bucket_start, member",
-            params![width, space, from, to],
-            |r| {
-                let withheld: String = r.get(6)?;
-                Ok(PublishedRow {
-                    bucket_start: r.get(0)?,
-                    member: r.get(1)?,
-                    entries: r.get::<_, Option<i64>>(2)?.map(|v| v.max(0) as u64),
-                    exits: r.get::<_, Option<i64>>(3)?.map(|v| v.max(0) as u64),
-                    occupancy_mean: r.get(4)?,
-                    occupancy_peak: r.get(5)?,
-                    withheld: withheld
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                })
-            },
-        )
     }
 
     /// Where a series of `bucket_ms` buckets over `[from, to)` is read from:
@@ -382,27 +306,13 @@ impl Database {
         Ok(rows)
     }
 
-    /// The start of the newest published bucket of a space at a width.
-    pub fn latest_published(
-        &self,
-        width: i64,
-        space: &str,
-    ) -> Result<Option<UnixMs>, StorageError> {
-        self.conn
-            .query_row(
-                "SELECT max(bucket_start) FROM published_aggregate WHERE width_ms = ?1 AND space = ?2",
-                params![width, space],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.wrap(e))
-    }
-
     /// Deletes what each class holds past its lifetime, one class per
-    /// transaction, each with a receipt in the audit log.
+    /// transaction, each with a receipt (keyed with `key`) in the audit log.
     pub fn sweep(
         &mut self,
         now: UnixMs,
         policy: &RetentionPolicy,
+        key: &ReceiptKey,
     ) -> Result<Vec<SweepReceipt>, StorageError> {
         let mut receipts = Vec::new();
         for class in DataClass::ALL {
@@ -427,17 +337,19 @@ impl Database {
                         })
                         .collect();
                     if width != MINUTE_MS {
-                        tables.push((
-                            "published_aggregate".into(),
-                            format!("width_ms = {width} AND"),
-                        ));
+                        for table in ["published_aggregate", "fleet_outbox"] {
+                            tables.push((table.into(), format!("width_ms = {width} AND")));
+                        }
                     }
                     tables
                 }
-                DataClass::PrivacyBudget => vec![("privacy_budget".into(), String::new())],
+                DataClass::PrivacyBudget => vec![("privacy_ledger".into(), String::new())],
                 DataClass::Events => vec![("anomaly_event".into(), String::new())],
                 DataClass::AuditLog => {
-                    if let Some(receipt) = self.sweep_audit_class(now, cutoff)? {
+                    if let Some(receipt) = self.sweep_audit_class(now, cutoff, key)? {
+                        receipts.push(receipt);
+                    }
+                    if let Some(receipt) = self.purge_ended_tokens(now, cutoff, key)? {
                         receipts.push(receipt);
                     }
                     continue;
@@ -445,7 +357,7 @@ impl Database {
                 // Snapshots live in memory only (`SnapshotBoard::expire`).
                 DataClass::Snapshots => continue,
             };
-            if let Some(receipt) = self.sweep_tables(class, now, cutoff, &tables)? {
+            if let Some(receipt) = self.sweep_tables(class, now, cutoff, &tables, key)? {
                 receipts.push(receipt);
             }
         }
@@ -458,15 +370,16 @@ impl Database {
         now: UnixMs,
         cutoff: UnixMs,
         tables: &[(String, String)],
+        key: &ReceiptKey,
     ) -> Result<Option<SweepReceipt>, StorageError> {
         self.write(|tx| {
-            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut digest = key.start();
             let mut rows = 0u64;
             let mut oldest: Option<UnixMs> = None;
             for (table, filter) in tables {
                 // An anomaly counts from its end: open ones are kept.
                 let time = match table.as_str() {
-                    "privacy_budget" => "day",
+                    "privacy_ledger" => "day",
                     "anomaly_event" => "ended_ms",
                     _ => "bucket_start",
                 };
@@ -478,41 +391,16 @@ impl Database {
                 )?;
                 let Some(first) = first else { continue };
                 oldest = Some(oldest.map_or(first, |o| o.min(first)));
-                digest.update(table.as_bytes());
-                digest.update(b"\n");
-                // Rows in primary-key order (WITHOUT ROWID tables are stored so).
-                let mut stmt = tx.prepare(&format!("SELECT * FROM {table} WHERE {condition}"))?;
-                let columns = stmt.column_count();
-                let mut cursor = stmt.query([cutoff])?;
-                while let Some(row) = cursor.next()? {
-                    for i in 0..columns {
-                        let cell = row.get_ref(i)?;
-                        let text = match cell {
-                            rusqlite::types::ValueRef::Null => "NULL".to_string(),
-                            rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                            rusqlite::types::ValueRef::Real(v) => v.to_string(),
-                            rusqlite::types::ValueRef::Text(t) => {
-                                String::from_utf8_lossy(t).into_owned()
-                            }
-                            rusqlite::types::ValueRef::Blob(b) => crate::security::to_hex(b),
-                        };
-                        digest.update(text.as_bytes());
-                        digest.update(if i + 1 == columns { b"\n" } else { b"\t" });
-                    }
-                }
-                drop(cursor);
-                drop(stmt);
-                let deleted =
-                    tx.execute(&format!("DELETE FROM {table} WHERE {condition}"), [cutoff])?;
-                rows += deleted as u64;
+                rows += delete_into_digest(tx, &mut digest, table, &condition, cutoff)?;
             }
             record_sweep(tx, class, now, cutoff, rows)?;
             let receipt = (rows > 0).then(|| SweepReceipt {
                 class,
+                target: class.key(),
                 from: oldest,
                 to: cutoff,
                 rows,
-                digest: crate::security::to_hex(digest.finish().as_ref()),
+                digest: crate::security::to_hex(digest.sign().as_ref()),
             });
             if let Some(r) = &receipt {
                 Database::append_audit_tx(tx, now, &[receipt_entry(r)])?;
@@ -525,19 +413,57 @@ impl Database {
         &mut self,
         now: UnixMs,
         cutoff: UnixMs,
+        key: &ReceiptKey,
     ) -> Result<Option<SweepReceipt>, StorageError> {
         self.write(|tx| {
             // The audit log's own receipt also names the chain's new anchor.
-            let swept = Database::sweep_audit_with_receipt_tx(tx, cutoff, now)?;
+            let swept = Database::sweep_audit_with_receipt_tx(tx, cutoff, now, key)?;
             let rows = swept.as_ref().map_or(0, |s| s.rows);
             record_sweep(tx, DataClass::AuditLog, now, cutoff, rows)?;
             Ok(swept.map(|swept| SweepReceipt {
                 class: DataClass::AuditLog,
+                target: DataClass::AuditLog.key(),
                 from: None,
                 to: cutoff,
                 rows: swept.rows,
                 digest: crate::security::to_hex(&swept.digest),
             }))
+        })
+    }
+
+    /// Deletes the tokens that ended (revoked, or expired, whichever came
+    /// first) before `cutoff`, the audit log's: the entries their
+    /// pseudonyms appear in are gone, so their holders' names are no longer
+    /// needed. Tokens in force are kept however old.
+    fn purge_ended_tokens(
+        &mut self,
+        now: UnixMs,
+        cutoff: UnixMs,
+        key: &ReceiptKey,
+    ) -> Result<Option<SweepReceipt>, StorageError> {
+        self.write(|tx| {
+            let ended = "min(coalesce(revoked_ms, expires_ms), coalesce(expires_ms, revoked_ms))";
+            let condition = format!("{ended} < ?1");
+            let first: Option<UnixMs> = tx.query_row(
+                &format!("SELECT min({ended}) FROM {TOKENS_TARGET} WHERE {condition}"),
+                [cutoff],
+                |r| r.get(0),
+            )?;
+            if first.is_none() {
+                return Ok(None);
+            }
+            let mut digest = key.start();
+            let rows = delete_into_digest(tx, &mut digest, TOKENS_TARGET, &condition, cutoff)?;
+            let receipt = SweepReceipt {
+                class: DataClass::AuditLog,
+                target: TOKENS_TARGET,
+                from: first,
+                to: cutoff,
+                rows,
+                digest: crate::security::to_hex(digest.sign().as_ref()),
+            };
+            Database::append_audit_tx(tx, now, &[receipt_entry(&receipt)])?;
+            Ok(Some(receipt))
         })
     }
 
@@ -560,7 +486,7 @@ impl Database {
                         .collect()
                 }
                 DataClass::PrivacyBudget => {
-                    vec![("privacy_budget".into(), String::new(), "day")]
+                    vec![("privacy_ledger".into(), String::new(), "day")]
                 }
                 DataClass::AuditLog => vec![("audit_log".into(), String::new(), "at_ms")],
                 // Aged from their end, as the sweep does (open ones: from their start).
@@ -605,41 +531,6 @@ impl Database {
             });
         }
         Ok(out)
-    }
-
-    /// Charges `epsilon` to a consumer's budget for the UTC day of `now`,
-    /// unless that would exceed `daily`.
-    pub fn charge_privacy_budget(
-        &mut self,
-        consumer: &str,
-        now: UnixMs,
-        epsilon: f64,
-        daily: f64,
-    ) -> Result<Result<BudgetState, BudgetExhausted>, StorageError> {
-        let day = now.div_euclid(DAY_MS) * DAY_MS;
-        self.write(|tx| {
-        let spent: f64 = tx
-            .query_row(
-                "SELECT spent FROM privacy_budget WHERE consumer = ?1 AND day = ?2",
-                params![consumer, day],
-                |r| r.get(0),
-            )
-            .optional()
-            ?
-            .unwrap_or(0.0);
-        let budget = Budget { daily, spent };
-        let result = match budget.charge(epsilon) {
-            Ok(spent) => {
-                tx.execute(
-                    "INSERT OR REPLACE INTO privacy_budget (consumer, day, spent) VALUES (?1, ?2, ?3)",
-                    params![consumer, day, spent],
-                )?;
-                Ok(BudgetState { daily, spent })
-            }
-            Err(exhausted) => Err(exhausted),
-        };
-        Ok(result)
-        })
     }
 }
 
@@ -689,267 +580,38 @@ fn roll_up_range(
     Ok(())
 }
 
-fn level_of(width: i64) -> Level {
-    match width {
-        QUARTER_MS => Level::QuarterHour,
-        HOUR_MS => Level::Hour,
-        _ => Level::Day,
-    }
-}
-
-/// Decides and stores what consumers may see of each bucket of `width` in
-/// `[from, to)`.
-fn publish_range(
+/// Feeds the rows of `table` matching `condition` (with `?1` = `cutoff`)
+/// to `digest`, in primary-key order, then deletes them; returns how many.
+fn delete_into_digest(
     tx: &Transaction,
-    width: i64,
-    from: UnixMs,
-    to: UnixMs,
-    spaces: &[PublishSpace],
-    k: u32,
-) -> rusqlite::Result<()> {
-    let level = level_of(width);
-    for space in spaces {
-        let occupancy = space_occupancy(tx, width, &space.name, from, to)?;
-        let mut day = from.div_euclid(DAY_MS) * DAY_MS;
-        while day < to {
-            let day_end = day + DAY_MS;
-            // Quarters of this day that have ended by `to`.
-            let ended = ((to.min(day_end) - day) / QUARTER_MS) as usize;
-            let flows = (!space.entrances.is_empty())
-                .then(|| DayFlows::load(tx, space, day, k, ended))
-                .transpose()?;
-            let mut bucket = from.max(day);
-            while bucket < to.min(day_end) {
-                let index = ((bucket - day) / width) as usize;
-                let occupied = occupancy.iter().find(|o| o.0 == bucket).copied();
-                let watched =
-                    occupied.is_some() || flows.as_ref().is_some_and(|f| f.watched(level, index));
-                if watched {
-                    let mut rows = match &flows {
-                        Some(f) => f.rows(level, index),
-                        None => vec![PublishedCells::default()],
-                    };
-                    if let (Some((_, samples, sum, max)), Some(total)) =
-                        (occupied, rows.first_mut())
-                    {
-                        let small = max > 0 && u64::from(max) < u64::from(k);
-                        let reveals = width != QUARTER_MS
-                            && finer_occupancy_withheld(tx, width, &space.name, bucket)? == 1;
-                        if small || reveals {
-                            total.withheld.push("occupancy");
-                        } else {
-                            let mean = sum as f64 / samples.max(1) as f64;
-                            total.occupancy = Some(((mean * 100.0).round() / 100.0, max));
-                        }
-                    }
-                    for cells in rows {
-                        cells.insert(tx, width, &space.name, bucket)?;
-                    }
-                }
-                bucket += width;
-            }
-            day = day_end;
-        }
-    }
-    Ok(())
-}
-
-/// One row of `published_aggregate` before it is written.
-#[derive(Debug, Default)]
-struct PublishedCells {
-    /// Empty for the whole space, else the entrance (camera.line).
-    member: String,
-    entries: Option<u64>,
-    exits: Option<u64>,
-    /// Mean and peak; the whole space only.
-    occupancy: Option<(f64, u32)>,
-    withheld: Vec<&'static str>,
-}
-
-impl PublishedCells {
-    fn insert(
-        self,
-        tx: &Transaction,
-        width: i64,
-        space: &str,
-        bucket: UnixMs,
-    ) -> rusqlite::Result<()> {
-        tx.execute(
-            "INSERT OR REPLACE INTO published_aggregate
-             (width_ms, space, bucket_start, member, entries, exits, occupancy_mean, occupancy_peak, withheld)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                width,
-                space,
-                bucket,
-                self.member,
-                self.entries.map(|v| v as i64),
-                self.exits.map(|v| v as i64),
-                self.occupancy.map(|o| o.0),
-                self.occupancy.map(|o| o.1),
-                self.withheld.join(",")
-            ],
-        )?;
-        Ok(())
-    }
-}
-
-/// (bucket_start, samples, occupancy_sum, occupancy_max) of a space.
-fn space_occupancy(
-    tx: &Transaction,
-    width: i64,
-    space: &str,
-    from: UnixMs,
-    to: UnixMs,
-) -> rusqlite::Result<Vec<(UnixMs, u64, u64, u32)>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT bucket_start, samples, occupancy_sum, occupancy_max FROM space_rollup
-         WHERE width_ms = ?1 AND space = ?2 AND bucket_start >= ?3 AND bucket_start < ?4",
-    )?;
-    let rows = stmt.query_map(params![width, space, from, to], |r| {
-        Ok((
-            r.get(0)?,
-            r.get::<_, i64>(1)? as u64,
-            r.get::<_, i64>(2)? as u64,
-            r.get(3)?,
-        ))
-    })?;
-    rows.collect()
-}
-
-/// How many finer published buckets inside this one withheld occupancy:
-/// exactly one would be revealed by publishing this bucket's mean.
-fn finer_occupancy_withheld(
-    tx: &Transaction,
-    width: i64,
-    space: &str,
-    bucket: UnixMs,
-) -> rusqlite::Result<i64> {
-    let finer = ROLLUPS
-        .iter()
-        .find(|(w, _)| *w == width)
-        .map_or(QUARTER_MS, |(_, f)| *f);
-    tx.query_row(
-        "SELECT count(*) FROM published_aggregate
-         WHERE width_ms = ?1 AND space = ?2 AND member = '' AND bucket_start >= ?3 AND bucket_start < ?4
-           AND (',' || withheld || ',') LIKE '%,occupancy,%'",
-        params![finer, space, bucket, bucket + width],
-        |r| r.get(0),
-    )
-}
-
-/// One space's entrance counts over one UTC day, with what may be published.
-struct DayFlows {
-    keys: Vec<String>,
-    /// Entries then exits: the true counts and their publication decisions
-    /// (None when the grid could not be decided: everything is withheld).
-    measures: [(DayGrid, Option<disclosure::Suppression>); 2],
-    /// Quarters with at least one stored row (the lines were watched).
-    watched: Vec<bool>,
-}
-
-impl DayFlows {
-    fn load(
-        tx: &Transaction,
-        space: &PublishSpace,
-        day: UnixMs,
-        k: u32,
-        ended: usize,
-    ) -> rusqlite::Result<DayFlows> {
-        let lines = space.entrances.len();
-        let mut counts = [
-            vec![vec![0u64; lines]; disclosure::QUARTERS],
-            vec![vec![0u64; lines]; disclosure::QUARTERS],
-        ];
-        let mut watched = vec![false; disclosure::QUARTERS];
-        let mut stmt = tx.prepare_cached(
-            "SELECT bucket_start, entries, exits FROM flow_rollup
-             WHERE width_ms = ?1 AND camera = ?2 AND line = ?3 AND bucket_start >= ?4 AND bucket_start < ?5",
-        )?;
-        for (i, (camera, line)) in space.entrances.iter().enumerate() {
-            let rows =
-                stmt.query_map(params![QUARTER_MS, camera, line, day, day + DAY_MS], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?;
-            for row in rows {
-                let (start, entries, exits) = row?;
-                let q = ((start - day) / QUARTER_MS) as usize;
-                if q < disclosure::QUARTERS {
-                    counts[0][q][i] = entries.max(0) as u64;
-                    counts[1][q][i] = exits.max(0) as u64;
-                    watched[q] = true;
-                }
-            }
-        }
-        let measure =
-            |parts: &[Vec<u64>]| -> rusqlite::Result<(DayGrid, Option<disclosure::Suppression>)> {
-                let grid = DayGrid::from_quarters(lines, parts)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                let decided = disclosure::suppress(&grid, k, ended).ok();
-                Ok((grid, decided))
+    digest: &mut ring::hmac::Context,
+    table: &str,
+    condition: &str,
+    cutoff: UnixMs,
+) -> rusqlite::Result<u64> {
+    digest.update(table.as_bytes());
+    digest.update(b"\n");
+    // Rows in primary-key order (WITHOUT ROWID tables are stored so).
+    let mut stmt = tx.prepare(&format!("SELECT * FROM {table} WHERE {condition}"))?;
+    let columns = stmt.column_count();
+    let mut cursor = stmt.query([cutoff])?;
+    while let Some(row) = cursor.next()? {
+        for i in 0..columns {
+            let text = match row.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                rusqlite::types::ValueRef::Blob(b) => crate::security::to_hex(b),
             };
-        Ok(DayFlows {
-            keys: space
-                .entrances
-                .iter()
-                .map(|(c, l)| format!("{c}.{l}"))
-                .collect(),
-            measures: [measure(&counts[0])?, measure(&counts[1])?],
-            watched,
-        })
+            digest.update(text.as_bytes());
+            digest.update(if i + 1 == columns { b"\n" } else { b"\t" });
+        }
     }
-
-    fn watched(&self, level: Level, index: usize) -> bool {
-        let per = disclosure::QUARTERS / level.buckets();
-        self.watched.iter().skip(index * per).take(per).any(|w| *w)
-    }
-
-    /// The whole space's cells, then each entrance's, for one bucket.
-    fn rows(&self, level: Level, index: usize) -> Vec<PublishedCells> {
-        let entries = self.published(0, level, index);
-        let exits = self.published(1, level, index);
-        std::iter::once(String::new())
-            .chain(self.keys.iter().cloned())
-            .enumerate()
-            .map(|(slot, member)| {
-                let entries = entries.get(slot).copied().flatten();
-                let exits = exits.get(slot).copied().flatten();
-                let mut withheld = Vec::new();
-                if entries.is_none() {
-                    withheld.push("entries");
-                }
-                if exits.is_none() {
-                    withheld.push("exits");
-                }
-                PublishedCells {
-                    member,
-                    entries,
-                    exits,
-                    occupancy: None,
-                    withheld,
-                }
-            })
-            .collect()
-    }
-
-    /// Published values of the total and of each line (None: withheld), for
-    /// entries (measure 0) or exits (1).
-    fn published(&self, measure: usize, level: Level, index: usize) -> Vec<Option<u64>> {
-        let (grid, decisions) = &self.measures[measure];
-        std::iter::once(Member::Total)
-            .chain((0..self.keys.len()).map(Member::Line))
-            .map(|m| {
-                decisions
-                    .as_ref()
-                    .filter(|d| d.published(level, index, m))
-                    .and_then(|_| grid.value(level, index, m))
-            })
-            .collect()
-    }
+    drop(cursor);
+    drop(stmt);
+    let deleted = tx.execute(&format!("DELETE FROM {table} WHERE {condition}"), [cutoff])?;
+    Ok(deleted as u64)
 }
 
 fn record_sweep(
@@ -972,35 +634,28 @@ fn receipt_entry(r: &SweepReceipt) -> AuditEntry {
         actor: super::audit::RETENTION_ACTOR.into(),
         role: super::audit::SYSTEM_ROLE.into(),
         action: AuditAction::Deletion,
-        target: r.class.key().into(),
+        target: r.target.into(),
         rows: r.rows,
         detail: serde_json::json!({
             "from": r.from,
             "to": r.to,
-            "sha256": r.digest,
+            super::audit::RECEIPT_DIGEST: r.digest,
         }),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
     use crate::retention::RetentionLimit;
     use crate::security::audit_key::AuditKey;
 
-    const DAY0: i64 = 20_000 * DAY_MS;
-
-    fn space() -> Vec<PublishSpace> {
-        vec![PublishSpace {
-            name: "hall".into(),
-            entrances: vec![("cam".into(), "a".into()), ("cam".into(), "b".into())],
-        }]
-    }
+    pub(in crate::storage) const DAY0: i64 = 20_000 * DAY_MS;
 
     /// Two days of minutes: line a 1 entry every minute from 08:00 to
     /// 10:00, line b 1 entry at 09:07 only.
-    fn seeded(dir: &std::path::Path) -> Database {
+    pub(in crate::storage) fn seeded(dir: &std::path::Path) -> Database {
         let mut db = Database::open(&dir.join("g.db")).unwrap();
         let mut deltas = Deltas::default();
         for minute in 0..2 * 1440 {
@@ -1040,7 +695,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = seeded(dir.path());
         let now = DAY0 + 2 * DAY_MS;
-        let done = db.roll_up(now, 0, &space(), 5).unwrap();
+        let done = db.roll_up(now, 0).unwrap();
         assert_eq!(done.len(), 3, "{done:?}");
         for width in [QUARTER_MS, HOUR_MS, DAY_MS] {
             assert_eq!(
@@ -1061,35 +716,7 @@ mod tests {
             6
         );
         // A second pass finds nothing new.
-        assert!(db.roll_up(now, 0, &space(), 5).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_lone_small_entrance_is_withheld_with_another_cell() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = seeded(dir.path());
-        db.roll_up(DAY0 + DAY_MS + HOUR_MS, 0, &space(), 5).unwrap();
-        let rows = db
-            .published_aggregates(
-                QUARTER_MS,
-                "hall",
-                DAY0 + 9 * HOUR_MS,
-                DAY0 + 9 * HOUR_MS + QUARTER_MS,
-            )
-            .unwrap();
-        // 09:00-09:15: a = 15, b = 1 (small), total 16. b alone withheld
-        // would be 16 - 15: the smallest other cell goes too.
-        let cell = |member: &str| rows.iter().find(|r| r.member == member).unwrap().entries;
-        assert_eq!(cell("cam.b"), None);
-        assert_eq!(
-            [cell(""), cell("cam.a")]
-                .iter()
-                .filter(|c| c.is_none())
-                .count(),
-            1,
-            "{rows:?}"
-        );
-        assert_eq!(rows[0].occupancy_peak, Some(6));
+        assert!(db.roll_up(now, 0).unwrap().is_empty());
     }
 
     #[test]
@@ -1097,6 +724,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = seeded(dir.path());
         let key = AuditKey::generate().unwrap();
+        let receipt_key = ReceiptKey::from_bytes(&[3; 32]);
         let policy = RetentionPolicy::new(vec![RetentionLimit {
             class: DataClass::Aggregates1m,
             limit_ms: HOUR_MS,
@@ -1104,12 +732,12 @@ mod tests {
         }]);
         let now = DAY0 + 2 * DAY_MS;
         // Nothing rolled up yet: the minutes are kept whatever their age.
-        let receipts = db.sweep(now, &policy).unwrap();
+        let receipts = db.sweep(now, &policy, &receipt_key).unwrap();
         assert!(receipts.is_empty(), "{receipts:?}");
         assert_eq!(sum(&db, "SELECT count(*) FROM flow_minute"), 2 * 2 * 1440);
         // Rolled up to the end of day one: only day one's minutes go.
-        db.roll_up(DAY0 + DAY_MS, 0, &space(), 5).unwrap();
-        let receipts = db.sweep(now, &policy).unwrap();
+        db.roll_up(DAY0 + DAY_MS, 0).unwrap();
+        let receipts = db.sweep(now, &policy, &receipt_key).unwrap();
         assert_eq!(receipts.len(), 1);
         let r = &receipts[0];
         assert_eq!(
@@ -1124,28 +752,143 @@ mod tests {
         db.checkpoint_audit(now, &key).unwrap();
         let receipts = db.deletion_receipts(10).unwrap();
         assert_eq!(receipts[0].target, "aggregates_1m");
-        assert_eq!(receipts[0].detail["sha256"], r.digest);
+        assert_eq!(receipts[0].detail["hmac_sha256"], r.digest);
         let report = super::super::verify_audit(&db, &key.public_key()).unwrap();
         assert!(report.is_intact(), "{report:?}");
-        // The same rows give the same digest (a DPO can recompute it).
-        let dir2 = tempfile::tempdir().unwrap();
-        let mut again = seeded(dir2.path());
-        again.roll_up(DAY0 + DAY_MS, 0, &space(), 5).unwrap();
-        assert_eq!(again.sweep(now, &policy).unwrap()[0].digest, r.digest);
+        // The same rows and key give the same digest (a DPO with the key can
+        // recompute it from a backup); another key, or none, another one:
+        // without the key a guess of the deleted counts cannot be confirmed.
+        let sweep_copy = |key: &ReceiptKey| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut again = seeded(dir.path());
+            again.roll_up(DAY0 + DAY_MS, 0).unwrap();
+            again.sweep(now, &policy, key).unwrap().remove(0).digest
+        };
+        assert_eq!(sweep_copy(&receipt_key), r.digest);
+        assert_ne!(sweep_copy(&ReceiptKey::from_bytes(&[4; 32])), r.digest);
+        // Recomputed independently from a copy of the rows: HMAC under the
+        // key matches, the bare SHA-256 of the same bytes does not.
+        let dir3 = tempfile::tempdir().unwrap();
+        let copy = seeded(dir3.path());
+        let mut encoded = Vec::new();
+        for table in [
+            "occupancy_minute",
+            "space_minute",
+            "flow_minute",
+            "dwell_minute",
+        ] {
+            let mut stmt = copy
+                .conn
+                .prepare(&format!("SELECT * FROM {table} WHERE bucket_start < ?1"))
+                .unwrap();
+            let columns = stmt.column_count();
+            let rows: Vec<Vec<String>> = stmt
+                .query_map([DAY0 + DAY_MS], |row| {
+                    (0..columns)
+                        .map(|i| {
+                            row.get::<_, i64>(i)
+                                .map(|v| v.to_string())
+                                .or_else(|_| row.get::<_, String>(i))
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            encoded.extend_from_slice(format!("{table}\n").as_bytes());
+            for row in rows {
+                encoded.extend_from_slice(format!("{}\n", row.join("\t")).as_bytes());
+            }
+        }
+        let mut mac = receipt_key.start();
+        mac.update(&encoded);
+        assert_eq!(crate::security::to_hex(mac.sign().as_ref()), r.digest);
+        let bare = ring::digest::digest(&ring::digest::SHA256, &encoded);
+        assert_ne!(crate::security::to_hex(bare.as_ref()), r.digest);
     }
 
     #[test]
-    fn budgets_are_per_consumer_and_day() {
+    fn tokens_ended_before_the_audit_logs_lifetime_are_purged_with_a_receipt() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Database::open(&dir.path().join("b.db")).unwrap();
-        let charge = |db: &mut Database, who: &str, at: i64| {
-            db.charge_privacy_budget(who, at, 1.0, 2.0).unwrap()
+        let mut db = Database::open(&dir.path().join("t.db")).unwrap();
+        let key = AuditKey::generate().unwrap();
+        let receipt_key = ReceiptKey::from_bytes(&[6; 32]);
+        let year = 365 * DAY_MS;
+        let now = DAY0 + 2 * year;
+        let token = |id: &str, name: &str, expires_ms: Option<UnixMs>| super::super::TokenRow {
+            id: id.into(),
+            name: name.into(),
+            role: "facilities".into(),
+            digest: vec![1; 32],
+            created_ms: DAY0,
+            expires_ms,
+            revoked_ms: None,
         };
-        assert_eq!(charge(&mut db, "p", DAY0).unwrap().spent, 1.0);
-        assert_eq!(charge(&mut db, "p", DAY0 + 10).unwrap().spent, 2.0);
-        let refused = charge(&mut db, "p", DAY0 + 20).unwrap_err();
-        assert_eq!(refused.spent, 2.0);
-        assert_eq!(charge(&mut db, "q", DAY0).unwrap().spent, 1.0);
-        assert_eq!(charge(&mut db, "p", DAY0 + DAY_MS).unwrap().spent, 1.0);
+        let issue = |db: &mut Database, row: &super::super::TokenRow| {
+            db.replace_token(&row.name, Some(row), DAY0, "created")
+                .unwrap();
+        };
+        // Revoked 13 months ago: past the audit log's year, purged.
+        issue(&mut db, &token("aa00000000000001", "gone-revoked", None));
+        db.replace_token("gone-revoked", None, now - year - 30 * DAY_MS, "revoked")
+            .unwrap();
+        // Expired 13 months ago, never revoked: purged too.
+        issue(
+            &mut db,
+            &token(
+                "aa00000000000002",
+                "gone-expired",
+                Some(now - year - 30 * DAY_MS),
+            ),
+        );
+        // Expired long ago but revoked later: ended at its expiry, purged.
+        issue(
+            &mut db,
+            &token("aa00000000000003", "late-revoke", Some(now - year - DAY_MS)),
+        );
+        db.replace_token("late-revoke", None, now - DAY_MS, "revoked")
+            .unwrap();
+        // Revoked 11 months ago: its entries may still be in the log, kept.
+        issue(&mut db, &token("aa00000000000004", "recent", None));
+        db.replace_token("recent", None, now - year + 30 * DAY_MS, "revoked")
+            .unwrap();
+        // In force since long ago, with or without an expiry to come: kept.
+        issue(&mut db, &token("aa00000000000005", "in-force", None));
+        issue(
+            &mut db,
+            &token("aa00000000000006", "expiring", Some(now + DAY_MS)),
+        );
+
+        let receipts = db
+            .sweep(now, &RetentionPolicy::default(), &receipt_key)
+            .unwrap();
+        let purge = receipts
+            .iter()
+            .find(|r| r.target == TOKENS_TARGET)
+            .unwrap_or_else(|| panic!("{receipts:?}"));
+        assert_eq!(purge.class, DataClass::AuditLog);
+        assert_eq!(purge.rows, 3);
+        assert_eq!(purge.from, Some(now - year - 30 * DAY_MS));
+        assert_eq!(purge.to, now - year);
+        let kept: Vec<String> = db.tokens().unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(kept, ["expiring", "in-force", "recent"]);
+        let logged = db.deletion_receipts(10).unwrap();
+        let logged = logged
+            .iter()
+            .find(|r| r.target == TOKENS_TARGET)
+            .unwrap_or_else(|| panic!("{logged:?}"));
+        assert_eq!(logged.rows, 3);
+        assert_eq!(logged.detail["hmac_sha256"], purge.digest);
+        // A second sweep finds nothing more; the chain verifies.
+        let again = db
+            .sweep(now, &RetentionPolicy::default(), &receipt_key)
+            .unwrap();
+        assert!(again.iter().all(|r| r.target != TOKENS_TARGET), "{again:?}");
+        db.checkpoint_audit(now, &key).unwrap();
+        let report = super::super::verify_audit(&db, &key.public_key()).unwrap();
+        assert!(report.is_intact(), "{report:?}");
     }
 }

@@ -10,14 +10,19 @@ use std::path::{Path, PathBuf};
 
 pub mod anomaly;
 mod audit;
+mod coalesce;
 pub mod governance;
+pub mod publication;
 mod tokens;
 mod writer;
 pub use audit::{
     verify_audit, AuditAction, AuditEntry, AuditProblem, AuditRecord, AuditReport, AuditSweep,
 };
-pub use tokens::TokenRow;
-pub use writer::{Announce, Maintenance, MaintenanceReport, WriteError, Writer};
+pub use coalesce::READ_WINDOW_MS;
+pub use tokens::{pseudonym, TokenRow};
+pub use writer::{
+    Announce, Maintenance, MaintenanceReport, ReadOutcome, WriteError, Writer, WriterOptions,
+};
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// Step N brings a database from user_version N-1 to N. Append only.
@@ -29,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_audit_log.sql"),
     include_str!("migrations/0006_governance.sql"),
     include_str!("migrations/0007_anomalies.sql"),
+    include_str!("migrations/0008_disclosure.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -428,9 +434,14 @@ mod tests {
         let upgraded = Database::open(&old_path).unwrap();
         let mut upgraded_schema = schema_of(&upgraded.conn);
         upgraded_schema.retain(|(name, _)| name != "keep_me");
+        // Comments are not schema: a fresh database may have newer ones.
         let strip = |s: Vec<(String, String)>| -> Vec<(String, String)> {
             s.into_iter()
-                .map(|(n, sql)| (n, sql.split_whitespace().collect::<Vec<_>>().join(" ")))
+                .map(|(n, sql)| {
+                    let code = sql.lines().map(|l| l.split("--").next().unwrap_or(""));
+                    let words = code.flat_map(str::split_whitespace);
+                    (n, words.collect::<Vec<_>>().join(" "))
+                })
                 .collect()
         };
         assert_eq!(strip(schema_of(&fresh.conn)), strip(upgraded_schema));

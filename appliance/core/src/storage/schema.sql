@@ -68,16 +68,17 @@ CREATE TABLE api_token (
 CREATE UNIQUE INDEX api_token_name_in_force ON api_token (name) WHERE revoked_ms IS NULL;
 
 -- The audit log, for the data-protection officer: who read, changed, exported
--- or deleted what, and when (token names and roles, never a counted person's
+-- or deleted what, and when (token pseudonyms `token:<id>` and roles, never a
+-- token holder's name, which only api_token keeps, nor a counted person's
 -- data). Each entry's hash covers the previous entry's hash and every field,
 -- so an entry changed or removed by hand breaks the chain.
 CREATE TABLE audit_log (
     seq INTEGER PRIMARY KEY,          -- 1, 2, 3, ... without gaps
     at_ms INTEGER NOT NULL,
-    actor TEXT NOT NULL,              -- token name, or the appliance part that acted ("retention")
+    actor TEXT NOT NULL,              -- token pseudonym, or the appliance part that acted ("retention")
     role TEXT NOT NULL,               -- the actor's role: admin, facilities, planner, dpo or system
     action TEXT NOT NULL,             -- api_access, token_change, config_change, export or deletion
-    target TEXT NOT NULL,             -- route, token name or data class acted on
+    target TEXT NOT NULL,             -- route, token pseudonym or data class acted on
     rows INTEGER NOT NULL,            -- rows read, changed or deleted
     detail TEXT NOT NULL,             -- JSON; never personal data
     prev_hash BLOB NOT NULL,          -- the previous entry's hash; 32 zero bytes before the first
@@ -150,27 +151,10 @@ CREATE TABLE dwell_rollup (
 ) WITHOUT ROWID;
 
 -- How far each width is rolled up: every bucket that ends at or before
--- done_until is complete and published.
+-- done_until is complete.
 CREATE TABLE rollup_mark (
     width_ms INTEGER PRIMARY KEY,
     done_until INTEGER NOT NULL
-) WITHOUT ROWID;
-
--- What external consumers (planners, MQTT, Prometheus) may see, decided once
--- per bucket when it is rolled up: small counts and the cells that would
--- reveal them are withheld. NULL: withheld (named in `withheld`) or not
--- applicable (a space without entrances has no entries).
-CREATE TABLE published_aggregate (
-    width_ms INTEGER NOT NULL,
-    space TEXT NOT NULL,
-    bucket_start INTEGER NOT NULL,
-    member TEXT NOT NULL,             -- '' for the whole space, else an entrance (camera.line)
-    entries INTEGER,
-    exits INTEGER,
-    occupancy_mean REAL,              -- whole space only
-    occupancy_peak INTEGER,           -- whole space only
-    withheld TEXT NOT NULL,           -- comma-separated measures withheld, '' for none
-    PRIMARY KEY (width_ms, space, bucket_start, member)
 ) WITHOUT ROWID;
 
 -- The last retention sweep of each data class (receipts are in audit_log).
@@ -181,12 +165,56 @@ CREATE TABLE retention_sweep (
     rows INTEGER NOT NULL             -- rows deleted by that sweep
 ) WITHOUT ROWID;
 
--- Differential-privacy budget spent per API consumer (token name) and UTC day.
-CREATE TABLE privacy_budget (
-    consumer TEXT NOT NULL,
-    day INTEGER NOT NULL,             -- start of the UTC day
-    spent REAL NOT NULL,
-    PRIMARY KEY (consumer, day)
+-- What external consumers (planners, MQTT, Prometheus) may see of each
+-- space, decided once per bucket after it is rolled up and never revised
+-- (crate::disclosure): a count below k, zero included, and the cells that
+-- would reveal one are withheld (NULL, named in `withheld`); with
+-- differential privacy each published value holds its noise, drawn once.
+CREATE TABLE published_aggregate (
+    width_ms INTEGER NOT NULL,        -- 900000, 3600000 or 86400000
+    space TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    entries INTEGER,                  -- NULL: withheld, or the space has no entrances
+    exits INTEGER,
+    occupancy_mean REAL,
+    occupancy_peak INTEGER,
+    withheld TEXT NOT NULL,           -- comma-separated measures withheld, '' for none
+    epsilon REAL,                     -- the noise's epsilon; NULL: exact values
+    published_ms INTEGER NOT NULL,    -- when it was decided
+    PRIMARY KEY (width_ms, space, bucket_start)
+) WITHOUT ROWID;
+
+-- How far each width is published: every bucket ending at or before
+-- done_until is decided.
+CREATE TABLE publish_mark (
+    width_ms INTEGER PRIMARY KEY,
+    done_until INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The differential-privacy ledger: epsilon spent per UTC day of the data. A
+-- release is one published bucket of one space, noised once; spent is
+-- releases x epsilon, capped by aggregates.daily_epsilon.
+CREATE TABLE privacy_ledger (
+    day INTEGER PRIMARY KEY,          -- start of the UTC day the buckets belong to
+    releases INTEGER NOT NULL,
+    spent REAL NOT NULL
+) WITHOUT ROWID;
+
+-- The MQTT brokers the fleet feed delivers to, named by address and topic
+-- prefix (never credentials), and since when.
+CREATE TABLE fleet_broker (
+    broker TEXT PRIMARY KEY,
+    since_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The fleet outbox: each published bucket waits here for each broker until
+-- the broker has acknowledged it, across restarts and broker outages.
+CREATE TABLE fleet_outbox (
+    broker TEXT NOT NULL,
+    width_ms INTEGER NOT NULL,
+    space TEXT NOT NULL,
+    bucket_start INTEGER NOT NULL,
+    PRIMARY KEY (broker, width_ms, space, bucket_start)
 ) WITHOUT ROWID;
 
 -- Anomalies (the events data class, swept like the others).

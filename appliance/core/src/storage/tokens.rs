@@ -1,5 +1,11 @@
 //! The `api_token` table. Only `security::tokens` calls these: it owns what a
 //! token means; this module only keeps the rows.
+//!
+//! The audit log and the security events name a token by its pseudonym
+//! (`token:<id>`, the token's public id), never by its holder's name, which
+//! is kept here only: the DPO maps one to the other while the token exists,
+//! and the retention sweep deletes an ended token's row once the audit
+//! entries it could explain are gone.
 
 use super::{Database, StorageError};
 use crate::clock::UnixMs;
@@ -15,6 +21,21 @@ pub struct TokenRow {
     pub created_ms: UnixMs,
     pub expires_ms: Option<UnixMs>,
     pub revoked_ms: Option<UnixMs>,
+}
+
+/// Domain separation for the pseudonym's digest.
+const PSEUDONYM_TAG: &[u8] = b"headcount token pseudonym v1\n";
+
+/// How the audit log and the security events name the token `id`: a digest
+/// of the id, not the id, since the id is what a lockout is keyed on and
+/// whoever reads the logs must not be able to present it. The DPO's view
+/// and `tokens list` map it back to the token.
+pub fn pseudonym(id: &str) -> String {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(PSEUDONYM_TAG);
+    digest.update(id.as_bytes());
+    let hex = crate::security::to_hex(digest.finish().as_ref());
+    format!("token:{}", &hex[..16])
 }
 
 const COLUMNS: &str = "id, name, role, digest, created_ms, expires_ms, revoked_ms";
@@ -51,18 +72,25 @@ impl Database {
     /// Revokes the token in force under `name` (if any) and stores `new`,
     /// in one transaction with its audit entry (`change` says what was done):
     /// a rotation never leaves two tokens, or none, or no record of it.
+    /// Returns the id of the token revoked. The entry names tokens by
+    /// pseudonym only.
     pub fn replace_token(
         &mut self,
         name: &str,
         new: Option<&TokenRow>,
         now: UnixMs,
         change: &str,
-    ) -> Result<usize, StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         self.write(|tx| {
-            let revoked = tx.execute(
-                "UPDATE api_token SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
-                params![name, now],
-            )?;
+            // At most one: a unique index holds one token in force per name.
+            let revoked: Option<String> = tx
+                .query_row(
+                    "UPDATE api_token SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL
+                     RETURNING id",
+                    params![name, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
             if let Some(t) = new {
                 tx.execute(
                     &format!(
@@ -79,7 +107,8 @@ impl Database {
                     ],
                 )?;
             }
-            if revoked > 0 || new.is_some() {
+            let target = new.map(|t| t.id.as_str()).or(revoked.as_deref());
+            if let Some(target) = target {
                 let (actor, role) = if change == "bootstrap" {
                     ("headcount".to_string(), super::audit::SYSTEM_ROLE)
                 } else {
@@ -89,12 +118,13 @@ impl Database {
                     actor,
                     role: role.into(),
                     action: super::AuditAction::TokenChange,
-                    target: name.into(),
-                    rows: (revoked + usize::from(new.is_some())) as u64,
+                    target: pseudonym(target),
+                    rows: (usize::from(revoked.is_some()) + usize::from(new.is_some())) as u64,
                     detail: serde_json::json!({
                         "change": change,
                         "role": new.map(|t| t.role.as_str()),
                         "expires_ms": new.and_then(|t| t.expires_ms),
+                        "revoked": revoked.as_deref().map(pseudonym),
                     }),
                 };
                 Database::append_audit_tx(tx, now, &[entry])?;

@@ -243,6 +243,11 @@
   }
   const subjectName = (v) => v.slice(v.indexOf(":") + 1);
   const subjectQuery = (v) => `${v.startsWith("space:") ? "space" : "zone"}=${enc(subjectName(v))}`;
+  // Today's chart: 5-minute means, or 15 for a zone below k people.
+  function bucketMsOf(v) {
+    const zone = v.startsWith("zone:") && (S.dash.zones || []).find((x) => x.zone === subjectName(v));
+    return zone && zone.history_bucket === "15m" ? 900000 : 300000;
+  }
   function capacityOf(v) {
     const name = subjectName(v);
     const found = v.startsWith("space:")
@@ -462,7 +467,8 @@
       return;
     }
     try {
-      const d = await api(`/api/v1/occupancy/history?${subjectQuery(subj)}&from=${enc(S.dash.today_start)}&bucket=5m`);
+      const bucket = bucketMsOf(subj) === 900000 ? "15m" : "5m";
+      const d = await api(`/api/v1/occupancy/history?${subjectQuery(subj)}&from=${enc(S.dash.today_start)}&bucket=${bucket}`);
       if (seq !== S.seq.day) return;
       S.dayData = { subj, buckets: d.buckets || [] };
       drawDay();
@@ -482,12 +488,13 @@
     if (!S.dayData || !S.dash) return;
     const { subj, buckets } = S.dayData;
     const name = subjectName(subj);
+    const width = bucketMsOf(subj);
     const W = Math.max(300, Math.round(box.clientWidth || 640));
     const H = 240, L = 40, R = 14, T = 14, B = 26;
     const t0 = Date.parse(S.dash.today_start), t1 = t0 + 86400000;
     const pts = buckets
       .filter((b) => b.mean_occupancy != null && b.samples !== 0)
-      .map((b) => [Date.parse(b.start) + 150000, b.mean_occupancy, b.max_occupancy])
+      .map((b) => [Date.parse(b.start) + width / 2, b.mean_occupancy, b.max_occupancy])
       .filter(([t]) => t >= t0 && t <= t1);
     const cap = capacityOf(subj);
     const step = niceStep(Math.max(1, cap || 0, ...pts.map((p) => p[1])));
@@ -497,7 +504,7 @@
     const peak = pts.reduce((a, p) => (!a || p[1] > a[1] ? p : a), null);
     const last = pts[pts.length - 1];
     const summary = pts.length
-      ? `${name} today: latest ${r1(last[1])} people (5-minute mean), peak ${r1(peak[1])} at ${S.fmt.time.format(new Date(peak[0] - 150000))}` +
+      ? `${name} today: latest ${r1(last[1])} people (${width / 60000}-minute mean), peak ${r1(peak[1])} at ${S.fmt.time.format(new Date(peak[0] - width / 2))}` +
         (cap != null ? `, capacity ${cap}.` : ".")
       : `No occupancy recorded today for ${name} yet.`;
     const kids = [s("title", { id: "day-svg-title" }, summary)];
@@ -515,7 +522,7 @@
     const segs = [];
     for (const p of pts) {
       const seg = segs[segs.length - 1];
-      if (seg && p[0] - seg[seg.length - 1][0] <= 600000) seg.push(p);
+      if (seg && p[0] - seg[seg.length - 1][0] <= 2 * width) seg.push(p);
       else segs.push([p]);
     }
     for (const seg of segs) {

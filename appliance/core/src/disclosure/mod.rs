@@ -3,12 +3,16 @@
 //! Planners and the MQTT fleet receive counts per space and time bucket. A
 //! small count can single a person out, so before anything is published:
 //!
-//! - [`suppress`] withholds small counts (`0 < value < k`, k =
+//! - [`suppress`] withholds small counts (`value < k`, zero included, k =
 //!   [`DEFAULT_K`] by default) over one space's UTC day for one measure, then
 //!   enough other cells that no withheld value follows from published ones
-//!   (secondary suppression);
+//!   (secondary suppression). Zero is in the band on purpose: were it
+//!   published, a withheld cell would say "1 to k-1 people were there";
 //! - [`LaplaceNoise`] optionally perturbs counts (ε-differential privacy);
-//! - [`Budget`] is the arithmetic of a consumer's daily ε budget.
+//! - [`Budget`] is the arithmetic of the daily ε ledger (one charge per
+//!   release: a published bucket);
+//! - [`policy`] is the disclosure policy every exit passes: who may receive
+//!   which data class at what granularity, and the rules that enforce it.
 //!
 //! # The day grid
 //!
@@ -22,8 +26,10 @@
 //!
 //! Relations: per bucket, total = Σ lines (cross-section); per member,
 //! hour = Σ its 4 quarters and day = Σ its 24 hours (time). A relation is
-//! violated when exactly one of its cells is withheld, or when its total is
-//! published and its withheld parts sum to a value in `(0, k)`.
+//! violated when exactly one of its cells is withheld (whatever its value:
+//! a derived zero can unlock another relation), or when its total is
+//! published and its withheld parts sum to a value in `(0, k)` (a sum of
+//! zero reveals only zeros, which the band already allows).
 //!
 //! Levels are decided fine to coarse, and a bucket's decisions read only that
 //! bucket and its finer cells, all ended no later than it. So publication can
@@ -40,9 +46,12 @@
 //!   and the relation counts as a fallback in [`SuppressionStats`]: those
 //!   cells may still be derivable, so fallbacks should stay at zero.
 
+pub mod policy;
+pub mod push;
+
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// Counts below this (and above zero) are withheld unless told otherwise.
+/// Counts below this (zero included) are withheld unless told otherwise.
 pub const DEFAULT_K: u32 = 5;
 /// Quarter-hours in a UTC day.
 pub const QUARTERS: usize = 96;
@@ -222,7 +231,7 @@ struct Entry {
 }
 
 /// Decides which cells of `grid` may be published, with at least `k`
-/// (≥ 2) for a published nonzero count, once `ended_quarters` (0..=96)
+/// (≥ 2) for every published count, once `ended_quarters` (0..=96)
 /// quarter-hours of the day have ended. See the module doc for the rules.
 pub fn suppress(
     grid: &DayGrid,
@@ -246,7 +255,7 @@ pub fn suppress(
         for bucket in 0..level.ended_buckets(ended_quarters) {
             for slot in 0..width {
                 let value = grid.at(level, bucket, slot);
-                let decision = if value > 0 && value < s.k {
+                let decision = if value < s.k {
                     Decision::Withheld(Reason::Primary)
                 } else {
                     Decision::Published
@@ -315,7 +324,9 @@ impl Suppression {
                     let parts: Vec<Entry> = (bucket * n..(bucket + 1) * n)
                         .map(|c| self.entry(grid, finer, c, slot))
                         .collect();
-                    if !coarse.withheld && violated(self.k, coarse, &parts) {
+                    let leaks = violated(self.k, coarse, &parts)
+                        || violated(self.k, coarse, &self.expanded(grid, level, bucket, slot));
+                    if !coarse.withheld && leaks {
                         self.withhold(grid, level, bucket, slot);
                         changed = true;
                     }
@@ -332,6 +343,31 @@ impl Suppression {
                 return;
             }
         }
+    }
+
+    /// The parts of a coarse cell two levels deep: each finer cell as it
+    /// is when published, or its own finer cells when it is withheld. A
+    /// day's withheld hour is partly known from its published quarters, so
+    /// `day - published hours - published quarters of withheld hours` is
+    /// what the day reveals of the withheld quarters; the plain relation
+    /// (day over hours) cannot see that. Empty below the day.
+    fn expanded(&self, grid: &DayGrid, level: Level, bucket: usize, slot: usize) -> Vec<Entry> {
+        let Some((finer, n)) = level.finer() else {
+            return Vec::new();
+        };
+        let Some((finest, m)) = finer.finer() else {
+            return Vec::new();
+        };
+        let mut parts = Vec::new();
+        for c in bucket * n..(bucket + 1) * n {
+            let part = self.entry(grid, finer, c, slot);
+            if part.withheld {
+                parts.extend((c * m..(c + 1) * m).map(|f| self.entry(grid, finest, f, slot)));
+            } else {
+                parts.push(part);
+            }
+        }
+        parts
     }
 
     /// Withholds at least one published member of a violated cross-section.
@@ -375,6 +411,9 @@ impl Suppression {
 /// below k: exactly one cell withheld, or a published total over withheld
 /// parts that together are small.
 fn violated(k: u64, total: Entry, parts: &[Entry]) -> bool {
+    if parts.is_empty() {
+        return false;
+    }
     let withheld = parts.iter().filter(|p| p.withheld);
     let count = usize::from(total.withheld) + withheld.clone().count();
     // Parts sum to the total, which fits in u64.
@@ -442,7 +481,7 @@ impl LaplaceNoise {
 /// Slack for float sums of charges (0.1 + 0.2 must fit a budget of 0.3).
 const BUDGET_SLACK: f64 = 1e-9;
 
-/// A consumer's ε budget for one UTC day.
+/// The ε ledger of one UTC day of data.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Budget {
     pub daily: f64,
@@ -454,7 +493,7 @@ impl Budget {
         (self.daily - self.spent).max(0.0)
     }
 
-    /// The new `spent` after a request costing `epsilon`. A negative or
+    /// The new `spent` after a release costing `epsilon`. A negative or
     /// non-finite `epsilon` is refused too: it would refund or poison the
     /// ledger. Written so that a NaN anywhere refuses.
     pub fn charge(&self, epsilon: f64) -> Result<f64, BudgetExhausted> {
@@ -474,8 +513,8 @@ impl Budget {
 
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 #[error(
-    "the daily privacy budget of ε={} for this consumer is spent ({} used, this request needs {}); \
-     it renews at 00:00 UTC",
+    "the privacy budget of ε={} for this day of data is spent ({} used, a release needs {}); \
+     the day's later buckets are withheld",
     short(.daily),
     short(.spent),
     short(.asked)
@@ -552,12 +591,12 @@ mod tests {
         cells
     }
 
-    /// Independent checker: published small cells, and the withheld cells of
-    /// every relation with exactly one withheld cell, or with a published
-    /// total over withheld parts that sum into (0, k).
+    /// Independent checker: published cells below k (zero included), and the
+    /// withheld cells of every relation with exactly one withheld cell, or
+    /// with a published total over withheld parts that sum into (0, k).
     fn derivable(g: &DayGrid, s: &Suppression, k: u64, ended: usize) -> Vec<Cell> {
         let out = |c: &Cell| s.withheld(c.0, c.1, c.2);
-        let small = |c: &Cell| (1..k).contains(&g.value(c.0, c.1, c.2).unwrap());
+        let small = |c: &Cell| g.value(c.0, c.1, c.2).unwrap() < k;
         let check = |total: Cell, parts: Vec<Cell>| {
             let hidden = parts.iter().filter(|c| out(c));
             let hidden: u64 = hidden.map(|c| g.value(c.0, c.1, c.2).unwrap()).sum();
@@ -581,8 +620,20 @@ mod tests {
                 found.extend(check((level, b, Total), lines.collect()));
             }
             if let Some((finer, n)) = level.finer() {
-                let finer = (b * n..(b + 1) * n).map(|c| (finer, c, m));
-                found.extend(check((level, b, m), finer.collect()));
+                let parts: Vec<Cell> = (b * n..(b + 1) * n).map(|c| (finer, c, m)).collect();
+                found.extend(check((level, b, m), parts.clone()));
+                // Two levels deep: a withheld hour is partly known from its
+                // published quarters.
+                if let Some((finest, k4)) = finer.finer() {
+                    let deep = parts.into_iter().flat_map(|c| {
+                        if out(&c) {
+                            (c.1 * k4..(c.1 + 1) * k4).map(|f| (finest, f, m)).collect()
+                        } else {
+                            vec![c]
+                        }
+                    });
+                    found.extend(check((level, b, m), deep.collect()));
+                }
             }
         }
         found
@@ -598,25 +649,36 @@ mod tests {
     }
 
     #[test]
-    fn primary_withholds_small_nonzero_counts_only() {
-        // Quarter v holds v on line 0 and nothing on line 1.
-        let g = grid(
-            2,
-            &(0..=6).map(|v| (v, vec![v as u64, 0])).collect::<Vec<_>>(),
-        );
+    fn primary_withholds_every_count_below_k_zero_included() {
+        // Quarter v holds v on the space's one line.
+        let g = grid(1, &(0..=6).map(|v| (v, vec![v as u64])).collect::<Vec<_>>());
         let s = suppress(&g, 5, 7).unwrap();
         for v in 0..=6 {
-            let small = (1..5).contains(&v);
-            assert_eq!(s.withheld(Q, v, Total), small, "{v}");
-            assert_eq!(s.withheld(Q, v, Line(0)), small, "{v}");
-            assert!(s.published(Q, v, Line(1)));
+            for m in [Total, Line(0)] {
+                assert_eq!(s.decision(Q, v, m) == PRIMARY, v < 5, "{v}");
+            }
         }
-        // Hour 0 (6 = 1+2+3) hides three quarters; hour 1 has not ended.
-        assert!(s.published(Hour, 0, Total));
+        // A zero is withheld like a 3, so a withheld cell says only "fewer than k".
+        assert_eq!(s.decision(Q, 0, Line(0)), s.decision(Q, 3, Line(0)));
+        // Hour 0 (6 = 0+1+2+3) hides four quarters; hour 1 has not ended.
+        assert!(s.published(Hour, 0, Line(0)));
         assert_eq!(s.decision(Hour, 1, Total), Some(Decision::Pending));
         assert!(s.withheld(Hour, 1, Total));
         assert_eq!(s.decision(Q, 0, Line(2)), None);
-        assert_eq!(s.stats(), stats(8, 0));
+        assert!(derivable(&g, &s, 5, 7).is_empty());
+    }
+
+    #[test]
+    fn quiet_quarters_around_a_busy_one_leave_the_hour_published() {
+        // 10 in quarter 0 and nothing else: three zeros are withheld, their
+        // sum (0) reveals only what the band allows, so the hour stands.
+        let g = grid(1, &[(0, vec![10])]);
+        let s = suppress(&g, 5, 4).unwrap();
+        assert!(s.published(Q, 0, Line(0)) && s.published(Hour, 0, Line(0)));
+        for q in 1..4 {
+            assert_eq!(s.decision(Q, q, Line(0)), PRIMARY);
+        }
+        assert!(derivable(&g, &s, 5, 4).is_empty());
     }
 
     #[test]
@@ -629,13 +691,13 @@ mod tests {
         assert_eq!(s.stats(), stats(1, 1));
         assert!(derivable(&g, &s, 5, 1).is_empty());
         // Two small parts together are still small, so a third goes too;
-        // a zero part hides nothing, so the 20 goes rather than the 0.
+        // a zero is withheld like any count below k, and the 20 goes with it.
         let g = grid(3, &[(0, vec![1, 2, 20]), (1, vec![1, 0, 20])]);
         let s = suppress(&g, 5, 2).unwrap();
         assert_eq!(s.decision(Q, 0, Line(2)), SECONDARY);
-        assert!(s.published(Q, 1, Line(1)));
+        assert_eq!(s.decision(Q, 1, Line(1)), PRIMARY);
         assert_eq!(s.decision(Q, 1, Line(2)), SECONDARY);
-        assert_eq!(s.stats(), stats(3, 2));
+        assert_eq!(s.stats(), stats(4, 2));
         assert!(derivable(&g, &s, 5, 2).is_empty());
     }
 
@@ -651,8 +713,7 @@ mod tests {
             let leaks = derivable(&g, &s, u64::from(k), ended);
             assert!(leaks.is_empty(), "k {k} ended {ended}: {leaks:?} in {g:?}");
             let small = cells(g.lines(), ended).into_iter();
-            let small =
-                small.filter(|c| (1..u64::from(k)).contains(&g.value(c.0, c.1, c.2).unwrap()));
+            let small = small.filter(|c| g.value(c.0, c.1, c.2).unwrap() < u64::from(k));
             let small = small.count();
             assert_eq!((s.stats().primary, s.stats().fallbacks), (small, 0));
             // A one-line space's total follows its line everywhere.
@@ -703,10 +764,12 @@ mod tests {
             // Hour 0 is 10: with the 7 published it would reveal the 3.
             assert_eq!(s.decision(Hour, 0, m), SECONDARY);
             assert!(s.published(Hour, 1, m));
-            // The day would reveal hour 0 from hour 1.
+            // The day (19) less hour 1 (9) and quarter 1 (7) would reveal
+            // that the withheld quarters hold 3, two levels down.
             assert_eq!(s.decision(Day, 0, m), SECONDARY);
         }
-        assert_eq!(s.stats(), stats(2, 4));
+        // 94 quarters and 22 hours below k on each member; hour 0 and the day.
+        assert_eq!(s.stats(), stats(2 * (94 + 22), 4));
         assert!(derivable(&g, &s, 5, QUARTERS).is_empty());
     }
 
@@ -776,8 +839,8 @@ mod tests {
         );
         assert_eq!(
             refused.to_string(),
-            "the daily privacy budget of ε=0.3 for this consumer is spent \
-             (0.3 used, this request needs 0.1); it renews at 00:00 UTC"
+            "the privacy budget of ε=0.3 for this day of data is spent \
+             (0.3 used, a release needs 0.1); the day's later buckets are withheld"
         );
         let b = budget(1.0, 0.25);
         assert_eq!((b.remaining(), b.charge(0.75)), (0.75, Ok(1.0)));

@@ -2,23 +2,25 @@
 //! and it is the only frame type with an encoder: the video writer, the
 //! snapshot endpoint and every other exporter take a `RedactedFrame`. So any
 //! code path that wants pixels out of the process passes through redaction,
-//! by construction (`tests/ui` holds the compile-fail proofs).
+//! by construction (`tests/ui` holds the compile-fail proofs). Redaction
+//! takes the frame's `FaceScan`, the proof that the face detector ran on it.
 //!
 //! Three layers keep a face from slipping through:
 //! - recall: faces (grown by the mask scale) and the head of every detected
 //!   person are redacted, so a profile or a face too small for the face
 //!   model is still covered;
 //! - temporal hold (`RegionHold`): a region redacted in one frame stays
-//!   redacted for the next frames at its predicted position, so a detector
+//!   redacted for `hold_ms` after, at its predicted position, so a detector
 //!   that flickers off for a frame or two leaks nothing;
-//! - fail closed: when a detector failed, timed out or fell behind, the
-//!   whole frame is obscured.
+//! - fail closed: when a detector failed, timed out or fell behind, or the
+//!   face scan is another frame's, the whole frame is obscured.
 
+use super::frame::{CameraId, FaceScan, Frame};
 use crate::clock::UnixMs;
-use crate::detection::{Detection, Detections};
-use crate::frame::{CameraId, Frame};
+use crate::detection::Detection;
 use crate::geometry::BBox;
 use serde::Deserialize;
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -39,9 +41,12 @@ const HEAD_SHARE: f32 = 0.22;
 /// Person boxes are grown by this factor in full-body redaction (limbs the
 /// box cut off).
 const BODY_SCALE: f32 = 1.1;
-/// A held region grows by this share per frame it is carried without a
-/// detection, to cover the uncertainty of its predicted position.
-const HOLD_GROWTH: f32 = 0.1;
+/// A held region grows by this share of its size per millisecond since its
+/// last detection (10 % per 100 ms), to cover the uncertainty of its
+/// predicted position...
+const HOLD_GROWTH_PER_MS: f32 = 0.001;
+/// ...up to twice its size.
+const HOLD_MAX_SCALE: f32 = 2.0;
 /// Face regions reach at least this many pixels beyond the detected box:
 /// the boxes of small faces are the least precise, and the mask scale alone
 /// adds little to them.
@@ -57,8 +62,9 @@ pub struct RedactionPolicy {
     pub mask_scale: f32,
     /// Redact whole persons, not only faces and heads.
     pub full_body: bool,
-    /// Frames a region stays redacted after its last detection.
-    pub hold_frames: u32,
+    /// Milliseconds (of the frames' timestamps) a region stays redacted
+    /// after its last detection.
+    pub hold_ms: u32,
 }
 
 impl Default for RedactionPolicy {
@@ -67,7 +73,7 @@ impl Default for RedactionPolicy {
             mode: RedactionMode::default(),
             mask_scale: 1.3,
             full_body: false,
-            hold_frames: 5,
+            hold_ms: 2500,
         }
     }
 }
@@ -78,8 +84,7 @@ pub struct Redactor {
 }
 
 /// A frame in which every face (and every person's head) is obscured, or the
-/// whole frame is, when detection failed.
-#[derive(Debug)]
+/// whole frame is, when detection failed. Its `Debug` prints no pixels.
 pub struct RedactedFrame {
     camera: CameraId,
     width: u32,
@@ -98,72 +103,106 @@ pub struct RedactionStats {
     pub persons: usize,
     /// Regions carried over from earlier frames by the temporal hold.
     pub held: usize,
-    /// True when detection failed and the whole frame was obscured.
+    /// True when the whole frame was obscured: detection failed, or the
+    /// frame came older than one the hold had already seen.
     pub obscured_whole: bool,
 }
 
 /// One stream's memory of recently redacted regions. Keep one per camera or
-/// file, and pass the frames of that stream to `Redactor::redact` in order.
+/// file, and pass the frames of that stream to `Redactor::redact` in time
+/// order: a frame older than the latest one seen is obscured whole, as the
+/// hold cannot run backwards. Two such frames in a row, the second no older
+/// than the first, and both further back than the hold itself (a late frame
+/// is a frame or two behind), mean the clock stepped back (live frames
+/// carry wall-clock time): the hold carries on from there, its regions as
+/// old as they were, rather than obscure every frame until the clock
+/// catches up.
 #[derive(Debug, Default)]
 pub struct RegionHold {
     held: Vec<Held>,
+    /// The timestamp of the latest frame redacted with this hold.
+    latest: Option<UnixMs>,
+    /// The frame just refused for being older than `latest`.
+    refused: Option<UnixMs>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Held {
+    /// Where the region was last detected, and when.
     bbox: BBox,
-    /// Centre motion per frame, from the last two sightings.
+    seen_at: UnixMs,
+    /// Centre motion per millisecond, from the last two sightings.
     velocity: (f32, f32),
-    /// Frames since the region was last detected.
-    missed: u32,
 }
 
 impl RegionHold {
-    /// The regions to redact in this frame: the detected ones plus those
-    /// detected within the last `hold_frames` frames and not seen now, moved
-    /// along their last motion and grown. Updates the memory.
-    fn regions(&mut self, detected: Vec<BBox>, hold_frames: u32) -> (Vec<BBox>, usize) {
+    /// The regions to redact in the frame at `at`: the detected ones plus
+    /// those detected within the last `hold_ms` and not seen now, moved
+    /// along their last motion and grown with the time since. Updates the
+    /// memory. None for a frame older than the latest seen.
+    fn regions(
+        &mut self,
+        detected: Vec<BBox>,
+        at: UnixMs,
+        hold_ms: u32,
+    ) -> Option<(Vec<BBox>, usize)> {
+        if let Some(latest) = self.latest.filter(|&latest| at < latest) {
+            match self.refused {
+                // The clock stepped back at the refused frame: move every
+                // region back with it, keeping its age.
+                Some(step) if at >= step && latest - step > i64::from(hold_ms) => {
+                    for held in &mut self.held {
+                        held.seen_at += step - latest;
+                    }
+                }
+                _ => {
+                    self.refused = Some(at);
+                    return None;
+                }
+            }
+        }
+        self.refused = None;
+        self.latest = Some(at);
         let mut next: Vec<Held> = Vec::with_capacity(detected.len() + self.held.len());
         let mut unmatched: Vec<Option<Held>> = self.held.drain(..).map(Some).collect();
         for bbox in &detected {
             let best = unmatched
                 .iter()
                 .enumerate()
-                .filter_map(|(i, h)| h.map(|h| (i, predicted(&h).iou(bbox))))
+                .filter_map(|(i, h)| h.map(|h| (i, h.predicted(at).iou(bbox))))
                 .filter(|&(_, iou)| iou > 0.1)
                 .max_by(|a, b| a.1.total_cmp(&b.1));
-            let velocity = match best {
-                Some((i, _)) => {
-                    let before = unmatched[i].take().map(|h| h.bbox).unwrap_or(*bbox);
-                    let (bx, by) = centre(&before);
+            let velocity = match best.and_then(|(i, _)| unmatched[i].take()) {
+                // A sighting at the same time says nothing about motion.
+                Some(before) if at > before.seen_at => {
+                    let elapsed = (at - before.seen_at) as f32;
+                    let (bx, by) = centre(&before.bbox);
                     let (nx, ny) = centre(bbox);
-                    (nx - bx, ny - by)
+                    ((nx - bx) / elapsed, (ny - by) / elapsed)
                 }
+                Some(before) => before.velocity,
                 None => (0.0, 0.0),
             };
             next.push(Held {
                 bbox: *bbox,
+                seen_at: at,
                 velocity,
-                missed: 0,
             });
         }
         let mut regions = detected;
         let mut carried = 0;
         for held in unmatched.into_iter().flatten() {
-            if held.missed >= hold_frames {
+            let elapsed = at - held.seen_at;
+            if elapsed > i64::from(hold_ms) {
                 continue;
             }
-            let moved = Held {
-                bbox: predicted(&held).scaled(1.0 + HOLD_GROWTH),
-                missed: held.missed + 1,
-                ..held
-            };
-            regions.push(moved.bbox);
+            let growth = 1.0 + elapsed as f32 * HOLD_GROWTH_PER_MS;
+            regions.push(held.predicted(at).scaled(growth.min(HOLD_MAX_SCALE)));
             carried += 1;
-            next.push(moved);
+            next.push(held);
         }
         self.held = next;
-        (regions, carried)
+        Some((regions, carried))
     }
 }
 
@@ -171,14 +210,17 @@ fn centre(b: &BBox) -> (f32, f32) {
     ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0)
 }
 
-/// Where a held region is expected in the next frame.
-fn predicted(h: &Held) -> BBox {
-    let (dx, dy) = h.velocity;
-    BBox {
-        x1: (h.bbox.x1 + dx).clamp(0.0, 1.0),
-        y1: (h.bbox.y1 + dy).clamp(0.0, 1.0),
-        x2: (h.bbox.x2 + dx).clamp(0.0, 1.0),
-        y2: (h.bbox.y2 + dy).clamp(0.0, 1.0),
+impl Held {
+    /// Where the region is expected at `at`: moved along its last motion.
+    fn predicted(&self, at: UnixMs) -> BBox {
+        let elapsed = (at - self.seen_at) as f32;
+        let (dx, dy) = (self.velocity.0 * elapsed, self.velocity.1 * elapsed);
+        BBox {
+            x1: (self.bbox.x1 + dx).clamp(0.0, 1.0),
+            y1: (self.bbox.y1 + dy).clamp(0.0, 1.0),
+            x2: (self.bbox.x2 + dx).clamp(0.0, 1.0),
+            y2: (self.bbox.y2 + dy).clamp(0.0, 1.0),
+        }
     }
 }
 
@@ -197,22 +239,26 @@ impl Redactor {
     }
 
     /// Consumes the raw frame: after this call no unredacted copy of it exists
-    /// in the caller's hands. A failed face detection obscures the frame whole.
+    /// in the caller's hands. `faces` must be this frame's scan; a failed
+    /// scan, or another frame's, obscures the frame whole, and so does a
+    /// frame older than one `hold` has seen.
     pub fn redact(
         &self,
         frame: Frame,
-        detections: &Detections,
+        faces: &FaceScan,
+        persons: &[Detection],
         hold: &mut RegionHold,
     ) -> RedactedFrame {
-        let faces = match &detections.faces {
-            Ok(faces) => faces,
-            Err(_) => return self.obscure_whole(frame),
+        let Some(faces) = faces.faces_in(&frame) else {
+            return self.obscure_whole(frame);
         };
         let size = (frame.width(), frame.height());
-        let (regions, held) = hold.regions(
-            self.regions(faces, &detections.persons, size),
-            self.policy.hold_frames,
-        );
+        let detected = self.regions(faces, persons, size);
+        let Some((regions, held)) =
+            hold.regions(detected, frame.timestamp_ms(), self.policy.hold_ms)
+        else {
+            return self.obscure_whole(frame);
+        };
         let (camera, width, height, mut rgb, timestamp_ms) = frame.into_parts();
         let mut image = Pixels {
             rgb: &mut rgb,
@@ -229,7 +275,7 @@ impl Redactor {
         }
         let stats = RedactionStats {
             faces: faces.len(),
-            persons: detections.persons.len(),
+            persons: persons.len(),
             held,
             obscured_whole: false,
         };
@@ -277,6 +323,17 @@ impl Redactor {
             }
         });
         faces.chain(persons).collect()
+    }
+}
+
+impl fmt::Debug for RedactedFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedactedFrame")
+            .field("camera", &self.camera)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("timestamp_ms", &self.timestamp_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -494,11 +551,16 @@ fn box_blur_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pixels::testing::GivenFaces;
 
     /// A frame of distinct pixel values, so any surviving original pixel shows.
     fn gradient_frame(w: u32, h: u32) -> Frame {
+        gradient_frame_at(w, h, 0)
+    }
+
+    fn gradient_frame_at(w: u32, h: u32, at: UnixMs) -> Frame {
         let rgb = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
-        Frame::new("cam".into(), w, h, rgb, 0).unwrap()
+        Frame::new("cam".into(), w, h, rgb, at).unwrap()
     }
 
     fn redactor(mode: RedactionMode, mask_scale: f32) -> Redactor {
@@ -507,6 +569,18 @@ mod tests {
             mask_scale,
             ..RedactionPolicy::default()
         })
+    }
+
+    /// Redacts `frame` as if the face model had found `faces` in it.
+    fn redact(
+        redactor: &Redactor,
+        frame: Frame,
+        faces: Vec<Detection>,
+        persons: &[Detection],
+        hold: &mut RegionHold,
+    ) -> RedactedFrame {
+        let scan = frame.scan_faces(&mut GivenFaces::found(faces));
+        redactor.redact(frame, &scan, persons, hold)
     }
 
     fn face(x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
@@ -538,11 +612,14 @@ mod tests {
         ] {
             let frame = gradient_frame(100, 80);
             let before = frame.pixels().to_vec();
-            let detections = Detections {
-                persons: vec![],
-                faces: Ok(vec![face(0.2, 0.25, 0.5, 0.75)]),
-            };
-            let out = redactor(mode, 1.0).redact(frame, &detections, &mut RegionHold::default());
+            let faces = vec![face(0.2, 0.25, 0.5, 0.75)];
+            let out = redact(
+                &redactor(mode, 1.0),
+                frame,
+                faces,
+                &[],
+                &mut RegionHold::default(),
+            );
             let face_px = PixelRect {
                 x0: 20,
                 y0: 20,
@@ -571,13 +648,11 @@ mod tests {
     #[test]
     fn failed_face_detection_obscures_the_whole_frame() {
         let frame = gradient_frame(64, 48);
-        let detections = Detections {
-            persons: vec![],
-            faces: Err("model timed out".into()),
-        };
+        let scan = frame.scan_faces(&mut GivenFaces::failing("model timed out"));
         let out = redactor(RedactionMode::Pixelate, 1.3).redact(
             frame,
-            &detections,
+            &scan,
+            &[],
             &mut RegionHold::default(),
         );
         assert!(out.stats().obscured_whole);
@@ -589,13 +664,11 @@ mod tests {
         let frame = gradient_frame(100, 100);
         let before = frame.pixels().to_vec();
         let person = face(0.4, 0.1, 0.6, 0.9);
-        let detections = Detections {
-            persons: vec![person],
-            faces: Ok(vec![]),
-        };
-        let out = redactor(RedactionMode::Fill, 1.0).redact(
+        let out = redact(
+            &redactor(RedactionMode::Fill, 1.0),
             frame,
-            &detections,
+            vec![],
+            &[person],
             &mut RegionHold::default(),
         );
         let head = PixelRect {
@@ -617,13 +690,11 @@ mod tests {
     #[test]
     fn png_encoding_round_trips_the_redacted_pixels() {
         let frame = gradient_frame(16, 8);
-        let detections = Detections {
-            persons: vec![],
-            faces: Ok(vec![]),
-        };
-        let out = redactor(RedactionMode::Fill, 1.0).redact(
+        let out = redact(
+            &redactor(RedactionMode::Fill, 1.0),
             frame,
-            &detections,
+            vec![],
+            &[],
             &mut RegionHold::default(),
         );
         let png = out.encode(StillFormat::Png).unwrap();
@@ -635,16 +706,19 @@ mod tests {
     fn full_body_mode_covers_the_whole_person() {
         let frame = gradient_frame(100, 100);
         let before = frame.pixels().to_vec();
-        let detections = Detections {
-            persons: vec![face(0.4, 0.1, 0.6, 0.9)],
-            faces: Ok(vec![]),
-        };
+        let person = face(0.4, 0.1, 0.6, 0.9);
         let policy = RedactionPolicy {
             mode: RedactionMode::Fill,
             full_body: true,
             ..RedactionPolicy::default()
         };
-        let out = Redactor::new(policy).redact(frame, &detections, &mut RegionHold::default());
+        let out = redact(
+            &Redactor::new(policy),
+            frame,
+            vec![],
+            &[person],
+            &mut RegionHold::default(),
+        );
         let body = PixelRect {
             x0: 40,
             y0: 10,
@@ -655,8 +729,9 @@ mod tests {
         assert_eq!(out.stats().persons, 1);
     }
 
-    /// Frames of one stream in which a face moving right by 0.05 per frame
-    /// is detected in frames 0-2, missed in 3-4 (flicker), and gone after.
+    /// Frames of one stream at 2 fps in which a face moving right by 0.05
+    /// per frame is detected in frames 0-2, missed in 3-4 (flicker), and
+    /// gone after.
     #[test]
     fn a_face_missed_for_a_few_frames_stays_redacted_at_its_predicted_place() {
         let redactor = redactor(RedactionMode::Fill, 1.0);
@@ -666,14 +741,10 @@ mod tests {
             face(x, 0.4, x + 0.1, 0.5)
         };
         for t in 0..12u32 {
-            let frame = gradient_frame(200, 100);
+            let frame = gradient_frame_at(200, 100, t as i64 * 500);
             let detected = if t < 3 { vec![face_at(t)] } else { vec![] };
-            let detections = Detections {
-                persons: vec![],
-                faces: Ok(detected),
-            };
             let before = frame.pixels().to_vec();
-            let out = redactor.redact(frame, &detections, &mut hold);
+            let out = redact(&redactor, frame, detected, &[], &mut hold);
             let b = face_at(t).bbox;
             let rect = PixelRect {
                 x0: (b.x1 * 200.0) as u32,
@@ -682,7 +753,7 @@ mod tests {
                 y1: (b.y2 * 100.0) as u32,
             };
             let left = unchanged_pixels(&before, out.pixels(), 200, rect);
-            // Detected (0-2) or held (3-7, the default hold of 5 frames).
+            // Detected (0-2) or held (3-7: the default hold of 2500 ms).
             if t < 8 {
                 assert_eq!(left, 0, "frame {t}: the face leaked");
                 assert_eq!(out.stats().held, usize::from(t >= 3), "frame {t}");
@@ -693,30 +764,200 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_hold_of_zero_frames_redacts_only_what_is_detected() {
-        let redactor = Redactor::new(RedactionPolicy {
+    fn hold_of(hold_ms: u32) -> Redactor {
+        Redactor::new(RedactionPolicy {
             mode: RedactionMode::Fill,
-            hold_frames: 0,
+            mask_scale: 1.0,
+            hold_ms,
             ..RedactionPolicy::default()
-        });
+        })
+    }
+
+    /// Frames at 25 fps: the hold is the same 200 ms whether frames between
+    /// were dropped or not.
+    #[test]
+    fn the_hold_counts_time_not_frames() {
+        let redactor = hold_of(200);
+        let seen = || vec![face(0.1, 0.1, 0.3, 0.3)];
+        // Every frame: held until 200 ms after the last sighting (at 40).
         let mut hold = RegionHold::default();
-        for (t, faces) in [vec![face(0.1, 0.1, 0.3, 0.3)], vec![]]
+        for (at, faces, held) in [(0, seen(), 0), (40, seen(), 0), (80, vec![], 1)]
             .into_iter()
-            .enumerate()
+            .chain([120, 160, 200, 240].map(|at| (at, vec![], 1)))
+            .chain([(280, vec![], 0)])
         {
-            let frame = gradient_frame(50, 50);
-            let detections = Detections {
-                persons: vec![],
-                faces: Ok(faces),
-            };
-            let out = redactor.redact(frame, &detections, &mut hold);
-            assert_eq!(out.stats().held, 0, "frame {t}");
+            let out = redact(
+                &redactor,
+                gradient_frame_at(50, 50, at),
+                faces,
+                &[],
+                &mut hold,
+            );
+            assert_eq!(out.stats().held, held, "frame at {at} ms");
+        }
+        // Frames dropped after the sighting: the next one, 300 ms on, is
+        // past the hold.
+        let mut hold = RegionHold::default();
+        redact(
+            &redactor,
+            gradient_frame_at(50, 50, 0),
+            seen(),
+            &[],
+            &mut hold,
+        );
+        let out = redact(
+            &redactor,
+            gradient_frame_at(50, 50, 300),
+            vec![],
+            &[],
+            &mut hold,
+        );
+        assert_eq!(out.stats().held, 0);
+        assert!(!out.pixels().chunks(3).any(|p| p == FILL));
+    }
+
+    #[test]
+    fn a_clock_stepping_back_costs_one_frame_and_keeps_the_regions() {
+        let redactor = hold_of(2500);
+        let mut hold = RegionHold::default();
+        let seen = vec![face(0.1, 0.1, 0.3, 0.3)];
+        let at = |t| gradient_frame_at(50, 50, t);
+        assert!(
+            !redact(&redactor, at(10_000), seen, &[], &mut hold)
+                .stats()
+                .obscured_whole
+        );
+        let out = redact(&redactor, at(10_500), vec![], &[], &mut hold);
+        assert_eq!(out.stats().held, 1);
+        // The clock steps back an hour: that frame is obscured whole ...
+        let back = 10_500 - 3_600_000;
+        assert!(
+            redact(&redactor, at(back), vec![], &[], &mut hold)
+                .stats()
+                .obscured_whole
+        );
+        // ... and the stream goes on from there, the region 1 s old now and
+        // still held, until its 2.5 s are up in the new timeline.
+        let out = redact(&redactor, at(back + 500), vec![], &[], &mut hold);
+        assert!(!out.stats().obscured_whole);
+        assert_eq!(out.stats().held, 1);
+        let out = redact(&redactor, at(back + 1_900), vec![], &[], &mut hold);
+        assert_eq!(out.stats().held, 1, "2.4 s after its last sighting");
+        let out = redact(&redactor, at(back + 2_100), vec![], &[], &mut hold);
+        assert_eq!(out.stats().held, 0, "2.6 s after its last sighting");
+    }
+
+    #[test]
+    fn a_frame_older_than_the_latest_is_obscured_whole() {
+        let redactor = hold_of(2500);
+        let mut hold = RegionHold::default();
+        let seen = vec![face(0.1, 0.1, 0.3, 0.3)];
+        let out = redact(
+            &redactor,
+            gradient_frame_at(50, 50, 1000),
+            seen,
+            &[],
+            &mut hold,
+        );
+        assert!(!out.stats().obscured_whole);
+        // Out of order: the hold does not run backwards.
+        let out = redact(
+            &redactor,
+            gradient_frame_at(50, 50, 500),
+            vec![],
+            &[],
+            &mut hold,
+        );
+        assert!(out.stats().obscured_whole);
+        assert!(out.pixels().chunks(3).all(|p| p == FILL));
+        // The stream goes on from its latest frame, the region still held.
+        let out = redact(
+            &redactor,
+            gradient_frame_at(50, 50, 1500),
+            vec![],
+            &[],
+            &mut hold,
+        );
+        assert!(!out.stats().obscured_whole);
+        assert_eq!(out.stats().held, 1);
+    }
+
+    #[test]
+    fn held_regions_grow_with_time_up_to_twice_their_size() {
+        let redactor = hold_of(5000);
+        let mut hold = RegionHold::default();
+        // 20 px square, plus the 4 px minimum margin on each side: 28 px.
+        let seen = vec![face(0.4, 0.4, 0.6, 0.6)];
+        let mut widths = Vec::new();
+        for (at, faces) in [
+            (0, seen),
+            (100, vec![]),
+            (500, vec![]),
+            (1000, vec![]),
+            (3000, vec![]),
+        ] {
+            let out = redact(
+                &redactor,
+                gradient_frame_at(100, 100, at),
+                faces,
+                &[],
+                &mut hold,
+            );
+            let middle_row = &out.pixels()[50 * 100 * 3..51 * 100 * 3];
+            widths.push(middle_row.chunks(3).filter(|p| *p == FILL).count());
+        }
+        // 1x, 1.1x, 1.5x, then twice the size, and no more.
+        for (width, expected) in widths.iter().zip([28.0, 30.8, 42.0, 56.0, 56.0]) {
+            assert!((*width as f32 - expected).abs() <= 2.0, "{widths:?}");
+        }
+    }
+
+    #[test]
+    fn a_hold_of_zero_ms_redacts_only_what_is_detected() {
+        let redactor = hold_of(0);
+        let mut hold = RegionHold::default();
+        for (at, faces) in [(0, vec![face(0.1, 0.1, 0.3, 0.3)]), (40, vec![])] {
+            let frame = gradient_frame_at(50, 50, at);
+            let out = redact(&redactor, frame, faces, &[], &mut hold);
+            assert_eq!(out.stats().held, 0, "frame at {at} ms");
             assert_eq!(
                 out.pixels().chunks(3).any(|p| p == FILL),
-                t == 0,
-                "frame {t}"
+                at == 0,
+                "frame at {at} ms"
             );
         }
+    }
+
+    #[test]
+    fn another_frames_scan_obscures_the_whole_frame() {
+        let frame = gradient_frame(64, 48);
+        let scanned = gradient_frame(64, 48);
+        let scan = scanned.scan_faces(&mut GivenFaces::none());
+        let out = redactor(RedactionMode::Fill, 1.0).redact(
+            frame,
+            &scan,
+            &[],
+            &mut RegionHold::default(),
+        );
+        assert!(out.stats().obscured_whole);
+        assert!(out.pixels().chunks(3).all(|p| p == FILL));
+    }
+
+    #[test]
+    fn debug_names_camera_size_and_time_but_prints_no_pixels() {
+        let frame = Frame::new("lobby".into(), 64, 48, vec![173; 64 * 48 * 3], 1234).unwrap();
+        let out = redact(
+            &redactor(RedactionMode::Fill, 1.0),
+            frame,
+            vec![],
+            &[],
+            &mut RegionHold::default(),
+        );
+        let text = format!("{out:?}");
+        assert_eq!(
+            text,
+            r#"RedactedFrame { camera: "lobby", width: 64, height: 48, timestamp_ms: 1234, .. }"#
+        );
+        assert!(!text.contains("173"));
     }
 }
