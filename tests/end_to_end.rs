@@ -211,3 +211,100 @@ fn camera_credentials_work_and_never_leak() {
         );
     }
 }
+
+/// The appliance's wall clock stepped 3 h forward, then 3 h back (fault
+/// injection: the appliance's clock, never the machine's). The camera
+/// neither stalls nor reconnects, no stream loss is raised, and counting
+/// goes on in the minutes the clock shows, none elsewhere.
+#[test]
+fn clock_steps_neither_stall_a_camera_nor_misplace_its_minutes() {
+    const HOURS_3: i64 = 3 * 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (rtsp_port, api_port) = (free_port(), free_port());
+    let _camera = start_camera(rtsp_port);
+    let cfg = config(
+        dir.path(),
+        api_port,
+        &[("campus", format!("rtsp://127.0.0.1:{rtsp_port}/vtest"), "")],
+    );
+    let offset = dir.path().join("clock-offset");
+    std::fs::write(&offset, "0").unwrap();
+    let _appliance = start_appliance_with(
+        &cfg,
+        api_port,
+        &[(
+            "HEADCOUNT_FAULT_CLOCK_OFFSET_FILE",
+            offset.to_str().unwrap(),
+        )],
+        std::process::Stdio::inherit(),
+    );
+    let camera = || {
+        get(api_port, "/api/v1/health").and_then(|(_, h)| {
+            let c = h["cameras"].as_array()?.first()?.clone();
+            Some((
+                c["state"].as_str()?.to_string(),
+                c["frames_analysed"].as_u64()?,
+                c["reconnects"].as_u64()?,
+            ))
+        })
+    };
+    assert!(wait_until(Duration::from_secs(30), || camera()
+        .is_some_and(|(s, n, _)| s == "streaming" && n > 0)));
+    let real_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let started = real_now();
+    let db = state_dir_of(&cfg).join("headcount.db");
+    let samples_between = |from: i64, to: i64| -> i64 {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        conn.query_row(
+            "SELECT COALESCE(SUM(samples), 0) FROM occupancy_minute WHERE bucket_start >= ?1 AND bucket_start < ?2",
+            [from, to],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let around_now = || samples_between(started - 300_000, started + 300_000);
+    let mut before_back = 0;
+    for (step, label) in [(HOURS_3, "forward"), (0, "back")] {
+        if step == 0 {
+            before_back = around_now();
+        }
+        std::fs::write(&offset, step.to_string()).unwrap();
+        let before = camera().unwrap().1;
+        std::thread::sleep(Duration::from_secs(6));
+        let (state, after, reconnects) = camera().unwrap();
+        assert_eq!(
+            (state.as_str(), reconnects),
+            ("streaming", 0),
+            "after the step {label}"
+        );
+        assert!(
+            after > before + 2,
+            "analysis stopped after the step {label}"
+        );
+    }
+    // Forward: counted 3 h ahead. Back: counted now again (each frame is a
+    // sample; the flush runs every second). Nothing anywhere else.
+    std::thread::sleep(Duration::from_secs(2));
+    let ahead = samples_between(started + HOURS_3 - 60_000, started + HOURS_3 + 300_000);
+    let now_minutes = around_now();
+    let back = now_minutes - before_back;
+    let all = samples_between(i64::MIN, i64::MAX);
+    assert!(ahead > 0 && back > 0, "ahead {ahead}, back {back}");
+    assert_eq!(
+        all,
+        ahead + now_minutes,
+        "samples in minutes the clock never showed"
+    );
+    let (_, anomalies) = get(api_port, "/api/v1/anomalies").unwrap();
+    assert!(
+        !anomalies.to_string().contains("stream_loss"),
+        "a clock step raised stream loss: {anomalies}"
+    );
+}

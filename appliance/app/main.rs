@@ -12,6 +12,7 @@ mod disk;
 mod dpo;
 mod dumps;
 mod fleet;
+mod memory;
 mod notify;
 mod pipeline;
 mod pushes;
@@ -21,7 +22,6 @@ mod serve;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use headcount_core::api::{self, AppState};
-use headcount_core::clock::{Clock, SystemClock};
 use headcount_core::config::live::LiveConfig;
 use headcount_core::config::{Config, SystemSecrets, Tls};
 use headcount_core::disclosure::push::PushFeed;
@@ -162,6 +162,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    memory::keep_large_buffers_mapped();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, state_dir } => run(config, state_dir),
@@ -334,7 +335,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     }
     serve::reserve_descriptors(&config)?;
     make_state_dir(&config.state_dir)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = headcount_core::clock::from_environment().map_err(anyhow::Error::msg)?;
     let events = Arc::new(SecurityLog::new(config.syslog.clone(), clock.clone()));
     let config_change = note_config_change(&config_path, &config.state_dir, &events)?;
     if let Err(e) = check_models(&config.models_dir) {

@@ -572,7 +572,7 @@ impl AnalyticsStage {
                     .health
                     .snapshot()
                     .into_iter()
-                    .map(|(camera, h)| (camera, h.last_frame_at))
+                    .map(|(camera, h)| (camera, h.last_frame_age_ms().map(|age| now - age)))
                     .collect();
                 changes.extend(self.monitor.tick(now, &last_frames, &self.engine.signals()));
             }

@@ -1,10 +1,10 @@
 //! Per-camera health, written by ingest and inference, read by the API.
 //! Reasons are written by headcount itself and never contain credentials.
 
-use crate::clock::UnixMs;
 use crate::pixels::frame::CameraId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraState {
@@ -19,7 +19,9 @@ pub enum CameraState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraHealth {
     pub state: CameraState,
-    pub last_frame_at: Option<UnixMs>,
+    /// When the last frame arrived, on the monotonic clock: a step of the
+    /// wall clock never makes a camera look silent or fresh.
+    pub last_frame: Option<Instant>,
     /// Frames dropped before inference because analysis was busy.
     pub frames_dropped: u64,
     pub frames_analysed: u64,
@@ -29,11 +31,19 @@ pub struct CameraHealth {
     pub reconnects: u64,
 }
 
+impl CameraHealth {
+    /// Milliseconds since the last frame, None before the first.
+    pub fn last_frame_age_ms(&self) -> Option<i64> {
+        self.last_frame
+            .map(|at| i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
 impl Default for CameraHealth {
     fn default() -> Self {
         Self {
             state: CameraState::Connecting,
-            last_frame_at: None,
+            last_frame: None,
             frames_dropped: 0,
             frames_analysed: 0,
             frames_obscured: 0,

@@ -20,7 +20,7 @@ use headcount_core::clock::Clock;
 use headcount_core::config::{CameraConfig, Source, Transport};
 use headcount_core::health::{CameraState, HealthBoard};
 use headcount_core::pixels::frame::{CameraId, Frame};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -103,6 +103,42 @@ struct Supervisor {
     stop: Arc<AtomicBool>,
 }
 
+/// When a pipeline run's latest frame arrived, on the monotonic clock (a
+/// wall clock step must never look like a stall), as milliseconds since the
+/// run began plus one; 0 before the first frame.
+struct LastFrame {
+    began: Instant,
+    at_ms: AtomicU64,
+}
+
+impl Default for LastFrame {
+    fn default() -> Self {
+        Self {
+            began: Instant::now(),
+            at_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LastFrame {
+    fn mark(&self) {
+        let since = self.began.elapsed().as_millis() as u64 + 1;
+        self.at_ms.store(since, Ordering::SeqCst);
+    }
+
+    /// How long since the latest frame; None before the first.
+    fn silent_for(&self) -> Option<Duration> {
+        match self.at_ms.load(Ordering::SeqCst) {
+            0 => None,
+            at => Some(
+                self.began
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(at - 1)),
+            ),
+        }
+    }
+}
+
 /// Why a pipeline run ended.
 struct Ending {
     reason: String,
@@ -165,7 +201,7 @@ impl Supervisor {
         }
     }
 
-    fn build(&self) -> Result<(gst::Pipeline, Arc<AtomicI64>), MediaError> {
+    fn build(&self) -> Result<(gst::Pipeline, Arc<LastFrame>), MediaError> {
         let c = &self.camera;
         let (fps, width) = (fraction(c.analysis_fps), c.analysis_width.to_string());
         let text = match &c.source {
@@ -213,12 +249,12 @@ impl Supervisor {
         sink.set_sync(matches!(c.source, Source::File { .. }));
         sink.set_max_buffers(1);
         sink.set_drop(true);
-        let last_frame = Arc::new(AtomicI64::new(0));
+        let last_frame = Arc::new(LastFrame::default());
         sink.set_callbacks(self.frame_callback(last_frame.clone()));
         Ok((pipeline, last_frame))
     }
 
-    fn frame_callback(&self, last_frame: Arc<AtomicI64>) -> AppSinkCallbacks {
+    fn frame_callback(&self, last_frame: Arc<LastFrame>) -> AppSinkCallbacks {
         let (camera, frames, health, clock): (CameraId, _, _, _) = (
             self.camera.id.clone(),
             self.frames.clone(),
@@ -236,11 +272,11 @@ impl Supervisor {
                         return Ok(gst::FlowSuccess::Ok);
                     }
                 };
-                last_frame.store(now, Ordering::SeqCst);
+                last_frame.mark();
                 let sent = frames.try_send(frame);
                 health.update(&camera, |h| {
                     h.state = CameraState::Streaming;
-                    h.last_frame_at = Some(now);
+                    h.last_frame = Some(Instant::now());
                     if let Err(TrySendError::Full(_)) = sent {
                         h.frames_dropped += 1;
                     }
@@ -251,12 +287,12 @@ impl Supervisor {
     }
 
     /// Plays the pipeline until it ends, errs, stalls or we are stopped.
-    fn watch(&self, pipeline: &gst::Pipeline, last_frame: &AtomicI64) -> Ending {
+    fn watch(&self, pipeline: &gst::Pipeline, last_frame: &LastFrame) -> Ending {
         let started = Instant::now();
         let ending = |reason: String, config_error: bool| Ending {
             reason,
             config_error,
-            streamed: last_frame.load(Ordering::SeqCst) != 0,
+            streamed: last_frame.silent_for().is_some(),
         };
         let result = (|| {
             let bus = pipeline
@@ -284,8 +320,8 @@ impl Supervisor {
                         _ => {}
                     }
                 }
-                let last = last_frame.load(Ordering::SeqCst);
-                if last == 0 && started.elapsed() > self.timing.first_frame_within {
+                let silent = last_frame.silent_for();
+                if silent.is_none() && started.elapsed() > self.timing.first_frame_within {
                     return Err(ending(
                         format!(
                             "no frame within {} s of connecting",
@@ -294,10 +330,9 @@ impl Supervisor {
                         false,
                     ));
                 }
-                let silent_ms = self.clock.now_ms() - last;
-                if last != 0 && silent_ms > self.timing.stall_after.as_millis() as i64 {
+                if let Some(silent) = silent.filter(|s| *s > self.timing.stall_after) {
                     return Err(ending(
-                        format!("no frame for {} s", silent_ms / 1000),
+                        format!("no frame for {} s", silent.as_secs()),
                         false,
                     ));
                 }

@@ -161,6 +161,10 @@ impl Pending {
     }
 }
 
+/// A frame this much older than its camera's latest means the wall clock
+/// stepped back; workers reorder frames by well under a second.
+const CLOCK_STEP_BACK_MS: UnixMs = 10_000;
+
 /// One camera's tracker and the zones and lines drawn on its view.
 struct CameraAnalytics {
     tracker: Tracker,
@@ -333,11 +337,22 @@ impl Analytics {
         let Some(cam) = self.cameras.get_mut(camera) else {
             return;
         };
-        // Workers analyse a camera's frames in parallel, so one may finish
-        // after its successor; tracks and lines need time to run forward.
-        if cam.last_at.is_some_and(|last| at <= last) {
-            tracing::debug!(camera = %camera, "frame analysed out of order; skipped by the counting");
-            return;
+        match cam.last_at {
+            // The wall clock stepped back (NTP, an operator): far more than
+            // any reordering. The frames keep counting in the minutes the
+            // clock now shows; visits end at the last frame before the step
+            // so that no dwell spans it, and tracking starts afresh.
+            Some(last) if at < last - CLOCK_STEP_BACK_MS => {
+                tracing::warn!(camera = %camera, back_s = (last - at) / 1000, "the wall clock stepped back; tracking restarts");
+                cam.restart(camera, last, &mut self.pending, &mut self.totals);
+            }
+            // Workers analyse a camera's frames in parallel, so one may finish
+            // after its successor; tracks and lines need time to run forward.
+            Some(last) if at <= last => {
+                tracing::debug!(camera = %camera, "frame analysed out of order; skipped by the counting");
+                return;
+            }
+            _ => {}
         }
         if let Some(last) = cam.last_at {
             let step = (at - last).clamp(1, 5_000) as f64;
@@ -536,6 +551,29 @@ impl Analytics {
                 .filter(|t| t.present(params))
                 .count() as u32
         })
+    }
+}
+
+impl CameraAnalytics {
+    /// Ends every visit at `last` (the latest frame) as dwell and forgets
+    /// every track, zone window and line side: the state after a clock step.
+    fn restart(
+        &mut self,
+        camera: &CameraId,
+        last: UnixMs,
+        pending: &mut Pending,
+        totals: &mut Totals,
+    ) {
+        for zone in &mut self.zones {
+            let ended = zone.restart(self.interval_ms);
+            record_visits(pending, totals, camera, zone, last, ended);
+        }
+        let ids: Vec<u64> = self.tracker.tracks().iter().map(|t| t.id).collect();
+        for line in &mut self.lines {
+            line.forget(&ids);
+        }
+        self.tracker = Tracker::new(*self.tracker.params());
+        self.last_at = None;
     }
 }
 

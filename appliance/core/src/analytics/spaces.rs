@@ -156,6 +156,11 @@ impl SpaceCounter {
             self.disagree_since = None;
             return self.count;
         }
+        // After the wall clock stepped back, the disagreement starts anew.
+        if self.disagree_since.is_some_and(|since| since > at) || self.zones_steady_since > at {
+            self.disagree_since = None;
+            self.zones_steady_since = at;
+        }
         let since = *self.disagree_since.get_or_insert(at);
         if at - since.max(self.zones_steady_since) >= self.correction_ms {
             // The journal carries no counts (docs/privacy.md): only that it happened.

@@ -453,3 +453,37 @@ fn the_board_keeps_the_values_of_kept_keys_and_takes_new_capacities() {
     );
     assert_eq!(view.spaces.len(), 3);
 }
+
+#[test]
+fn a_clock_stepped_back_keeps_counting_in_the_minutes_it_shows() {
+    let (mut a, board) = engine("");
+    // A person stands in `left` for 30 s; then the wall clock steps back 2 h.
+    let t = run(&mut a, T0, 150, |_| vec![(0.2, 0.3)]);
+    let before = a.drain();
+    let back = t - 2 * 3_600_000;
+    run(&mut a, back, 150, |_| vec![(0.2, 0.3)]);
+    let after = a.drain();
+    // Every frame after the step is counted, in the minutes the clock shows.
+    let left = |d: &Deltas| -> Vec<(UnixMs, u32)> {
+        d.occupancy
+            .iter()
+            .filter(|o| matches!(&o.scope, Scope::Zone { zone, .. } if zone == "left"))
+            .map(|o| (o.bucket_start, o.samples))
+            .collect()
+    };
+    let samples: u32 = left(&after).iter().map(|(_, s)| s).sum();
+    assert_eq!(samples, 150);
+    assert!(left(&after)
+        .iter()
+        .all(|(start, _)| *start >= bucket_start(back) && *start < back + 30_000));
+    assert_eq!(zone_now(&board, "cam.left"), Some(1));
+    // The visit before the step ends there: no dwell spans the two hours.
+    let mut dwell = DwellHistogram::default();
+    for d in before.dwell.iter().chain(&after.dwell) {
+        if d.zone == "left" {
+            dwell.merge(&d.histogram);
+        }
+    }
+    assert_eq!(dwell.visits(), 1);
+    assert!(dwell.bins().all(|(bin, _)| bin <= dwell::bin_of(31.0)));
+}

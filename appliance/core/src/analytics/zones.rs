@@ -194,6 +194,13 @@ impl ZoneState {
             .collect()
     }
 
+    /// Ends every visit (as `finish` does) and empties the smoothing
+    /// window, whose times a clock step has made meaningless.
+    pub fn restart(&mut self, interval_ms: f64) -> Vec<f64> {
+        self.recent.clear();
+        self.finish(interval_ms)
+    }
+
     /// How long the longest confirmed visit still in progress has lasted
     /// (0 without one): a duration only, for the loitering rule.
     pub fn longest_visit_ms(&self) -> i64 {

@@ -442,7 +442,8 @@ fn a_camera_that_lost_its_stream_a_moment_ago_is_reconnecting() {
             h.state = crate::health::CameraState::Failing {
                 reason: "connection refused".into(),
             };
-            h.last_frame_at = Some(NOW - 5_000);
+            h.last_frame =
+                Some(std::time::Instant::now() - std::time::Duration::from_millis(5_000));
         });
         state.health.update(&"yard".into(), |h| {
             h.state = crate::health::CameraState::Failing {

@@ -484,15 +484,15 @@ async fn health(State(state): State<AppState>) -> Json<wire::Health> {
 const RECONNECTING_MS: i64 = 60_000;
 
 fn health_now(state: &AppState) -> wire::Health {
-    let now = state.clock.now_ms();
     let cameras: Vec<wire::CameraHealth> = state
         .health
         .snapshot()
         .into_iter()
         .map(|(camera, h)| {
-            let recent_frame = h.last_frame_at.is_some_and(|t| now - t < RECONNECTING_MS);
+            let age_ms = h.last_frame_age_ms();
+            let recent_frame = age_ms.is_some_and(|age| age < RECONNECTING_MS);
             let (label, reason) = match h.state {
-                CameraState::Connecting if h.last_frame_at.is_some() => ("reconnecting", None),
+                CameraState::Connecting if age_ms.is_some() => ("reconnecting", None),
                 CameraState::Connecting => ("connecting", None),
                 CameraState::Streaming => ("streaming", None),
                 CameraState::Failing { reason } if recent_frame => ("reconnecting", Some(reason)),
@@ -502,7 +502,7 @@ fn health_now(state: &AppState) -> wire::Health {
                 camera: camera.to_string(),
                 state: label,
                 reason,
-                last_frame_age_ms: h.last_frame_at.map(|t| (now - t).max(0)),
+                last_frame_age_ms: age_ms,
                 frames_analysed: h.frames_analysed,
                 frames_dropped: h.frames_dropped,
                 frames_obscured: h.frames_obscured,
