@@ -720,6 +720,40 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn minutes_written_behind_the_rollups_are_rolled_up_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = seeded(dir.path());
+        let now = DAY0 + 2 * DAY_MS;
+        db.roll_up(now, 0).unwrap();
+        // The clock stepped back to 09:30 of the first day: 5 more entries.
+        let late = DAY0 + 9 * HOUR_MS + 30 * MINUTE_MS;
+        let mut deltas = Deltas::default();
+        deltas.flows.push(FlowDelta {
+            camera: "cam".into(),
+            line: "a".into(),
+            bucket_start: late,
+            entries: 5,
+            exits: 0,
+        });
+        db.apply(&deltas).unwrap();
+        assert_eq!(db.rollup_mark(QUARTER_MS).unwrap(), Some(late));
+        assert_eq!(db.rollup_mark(HOUR_MS).unwrap(), Some(DAY0 + 9 * HOUR_MS));
+        assert_eq!(db.rollup_mark(DAY_MS).unwrap(), Some(DAY0));
+        db.roll_up(now, 0).unwrap();
+        for width in [QUARTER_MS, HOUR_MS, DAY_MS] {
+            assert_eq!(
+                sum(
+                    &db,
+                    &format!("SELECT sum(entries) FROM flow_rollup WHERE width_ms = {width}")
+                ),
+                2 * (120 + 1) + 5,
+                "width {width}"
+            );
+            assert_eq!(db.rollup_mark(width).unwrap(), Some(now));
+        }
+    }
+
+    #[test]
     fn sweeps_stop_at_what_is_rolled_up_and_leave_a_verifiable_receipt() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = seeded(dir.path());

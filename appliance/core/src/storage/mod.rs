@@ -61,6 +61,24 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// Whether the same write may succeed later: the disk is full,
+    /// read-only, failing or busy, rather than the write being wrong.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StorageError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => matches!(
+                e.code,
+                DiskFull | ReadOnly | SystemIoFailure | DatabaseBusy | DatabaseLocked | CannotOpen
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Crossings of one line in one minute, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowMinute {
@@ -239,6 +257,24 @@ impl Database {
                 count
                     .execute(params![c.space, c.count, c.at])?;
             }
+        }
+        // Minutes behind a rollup mark (the wall clock stepped back, or a
+        // backlog outlasted the grace period) are rolled up again: the
+        // marks go back to the bucket that holds the earliest of them.
+        // Rollups recompute whole buckets, so nothing counts twice.
+        let earliest = deltas
+            .occupancy
+            .iter()
+            .map(|d| d.bucket_start)
+            .chain(deltas.flows.iter().map(|f| f.bucket_start))
+            .chain(deltas.dwell.iter().map(|d| d.bucket_start))
+            .min();
+        if let Some(earliest) = earliest {
+            tx.execute(
+                "UPDATE rollup_mark SET done_until = (?1 / width_ms) * width_ms
+                 WHERE done_until > (?1 / width_ms) * width_ms",
+                params![earliest],
+            )?;
         }
         Ok(())
         })

@@ -346,6 +346,8 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
     // The latest time a request carried: the writer has no clock of its own.
     let mut latest: Option<UnixMs> = None;
     let mut backlog = Deltas::default();
+    // Anomaly changes not yet stored (a full or read-only disk), in order.
+    let mut anomaly_backlog: Vec<Change> = Vec::new();
     let mut stopping = false;
     while let Some(first) = requests.blocking_recv() {
         let mut batch = vec![first];
@@ -420,10 +422,10 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
                         let _ = done.send(result);
                     }
                 }
-                Request::Anomalies(changes) => match db.record_anomalies(&changes) {
-                    Ok(done) => announce(done),
-                    Err(e) => tracing::error!(error = %e, "could not store anomalies"),
-                },
+                Request::Anomalies(changes) => {
+                    anomaly_backlog.extend(changes);
+                    store_anomalies(&mut db, &mut anomaly_backlog, &announce);
+                }
                 Request::Acknowledge { id, by, at, done } => {
                     let result = db.acknowledge_anomaly(id, &by, at);
                     let reply = match result {
@@ -445,6 +447,10 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
                 | Request::Stop => {}
             }
         }
+        // Retried with every batch, as the buckets are.
+        if !anomaly_backlog.is_empty() {
+            store_anomalies(&mut db, &mut anomaly_backlog, &announce);
+        }
         if stopping {
             requests.close();
             if !backlog.is_empty() {
@@ -465,6 +471,46 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
             pending = backlog.len(),
             "buckets left unwritten at shutdown"
         );
+    }
+    if !anomaly_backlog.is_empty() {
+        tracing::error!(
+            pending = anomaly_backlog.len(),
+            "anomaly changes left unstored at shutdown"
+        );
+    }
+}
+
+/// At most this many anomaly changes wait for the disk; beyond, the
+/// oldest go (anomalies are rare: thousands mean the disk is gone).
+const ANOMALY_BACKLOG: usize = 10_000;
+
+/// Stores the waiting anomaly changes in one transaction and announces
+/// them; when the disk refuses them they wait for the next try.
+fn store_anomalies(
+    db: &mut Database,
+    backlog: &mut Vec<Change>,
+    announce: &impl Fn(Vec<(Transition, Anomaly)>),
+) {
+    match db.record_anomalies(backlog) {
+        Ok(done) => {
+            backlog.clear();
+            announce(done);
+        }
+        Err(e) if !e.is_transient() => {
+            tracing::error!(error = %e, dropped = backlog.len(), "could not store anomalies");
+            backlog.clear();
+        }
+        Err(e) => {
+            if backlog.len() > ANOMALY_BACKLOG {
+                let dropped = backlog.len() - ANOMALY_BACKLOG;
+                backlog.drain(..dropped);
+                tracing::error!(
+                    dropped,
+                    "anomaly changes dropped: the disk has refused them too long"
+                );
+            }
+            tracing::error!(error = %e, pending = backlog.len(), "could not store anomalies; will retry");
+        }
     }
 }
 
@@ -610,6 +656,54 @@ mod tests {
             .into_iter()
             .map(|r| r.detail)
             .collect()
+    }
+
+    #[test]
+    fn anomalies_the_disk_refuses_are_stored_once_it_takes_writes_again() {
+        use crate::anomaly::{Finding, Kind, Severity, Subject};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let (writer, thread) =
+            Writer::spawn_with(Database::open(&path).unwrap(), WriterOptions::default()).unwrap();
+        // Another connection holds the write lock past the busy timeout:
+        // the writer cannot store (as on a full or read-only disk).
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let opened = Change::Open {
+            started: T,
+            finding: Finding {
+                kind: Kind::DiskNearlyFull,
+                subject: Subject::Appliance("disk".into()),
+                severity: Severity::Warning,
+                value: 1.0,
+                threshold: 8.0,
+                explanation: "1 MB free".into(),
+            },
+        };
+        assert!(writer.anomalies_blocking(vec![opened]));
+        let stored = || {
+            let query = crate::storage::anomaly::AnomalyQuery {
+                open_only: false,
+                since: None,
+                kind: None,
+                limit: 10,
+            };
+            Database::open_read_only(&path)
+                .unwrap()
+                .anomalies(&query)
+                .unwrap()
+                .len()
+        };
+        // Past the writer's 5 s busy timeout: it has tried and failed.
+        std::thread::sleep(std::time::Duration::from_secs(6));
+        assert_eq!(stored(), 0, "stored while the lock was held");
+        blocker.execute_batch("COMMIT").unwrap();
+        drop(blocker);
+        // Any later request retries the waiting change, in order.
+        assert!(writer.anomalies_blocking(Vec::new()));
+        writer.stop_blocking();
+        thread.join().unwrap();
+        assert_eq!(stored(), 1);
     }
 
     #[test]
