@@ -126,7 +126,7 @@ fn state(dir: &Path) -> AppState {
     let health = HealthBoard::new(config.cameras.iter().map(|c| &c.id));
     health.update(&"lobby".into(), |h| {
         h.state = CameraState::Streaming;
-        h.last_frame_at = Some(NOW - 250);
+        h.last_frame = Some(std::time::Instant::now());
     });
     health.update(&"yard".into(), |h| {
         h.state = CameraState::Failing {
