@@ -149,9 +149,18 @@ impl Database {
 
     /// Every bucket of this width ending at or before the mark is rolled up.
     pub fn rollup_mark(&self, width: i64) -> Result<Option<UnixMs>, StorageError> {
+        self.mark("rollup_mark", width)
+    }
+
+    /// How far a width is done in a mark table (`rollup_mark`, `publish_mark`).
+    pub(super) fn mark(
+        &self,
+        table: &'static str,
+        width: i64,
+    ) -> Result<Option<UnixMs>, StorageError> {
         self.conn
             .query_row(
-                "SELECT done_until FROM rollup_mark WHERE width_ms = ?1",
+                &format!("SELECT done_until FROM {table} WHERE width_ms = ?1"),
                 [width],
                 |r| r.get(0),
             )

@@ -187,14 +187,7 @@ impl Database {
 
     /// Every bucket of this width ending at or before the mark is published.
     pub fn publish_mark(&self, width: i64) -> Result<Option<UnixMs>, StorageError> {
-        self.conn
-            .query_row(
-                "SELECT done_until FROM publish_mark WHERE width_ms = ?1",
-                [width],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.wrap(e))
+        self.mark("publish_mark", width)
     }
 
     /// The published buckets of one space at one width with `from <= start < to`.
