@@ -420,8 +420,8 @@ fn dpo_record_and_notice_are_made_from_the_config() {
 
 #[test]
 fn audit_verify_names_an_altered_and_a_removed_entry() {
-    use headcount_core::security::AuditKey;
-    use headcount_core::storage::{AuditAction, AuditEntry, Database};
+    use headcount_domain::security::AuditKey;
+    use headcount_store::{AuditAction, AuditEntry, Database};
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let db_path = state.join("headcount.db");
@@ -472,7 +472,7 @@ fn audit_verify_names_an_altered_and_a_removed_entry() {
     );
 
     // Against a key other than the device's, no checkpoint verifies.
-    let other = headcount_core::security::to_hex(&AuditKey::generate().unwrap().public_key());
+    let other = headcount_domain::security::to_hex(&AuditKey::generate().unwrap().public_key());
     let (code, stdout, _) = run(
         &[
             "audit",

@@ -11,11 +11,11 @@
 mod common;
 
 use common::*;
-use headcount_core::analytics::{
+use headcount_api::ROUTES;
+use headcount_domain::analytics::{
     Deltas, DwellDelta, DwellHistogram, FlowDelta, OccupancyDelta, Scope,
 };
-use headcount_core::api::ROUTES;
-use headcount_core::security::Role;
+use headcount_domain::security::Role;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -69,7 +69,7 @@ fn seed(db: &Path) -> i64 {
     let start = (now / DAY - 1) * DAY;
     let end = (now - 5 * MINUTE) / MINUTE * MINUTE;
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let mut database = headcount_core::storage::Database::open(db).unwrap();
+    let mut database = headcount_store::Database::open(db).unwrap();
     let mut deltas = Deltas::default();
     let mut minute = start;
     while minute < end {
@@ -212,8 +212,8 @@ fn no_planner_or_off_site_feed_reads_a_count_below_k() {
     let facilities = issue_token(&state, "duty-manager", "facilities");
     let range = format!(
         "from={}&to={}",
-        headcount_core::api::rfc3339(start),
-        headcount_core::api::rfc3339(start + 2 * DAY)
+        headcount_api::rfc3339(start),
+        headcount_api::rfc3339(start + 2 * DAY)
     );
     assert!(
         wait_until(Duration::from_secs(60), || {
@@ -232,8 +232,8 @@ fn no_planner_or_off_site_feed_reads_a_count_below_k() {
         .filter(|r| r.method == axum::http::Method::GET)
     {
         let planner_may = match rule.access {
-            headcount_core::api::access::Access::Roles(roles) => roles.contains(&Role::Planner),
-            headcount_core::api::access::Access::Public => false,
+            headcount_api::access::Access::Roles(roles) => roles.contains(&Role::Planner),
+            headcount_api::access::Access::Public => false,
         };
         planner_routes += usize::from(planner_may);
         match rule.path {
@@ -387,8 +387,8 @@ fn noise_is_one_value_per_cell_for_every_reader_and_the_ledger_counts_releases()
         .collect();
     let path = format!(
         "/api/v1/aggregates?space=hall&bucket=15m&from={}&to={}",
-        headcount_core::api::rfc3339(start),
-        headcount_core::api::rfc3339(start + DAY)
+        headcount_api::rfc3339(start),
+        headcount_api::rfc3339(start + DAY)
     );
     let read = |token: &str| {
         let (status, _, body) = get_raw_as(api_port, &path, Some(token)).unwrap();

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use headcount_core::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
+use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -167,7 +167,7 @@ fn seed_yesterday(db: &Path) -> i64 {
         .unwrap()
         .as_millis() as i64;
     let day = (now / 86_400_000 - 1) * 86_400_000;
-    let mut database = headcount_core::storage::Database::open(db).unwrap();
+    let mut database = headcount_store::Database::open(db).unwrap();
     let mut deltas = Deltas::default();
     for minute in 0..1440i64 {
         let start = day + minute * 60_000;
@@ -314,8 +314,8 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
 
     let range = format!(
         "from={}&to={}",
-        headcount_core::api::rfc3339(day),
-        headcount_core::api::rfc3339(day + 86_400_000)
+        headcount_api::rfc3339(day),
+        headcount_api::rfc3339(day + 86_400_000)
     );
     let quarters = |port| {
         get(
@@ -379,8 +379,8 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
             api_port,
             &format!(
                 "/api/v1/aggregates?space=hall&bucket={label}&from={}&to={}",
-                headcount_core::api::rfc3339(day),
-                headcount_core::api::rfc3339(day + 2 * 86_400_000)
+                headcount_api::rfc3339(day),
+                headcount_api::rfc3339(day + 2 * 86_400_000)
             ),
         )
         .unwrap();
@@ -389,7 +389,7 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
             let start = served["start"].as_str().unwrap();
             let id = format!("test/hall/{label}/{start}");
             served_ids.insert(id.clone());
-            let yesterday = start < headcount_core::api::rfc3339(day + 86_400_000).as_str();
+            let yesterday = start < headcount_api::rfc3339(day + 86_400_000).as_str();
             let Some((_, delivered)) = deliveries.get(&id) else {
                 assert!(!yesterday, "{id} was published but never delivered");
                 continue;
@@ -468,7 +468,7 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
             .1,
     )
     .unwrap();
-    assert_eq!(daily["start"], headcount_core::api::rfc3339(day));
+    assert_eq!(daily["start"], headcount_api::rfc3339(day));
     let mut broken: serde_json::Value = serde_json::from_str(&entities[0]).unwrap();
     broken["crowdSize"] = serde_json::json!({"type": "Property", "value": 1});
     let (ok, report) = validate_ngsi(&broken.to_string());

@@ -8,8 +8,8 @@
 
 mod common;
 use common::*;
-use headcount_core::pixels::frame::Frame;
-use headcount_core::pixels::redaction::FILL;
+use headcount_domain::pixels::frame::Frame;
+use headcount_domain::pixels::redaction::FILL;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
 
     // Every route the API has (its own table, so a new route is scanned
     // too), with the queries these need, and one route it has not.
-    let mut routes: Vec<String> = headcount_core::api::ROUTES
+    let mut routes: Vec<String> = headcount_api::ROUTES
         .iter()
         .map(|rule| match rule.path {
             "/api/v1/occupancy/history" | "/api/v1/dwell" => {

@@ -6,10 +6,10 @@
 
 mod common;
 use common::*;
-use headcount_core::geometry::BBox;
-use headcount_core::pixels::frame::Frame;
-use headcount_core::pixels::redaction::FILL;
-use headcount_core::pixels::stats::FrameStats;
+use headcount_domain::geometry::BBox;
+use headcount_domain::pixels::frame::Frame;
+use headcount_domain::pixels::redaction::FILL;
+use headcount_domain::pixels::stats::FrameStats;
 use headcount_media::FileFrames;
 use headcount_vision::Detectors;
 use std::path::Path;

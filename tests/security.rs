@@ -153,7 +153,7 @@ fn the_first_admin_token_and_tokens_managed_while_running() {
     // events name a token by it, never by its holder's name.
     let (code, out, _) = tokens(&["list"], &state);
     assert_eq!(code, 0);
-    let desk_pseudonym = headcount_core::storage::pseudonym(&desk[3..19]);
+    let desk_pseudonym = headcount_store::pseudonym(&desk[3..19]);
     assert!(!out.contains(&desk[3..19]), "{out}");
     assert!(
         out.contains(&format!("{desk_pseudonym} desk"))
@@ -387,7 +387,7 @@ fn security_events_reach_syslog_as_rfc5424() {
         events.iter().any(|e| e.contains(" TOKEN_CREATED ")
             && e.contains(&format!(
                 "token=\"{}\"",
-                headcount_core::storage::pseudonym(&admin[3..19])
+                headcount_store::pseudonym(&admin[3..19])
             ))),
         "{events:#?}"
     );
@@ -454,7 +454,7 @@ fn the_audit_log_is_minimised_and_still_verifies() {
     assert!(appliance.0.wait().unwrap().success());
 
     let conn = rusqlite::Connection::open(state.join("headcount.db")).unwrap();
-    let pseudonym = headcount_core::storage::pseudonym(&alice[3..19]);
+    let pseudonym = headcount_store::pseudonym(&alice[3..19]);
     let entries: Vec<(String, serde_json::Value)> = conn
         .prepare("SELECT target, detail FROM audit_log WHERE actor = ?1 ORDER BY seq")
         .unwrap()

@@ -5,10 +5,11 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use headcount_core::clock::{Clock, SystemClock, UnixMs};
-use headcount_core::security::events::SyslogTarget;
-use headcount_core::security::{Role, SecretsFile, SecurityEvent, SecurityLog, TokenStore};
-use headcount_core::storage::pseudonym;
+use headcount_domain::clock::{Clock, SystemClock, UnixMs};
+use headcount_domain::security::events::SyslogTarget;
+use headcount_domain::security::{Role, SecretsFile, SecurityEvent, SecurityLog};
+use headcount_store::pseudonym;
+use headcount_store::TokenStore;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -165,7 +166,7 @@ fn parse_expiry(text: &str, now: UnixMs) -> anyhow::Result<UnixMs> {
     }
 }
 
-fn show_issued(token: &headcount_core::security::IssuedToken) {
+fn show_issued(token: &headcount_domain::security::IssuedToken) {
     println!(
         "token for {} ({}, role {}, expires {}):\n\n  {}\n\nIt is shown only now; headcount keeps only a digest of it. Send it as `Authorization: Bearer <token>`.",
         token.info.name,
@@ -313,8 +314,8 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
-    let (pkcs8, public) = headcount_core::models::generate_signing_key()?;
-    headcount_core::security::write_private_file(out, &pkcs8)?;
+    let (pkcs8, public) = headcount_domain::models::generate_signing_key()?;
+    headcount_domain::security::write_private_file(out, &pkcs8)?;
     println!("{public}");
     eprintln!(
         "private key written to {} (keep it offline); the line above is its public key",
@@ -325,14 +326,14 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
 
 pub fn sign(models_dir: &Path, key: &Path) -> anyhow::Result<ExitCode> {
     let pkcs8 = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let public = headcount_core::models::sign_manifest(models_dir, &pkcs8)?;
+    let public = headcount_domain::models::sign_manifest(models_dir, &pkcs8)?;
     println!(
         "signed {} with key {public}",
         models_dir
-            .join(headcount_core::models::MANIFEST_FILE)
+            .join(headcount_domain::models::MANIFEST_FILE)
             .display()
     );
-    if !headcount_core::models::release_keys().contains(&public) {
+    if !headcount_domain::models::release_keys().contains(&public) {
         eprintln!(
             "note: this build does not trust that key; the appliance will refuse these models"
         );

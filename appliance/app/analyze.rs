@@ -8,13 +8,13 @@
 
 use crate::pipeline::detector_settings;
 use anyhow::Context;
-use headcount_core::analytics::{Analytics, BoardView, OccupancyBoard};
-use headcount_core::anomaly::monitor::{Change, Monitor};
-use headcount_core::clock::UnixMs;
-use headcount_core::config::{Config, SystemSecrets};
-use headcount_core::detection::Detection;
-use headcount_core::pixels::frame::{CameraId, Frame};
-use headcount_core::pixels::stats::FrameStats;
+use headcount_domain::analytics::{Analytics, BoardView, OccupancyBoard};
+use headcount_domain::anomaly::monitor::{Change, Monitor};
+use headcount_domain::clock::UnixMs;
+use headcount_domain::config::{Config, SystemSecrets};
+use headcount_domain::detection::Detection;
+use headcount_domain::pixels::frame::{CameraId, Frame};
+use headcount_domain::pixels::stats::FrameStats;
 use headcount_media::FileFrames;
 use headcount_vision::{Detectors, OnnxRuntime};
 use serde::Serialize;
@@ -163,7 +163,7 @@ impl AnomalyLog {
         }
     }
 
-    fn push(&mut self, at: UnixMs, end: Option<UnixMs>, f: headcount_core::anomaly::Finding) {
+    fn push(&mut self, at: UnixMs, end: Option<UnixMs>, f: headcount_domain::anomaly::Finding) {
         let (start_s, end_s) = (self.seconds(at), end.map(|e| self.seconds(e)));
         self.anomalies.push(AnomalySummary {
             kind: f.kind.as_str(),

@@ -5,9 +5,9 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use headcount_core::config::{Config, SecretSource};
-use headcount_core::security::{audit_key, to_hex};
-use headcount_core::storage::{verify_audit, Database};
+use headcount_domain::config::{Config, SecretSource};
+use headcount_domain::security::{audit_key, to_hex};
+use headcount_store::{verify_audit, Database};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

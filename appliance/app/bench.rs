@@ -4,11 +4,11 @@
 
 use crate::pipeline::{detector_settings, Appliance};
 use anyhow::Context;
-use headcount_core::analytics::{Analytics, OccupancyBoard};
-use headcount_core::clock::{Clock, SystemClock};
-use headcount_core::config::live::LiveConfig;
-use headcount_core::config::{Config, SystemSecrets};
-use headcount_core::pixels::redaction::{Redactor, RegionHold};
+use headcount_domain::analytics::{Analytics, OccupancyBoard};
+use headcount_domain::clock::{Clock, SystemClock};
+use headcount_domain::config::live::LiveConfig;
+use headcount_domain::config::{Config, SystemSecrets};
+use headcount_domain::pixels::redaction::{Redactor, RegionHold};
 use headcount_media::FileFrames;
 use headcount_vision::{Detectors, OnnxRuntime, StageTimes};
 use std::path::{Path, PathBuf};

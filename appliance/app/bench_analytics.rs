@@ -3,10 +3,10 @@
 //! no video), so the figure isolates the analytics. Prints figures; asserts
 //! nothing.
 
-use headcount_core::analytics::{Analytics, OccupancyBoard};
-use headcount_core::config::{Config, SystemSecrets};
-use headcount_core::detection::Detection;
-use headcount_core::geometry::BBox;
+use headcount_domain::analytics::{Analytics, OccupancyBoard};
+use headcount_domain::config::{Config, SystemSecrets};
+use headcount_domain::detection::Detection;
+use headcount_domain::geometry::BBox;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

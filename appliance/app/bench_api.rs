@@ -12,17 +12,18 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::Router;
-use headcount_core::analytics::OccupancyBoard;
-use headcount_core::api::{self, access::Guard, AppState};
-use headcount_core::clock::{Clock, SystemClock};
-use headcount_core::config::live::LiveConfig;
-use headcount_core::config::{Config, SystemSecrets};
-use headcount_core::health::HealthBoard;
-use headcount_core::security::events::SyslogTarget;
-use headcount_core::security::lockout::LockoutPolicy;
-use headcount_core::security::{Lockout, RateLimit, RatePolicy, Role, SecurityLog, TokenStore};
-use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::{Database, Writer, WriterOptions, READ_WINDOW_MS};
+use headcount_api::{access::Guard, AppState};
+use headcount_domain::analytics::OccupancyBoard;
+use headcount_domain::clock::{Clock, SystemClock};
+use headcount_domain::config::live::LiveConfig;
+use headcount_domain::config::{Config, SystemSecrets};
+use headcount_domain::health::HealthBoard;
+use headcount_domain::security::events::SyslogTarget;
+use headcount_domain::security::lockout::LockoutPolicy;
+use headcount_domain::security::{Lockout, RateLimit, RatePolicy, Role, SecurityLog};
+use headcount_domain::snapshot::SnapshotBoard;
+use headcount_store::TokenStore;
+use headcount_store::{Database, Writer, WriterOptions, READ_WINDOW_MS};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,7 +103,7 @@ impl InProcess {
             snapshots: SnapshotBoard::new(false),
             guard: Arc::new(Guard {
                 tokens: tokens.clone(),
-                sessions: api::session::Sessions::new(false)?,
+                sessions: headcount_api::session::Sessions::new(false)?,
                 lockout: Lockout::new(LockoutPolicy::default()),
                 rate: RateLimit::new(rate),
                 events: Arc::new(SecurityLog::new(SyslogTarget::None, clock.clone())),
@@ -114,7 +115,7 @@ impl InProcess {
             storage: Default::default(),
         };
         Ok(InProcess {
-            router: api::router(state),
+            router: headcount_api::router(state),
             token,
             tokens,
             writer,

@@ -12,11 +12,11 @@
 //! `--seed FILE` only writes the month into a database, for the API load
 //! test (scripts/bench-governance.sh). Prints figures; asserts nothing.
 
-use headcount_core::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
-use headcount_core::config::{DpConfig, RELEASES_PER_SPACE_DAY};
-use headcount_core::retention::{DataClass, RetentionLimit, RetentionPolicy, DAY_MS};
-use headcount_core::storage::publication::{Publication, PublishSpace, SENSITIVITY, WIDTHS};
-use headcount_core::storage::Database;
+use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
+use headcount_domain::config::{DpConfig, RELEASES_PER_SPACE_DAY};
+use headcount_domain::retention::{DataClass, RetentionLimit, RetentionPolicy, DAY_MS};
+use headcount_store::publication::{Publication, PublishSpace, SENSITIVITY, WIDTHS};
+use headcount_store::Database;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -39,7 +39,7 @@ pub struct BenchGovernanceArgs {
     #[arg(long, default_value_t = 5)]
     k: u32,
     /// Epsilon per release (one published bucket) for the noise figure.
-    #[arg(long, default_value_t = headcount_core::config::DEFAULT_EPSILON)]
+    #[arg(long, default_value_t = headcount_domain::config::DEFAULT_EPSILON)]
     epsilon: f64,
     /// Only write the generated month into this database, then stop.
     #[arg(long)]
@@ -143,7 +143,7 @@ pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
         println!(
             "seeded {} with {rows} minute rows from {}",
             path.display(),
-            headcount_core::api::rfc3339(start)
+            headcount_api::rfc3339(start)
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -284,7 +284,7 @@ pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
         justification: None,
     }]);
     let began = Instant::now();
-    let key = headcount_core::security::ReceiptKey::generate()?;
+    let key = headcount_domain::security::ReceiptKey::generate()?;
     let receipts = db.sweep(now, &policy, &key)?;
     let seconds = began.elapsed().as_secs_f64();
     let deleted: u64 = receipts.iter().map(|r| r.rows).sum();

@@ -4,8 +4,8 @@
 //! Prints figures; asserts nothing.
 
 use anyhow::Context;
-use headcount_core::anomaly::tamper::{TamperDetector, TamperSettings};
-use headcount_core::pixels::stats::FrameStats;
+use headcount_domain::anomaly::tamper::{TamperDetector, TamperSettings};
+use headcount_domain::pixels::stats::FrameStats;
 use headcount_media::FileFrames;
 use std::path::PathBuf;
 use std::process::ExitCode;

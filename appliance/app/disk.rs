@@ -6,11 +6,11 @@
 //! Going below `appliance.min_free_mb` opens a `disk_nearly_full` anomaly;
 //! getting back above it closes it.
 
-use headcount_core::anomaly::monitor::Change;
-use headcount_core::anomaly::{Finding, Kind, Severity, Subject};
-use headcount_core::clock::UnixMs;
-use headcount_core::health::{StorageBoard, StorageHealth};
-use headcount_core::storage::Database;
+use headcount_domain::anomaly::monitor::Change;
+use headcount_domain::anomaly::{Finding, Kind, Severity, Subject};
+use headcount_domain::clock::UnixMs;
+use headcount_domain::health::{StorageBoard, StorageHealth};
+use headcount_store::Database;
 use std::path::{Path, PathBuf};
 
 pub struct DiskWatch {

@@ -4,8 +4,8 @@
 //! docs/privacy.md holds it.
 
 use clap::{Subcommand, ValueEnum};
-use headcount_core::clock::{Clock, SystemClock};
-use headcount_core::dpo::{notice, ProcessingRecord};
+use headcount_domain::clock::{Clock, SystemClock};
+use headcount_domain::dpo::{notice, ProcessingRecord};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +53,7 @@ pub fn dpo(action: DpoAction) -> anyhow::Result<ExitCode> {
             let config = crate::load_config(&config, None)?;
             emit(&notice(&config, &camera)?)?;
         }
-        DpoAction::Disclosure => emit(&headcount_core::disclosure::policy::markdown())?,
+        DpoAction::Disclosure => emit(&headcount_domain::disclosure::policy::markdown())?,
     }
     Ok(ExitCode::SUCCESS)
 }

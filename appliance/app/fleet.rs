@@ -8,7 +8,7 @@
 //!   appliance vanishes, and the appliance publishes `offline` itself when
 //!   it stops.
 //! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: each published bucket
-//!   as JSON (`headcount_core::fleet::FleetBucket`, with its idempotency key
+//!   as JSON (`headcount_store::fleet::FleetBucket`, with its idempotency key
 //!   `id` = site/space/width/start), retained, oldest first, so the retained
 //!   one is the newest;
 //! - with `mqtt.fiware`, also `{prefix}/{site}/{space}/ngsi-ld/{width}`: the
@@ -25,10 +25,10 @@
 //! queued inside the client to be sent twice); a subscriber that sees a
 //! bucket twice drops it by its `id`.
 
-use headcount_core::config::MqttConfig;
-use headcount_core::disclosure::push::PushedNotice;
-use headcount_core::fleet::FleetBucket;
-use headcount_core::storage::{Database, Writer};
+use headcount_domain::config::MqttConfig;
+use headcount_domain::disclosure::push::PushedNotice;
+use headcount_store::fleet::FleetBucket;
+use headcount_store::{Database, Writer};
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };

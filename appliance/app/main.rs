@@ -21,13 +21,14 @@ mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use headcount_core::api::{self, AppState};
-use headcount_core::config::live::LiveConfig;
-use headcount_core::config::{Config, SystemSecrets, Tls};
-use headcount_core::disclosure::push::PushFeed;
-use headcount_core::models::Manifest;
-use headcount_core::security::{Lockout, RateLimit, SecurityEvent, SecurityLog, TokenStore};
-use headcount_core::storage::{AuditAction, AuditEntry};
+use headcount_api::AppState;
+use headcount_domain::config::live::LiveConfig;
+use headcount_domain::config::{Config, SystemSecrets, Tls};
+use headcount_domain::disclosure::push::PushFeed;
+use headcount_domain::models::Manifest;
+use headcount_domain::security::{Lockout, RateLimit, SecurityEvent, SecurityLog};
+use headcount_store::TokenStore;
+use headcount_store::{AuditAction, AuditEntry};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -235,7 +236,7 @@ fn check_config(file: PathBuf) -> anyhow::Result<ExitCode> {
 fn verify_models(models_dir: PathBuf, public_key: Option<String>) -> anyhow::Result<ExitCode> {
     let keys = match public_key {
         Some(key) => vec![key],
-        None => headcount_core::models::release_keys(),
+        None => headcount_domain::models::release_keys(),
     };
     let manifest = Manifest::load_trusting(&models_dir, &keys)?;
     println!(
@@ -335,7 +336,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     }
     serve::reserve_descriptors(&config)?;
     make_state_dir(&config.state_dir)?;
-    let clock = headcount_core::clock::from_environment().map_err(anyhow::Error::msg)?;
+    let clock = headcount_domain::clock::from_environment().map_err(anyhow::Error::msg)?;
     let events = Arc::new(SecurityLog::new(config.syslog.clone(), clock.clone()));
     let config_change = note_config_change(&config_path, &config.state_dir, &events)?;
     if let Err(e) = check_models(&config.models_dir) {
@@ -345,12 +346,12 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         return Err(e.into());
     }
     let tokens = Arc::new(TokenStore::open(&config.database, &config.state_dir)?);
-    let announce = |admin: &headcount_core::security::IssuedToken| {
+    let announce = |admin: &headcount_domain::security::IssuedToken| {
         announce_first_admin(&config.state_dir, admin.reveal())
     };
     if let Some(admin) = tokens.bootstrap_admin(clock.now_ms(), announce)? {
         events.emit(SecurityEvent::TokenCreated {
-            token: headcount_core::storage::pseudonym(&admin.info.id),
+            token: headcount_store::pseudonym(&admin.info.id),
             role: admin.info.role.as_str(),
         });
     }
@@ -381,10 +382,10 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         database: config.database.clone(),
         clock: clock.clone(),
         snapshots: appliance.snapshots.clone(),
-        guard: Arc::new(api::access::Guard {
+        guard: Arc::new(headcount_api::access::Guard {
             tokens,
             // Secure cookies whenever the API is served over TLS.
-            sessions: api::session::Sessions::new(!matches!(config.api.tls, Tls::Off))?,
+            sessions: headcount_api::session::Sessions::new(!matches!(config.api.tls, Tls::Off))?,
             lockout: Lockout::new(config.api.lockout),
             rate: RateLimit::new(config.api.rate),
             events: events.clone(),
@@ -438,7 +439,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
                 )
             })
             .transpose()?;
-        let served = serve::serve(&config, api::router(state)).await;
+        let served = serve::serve(&config, headcount_api::router(state)).await;
         if let Some(fleet) = fleet {
             fleet.stop().await;
         }
@@ -453,7 +454,7 @@ fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<ExitC
 }
 
 /// Every model's bytes against the signed manifest, before anything loads.
-fn check_models(models_dir: &Path) -> Result<(), headcount_core::models::ModelError> {
+fn check_models(models_dir: &Path) -> Result<(), headcount_domain::models::ModelError> {
     let manifest = Manifest::load(models_dir)?;
     for model in &manifest.models {
         model.verify(models_dir)?;
@@ -468,7 +469,7 @@ fn note_config_change(
     state_dir: &Path,
     events: &SecurityLog,
 ) -> anyhow::Result<Option<String>> {
-    let digest = headcount_core::models::sha256_file(config_path)
+    let digest = headcount_domain::models::sha256_file(config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let record = state_dir.join("config.sha256");
     let previous = std::fs::read_to_string(&record).unwrap_or_default();
@@ -476,7 +477,7 @@ fn note_config_change(
         events.emit(SecurityEvent::ConfigChanged {
             digest: digest.clone(),
         });
-        headcount_core::security::write_private_file(&record, digest.as_bytes())?;
+        headcount_domain::security::write_private_file(&record, digest.as_bytes())?;
         return Ok(Some(digest));
     }
     Ok(None)
@@ -489,10 +490,10 @@ fn note_config_change(
 fn announce_first_admin(
     state_dir: &Path,
     token: &str,
-) -> Result<(), headcount_core::security::SecurityError> {
+) -> Result<(), headcount_domain::security::SecurityError> {
     use std::io::IsTerminal;
-    let file = headcount_core::security::tokens::initial_admin_file(state_dir);
-    headcount_core::security::write_private_file(&file, format!("{token}\n").as_bytes())?;
+    let file = headcount_domain::security::tokens::initial_admin_file(state_dir);
+    headcount_domain::security::write_private_file(&file, format!("{token}\n").as_bytes())?;
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
     let shown = if under_systemd || !std::io::stdout().is_terminal() {
         " is".to_string()

@@ -21,8 +21,9 @@
 
 use anyhow::Context;
 use bytes::Bytes;
-use headcount_core::config::anomaly::WebhookConfig;
-use headcount_core::disclosure::push::PushedNotice;
+use headcount_domain::config::anomaly::WebhookConfig;
+use headcount_domain::disclosure::push::PushedNotice;
+use headcount_domain::encoding::to_hex;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::Request;
@@ -328,23 +329,13 @@ fn client_tls(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::Clien
     Ok(config)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
-    use headcount_core::anomaly::{Anomaly, Kind, Notice, Severity, Transition};
-    use headcount_core::disclosure::push::{PushFeed, WrongWayPush};
+    use headcount_domain::anomaly::{Anomaly, Kind, Notice, Severity, Transition};
+    use headcount_domain::disclosure::push::{PushFeed, WrongWayPush};
     use std::sync::Mutex;
 
     const SECRET: &str = "correct horse battery staple";

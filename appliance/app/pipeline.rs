@@ -20,25 +20,25 @@
 
 use crate::disk::DiskWatch;
 use anyhow::Context;
-use headcount_core::analytics::{self, OccupancyBoard};
-use headcount_core::anomaly::monitor::{Change, Monitor};
-use headcount_core::anomaly::unusual::UnusualWatch;
-use headcount_core::anomaly::{Control, Notice};
-use headcount_core::clock::{Clock, UnixMs};
-use headcount_core::config::live::LiveConfig;
-use headcount_core::config::Config;
-use headcount_core::detection::{Detection, Detections};
-use headcount_core::health::HealthBoard;
-use headcount_core::health::StorageBoard;
-use headcount_core::pixels::frame::{CameraId, Frame};
-use headcount_core::pixels::redaction::{Redactor, RegionHold};
-use headcount_core::pixels::stats::FrameStats;
-use headcount_core::security::audit_key::AuditKey;
-use headcount_core::security::ReceiptKey;
-use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::publication::Publication;
-use headcount_core::storage::{Announce, Database, Maintenance, Writer, WriterOptions};
+use headcount_domain::analytics::{self, OccupancyBoard};
+use headcount_domain::anomaly::monitor::{Change, Monitor};
+use headcount_domain::anomaly::unusual::UnusualWatch;
+use headcount_domain::anomaly::{Control, Notice};
+use headcount_domain::clock::{Clock, UnixMs};
+use headcount_domain::config::live::LiveConfig;
+use headcount_domain::config::Config;
+use headcount_domain::detection::Detection;
+use headcount_domain::health::HealthBoard;
+use headcount_domain::health::StorageBoard;
+use headcount_domain::pixels::frame::Detections;
+use headcount_domain::pixels::frame::{CameraId, Frame};
+use headcount_domain::pixels::redaction::{Redactor, RegionHold};
+use headcount_domain::pixels::stats::FrameStats;
+use headcount_domain::security::audit_key::AuditKey;
+use headcount_domain::snapshot::SnapshotBoard;
 use headcount_media::{CameraHandle, SupervisorTiming};
+use headcount_store::publication::Publication;
+use headcount_store::{Announce, Database, Maintenance, Writer, WriterOptions};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -131,7 +131,7 @@ impl Appliance {
             publication: Arc::new(Publication::from_config(config)?),
             retention: Arc::new(config.retention.clone()),
             audit_key: Arc::new(AuditKey::load_or_create(&config.state_dir)?),
-            receipt_key: Arc::new(ReceiptKey::open(&config.state_dir, &db)?),
+            receipt_key: Arc::new(headcount_store::open_receipt_key(&config.state_dir, &db)?),
         };
         let (notices, _) = broadcast::channel(NOTICE_BACKLOG);
         let announce = Announce {
@@ -224,7 +224,7 @@ impl Appliance {
         let (stop_maintenance, stop_rx) = sync_channel(1);
         let snapshot_limit = config
             .retention
-            .limit_ms(headcount_core::retention::DataClass::Snapshots);
+            .limit_ms(headcount_domain::retention::DataClass::Snapshots);
         let maintainer = Maintainer {
             writer: writer.clone(),
             snapshots: snapshots.clone(),

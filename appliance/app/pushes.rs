@@ -4,9 +4,9 @@
 //! crossings held back as counts per bucket), and only its output reaches
 //! the webhook and MQTT.
 
-use headcount_core::anomaly::Notice;
-use headcount_core::clock::Clock;
-use headcount_core::disclosure::push::{PushFeed, PushedNotice};
+use headcount_domain::anomaly::Notice;
+use headcount_domain::clock::Clock;
+use headcount_domain::disclosure::push::{PushFeed, PushedNotice};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};

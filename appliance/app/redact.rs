@@ -5,9 +5,9 @@
 //! when complete, so a failure never leaves a file that looks finished.
 
 use anyhow::{bail, Context};
-use headcount_core::detection::Detections;
-use headcount_core::pixels::frame::Frame;
-use headcount_core::pixels::redaction::{
+use headcount_domain::pixels::frame::Detections;
+use headcount_domain::pixels::frame::Frame;
+use headcount_domain::pixels::redaction::{
     RedactedFrame, RedactionMode, RedactionPolicy, RedactionStats, Redactor, RegionHold,
     StillFormat,
 };

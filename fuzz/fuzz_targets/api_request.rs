@@ -15,20 +15,20 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode, Uri};
 use axum::Router;
-use headcount_core::analytics::{
+use headcount_domain::analytics::{
     Deltas, DwellDelta, DwellHistogram, FlowDelta, OccupancyBoard, OccupancyDelta, Scope,
 };
-use headcount_core::api::{access, router, AppState, ROUTES};
-use headcount_core::clock::{Clock, ManualClock, UnixMs};
-use headcount_core::config::live::LiveConfig;
-use headcount_core::config::{Config, SecretSource};
-use headcount_core::health::{CameraState, HealthBoard};
-use headcount_core::security::events::SyslogTarget;
-use headcount_core::security::lockout::LockoutPolicy;
-use headcount_core::security::{Lockout, RateLimit, RatePolicy, Role, SecurityLog, TokenStore};
-use headcount_core::snapshot::SnapshotBoard;
-use headcount_core::storage::publication::Publication;
-use headcount_core::storage::{Database, Writer};
+use headcount_api::{access, router, AppState, ROUTES};
+use headcount_domain::clock::{Clock, ManualClock, UnixMs};
+use headcount_domain::config::live::LiveConfig;
+use headcount_domain::config::{Config, SecretSource};
+use headcount_domain::health::{CameraState, HealthBoard};
+use headcount_domain::security::events::SyslogTarget;
+use headcount_domain::security::lockout::LockoutPolicy;
+use headcount_domain::security::{Lockout, RateLimit, RatePolicy, Role, SecurityLog, TokenStore};
+use headcount_domain::snapshot::SnapshotBoard;
+use headcount_store::publication::Publication;
+use headcount_store::{Database, Writer};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -191,7 +191,7 @@ fn state(dir: &Path) -> AppState {
     let guard = Arc::new(access::Guard {
         tokens: Arc::new(tokens),
         // The fuzzer fails to authenticate millions of times: never lock it out.
-        sessions: headcount_core::api::session::Sessions::new(false).expect("random"),
+        sessions: headcount_api::session::Sessions::new(false).expect("random"),
         lockout: Lockout::new(LockoutPolicy {
             max_failures: u32::MAX,
             window_ms: 1,

@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use headcount_core::config::{Config, ConfigErrors, SecretSource};
+use headcount_domain::config::{Config, ConfigErrors, SecretSource};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

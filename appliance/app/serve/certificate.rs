@@ -9,9 +9,9 @@
 //! certificate parser.
 
 use anyhow::Context;
-use headcount_core::config::{Config, Tls};
-use headcount_core::security::hosts::AllowedHosts;
-use headcount_core::security::{to_hex, write_private_file};
+use headcount_domain::config::{Config, Tls};
+use headcount_domain::security::hosts::AllowedHosts;
+use headcount_domain::security::{to_hex, write_private_file};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -10,7 +10,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use headcount_core::security::hosts::AllowedHosts;
+use headcount_domain::security::hosts::AllowedHosts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use std::net::{IpAddr, SocketAddr};

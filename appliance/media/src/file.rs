@@ -6,7 +6,7 @@ use crate::{fraction, template, FrameRate, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSink;
-use headcount_core::pixels::frame::{CameraId, Frame};
+use headcount_domain::pixels::frame::{CameraId, Frame};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

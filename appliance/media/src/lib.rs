@@ -1,7 +1,7 @@
 //! headcount's ingest: the only crate that links GStreamer.
 //!
 //! It turns camera streams and files into raw frames
-//! (`headcount_core::pixels::frame::Frame`) at the analysis rate and size,
+//! (`headcount_domain::pixels::frame::Frame`) at the analysis rate and size,
 //! reports camera health, serves files over RTSP for the demo camera and
 //! tests, and encodes redacted video files (from `RedactedFrame`s only). It
 //! knows nothing of models, zones or storage. Pipelines come from the

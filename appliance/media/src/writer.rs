@@ -8,7 +8,7 @@ use crate::{template, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSrc;
-use headcount_core::pixels::redaction::RedactedFrame;
+use headcount_domain::pixels::redaction::RedactedFrame;
 use std::path::{Path, PathBuf};
 
 /// The containers `VideoWriter` can write, chosen by the output extension.

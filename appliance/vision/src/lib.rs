@@ -14,9 +14,10 @@ pub use face::FaceDetector;
 pub use person::PersonDetector;
 pub use runtime::{find_library, OnnxRuntime};
 
-use headcount_core::detection::{Detection, Detections};
-use headcount_core::models::{Manifest, ModelError, ModelRole};
-use headcount_core::pixels::frame::{FaceModel, Frame};
+use headcount_domain::detection::Detection;
+use headcount_domain::models::{Manifest, ModelError, ModelRole};
+use headcount_domain::pixels::frame::Detections;
+use headcount_domain::pixels::frame::{FaceModel, Frame};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

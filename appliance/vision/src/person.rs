@@ -8,11 +8,11 @@
 
 use crate::runtime::{inference_error, output, OnnxRuntime};
 use crate::{DetectorSettings, StageTimes, VisionError};
-use headcount_core::detection::{non_max_suppression, Detection};
-use headcount_core::geometry::BBox;
-use headcount_core::models::ModelEntry;
-use headcount_core::pixels::frame::Frame;
-use headcount_core::pixels::letterbox::{normalise, InputSize, Letterbox, Normalisation, Roi};
+use headcount_domain::detection::{non_max_suppression, Detection};
+use headcount_domain::geometry::BBox;
+use headcount_domain::models::ModelEntry;
+use headcount_domain::pixels::frame::Frame;
+use headcount_domain::pixels::letterbox::{normalise, InputSize, Letterbox, Normalisation, Roi};
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;

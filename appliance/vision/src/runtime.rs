@@ -2,7 +2,7 @@
 //! mode: nothing is downloaded at build time) and creating sessions.
 
 use crate::VisionError;
-use headcount_core::models::ModelEntry;
+use headcount_domain::models::ModelEntry;
 use ort::session::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

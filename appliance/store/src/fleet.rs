@@ -1,0 +1,142 @@
+//! Published buckets as every consumer outside the site receives them: the
+//! planners' `/api/v1/aggregates`, `/metrics` and the MQTT fleet feed all
+//! carry exactly the cells stored at publication (`storage::publication`:
+//! per space, counts below k withheld, noise drawn once and stored), so no
+//! consumer can average noise away or see a cell another does not.
+
+use crate::publication::{PublishedRow, WIDTHS};
+use crate::{Database, StorageError};
+use headcount_domain::clock::UnixMs;
+use serde::Serialize;
+
+/// One published bucket of one space: what any external consumer sees.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublishedBucket {
+    pub start: String,
+    pub end: String,
+    #[serde(skip)]
+    pub start_ms: UnixMs,
+    pub entries: Option<u64>,
+    pub exits: Option<u64>,
+    pub occupancy_mean: Option<f64>,
+    pub occupancy_peak: Option<u64>,
+    /// Measures withheld: fewer than k (zero included), would reveal one
+    /// that is, or past the day's privacy budget; their values are null.
+    pub withheld: Vec<String>,
+    /// The epsilon of the Laplace noise in these values (drawn once, at
+    /// publication); null: exact.
+    pub epsilon: Option<f64>,
+}
+
+/// A stored row as the wire shows it.
+pub fn published_bucket(row: PublishedRow, width: i64) -> PublishedBucket {
+    PublishedBucket {
+        start: headcount_domain::clock::rfc3339(row.bucket_start),
+        end: headcount_domain::clock::rfc3339(row.bucket_start + width),
+        start_ms: row.bucket_start,
+        entries: row.entries,
+        exits: row.exits,
+        occupancy_mean: row.occupancy_mean,
+        occupancy_peak: row.occupancy_peak,
+        withheld: row.withheld,
+        epsilon: row.epsilon,
+    }
+}
+
+/// A published bucket as the fleet sends it: with its site, space and width.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetBucket {
+    /// The idempotency key, `site/space/width/start`: the same for every
+    /// delivery of this bucket, so a subscriber can drop a repeat.
+    pub id: String,
+    pub site: String,
+    pub space: String,
+    pub bucket: &'static str,
+    #[serde(flatten)]
+    pub cells: PublishedBucket,
+}
+
+/// JSON-LD contexts of an NGSI-LD `CrowdFlowObserved` entity.
+const NGSI_LD_CONTEXT: [&str; 2] = [
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld",
+    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld",
+];
+
+impl FleetBucket {
+    pub fn new(site: &str, space: &str, width: i64, row: PublishedRow) -> FleetBucket {
+        let label = WIDTHS
+            .iter()
+            .find(|(w, _)| *w == width)
+            .map_or("?", |(_, l)| *l);
+        let cells = published_bucket(row, width);
+        FleetBucket {
+            id: format!("{site}/{space}/{label}/{}", cells.start),
+            site: site.to_string(),
+            space: space.to_string(),
+            bucket: label,
+            cells,
+        }
+    }
+
+    /// The bucket as a FIWARE Smart Data Models `CrowdFlowObserved` entity in
+    /// NGSI-LD normalized form: entries as `peopleCountTowards`, exits as
+    /// `peopleCountAway`, both together as `peopleCount`. A withheld value is
+    /// left out (NGSI-LD has no null), and so is a sum with a withheld part.
+    pub fn ngsi_ld(&self) -> serde_json::Value {
+        use serde_json::json;
+        let property = |value: serde_json::Value| json!({ "type": "Property", "value": value });
+        let time = |at: &str| property(json!({ "@type": "DateTime", "@value": at }));
+        let cells = &self.cells;
+        let mut entity = serde_json::Map::new();
+        let id = format!(
+            "urn:ngsi-ld:CrowdFlowObserved:{}:{}:{}",
+            self.site, self.space, self.bucket
+        );
+        entity.insert("id".into(), json!(id));
+        entity.insert("type".into(), json!("CrowdFlowObserved"));
+        entity.insert("name".into(), property(json!(self.space)));
+        entity.insert(
+            "dataProvider".into(),
+            property(json!(format!("headcount:{}", self.site))),
+        );
+        entity.insert(
+            "dateObserved".into(),
+            property(json!(format!("{}/{}", cells.start, cells.end))),
+        );
+        entity.insert("dateObservedFrom".into(), time(&cells.start));
+        entity.insert("dateObservedTo".into(), time(&cells.end));
+        if let Some(entries) = cells.entries {
+            entity.insert("peopleCountTowards".into(), property(json!(entries)));
+        }
+        if let Some(exits) = cells.exits {
+            entity.insert("peopleCountAway".into(), property(json!(exits)));
+        }
+        if let (Some(entries), Some(exits)) = (cells.entries, cells.exits) {
+            entity.insert("peopleCount".into(), property(json!(entries + exits)));
+        }
+        entity.insert("@context".into(), json!(NGSI_LD_CONTEXT));
+        serde_json::Value::Object(entity)
+    }
+}
+
+/// The newest published bucket of each space and width, for `/metrics`.
+pub fn latest(
+    db: &Database,
+    site: &str,
+    spaces: &[String],
+) -> Result<Vec<FleetBucket>, StorageError> {
+    let mut out = Vec::new();
+    for space in spaces {
+        for (width, _) in WIDTHS {
+            if let Some(row) = db.latest_published(width, space)? {
+                out.push(FleetBucket::new(site, space, width, row));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Milliseconds of a bucket label (`15m`, `1h`, `1d`).
+pub fn width_of(label: &str) -> Option<i64> {
+    WIDTHS.iter().find(|(_, l)| *l == label).map(|(w, _)| *w)
+}

@@ -1,8 +1,0 @@
-// The snapshot board (behind the snapshot endpoint) holds redacted frames only.
-use headcount_core::pixels::frame::Frame;
-use headcount_core::snapshot::SnapshotBoard;
-
-fn main() {
-    let frame = Frame::new("cam".into(), 2, 2, vec![0; 12], 0).unwrap();
-    SnapshotBoard::new(true).publish(frame);
-}
