@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Data-governance figures. Sets everything up, then:
-#  1. `headcount bench-governance`: suppression and Laplace noise on a
+#  1. `headcount-bench governance`: suppression and Laplace noise on a
 #     generated month, rollup and retention-sweep time on a generated year of
 #     1-minute buckets for 50 zones;
 #  2. the aggregates endpoint under load: a generated month in a real
 #     appliance on loopback, read by wrk with a planner token (every request
 #     authenticated, answered from SQLite and written durably to the audit
 #     log before it is answered).
-# Extra arguments go to `headcount bench-governance` (e.g. --days 30).
+# Extra arguments go to `headcount-bench governance` (e.g. --days 30).
 # Env: WRK_SECONDS (default 15), WRK_CONNECTIONS (default 16).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
 cd "$repo"
 bin="$repo/target/release/headcount"
+bench="$repo/target/release/headcount-bench"
 
 echo "== bench-governance"
-"$bin" bench-governance "$@"
+"$bench" governance "$@"
 
 echo "== aggregates endpoint under load (wrk)"
 work="$(mktemp -d)"
@@ -50,7 +51,7 @@ in = "left"
 [spaces.space0]
 entrances = ["cam0.door0", "cam0.door1", "cam0.door2"]
 EOF
-"$bin" bench-governance --spaces 1 --entrances 3 --seed "$work/state/headcount.db"
+"$bench" governance --spaces 1 --entrances 3 --seed "$work/state/headcount.db"
 "$bin" run --config "$work/headcount.toml" >"$work/appliance.log" 2>&1 &
 appliance=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.2; done

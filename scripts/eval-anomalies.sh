@@ -5,7 +5,7 @@
 # (scripts/scenarios.py) through `headcount analyze --config`; false events
 # over N minutes of normal vtest through the running appliance, and stream
 # loss when its camera server dies; the tamper statistics' cost per frame
-# (`headcount bench-tamper`). Prints figures against the targets.
+# (`headcount-bench tamper`). Prints figures against the targets.
 # Usage: scripts/eval-anomalies.sh [--minutes N] [--only TYPE ...] [--json]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

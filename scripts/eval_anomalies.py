@@ -49,7 +49,7 @@ the running appliance, and the tamper detector's cost per frame.
    time from the kill to the stream_loss event, and from the restart to its
    end.
 
-3. `headcount bench-tamper --input vtest.avi --width 640`: the tamper
+3. `headcount-bench tamper --input vtest.avi --width 640`: the tamper
    statistics' cost per frame (target < 1 ms); its last line is JSON.
 
 Prints a table (or, with --json, one JSON object). Exits 0 whatever the
@@ -516,7 +516,7 @@ def appliance_run(headcount: Path, media: Path, minutes: float, work: Path, say:
 
 
 def bench_tamper(headcount: Path, media: Path) -> dict | None:
-    cmd = [str(headcount), "bench-tamper", "--input", str(media / "vtest.avi"), "--width", "640"]
+    cmd = [str(headcount.with_name("headcount-bench")), "tamper", "--input", str(media / "vtest.avi"), "--width", "640"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 and re.search(r"unrecognized subcommand|invalid subcommand", done.stderr):
         return None
@@ -526,7 +526,7 @@ def bench_tamper(headcount: Path, media: Path) -> dict | None:
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError):
-        sys.exit(f"error: bench-tamper's last line is not JSON: {lines[-1:]}")
+        sys.exit(f"error: headcount-bench tamper's last line is not JSON: {lines[-1:]}")
 
 
 def per_frame_ms(bench: dict) -> float | None:
@@ -597,7 +597,7 @@ def print_report(report: dict) -> None:
         print("\nappliance run skipped (--minutes 0)")
     bench = report.get("bench_tamper")
     if bench is None:
-        print("bench-tamper: not available")
+        print("headcount-bench tamper: not available")
     else:
         ms = per_frame_ms(bench)
         verdict = "" if ms is None else f" (target < {TAMPER_TARGET_MS:g} ms: {'PASS' if ms < TAMPER_TARGET_MS else 'MISS'})"

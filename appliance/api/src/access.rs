@@ -495,6 +495,17 @@ pub async fn method_not_allowed(request: Request) -> Response {
         .into_response()
 }
 
-pub async fn livez() -> impl IntoResponse {
-    (StatusCode::OK, "ok")
+/// Live while every stage of the appliance beats; a stage silent for too
+/// long makes it 503 (and stops the systemd watchdog's feeding).
+pub async fn livez(State(state): State<AppState>) -> Response {
+    let silent = state.health.silent_stages();
+    if silent.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("silent: {}", silent.join(", ")),
+        )
+            .into_response()
+    }
 }

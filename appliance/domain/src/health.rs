@@ -54,7 +54,15 @@ impl Default for CameraHealth {
 
 /// Shared, cheap to clone. Lock scopes are a few field writes.
 #[derive(Debug, Clone, Default)]
-pub struct HealthBoard(Arc<RwLock<BTreeMap<CameraId, CameraHealth>>>);
+pub struct HealthBoard(Arc<Board>);
+
+#[derive(Debug, Default)]
+struct Board {
+    cameras: RwLock<BTreeMap<CameraId, CameraHealth>>,
+    /// The appliance's stages silent for longer than they may be (set by
+    /// its supervisor): while any is, the process is not live.
+    silent_stages: RwLock<Vec<String>>,
+}
 
 impl HealthBoard {
     pub fn new<'a>(cameras: impl IntoIterator<Item = &'a CameraId>) -> Self {
@@ -62,18 +70,42 @@ impl HealthBoard {
             .into_iter()
             .map(|c| (c.clone(), CameraHealth::default()))
             .collect();
-        Self(Arc::new(RwLock::new(map)))
+        Self(Arc::new(Board {
+            cameras: RwLock::new(map),
+            silent_stages: RwLock::default(),
+        }))
     }
 
     pub fn update(&self, camera: &CameraId, f: impl FnOnce(&mut CameraHealth)) {
         // A poisoned lock only means a writer panicked mid-update of counters;
         // the data is still usable.
-        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.0.cameras.write().unwrap_or_else(|e| e.into_inner());
         f(map.entry(camera.clone()).or_default());
     }
 
     pub fn snapshot(&self) -> BTreeMap<CameraId, CameraHealth> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .cameras
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_silent_stages(&self, stages: Vec<String>) {
+        *self
+            .0
+            .silent_stages
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = stages;
+    }
+
+    /// The stages silent for too long; empty while the appliance is live.
+    pub fn silent_stages(&self) -> Vec<String> {
+        self.0
+            .silent_stages
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod disclosure;
 pub mod dpo;
 pub mod encoding;
 pub mod files;
+pub mod frame_step;
 pub mod geometry;
 pub mod health;
 pub mod models;

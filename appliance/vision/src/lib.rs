@@ -98,6 +98,30 @@ pub struct DetectorSettings {
     pub threads: usize,
 }
 
+impl DetectorSettings {
+    /// The detectors report persons down to the low threshold: the tracker
+    /// uses weak detections to keep tracks, and the redactor redacts their
+    /// heads too.
+    pub fn from_config(detection: &headcount_domain::config::DetectionConfig) -> DetectorSettings {
+        DetectorSettings {
+            person_threshold: detection.person_low_threshold,
+            face_threshold: detection.face_threshold,
+            person_tiling: detection.person_tiling,
+            threads: detection.threads_per_worker,
+        }
+    }
+}
+
+/// The appliance's detectors in the one frame step
+/// (`headcount_domain::frame_step`).
+impl headcount_domain::frame_step::FrameDetector for Detectors {
+    fn find(&mut self, frame: &Frame, persons: bool) -> Result<Detections, String> {
+        self.detect_with(frame, persons)
+            .map(|(found, _)| found)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Where one frame's analysis time went, for the bench.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimes {

@@ -5,16 +5,15 @@
 //! when complete, so a failure never leaves a file that looks finished.
 
 use anyhow::{bail, Context};
+use headcount_domain::frame_step::{self, CameraSteps, Examined, FrameDetector, StepRules};
 use headcount_domain::pixels::frame::Detections;
 use headcount_domain::pixels::frame::Frame;
 use headcount_domain::pixels::redaction::{
-    RedactedFrame, RedactionMode, RedactionPolicy, RedactionStats, Redactor, RegionHold,
-    StillFormat,
+    RedactedFrame, RedactionMode, RedactionPolicy, RedactionStats, Redactor, StillFormat,
 };
 use headcount_media::{Container, FileFrames, FrameRate, VideoWriter};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime, StageTimes};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct RedactArgs {
+pub struct Args {
     /// A video (any format GStreamer decodes) or a PNG/JPEG still.
     #[arg(long)]
     input: PathBuf,
@@ -142,7 +141,7 @@ impl Summary {
 /// How long a region stays redacted by default: 5 frames at 25 fps.
 const DEFAULT_HOLD_MS: u32 = 200;
 
-pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let output = check_paths(&args)?;
     if !(1.0..=3.0).contains(&args.mask_scale) {
         bail!("--mask-scale {} is outside [1, 3]", args.mask_scale);
@@ -168,20 +167,19 @@ pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
             full_body: args.full_body,
             hold_ms: args.hold_ms.unwrap_or(DEFAULT_HOLD_MS),
         }),
-        hold: RegionHold::default(),
+        steps: CameraSteps::default(),
         summary: Summary::default(),
-        times: StageTimes::default(),
     };
     let start = Instant::now();
     match output {
         Output::Still(format) => job.still(&args.input, &args.output, format)?,
         Output::Video(_) => job.video(&args.input, &args.output)?,
     }
+    let t = job.times();
     let summary = &mut job.summary;
     summary.seconds = start.elapsed().as_secs_f64();
     summary.frames_per_second = summary.frames as f64 / summary.seconds.max(1e-9);
     let per_frame = |d: Duration| d.as_secs_f64() * 1000.0 / summary.frames.max(1) as f64;
-    let t = job.times;
     summary.detection_ms_per_frame = StageMs {
         preprocess: per_frame(t.preprocess),
         person_model: per_frame(t.person),
@@ -208,7 +206,7 @@ pub fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The output kind, after refusing what cannot work before any decoding.
-fn check_paths(args: &RedactArgs) -> anyhow::Result<Output> {
+fn check_paths(args: &Args) -> anyhow::Result<Output> {
     let (input, output) = (&args.input, &args.output);
     if !input.is_file() {
         bail!("{} is not a readable file", input.display());
@@ -263,15 +261,38 @@ struct Job {
     hold_ms: Option<u32>,
     /// One detector set per detection thread, loaded once the frame size
     /// is known.
-    detectors: Vec<Detectors>,
+    detectors: Vec<Timed>,
     redactor: Redactor,
-    hold: RegionHold,
+    /// The file's frames in order, each redacted with the hold.
+    steps: CameraSteps,
     summary: Summary,
+}
+
+/// A detector set with where its time went.
+struct Timed {
+    detectors: Detectors,
     times: StageTimes,
 }
 
-/// A frame's detections, or why detection failed.
-type Detected = Result<(Detections, StageTimes), String>;
+impl FrameDetector for Timed {
+    fn find(&mut self, frame: &Frame, persons: bool) -> Result<Detections, String> {
+        let (found, times) = self
+            .detectors
+            .detect_with(frame, persons)
+            .map_err(|e| e.to_string())?;
+        self.times.preprocess += times.preprocess;
+        self.times.person += times.person;
+        self.times.face += times.face;
+        Ok(found)
+    }
+}
+
+/// Every frame is examined by the same rules as the appliance's, with no
+/// deadline (a file waits) and no tamper statistics.
+const RULES: StepRules = StepRules {
+    deadline: None,
+    tamper: false,
+};
 
 impl Job {
     /// Loads the models for frames of `pixels` pixels.
@@ -288,7 +309,12 @@ impl Job {
             threads: self.threads.unwrap_or(cores / workers).max(1),
         };
         self.detectors = (0..workers)
-            .map(|_| Detectors::load(&self.runtime, &self.models_dir, settings))
+            .map(|_| {
+                Detectors::load(&self.runtime, &self.models_dir, settings).map(|detectors| Timed {
+                    detectors,
+                    times: StageTimes::default(),
+                })
+            })
             .collect::<Result<_, _>>()
             .context("cannot load the models")?;
         Ok(())
@@ -324,28 +350,30 @@ impl Job {
         }
     }
 
-    /// Redacts one frame with its detections, in stream order (the temporal
-    /// hold depends on it); a failed detector obscures the frame whole.
-    fn redact(&mut self, frame: Frame, detected: Detected) -> RedactedFrame {
-        let redacted = match detected {
-            Ok((detections, times)) => {
-                self.times.preprocess += times.preprocess;
-                self.times.person += times.person;
-                self.times.face += times.face;
-                self.redactor.redact(
-                    frame,
-                    &detections.faces,
-                    &detections.persons,
-                    &mut self.hold,
-                )
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "detection failed; frame obscured whole");
-                self.redactor.obscure_whole(frame)
-            }
-        };
-        self.summary.add(redacted.stats());
-        redacted
+    /// Redacts the file's frame `index` and those before it that wait, in
+    /// stream order (the temporal hold depends on it); a failed detector
+    /// obscures the frame whole.
+    fn redact(&mut self, index: u64, examined: Examined) -> Vec<RedactedFrame> {
+        self.steps
+            .finish(index, examined, &self.redactor)
+            .into_iter()
+            .map(|stepped| {
+                self.summary.add(stepped.redacted.stats());
+                stepped.redacted
+            })
+            .collect()
+    }
+
+    /// Where the detectors' time went, over every detection thread.
+    fn times(&self) -> StageTimes {
+        self.detectors
+            .iter()
+            .fold(StageTimes::default(), |mut sum, timed| {
+                sum.preprocess += timed.times.preprocess;
+                sum.person += timed.times.person;
+                sum.face += timed.times.face;
+                sum
+            })
     }
 
     fn still(&mut self, input: &Path, output: &Path, format: StillFormat) -> anyhow::Result<()> {
@@ -357,8 +385,11 @@ impl Job {
         let frame = Frame::new("file".into(), width, height, image.into_raw(), 0)?;
         self.workers = Some(1);
         self.load_detectors(width as u64 * height as u64)?;
-        let detected = detect(&mut self.detectors[0], &frame, true);
-        let bytes = self.redact(frame, detected).encode(format)?;
+        let examined = frame_step::examine(frame, &mut self.detectors[0], true, RULES);
+        let redacted = self.redact(0, examined);
+        let [redacted] = <[RedactedFrame; 1]>::try_from(redacted)
+            .map_err(|_| anyhow::anyhow!("a still is one frame"))?;
+        let bytes = redacted.encode(format)?;
         let temporary = headcount_media::temporary_path(output);
         let written = std::fs::File::create(&temporary)
             .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
@@ -398,7 +429,7 @@ impl Job {
         // Owned by the detection threads only: when they stop, the reader's
         // sends fail and it stops too, so an error anywhere ends every thread.
         let work_rx = Arc::new(Mutex::new(work_rx));
-        let (done_tx, done_rx) = sync_channel::<(u64, Frame, Detected)>(1);
+        let (done_tx, done_rx) = sync_channel::<(u64, Examined)>(1);
         let mut detectors = std::mem::take(&mut self.detectors);
         let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
             let person_every = self.person_every;
@@ -407,8 +438,9 @@ impl Job {
                 scope.spawn(move || loop {
                     let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((index, frame)) = next else { return };
-                    let detected = detect(set, &frame, index % person_every == 0);
-                    if done_tx.send((index, frame, detected)).is_err() {
+                    let examined =
+                        frame_step::examine(frame, set, index % person_every == 0, RULES);
+                    if done_tx.send((index, examined)).is_err() {
                         return;
                     }
                 });
@@ -426,14 +458,9 @@ impl Job {
             // Dropped on return, error or not, so the detection threads stop.
             let done_rx = done_rx;
             // Detection finishes out of order; redaction and encoding may not.
-            let mut pending = BTreeMap::new();
-            let mut next = 0u64;
-            for (index, frame, detected) in done_rx.iter() {
-                pending.insert(index, (frame, detected));
-                while let Some((frame, detected)) = pending.remove(&next) {
-                    let redacted = self.redact(frame, detected);
+            for (index, examined) in done_rx.iter() {
+                for redacted in self.redact(index, examined) {
                     writer.write(redacted)?;
-                    next += 1;
                     progress.show(self.summary.frames);
                 }
             }
@@ -447,12 +474,6 @@ impl Job {
         writer.finish()?;
         Ok(())
     }
-}
-
-fn detect(detectors: &mut Detectors, frame: &Frame, persons: bool) -> Detected {
-    detectors
-        .detect_with(frame, persons)
-        .map_err(|e| e.to_string())
 }
 
 /// A progress line on stderr, only when it is a terminal.

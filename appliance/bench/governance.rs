@@ -1,4 +1,4 @@
-//! `headcount bench-governance`: the figures of data governance on generated
+//! `headcount-bench governance`: the figures of data governance on generated
 //! data, through the appliance's own storage code (real SQLite files):
 //!
 //! 1. a month of minute buckets for a few spaces with several entrances,
@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(clap::Args)]
-pub struct BenchGovernanceArgs {
+pub struct Args {
     /// Spaces in the generated month.
     #[arg(long, default_value_t = 4)]
     spaces: usize,
@@ -127,7 +127,7 @@ fn write_month(db: &mut Database, spaces: &[PublishSpace], start: i64) -> anyhow
     Ok(rows)
 }
 
-pub fn bench_governance(args: BenchGovernanceArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spaces: Vec<PublishSpace> = (0..args.spaces)
         .map(|s| PublishSpace {
             name: format!("space{s}"),

@@ -6,17 +6,17 @@
 //! Nothing but counts and (on request) boxes is printed; no pixel is
 //! written anywhere.
 
-use crate::pipeline::detector_settings;
 use anyhow::Context;
 use headcount_domain::analytics::{Analytics, BoardView, OccupancyBoard};
 use headcount_domain::anomaly::monitor::{Change, Monitor};
 use headcount_domain::clock::UnixMs;
 use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::detection::Detection;
+use headcount_domain::frame_step::{self, CameraSteps, StepRules};
 use headcount_domain::pixels::frame::{CameraId, Frame};
-use headcount_domain::pixels::stats::FrameStats;
+use headcount_domain::pixels::redaction::Redactor;
 use headcount_media::FileFrames;
-use headcount_vision::{Detectors, OnnxRuntime};
+use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-pub struct AnalyzeArgs {
+pub struct Args {
     /// A video file (any format GStreamer decodes) or a JPEG/PNG still.
     #[arg(long)]
     input: PathBuf,
@@ -70,6 +70,10 @@ struct FrameReport {
     faces: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     face_error: Option<String>,
+    /// Why the frame was not counted: detection failed, so the appliance
+    /// would obscure it whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detection_error: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     zones: BTreeMap<String, u32>,
     /// Crossings so far per line.
@@ -221,7 +225,7 @@ fn is_still(path: &Path) -> bool {
 }
 
 /// The config to count with and the camera the recording stands for.
-fn setup(args: &AnalyzeArgs) -> anyhow::Result<(Config, CameraId)> {
+fn setup(args: &Args) -> anyhow::Result<(Config, CameraId)> {
     let Some(path) = &args.config else {
         let text = format!(
             "[appliance]\nmodels_dir = {:?}\n[cameras.file]\nurl = \"testsrc:ball\"\n[detection]\nthreads_per_worker = 2\n",
@@ -254,7 +258,7 @@ fn setup(args: &AnalyzeArgs) -> anyhow::Result<(Config, CameraId)> {
     Ok((config, camera))
 }
 
-pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (config, camera) = setup(&args)?;
     let camera_config = config
         .cameras
@@ -268,7 +272,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         ),
         None => (args.fps, args.width.unwrap_or(640)),
     };
-    let mut settings = detector_settings(&config);
+    let mut settings = DetectorSettings::from_config(&config.detection);
     settings.person_tiling |= args.tiling;
     let runtime = OnnxRuntime::load(config.onnxruntime_library.as_deref())?;
     let mut detectors = Detectors::load(&runtime, &config.models_dir, settings)?;
@@ -295,42 +299,60 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let high = config.detection.person_threshold;
     let mut out = std::io::stdout().lock();
     let (mut frames, mut last_ms) = (0u64, 0i64);
+    // The appliance's frame step, with no deadline (a file waits): a frame
+    // whose detection fails is obscured and not counted, as live.
+    let rules = StepRules {
+        deadline: None,
+        tamper,
+    };
+    let redactor = Redactor::new(config.privacy.policy());
+    let mut steps = CameraSteps::default();
     let mut report = |index: u64, frame: Frame| -> anyhow::Result<()> {
-        let at = frame.timestamp_ms();
-        // The monitor runs on wall-clock time from --start.
-        let wall = start_ms + at - *first_at.get_or_insert(at);
-        if tamper {
-            log.record(monitor.observe_frame(&camera, wall, &FrameStats::measure(&frame)));
+        let examined = frame_step::examine(frame, &mut detectors, true, rules);
+        for stepped in steps.finish(index, examined, &redactor) {
+            let at = stepped.at;
+            // The monitor runs on wall-clock time from --start.
+            let wall = start_ms + at - *first_at.get_or_insert(at);
+            if let Some(stats) = &stepped.tamper {
+                log.record(monitor.observe_frame(&camera, wall, stats));
+            }
+            let (found, detection_error) = match stepped.detections {
+                Ok(found) => (Some(found), None),
+                Err(e) => (None, Some(e)),
+            };
+            if let Some(found) = &found {
+                analytics.observe(&camera, at, &found.persons);
+            }
+            log.record(monitor.observe_counts(wall, &analytics.signals()));
+            let faces = found.as_ref().map(|f| f.faces.faces());
+            let view = board.snapshot();
+            let line = FrameReport {
+                frame: index,
+                timestamp_ms: at,
+                persons: found
+                    .as_ref()
+                    .map_or(0, |f| f.persons.iter().filter(|p| p.score >= high).count()),
+                tracked: analytics.present(&camera),
+                faces: faces
+                    .as_ref()
+                    .and_then(|f| f.as_ref().ok())
+                    .map(|f| f.len()),
+                face_error: faces
+                    .as_ref()
+                    .and_then(|f| f.as_ref().err())
+                    .map(|e| e.to_string()),
+                detection_error,
+                zones: current(&view, false),
+                lines: line_totals(&analytics),
+                spaces: current(&view, true),
+                boxes: found.as_ref().filter(|_| args.boxes).map(|f| Boxes {
+                    persons: as_rows(&f.persons),
+                    faces: f.faces.faces().map(as_rows).unwrap_or_default(),
+                }),
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            (frames, last_ms) = (frames + 1, at);
         }
-        let (detections, _) = detectors.detect(&frame)?;
-        analytics.observe(&camera, at, &detections.persons);
-        log.record(monitor.observe_counts(wall, &analytics.signals()));
-        let (faces, face_error) = match detections.faces.faces() {
-            Ok(f) => (Some(f.len()), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let view = board.snapshot();
-        let line = FrameReport {
-            frame: index,
-            timestamp_ms: at,
-            persons: detections
-                .persons
-                .iter()
-                .filter(|p| p.score >= high)
-                .count(),
-            tracked: analytics.present(&camera),
-            faces,
-            face_error,
-            zones: current(&view, false),
-            lines: line_totals(&analytics),
-            spaces: current(&view, true),
-            boxes: args.boxes.then(|| Boxes {
-                persons: as_rows(&detections.persons),
-                faces: detections.faces.faces().map(as_rows).unwrap_or_default(),
-            }),
-        };
-        writeln!(out, "{}", serde_json::to_string(&line)?)?;
-        (frames, last_ms) = (frames + 1, at);
         Ok(())
     };
     if is_still(&args.input) {

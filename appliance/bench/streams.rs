@@ -1,23 +1,24 @@
-//! `headcount bench`: per-stage cost, then how many live 1080p25 RTSP
+//! `headcount-bench streams`: per-stage cost, then how many live 1080p25 RTSP
 //! streams this machine sustains at the analysis rate without dropping an
 //! analysed frame. Prints figures; asserts nothing.
 
-use crate::pipeline::{detector_settings, Appliance};
 use anyhow::Context;
+use headcount::run::pipeline::Appliance;
+use headcount::run::supervisor::Supervisor;
 use headcount_domain::analytics::{Analytics, OccupancyBoard};
 use headcount_domain::clock::{Clock, SystemClock};
 use headcount_domain::config::live::LiveConfig;
 use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::pixels::redaction::{Redactor, RegionHold};
 use headcount_media::FileFrames;
-use headcount_vision::{Detectors, OnnxRuntime, StageTimes};
+use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime, StageTimes};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct BenchArgs {
+pub struct Args {
     /// The live stream: an H.264 1080p25 MPEG-TS (scripts/bench.sh makes one).
     #[arg(long)]
     video: PathBuf,
@@ -75,13 +76,7 @@ fn ms(d: Duration, n: u32) -> f64 {
     d.as_secs_f64() * 1000.0 / n.max(1) as f64
 }
 
-fn config_text(
-    models_dir: &Path,
-    state: &Path,
-    streams: usize,
-    port: u16,
-    args: &BenchArgs,
-) -> String {
+fn config_text(models_dir: &Path, state: &Path, streams: usize, port: u16, args: &Args) -> String {
     let mut text = format!(
         "[appliance]\nsite = \"bench\"\nstate_dir = {state:?}\nmodels_dir = {models_dir:?}\n\
          [detection]\nthreads_per_worker = {}\n[defaults]\nanalysis_fps = {}\n",
@@ -102,7 +97,7 @@ fn config_text(
     text
 }
 
-pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let models_dir = std::path::absolute(&args.models_dir)?;
     let state = std::env::temp_dir().join(format!("headcount-bench-{}", std::process::id()));
     std::fs::create_dir_all(&state)?;
@@ -127,7 +122,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         decode_cpu / decoded.max(1) as f64 * 25.0 * 100.0
     );
     let runtime = OnnxRuntime::load(None)?;
-    let mut detectors = Detectors::load(&runtime, &models_dir, detector_settings(&probe))?;
+    let mut detectors = Detectors::load(
+        &runtime,
+        &models_dir,
+        DetectorSettings::from_config(&probe.detection),
+    )?;
     let redactor = Redactor::new(probe.privacy.policy());
     let mut hold = RegionHold::default();
     let mut counter = Analytics::new(&probe, OccupancyBoard::new(&probe));
@@ -189,7 +188,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Config::parse(&text, &state, &SystemSecrets).map_err(|e| anyhow::anyhow!("{e}"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         server.ensure_running()?;
-        let appliance = Appliance::start(&config, LiveConfig::new(config.clone(), None), clock)?;
+        let appliance = Appliance::start(
+            &config,
+            LiveConfig::new(config.clone(), None),
+            clock,
+            &Supervisor::from_environment()?,
+        )?;
         std::thread::sleep(Duration::from_secs(args.warmup_seconds));
         let before = appliance.health.snapshot();
         let (cpu_before, server_before, start) =

@@ -1,4 +1,4 @@
-//! `headcount bench-tamper`: the cost of camera tamper detection per frame
+//! `headcount-bench tamper`: the cost of camera tamper detection per frame
 //! (measuring the frame's statistics, then judging them against the
 //! reference) on decoded frames of a recording. Decoding is not timed.
 //! Prints figures; asserts nothing.
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct BenchTamperArgs {
+pub struct Args {
     /// A video file (e.g. vtest.avi).
     #[arg(long)]
     input: PathBuf,
@@ -34,7 +34,7 @@ const DECODED: usize = 60;
 /// The usual analysis rate, for decoding and for the timestamps.
 const FPS: f64 = 2.0;
 
-pub fn bench_tamper(args: BenchTamperArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut decoded = Vec::with_capacity(DECODED);
     for frame in FileFrames::open(&args.input, Some(FPS), Some(args.width))
         .with_context(|| format!("cannot open {}", args.input.display()))?

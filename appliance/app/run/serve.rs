@@ -12,6 +12,7 @@ mod certificate;
 mod io;
 mod requests;
 
+use super::supervisor::Supervisor;
 use anyhow::Context;
 use axum::Router;
 use certificate::Certificate;
@@ -79,7 +80,9 @@ pub fn reserve_descriptors(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, on TLS where the config asks for it.
-pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
+/// Serves `app` until SIGTERM or Ctrl-C; systemd's watchdog is fed while
+/// every stage under `supervisor` beats.
+pub async fn serve(config: &Config, app: Router, supervisor: Supervisor) -> anyhow::Result<()> {
     let api = &config.api;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -125,7 +128,7 @@ pub async fn serve(config: &Config, app: Router) -> anyhow::Result<()> {
     let admission = Admission::new(policy.clone());
     let (stop_sender, stop) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop_sender));
-    ready(config);
+    ready(config, supervisor);
     accept(listener, admission.clone(), shared, tls, certificate, stop).await;
     let grace = Instant::now() + STOP_GRACE;
     while admission.open() > 0 && Instant::now() < grace {
@@ -374,9 +377,9 @@ impl Refusals {
     }
 }
 
-/// Tells systemd the service is up, and keeps its watchdog fed for as long
-/// as this runtime runs.
-fn ready(config: &Config) {
+/// Tells systemd the service is up, and keeps its watchdog fed while every
+/// stage beats: a silent stage lets systemd restart the service.
+fn ready(config: &Config, supervisor: Supervisor) {
     tracing::info!(cameras = config.cameras.len(), "headcount is running");
     let _ = sd_notify::notify(&[NotifyState::Ready]);
     if let Some(timeout) = sd_notify::watchdog_enabled().filter(|t| !t.is_zero()) {
@@ -385,7 +388,12 @@ fn ready(config: &Config) {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                let silent = supervisor.silent();
+                if silent.is_empty() {
+                    let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                } else {
+                    tracing::error!(stages = ?silent, "stages silent for too long; the watchdog is no longer fed");
+                }
             }
         });
     }

@@ -10,6 +10,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: DpoAction,
+}
+
 #[derive(Subcommand)]
 pub enum DpoAction {
     /// Print the record of processing activities (GDPR Art. 30).
@@ -39,10 +45,10 @@ pub enum Format {
     Json,
 }
 
-pub fn dpo(action: DpoAction) -> anyhow::Result<ExitCode> {
+pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
     match action {
         DpoAction::Record { config, format } => {
-            let config = crate::load_config(&config, None)?;
+            let config = super::load_config(&config, None)?;
             let record = ProcessingRecord::from_config(&config, SystemClock.now_ms());
             match format {
                 Format::Md => emit(&record.to_markdown())?,
@@ -50,7 +56,7 @@ pub fn dpo(action: DpoAction) -> anyhow::Result<ExitCode> {
             }
         }
         DpoAction::Notice { config, camera } => {
-            let config = crate::load_config(&config, None)?;
+            let config = super::load_config(&config, None)?;
             emit(&notice(&config, &camera)?)?;
         }
         DpoAction::Disclosure => emit(&headcount_domain::disclosure::policy::markdown())?,

@@ -11,6 +11,12 @@ use headcount_store::{verify_audit, Database};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: AuditAction,
+}
+
 #[derive(Subcommand)]
 pub enum AuditAction {
     /// Check the audit log's hash chain and signed checkpoints; exits 1 when
@@ -52,7 +58,7 @@ impl SecretSource for PathsOnly {
     }
 }
 
-pub fn audit(action: AuditAction) -> anyhow::Result<ExitCode> {
+pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
     match action {
         AuditAction::Verify(args) => verify(args),
     }
@@ -91,7 +97,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (state_dir, database) = locate(&args)?;
     // As root, read as the service user: nothing it planted is followed
     // with root's rights, and SQLite's side files keep their owner.
-    if let Some(code) = crate::admin::run_as_owner(&state_dir)? {
+    if let Some(code) = super::run_as_owner(&state_dir)? {
         return Ok(code);
     }
     let (public_key, key_source) = match &args.public_key {

@@ -1,11 +1,11 @@
 //! API benches on the real router, in process (no sockets, so the figures
 //! are the server's own work). Print figures; assert nothing.
 //!
-//! - `bench-auth`: what authentication adds to a request: the same trivial
+//! - `auth`: what authentication adds to a request: the same trivial
 //!   route answered with authentication (`/api/v1/whoami`: token lookup in
 //!   SQLite, HMAC check in constant time, rate limit, role check, durable
 //!   audit entry) and without (`/livez`), and the token check alone.
-//! - `bench-audit`: how fast one token polling one route grows the audit
+//! - `audit`: how fast one token polling one route grows the audit
 //!   log, with identical reads written one by one and coalesced.
 
 use axum::body::Body;
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 #[derive(clap::Args)]
-pub struct BenchAuthArgs {
+pub struct AuthArgs {
     /// Requests per route.
     #[arg(long, default_value_t = 20_000)]
     requests: u32,
@@ -42,7 +42,7 @@ pub struct BenchAuthArgs {
 }
 
 #[derive(clap::Args)]
-pub struct BenchAuditArgs {
+pub struct AuditArgs {
     /// How long one token reads in a loop, for each run.
     #[arg(long, default_value_t = 60)]
     seconds: u64,
@@ -170,7 +170,7 @@ fn summary(label: &str, mut times: Vec<Duration>) -> f64 {
     mean
 }
 
-pub fn bench_auth(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
+pub fn auth(args: AuthArgs) -> anyhow::Result<ExitCode> {
     // Every read written on its own, as the figure has always measured.
     let bench = InProcess::start(args.tokens, 0, UNLIMITED)?;
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
@@ -259,7 +259,7 @@ fn audit_run(
     Ok(())
 }
 
-pub fn bench_audit(args: BenchAuditArgs) -> anyhow::Result<ExitCode> {
+pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     println!(
         "bench-audit: one token reads GET /api/v1/occupancy in a loop for {} s per run, \
          real router in process; audit bytes = the stored columns of the new entries",

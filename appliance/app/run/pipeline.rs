@@ -18,7 +18,8 @@
 //! analytics (after a last flush); then the writer writes what is queued and
 //! stops.
 
-use crate::disk::DiskWatch;
+use super::disk::DiskWatch;
+use super::supervisor::{Heartbeat, Supervisor};
 use anyhow::Context;
 use headcount_domain::analytics::{self, OccupancyBoard};
 use headcount_domain::anomaly::monitor::{Change, Monitor};
@@ -28,11 +29,11 @@ use headcount_domain::clock::{Clock, UnixMs};
 use headcount_domain::config::live::LiveConfig;
 use headcount_domain::config::Config;
 use headcount_domain::detection::Detection;
+use headcount_domain::frame_step::{self, CameraSteps, Examined, StepRules};
 use headcount_domain::health::HealthBoard;
 use headcount_domain::health::StorageBoard;
-use headcount_domain::pixels::frame::Detections;
 use headcount_domain::pixels::frame::{CameraId, Frame};
-use headcount_domain::pixels::redaction::{Redactor, RegionHold};
+use headcount_domain::pixels::redaction::Redactor;
 use headcount_domain::pixels::stats::FrameStats;
 use headcount_domain::security::audit_key::AuditKey;
 use headcount_domain::snapshot::SnapshotBoard;
@@ -40,7 +41,7 @@ use headcount_media::{CameraHandle, SupervisorTiming};
 use headcount_store::publication::Publication;
 use headcount_store::{Announce, Database, Maintenance, Writer, WriterOptions};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -73,7 +74,7 @@ pub struct Appliance {
     pub storage: StorageBoard,
     cameras: Vec<CameraHandle>,
     threads: Vec<JoinHandle<()>>,
-    writer_thread: JoinHandle<()>,
+    supervisor: Supervisor,
     stop_maintenance: SyncSender<()>,
 }
 
@@ -81,29 +82,29 @@ pub struct Appliance {
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// The detectors report persons down to the low threshold: the tracker uses
-/// weak detections to keep tracks, and the redactor redacts their heads too.
-pub fn detector_settings(config: &Config) -> DetectorSettings {
-    DetectorSettings {
-        person_threshold: config.detection.person_low_threshold,
-        face_threshold: config.detection.face_threshold,
-        person_tiling: config.detection.person_tiling,
-        threads: config.detection.threads_per_worker,
-    }
-}
+/// How long each stage may go without a heartbeat before the appliance is
+/// not live. Analytics wakes at least every half second; a worker at least
+/// every second while idle, and once per frame (a slow frame on a loaded
+/// box takes seconds); maintenance once a pass, and a retention sweep over
+/// a year of minutes takes minutes on a slow disk.
+const ANALYTICS_SILENCE: Duration = Duration::from_secs(60);
+const WORKER_SILENCE: Duration = Duration::from_secs(60);
+const MAINTENANCE_SILENCE: Duration = Duration::from_secs(15 * 60);
 
 impl Appliance {
     /// Verifies and loads the models, opens the database and starts every
     /// stage. Fails before any camera starts if a model or the database is
     /// unusable.
     /// `live` carries the geometry an admin saves while it runs.
+    /// Every stage runs under `supervisor`.
     pub fn start(
         config: &Config,
         live: LiveConfig,
         clock: Arc<dyn Clock>,
+        supervisor: &Supervisor,
     ) -> anyhow::Result<Appliance> {
         let runtime = OnnxRuntime::load(config.onnxruntime_library.as_deref())?;
-        let settings = detector_settings(config);
+        let settings = DetectorSettings::from_config(&config.detection);
         let detectors = (0..config.detection.workers)
             .map(|_| Detectors::load(&runtime, &config.models_dir, settings))
             .collect::<Result<Vec<_>, _>>()
@@ -155,6 +156,7 @@ impl Appliance {
             },
         )
         .context("cannot start the storage writer")?;
+        supervisor.watch("writer", writer_thread);
         let anomaly_control = Control::default();
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
@@ -171,7 +173,11 @@ impl Appliance {
             flush_every: Duration::from_secs(config.analytics.flush_secs),
             buckets: writer.clone(),
         };
-        threads.push(spawn("analytics", move || analytics.run(analysed_rx))?);
+        threads.push(
+            supervisor.spawn("analytics", ANALYTICS_SILENCE, move |heartbeat| {
+                analytics.run(analysed_rx, heartbeat)
+            })?,
+        );
 
         // Two frames per camera in flight at most; the rest are dropped.
         let (frame_tx, frame_rx) = sync_channel::<Frame>(2 * config.cameras.len().max(1));
@@ -181,9 +187,7 @@ impl Appliance {
         }));
         let redactor = Redactor::new(config.privacy.policy());
         let snapshots = SnapshotBoard::new(config.privacy.snapshots);
-        // One hold and one order per camera, shared by the workers: a
-        // camera's frames may go to any worker.
-        let redactions: Redactions = Arc::default();
+        let steps: Steps = Arc::default();
         let deadline = Duration::from_millis(config.privacy.detection_deadline_ms);
         for (i, detectors) in detectors.into_iter().enumerate() {
             let worker = Worker {
@@ -195,16 +199,18 @@ impl Appliance {
                     .collect(),
                 detectors,
                 redactor,
-                redactions: redactions.clone(),
+                steps: steps.clone(),
                 deadline,
                 snapshots: snapshots.clone(),
                 health: health.clone(),
                 out: analysed_tx.clone(),
             };
             let intake = intake.clone();
-            threads.push(spawn(&format!("inference-{i}"), move || {
-                worker.run(intake)
-            })?);
+            threads.push(supervisor.spawn(
+                &format!("inference-{i}"),
+                WORKER_SILENCE,
+                move |heartbeat| worker.run(intake, heartbeat),
+            )?);
         }
         drop(analysed_tx);
 
@@ -233,7 +239,11 @@ impl Appliance {
             unusual: UnusualWatch::new(config).map(|w| (w, config.database.clone())),
             disk,
         };
-        threads.push(spawn("maintenance", move || maintainer.run(stop_rx))?);
+        threads.push(
+            supervisor.spawn("maintenance", MAINTENANCE_SILENCE, move |heartbeat| {
+                maintainer.run(stop_rx, heartbeat)
+            })?,
+        );
         Ok(Appliance {
             health,
             occupancy,
@@ -244,7 +254,7 @@ impl Appliance {
             storage,
             cameras,
             threads,
-            writer_thread,
+            supervisor: supervisor.clone(),
             stop_maintenance,
         })
     }
@@ -252,6 +262,7 @@ impl Appliance {
     /// Stops the cameras, then waits for every stage to drain and the
     /// writer to write what is queued.
     pub fn stop(self) {
+        let watched = self.supervisor.stop();
         for camera in self.cameras {
             camera.stop();
         }
@@ -260,7 +271,9 @@ impl Appliance {
             let _ = thread.join();
         }
         self.writer.stop_blocking();
-        let _ = self.writer_thread.join();
+        for thread in watched {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -278,9 +291,10 @@ impl Maintainer {
     /// Rolls up and checkpoints at start and every minute, sweeps at start
     /// and every hour, drops snapshots past their lifetime, and judges each
     /// finished hour against its baseline, until told to stop.
-    fn run(mut self, stop: Receiver<()>) {
+    fn run(mut self, stop: Receiver<()>, heartbeat: Heartbeat) {
         let mut last_sweep: Option<Instant> = None;
         loop {
+            heartbeat.beat();
             let now = self.clock.now_ms();
             let sweep = last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
             if sweep {
@@ -322,13 +336,6 @@ impl Maintainer {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .with_context(|| format!("cannot start thread {name}"))
-}
-
 /// The frame queue, shared by the workers. Each frame gets its number among
 /// its camera's as it is taken, under the queue's lock, so that the numbers
 /// follow the queue's order without gaps.
@@ -339,86 +346,34 @@ struct Intake {
 }
 
 impl Intake {
-    /// The next frame and its number, or None once the cameras have stopped.
-    fn take(&mut self) -> Option<(u64, Frame)> {
-        let frame = self.frames.recv().ok()?;
+    /// The next frame and its number; None while no frame comes within
+    /// `wait`. Err once the cameras have stopped.
+    fn take(&mut self, wait: Duration) -> Result<Option<(u64, Frame)>, ()> {
+        let frame = match self.frames.recv_timeout(wait) {
+            Ok(frame) => frame,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => return Err(()),
+        };
         let taken = self.taken.entry(frame.camera().clone()).or_default();
         let number = *taken;
         *taken += 1;
-        Some((number, frame))
+        Ok(Some((number, frame)))
     }
 }
 
-/// A frame a worker is done with, waiting for its turn to be redacted.
-struct Finished {
-    frame: Frame,
-    /// None when detection failed or missed its deadline: the frame is
-    /// obscured whole and not counted.
-    detections: Option<Detections>,
-    tamper: Option<FrameStats>,
-}
+/// An idle worker's heartbeat: at least this often while no frame comes.
+const IDLE_BEAT: Duration = Duration::from_secs(1);
 
-/// One camera's frames back in the order they were taken, and its hold.
-#[derive(Default)]
-struct CameraRedaction {
-    order: Sequencer<Finished>,
-    hold: RegionHold,
-}
-
-type Redactions = Arc<Mutex<HashMap<CameraId, Arc<Mutex<CameraRedaction>>>>>;
-
-/// Frames that may wait for a missing number before it is skipped: a worker
-/// that died or stalled must not hold its camera up (at 2 fps, 2 s, the
-/// default detection deadline).
-const MAX_WAITING: usize = 4;
-
-/// Puts numbered items back in order. An item whose number was skipped is
-/// handed on as soon as it comes (a frame is then obscured whole by its
-/// hold, which has redacted later frames, never run backwards).
-struct Sequencer<T> {
-    next: u64,
-    waiting: BTreeMap<u64, T>,
-}
-
-impl<T> Default for Sequencer<T> {
-    fn default() -> Self {
-        Sequencer {
-            next: 0,
-            waiting: BTreeMap::new(),
-        }
-    }
-}
-
-impl<T> Sequencer<T> {
-    /// Takes item `number` and returns those whose turn has come, in order.
-    fn push(&mut self, number: u64, item: T) -> Vec<T> {
-        if number < self.next {
-            return vec![item];
-        }
-        self.waiting.insert(number, item);
-        let mut ready = Vec::new();
-        loop {
-            if let Some(item) = self.waiting.remove(&self.next) {
-                ready.push(item);
-                self.next += 1;
-            } else if self.waiting.len() > MAX_WAITING {
-                // Skip the missing numbers up to the first that waits.
-                if let Some((&first, _)) = self.waiting.first_key_value() {
-                    self.next = first;
-                }
-            } else {
-                return ready;
-            }
-        }
-    }
-}
+/// Each camera's frame steps (order and hold), shared by the workers: a
+/// camera's frames may go to any worker.
+type Steps = Arc<Mutex<HashMap<CameraId, Arc<Mutex<CameraSteps>>>>>;
 
 struct Worker {
     /// Cameras with tamper detection: their frames' statistics are measured.
     tamper: Vec<CameraId>,
     detectors: Detectors,
     redactor: Redactor,
-    redactions: Redactions,
+    steps: Steps,
     /// Detections that took longer than this obscure their frame whole.
     deadline: Duration,
     snapshots: SnapshotBoard,
@@ -427,35 +382,25 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, intake: Arc<Mutex<Intake>>) {
+    fn run(mut self, intake: Arc<Mutex<Intake>>, heartbeat: Heartbeat) {
         loop {
+            heartbeat.beat();
             // The lock is held only while waiting for the next frame.
-            let next = intake.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let Some((number, frame)) = next else { return };
+            let next = intake
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(IDLE_BEAT);
+            let Ok(next) = next else { return };
+            let Some((number, frame)) = next else {
+                continue;
+            };
             let camera = frame.camera().clone();
-            // On the raw frame, in memory: only statistics go on.
-            let tamper = self
-                .tamper
-                .contains(&camera)
-                .then(|| FrameStats::measure(&frame));
-            let started = Instant::now();
-            let detections = match self.detectors.detect(&frame) {
-                Ok((d, _)) if started.elapsed() <= self.deadline => Some(d),
-                Ok(_) => {
-                    tracing::warn!(camera = %camera, deadline_ms = self.deadline.as_millis() as u64, "detection fell behind its deadline; frame obscured whole");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(camera = %camera, error = %e, "person detection failed; frame obscured whole and not counted");
-                    None
-                }
+            let rules = StepRules {
+                deadline: Some(self.deadline),
+                tamper: self.tamper.contains(&camera),
             };
-            let finished = Finished {
-                frame,
-                detections,
-                tamper,
-            };
-            if !self.hand_on(&camera, number, finished) {
+            let examined = frame_step::examine(frame, &mut self.detectors, true, rules);
+            if !self.hand_on(&camera, number, examined) {
                 return;
             }
         }
@@ -464,9 +409,9 @@ impl Worker {
     /// Puts the frame in its camera's order, then redacts, publishes and
     /// hands on every frame whose turn has come. False once analytics has
     /// stopped.
-    fn hand_on(&self, camera: &CameraId, number: u64, finished: Finished) -> bool {
-        let redaction = self
-            .redactions
+    fn hand_on(&self, camera: &CameraId, number: u64, examined: Examined) -> bool {
+        let steps = self
+            .steps
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(camera.clone())
@@ -474,37 +419,25 @@ impl Worker {
             .clone();
         // Held to the end, so that this camera's frames also reach the
         // snapshot board and analytics in order.
-        let mut redaction = redaction.lock().unwrap_or_else(|e| e.into_inner());
-        let CameraRedaction { order, hold } = &mut *redaction;
-        for Finished {
-            frame,
-            detections,
-            tamper,
-        } in order.push(number, finished)
-        {
-            let at = frame.timestamp_ms();
-            let Some(detections) = detections else {
-                // Not counted, but it still replaces the snapshot, so a
-                // snapshot never shows a stale view as if it were live.
+        let mut steps = steps.lock().unwrap_or_else(|e| e.into_inner());
+        for stepped in steps.finish(number, examined, &self.redactor) {
+            let obscured = stepped.redacted.stats().obscured_whole;
+            // An uncounted frame still replaces the snapshot, so a snapshot
+            // never shows a stale view as if it were live.
+            self.snapshots.publish(stepped.redacted);
+            let Ok(found) = stepped.detections else {
                 self.health.update(camera, |h| h.frames_obscured += 1);
-                self.snapshots.publish(self.redactor.obscure_whole(frame));
                 continue;
             };
-            // From here on only the redacted frame exists.
-            let redacted =
-                self.redactor
-                    .redact(frame, &detections.faces, &detections.persons, hold);
-            let obscured = redacted.stats().obscured_whole;
             self.health.update(camera, |h| {
                 h.frames_analysed += 1;
                 h.frames_obscured += u64::from(obscured);
             });
-            self.snapshots.publish(redacted);
             let analysed = Analysed {
                 camera: camera.clone(),
-                at,
-                persons: detections.persons,
-                tamper,
+                at: stepped.at,
+                persons: found.persons,
+                tamper: stepped.tamper,
             };
             if self.out.send(analysed).is_err() {
                 return false;
@@ -532,10 +465,11 @@ struct AnalyticsStage {
 const TICK_EVERY: Duration = Duration::from_secs(1);
 
 impl AnalyticsStage {
-    fn run(mut self, input: Receiver<Analysed>) {
+    fn run(mut self, input: Receiver<Analysed>, heartbeat: Heartbeat) {
         let mut last_flush = Instant::now();
         let mut last_tick = Instant::now();
         loop {
+            heartbeat.beat();
             let mut changes = Vec::new();
             match input.recv_timeout(Duration::from_millis(500)) {
                 Ok(a) => {
@@ -598,48 +532,5 @@ impl AnalyticsStage {
         if !deltas.is_empty() && !self.buckets.buckets_blocking(deltas) {
             tracing::error!("the storage writer has stopped; buckets lost");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn items_come_out_in_the_order_they_were_numbered() {
-        let mut order = Sequencer::default();
-        assert!(order.push(1, 'b').is_empty());
-        assert!(order.push(2, 'c').is_empty());
-        assert_eq!(order.push(0, 'a'), ['a', 'b', 'c']);
-        assert_eq!(order.push(3, 'd'), ['d']);
-        assert!(order.push(5, 'f').is_empty());
-        assert_eq!(order.push(4, 'e'), ['e', 'f']);
-    }
-
-    #[test]
-    fn a_number_that_does_not_come_back_is_skipped_once_too_many_wait() {
-        let mut order = Sequencer::default();
-        assert_eq!(order.push(0, 0), [0]);
-        // 1 is held by a worker that died; 2 to 5 wait for it.
-        for n in 2..2 + MAX_WAITING as u64 {
-            assert!(order.push(n, n).is_empty(), "{n}");
-        }
-        // One more is too many: 1 is skipped, the rest come out in order.
-        let last = 2 + MAX_WAITING as u64;
-        assert_eq!(order.push(last, last), (2..=last).collect::<Vec<_>>());
-        // 1, late after all, is handed on at once (its hold obscures it);
-        // the order goes on after the last.
-        assert_eq!(order.push(1, 1), [1]);
-        assert_eq!(order.push(last + 1, last + 1), [last + 1]);
-    }
-
-    #[test]
-    fn several_missing_numbers_are_skipped_together() {
-        let mut order = Sequencer::default();
-        // 0 and 1 never come; 2 to 6 arrive out of order.
-        for n in [3, 2, 5, 4] {
-            assert!(order.push(n, n).is_empty(), "{n}");
-        }
-        assert_eq!(order.push(6, 6), [2, 3, 4, 5, 6]);
     }
 }

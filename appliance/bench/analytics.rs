@@ -1,4 +1,4 @@
-//! `headcount bench-analytics`: the cost of tracking and of the zone, line,
+//! `headcount-bench analytics`: the cost of tracking and of the zone, line,
 //! dwell and space logic per analysed frame, on synthetic people (no models,
 //! no video), so the figure isolates the analytics. Prints figures; asserts
 //! nothing.
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct BenchAnalyticsArgs {
+pub struct Args {
     /// People in view at once.
     #[arg(long, default_value_t = 20)]
     people: usize,
@@ -69,7 +69,7 @@ fn detection(i: usize, f: u32, people: usize) -> Option<Detection> {
     })
 }
 
-pub fn bench_analytics(args: BenchAnalyticsArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::parse(CONFIG, std::path::Path::new("."), &SystemSecrets)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut analytics = Analytics::new(&config, OccupancyBoard::new(&config));
