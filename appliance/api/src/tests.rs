@@ -925,3 +925,21 @@ fn failures_lock_the_token_they_name_and_only_slow_the_address() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn livez_answers_503_naming_a_silent_stage_and_200_once_it_beats_again() {
+    let mut board = None;
+    let s = serve(|dir| {
+        let state = state(dir);
+        board = Some(state.health.clone());
+        state
+    });
+    let board = board.unwrap();
+    assert_eq!(request_as(s.addr, "GET", "/livez", None).0, 200);
+    board.set_silent_stages(vec!["analytics".into()]);
+    let (status, _, body) = request_as(s.addr, "GET", "/livez", None);
+    assert_eq!(status, 503);
+    assert_eq!(String::from_utf8_lossy(&body), "silent: analytics");
+    board.set_silent_stages(Vec::new());
+    assert_eq!(request_as(s.addr, "GET", "/livez", None).0, 200);
+}

@@ -7,9 +7,10 @@
 //! than its allowed silence makes the process unhealthy: systemd's watchdog
 //! is no longer fed (it restarts the service) and `/livez` answers 503.
 //!
-//! Fault injection (`HEADCOUNT_FAULT_STAGE=<stage>:<panic|end|stall>`), for
-//! the tests that prove this: the named stage panics at its first
-//! heartbeat, ends at once, or stops beating.
+//! Fault injection (`HEADCOUNT_FAULT_STAGE=<stage>:<panic|end|stall>[@SECONDS]`,
+//! comma-separated), for the tests that prove this: SECONDS (default 0)
+//! after it starts, the named stage panics at its next heartbeat, ends, or
+//! stops beating.
 
 use anyhow::Context;
 use headcount_domain::health::HealthBoard;
@@ -25,10 +26,16 @@ pub const EXIT_STAGE_FAILED: i32 = 70;
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+enum FaultKind {
     Panic,
     End,
     Stall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fault {
+    kind: FaultKind,
+    after: Duration,
 }
 
 struct Stage {
@@ -36,6 +43,7 @@ struct Stage {
     max_silence: Duration,
     /// Milliseconds since the supervisor started, at the last beat.
     beat_ms: AtomicU64,
+    started: Instant,
     fault: Option<Fault>,
 }
 
@@ -82,9 +90,13 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     pub fn beat(&self) {
-        match self.stage.fault {
-            Some(Fault::Panic) => panic!("fault injected: stage {} panics", self.stage.name),
-            Some(Fault::Stall) => loop {
+        let due = self
+            .stage
+            .fault
+            .filter(|f| self.stage.started.elapsed() >= f.after);
+        match due.map(|f| f.kind) {
+            Some(FaultKind::Panic) => panic!("fault injected: stage {} panics", self.stage.name),
+            Some(FaultKind::Stall) => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
             _ => {}
@@ -112,7 +124,7 @@ impl Supervisor {
     pub fn from_environment() -> anyhow::Result<Supervisor> {
         let faults = match std::env::var("HEADCOUNT_FAULT_STAGE") {
             Ok(text) => parse_faults(&text).with_context(|| {
-                format!("HEADCOUNT_FAULT_STAGE: `{text}` is not stage:panic|end|stall")
+                format!("HEADCOUNT_FAULT_STAGE: `{text}` is not stage:panic|end|stall[@SECONDS]")
             })?,
             Err(_) => Vec::new(),
         };
@@ -170,6 +182,7 @@ impl Supervisor {
             name: name.to_string(),
             max_silence,
             beat_ms: AtomicU64::new(self.inner.now_ms()),
+            started: Instant::now(),
             fault,
         });
         lock(&self.inner.stages).push(stage.clone());
@@ -185,7 +198,12 @@ impl Supervisor {
             .name(name.into())
             .spawn(move || {
                 let _guard = guard;
-                if fault == Some(Fault::End) {
+                if let Some(Fault {
+                    kind: FaultKind::End,
+                    after,
+                }) = fault
+                {
+                    std::thread::sleep(after);
                     return;
                 }
                 heartbeat.beat();
@@ -237,13 +255,15 @@ fn parse_faults(text: &str) -> Option<Vec<(String, Fault)>> {
     text.split(',')
         .map(|item| {
             let (stage, fault) = item.trim().split_once(':')?;
-            let fault = match fault {
-                "panic" => Fault::Panic,
-                "end" => Fault::End,
-                "stall" => Fault::Stall,
+            let (kind, after) = fault.split_once('@').unwrap_or((fault, "0"));
+            let kind = match kind {
+                "panic" => FaultKind::Panic,
+                "end" => FaultKind::End,
+                "stall" => FaultKind::Stall,
                 _ => return None,
             };
-            (!stage.is_empty()).then(|| (stage.to_string(), fault))
+            let after = Duration::from_secs(after.parse().ok()?);
+            (!stage.is_empty()).then(|| (stage.to_string(), Fault { kind, after }))
         })
         .collect()
 }
@@ -258,7 +278,11 @@ mod tests {
 
     #[test]
     fn a_stage_that_stops_beating_is_named_silent_and_one_that_beats_is_not() {
-        let supervisor = Supervisor::with_faults(vec![("stuck".into(), Fault::Stall)]);
+        let stall = Fault {
+            kind: FaultKind::Stall,
+            after: Duration::ZERO,
+        };
+        let supervisor = Supervisor::with_faults(vec![("stuck".into(), stall)]);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         supervisor
             .spawn("busy", Duration::from_millis(200), move |heartbeat| {
@@ -280,14 +304,19 @@ mod tests {
 
     #[test]
     fn faults_are_read_as_stage_and_kind() {
+        let fault = |kind, secs| Fault {
+            kind,
+            after: Duration::from_secs(secs),
+        };
         assert_eq!(
-            parse_faults("analytics:panic, inference-0:end"),
+            parse_faults("analytics:panic@10, inference-0:end"),
             Some(vec![
-                ("analytics".to_string(), Fault::Panic),
-                ("inference-0".to_string(), Fault::End)
+                ("analytics".to_string(), fault(FaultKind::Panic, 10)),
+                ("inference-0".to_string(), fault(FaultKind::End, 0))
             ])
         );
         assert_eq!(parse_faults("analytics"), None);
+        assert_eq!(parse_faults("analytics:panic@soon"), None);
         assert_eq!(parse_faults("analytics:explode"), None);
         assert_eq!(parse_faults(":panic"), None);
     }

@@ -4,8 +4,7 @@
 //! process started the same way shows that this machine would have written
 //! one: with `core_pattern` `core`, a `core*` file in its working directory.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -24,7 +23,7 @@ fn start_with_core_dumps_allowed(dir: &Path, program: &str, args: &[&str]) -> Pr
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Proc(child)
+    Proc::new(child)
 }
 
 /// The "Max core file size" soft and hard limits of a process.
@@ -94,7 +93,7 @@ fn a_crashed_appliance_leaves_no_core_file() {
     let cfg = config(dir.path(), api_port, &[("yard", "testsrc:ball".into(), "")]);
     let mut appliance = start_with_core_dumps_allowed(
         dir.path(),
-        common::BIN,
+        crate::common::BIN,
         &["run", "--config", cfg.to_str().unwrap()],
     );
     let token_file = state_dir_of(&cfg).join("initial-admin-token");

@@ -4,8 +4,7 @@
 //! Host check, and the file descriptors the caps need. Deadlines are set
 //! short in these configs so that each test takes seconds.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -82,16 +81,10 @@ fn request_from(
     token: Option<&str>,
 ) -> String {
     let mut stream = connect_from(source, port);
-    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    // A refused connection may be closed before the request is written.
-    let _ = write!(
-        stream,
-        "GET {path} HTTP/1.1\r\n{host}{auth}Connection: close\r\n\r\n"
-    );
-    read_until_closed(&mut stream, Duration::from_secs(10)).0
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    String::from_utf8_lossy(&exchange(&mut stream, "GET", path, host, token)).into_owned()
 }
 
 fn status_line(response: &str) -> &str {
@@ -193,7 +186,7 @@ fn a_tls_connection_that_never_finishes_its_handshake_is_closed() {
         port,
         "tls = true\n[api.connections]\nfirst_byte_secs = 1\ntls_handshake_secs = 2",
     );
-    let _appliance = Proc(
+    let _appliance = Proc::new(
         Command::new(BIN)
             .args(["run", "--config"])
             .arg(&cfg)
@@ -232,9 +225,12 @@ fn beyond_the_per_address_cap_connections_are_refused_while_another_address_is_s
         port,
         "[api.connections]\nper_client = 3\nadmin_reserve = 0\nfirst_byte_secs = 30",
     );
-    let _appliance = start_appliance_with(&cfg, port, &[], Stdio::null());
+    let appliance = start_appliance_with(&cfg, port, &[], Stdio::null());
+    let sockets = open_sockets(appliance.0.id());
     let mut held: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.1", port)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait_until(Duration::from_secs(5), || open_sockets(
+        appliance.0.id()
+    ) >= sockets + 3));
     // The fourth from the same address: a short 503 and closed, at once.
     let mut fourth = connect_from("127.0.0.1", port);
     let (said, took) = read_until_closed(&mut fourth, Duration::from_secs(5));
@@ -269,13 +265,16 @@ fn with_the_pool_full_of_idle_connections_the_admin_is_still_answered() {
         "[api.connections]\nmax = 6\nper_client = 3\nadmin_reserve = 2\n\
          admin_addresses = [\"127.0.0.9\"]\nfirst_byte_secs = 30",
     );
-    let _appliance = start_appliance_with(&cfg, port, &[], Stdio::null());
+    let appliance = start_appliance_with(&cfg, port, &[], Stdio::null());
     let admin = admin_token(port).unwrap();
+    let sockets = open_sockets(appliance.0.id());
     let _idle: Vec<TcpStream> = ["127.0.0.2", "127.0.0.3"]
         .iter()
         .flat_map(|source| (0..3).map(|_| connect_from(source, port)))
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait_until(Duration::from_secs(5), || open_sockets(
+        appliance.0.id()
+    ) >= sockets + 6));
     // The pool is full: anyone else, loopback included, is refused.
     for source in ["127.0.0.4", "127.0.0.5"] {
         let answer = request_from(source, port, Some("localhost"), "/livez", None);
@@ -297,8 +296,11 @@ fn with_the_pool_full_of_idle_connections_the_admin_is_still_answered() {
         );
     }
     // The reserve is bounded too.
+    let sockets = open_sockets(appliance.0.id());
     let _reserve: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.1", port)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(wait_until(Duration::from_secs(5), || open_sockets(
+        appliance.0.id()
+    ) >= sockets + 2));
     let answer = request_from("127.0.0.1", port, Some("localhost"), "/livez", None);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
 }
@@ -348,7 +350,7 @@ fn the_descriptor_limit_is_raised_to_what_the_caps_need_or_the_start_refused() {
     assert!(out.contains("up to 2320 open files"), "{out}");
 
     // A soft limit of 1024 (systemd's default) is raised.
-    let appliance = Proc(
+    let appliance = Proc::new(
         Command::new("sh")
             .args(["-c", "ulimit -S -n 1024 && exec \"$0\" run --config \"$1\""])
             .arg(BIN)

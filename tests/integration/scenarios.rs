@@ -4,20 +4,10 @@
 //! true crossings, visits and final occupancy, and keep its entrance count
 //! across a restart.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// One scenario at a time: the appliance analyses the RTSP one in real
-/// time, and an `analyze` run beside it on two cores would make it drop
-/// frames.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn scenario(name: &str) -> (PathBuf, PathBuf, Value) {
     let dir = std::env::var_os("HEADCOUNT_SCENARIOS")
@@ -39,7 +29,7 @@ fn scenario(name: &str) -> (PathBuf, PathBuf, Value) {
 
 /// `analyze --config` on a scenario: its summary line.
 fn analyze(name: &str) -> (Value, Value) {
-    let _serial = one_at_a_time();
+    let _cores = Cores::exclusive();
     let (video, config, truth) = scenario(name);
     let models = repo().join("models");
     let (code, stdout, stderr) = run(
@@ -109,7 +99,7 @@ fn a_person_stopping_on_the_line_counts_once() {
 
 #[test]
 fn the_appliance_reports_a_scenario_served_over_rtsp() {
-    let _serial = one_at_a_time();
+    let _cores = Cores::exclusive();
     let (video, config, truth) = scenario("crossing_both_ways");
     let dir = tempfile::tempdir().unwrap();
     let (rtsp_port, api_port) = (free_port(), free_port());

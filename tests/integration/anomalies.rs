@@ -9,11 +9,10 @@
 //! (Stream loss, the API, the webhook and MQTT are tested with the running
 //! appliance elsewhere.)
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// A Sunday night in Berlin: closed under `SCHEDULE`.
 const CLOSED_START: &str = "2026-11-29T23:00:00+01:00";
@@ -33,13 +32,6 @@ const COUNT_LATE_S: f64 = 5.0;
 /// only after `frozen_secs` of it, which comes on top.
 const TAMPER_LATE_S: f64 = 20.0;
 const TAMPER_TYPES: [&str; 4] = ["lens_covered", "defocused", "camera_moved", "frozen_image"];
-
-/// One `analyze` at a time (two cores), and each run once: tests that
-/// check different anomalies of one run share it.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A scenario folder made by setup: `$VAR`, else `$HEADCOUNT_CACHE/SUB`.
 fn folder(var: &str, sub: &str) -> PathBuf {
@@ -95,7 +87,7 @@ fn anomalies(
     start: Option<&str>,
 ) -> Arc<Vec<Value>> {
     static RUNS: Mutex<Vec<(String, Arc<Vec<Value>>)>> = Mutex::new(Vec::new());
-    let _serial = one_at_a_time();
+    let _cores = Cores::exclusive();
     if let Some((_, found)) = RUNS.lock().unwrap().iter().find(|(k, _)| k == key) {
         return found.clone();
     }

@@ -8,9 +8,7 @@
 //! cell read 100 times by 3 tokens is one value, and the ledger holds one
 //! charge per release. Prints the figures (`FIGURE`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use headcount_api::ROUTES;
 use headcount_domain::analytics::{
     Deltas, DwellDelta, DwellHistogram, FlowDelta, OccupancyDelta, Scope,
@@ -204,8 +202,7 @@ fn no_planner_or_off_site_feed_reads_a_count_below_k() {
     let start = seed(&dir.path().join("state/headcount.db"));
     // A subscriber from before the first publication: it sees every bucket
     // the outbox delivers, not only the retained newest ones.
-    let fleet = std::thread::spawn(move || subscribe(mqtt_port, "headcount/#", 100_000, 25));
-    std::thread::sleep(Duration::from_secs(1));
+    let fleet = Subscriber::start(mqtt_port, "headcount/#", 100_000, 25);
     let _appliance = start_appliance(&config, api_port);
     let state = dir.path().join("state");
     let planner = issue_token(&state, "city", "planner");
@@ -289,7 +286,7 @@ fn no_planner_or_off_site_feed_reads_a_count_below_k() {
         }),
         "the outbox was not delivered"
     );
-    let messages = fleet.join().unwrap();
+    let messages = fleet.messages();
     let buckets = messages
         .iter()
         .filter(|(t, _)| t.contains("/aggregates/"))

@@ -7,11 +7,9 @@
 //! Over the normal footage before the kill, nothing else is raised. The
 //! journal names the anomaly by id and kind only.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use common::*;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -140,15 +138,20 @@ fn stream_loss_is_served_pushed_and_acknowledged() {
     assert!(wait_until(Duration::from_secs(30), || {
         camera_state(api_port, "door").is_some_and(|(s, _)| s == "streaming")
     }));
-    // Past the tamper learning period, on normal footage: nothing raised.
-    std::thread::sleep(Duration::from_secs(15));
+    // Past the tamper learning period (10 s of frames at 2 fps, and 5 s
+    // more), on normal footage: nothing raised.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            frames_analysed(api_port, "door").is_some_and(|n| n >= 30)
+        }),
+        "fewer than 30 frames analysed: tamper learning cannot have ended"
+    );
     assert_eq!(
         anomalies(api_port, &admin, "state=all"),
         Vec::<Value>::new()
     );
 
-    let mqtt = std::thread::spawn(move || subscribe(mqtt_port, "headcount/test/anomalies", 1, 60));
-    std::thread::sleep(Duration::from_secs(1));
+    let mqtt = Subscriber::start(mqtt_port, "headcount/test/anomalies", 1, 60);
     let killed = Instant::now();
     drop(camera);
     let mut open = Vec::new();
@@ -193,7 +196,7 @@ fn stream_loss_is_served_pushed_and_acknowledged() {
     );
     assert!(opened["anomaly"].get("explanation").is_none(), "{opened}");
     assert_eq!(opened["anomaly"]["summary"], "stream loss in camera door");
-    let published = mqtt.join().unwrap();
+    let published = mqtt.messages();
     assert_eq!(published.len(), 1, "{published:?}");
     let (topic, payload) = &published[0];
     assert_eq!(topic, "headcount/test/anomalies");

@@ -2,8 +2,7 @@
 //! a missing ONNX Runtime and a tampered model (never a panic), and the
 //! shape of `analyze` output on the real demo video.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

@@ -2,8 +2,7 @@
 //! -> the API reports people in the path zone; the server dies and returns,
 //! and the camera streams again within 10 s while the API keeps answering.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -42,9 +41,12 @@ fn occupancy_is_reported_and_the_camera_recovers_from_a_server_restart() {
         failed,
         "the camera still claims to stream after its server died"
     );
-    std::thread::sleep(Duration::from_secs(4));
     assert!(
-        get(api_port, "/api/v1/occupancy").is_some(),
+        holds_for(Duration::from_secs(4), || get(
+            api_port,
+            "/api/v1/occupancy"
+        )
+        .is_some()),
         "the API stopped answering during the outage"
     );
 
@@ -119,19 +121,11 @@ fn a_dead_camera_never_takes_the_good_one_down() {
         Some("the camera has no such stream (404); check the URL path")
     );
     // The good camera keeps delivering analysed frames meanwhile.
-    let analysed = |port| {
-        get(port, "/api/v1/health").and_then(|(_, h)| {
-            h["cameras"]
-                .as_array()?
-                .iter()
-                .find(|c| c["camera"] == "good")?["frames_analysed"]
-                .as_u64()
-        })
-    };
-    let before = analysed(api_port).unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    let before = frames_analysed(api_port, "good").unwrap();
     assert!(
-        analysed(api_port).unwrap() > before,
+        wait_until(Duration::from_secs(10), || {
+            frames_analysed(api_port, "good").is_some_and(|n| n > before)
+        }),
         "the good camera stopped while the dead one was retried"
     );
     let (_, health) = get(api_port, "/api/v1/health").unwrap();
@@ -277,22 +271,29 @@ fn clock_steps_neither_stall_a_camera_nor_misplace_its_minutes() {
         }
         std::fs::write(&offset, step.to_string()).unwrap();
         let before = camera().unwrap().1;
-        std::thread::sleep(Duration::from_secs(6));
-        let (state, after, reconnects) = camera().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(20), || camera()
+                .is_some_and(|(_, after, _)| after > before + 2)),
+            "analysis stopped after the step {label}"
+        );
+        let (state, _, reconnects) = camera().unwrap();
         assert_eq!(
             (state.as_str(), reconnects),
             ("streaming", 0),
             "after the step {label}"
         );
-        assert!(
-            after > before + 2,
-            "analysis stopped after the step {label}"
-        );
     }
     // Forward: counted 3 h ahead. Back: counted now again (each frame is a
     // sample; the flush runs every second). Nothing anywhere else.
-    std::thread::sleep(Duration::from_secs(2));
-    let ahead = samples_between(started + HOURS_3 - 60_000, started + HOURS_3 + 300_000);
+    let ahead = || samples_between(started + HOURS_3 - 60_000, started + HOURS_3 + 300_000);
+    assert!(
+        wait_until(Duration::from_secs(10), || ahead() > 0
+            && around_now() > before_back),
+        "ahead {}, back {}",
+        ahead(),
+        around_now() - before_back
+    );
+    let ahead = ahead();
     let now_minutes = around_now();
     let back = now_minutes - before_back;
     let all = samples_between(i64::MIN, i64::MAX);

@@ -11,9 +11,7 @@
 //! scripts/setup.sh. Screenshots go to target/e2e-artifacts.
 //!   cargo test --release --test dashboard -- --nocapture
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,9 +2,7 @@
 //! SIGKILL, the fleet feed on a real Mosquitto broker, and the audit trail
 //! of a running appliance.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -6,8 +6,7 @@
 //! With the face detector failing on purpose, or slower than the detection
 //! deadline, every frame is obscured whole and health counts it.
 
-mod common;
-use common::*;
+use crate::common::*;
 use headcount_domain::pixels::frame::Frame;
 use headcount_domain::pixels::redaction::FILL;
 use std::process::Stdio;

@@ -2,12 +2,14 @@
 //! `headcount` binary, a real RTSP server (`headcount camera`) and the real
 //! API, all on loopback. Media and the ONNX Runtime come from
 //! scripts/setup.sh (HEADCOUNT_MEDIA, ORT_DYLIB_PATH).
-#![allow(dead_code)] // each test binary uses a different subset
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_headcount");
@@ -30,16 +32,86 @@ pub fn media(name: &str) -> PathBuf {
     path
 }
 
+/// A loopback port for a test's server: never handed out twice in a run
+/// (a counter, where asking the kernel for a free port could hand the same
+/// one to two tests before either binds it), below Linux's ephemeral range
+/// (so no outgoing connection takes it meanwhile), and free for TCP and UDP
+/// when handed out.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Runs of the suite side by side start apart.
+    let base = 20_000 + (std::process::id() % 100) as u16 * 100;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 32_768, "the test ports ran out");
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
 }
 
-/// A child process that is killed when the test ends, however it ends.
-pub struct Proc(pub Child);
+/// A child process that is killed when the test ends, however it ends. It
+/// holds a share of the machine's cores (`Cores`) while it runs.
+pub struct Proc(pub Child, #[allow(dead_code)] Cores);
+
+impl Proc {
+    pub fn new(child: Child) -> Proc {
+        Proc(child, Cores::shared())
+    }
+}
+
+/// Who may use the machine's two cores, declared here for the whole suite:
+/// every process a test starts (an appliance, a camera, a broker) holds a
+/// shared claim while it runs; a test that needs the cores to itself (an
+/// appliance analysing a scenario in real time and judged on every frame,
+/// `analyze` over a recording) holds the exclusive claim, and nothing
+/// else starts a process meanwhile.
+pub struct Cores(Claim);
+
+enum Claim {
+    Shared {
+        _guard: RwLockReadGuard<'static, ()>,
+    },
+    Exclusive {
+        _guard: RwLockWriteGuard<'static, ()>,
+    },
+    /// This thread holds the exclusive claim already.
+    Within,
+}
+
+static CORES: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    static EXCLUSIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Cores {
+    /// The cores to this test alone, until the claim is dropped.
+    pub fn exclusive() -> Cores {
+        let guard = CORES.write().unwrap_or_else(|e| e.into_inner());
+        EXCLUSIVE.with(|e| e.set(true));
+        Cores(Claim::Exclusive { _guard: guard })
+    }
+
+    fn shared() -> Cores {
+        if EXCLUSIVE.with(Cell::get) {
+            return Cores(Claim::Within);
+        }
+        Cores(Claim::Shared {
+            _guard: CORES.read().unwrap_or_else(|e| e.into_inner()),
+        })
+    }
+}
+
+impl Drop for Cores {
+    fn drop(&mut self) {
+        if matches!(self.0, Claim::Exclusive { .. }) {
+            EXCLUSIVE.with(|e| e.set(false));
+        }
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -100,7 +172,7 @@ pub fn serve_file(
         .is_ok()),
         "the RTSP server did not listen on {port}"
     );
-    Proc(child)
+    Proc::new(child)
 }
 
 /// A camera in a test config: name, URL and extra TOML lines for its table.
@@ -147,7 +219,7 @@ pub fn start_appliance_with(
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let proc = Proc(child);
+    let proc = Proc::new(child);
     assert!(
         wait_until(Duration::from_secs(20), || get_raw_as(
             api_port, "/livez", None
@@ -216,22 +288,41 @@ pub fn request_raw(
 ) -> Option<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    parse_response(&exchange(
+        &mut stream,
+        method,
+        path,
+        Some("localhost"),
+        token,
+    ))
+}
+
+/// The tests' one HTTP client: writes a request on `stream` (plain, TLS,
+/// or bound to a source address) and reads the answer until the server
+/// closes (or resets) the connection, at most 5 s without a byte; of a
+/// live event stream, which never ends, 3 s. A refused connection may be
+/// closed before the request is written: what it said is still read.
+pub fn exchange(
+    stream: &mut (impl Read + Write),
+    method: &str,
+    path: &str,
+    host: Option<&str>,
+    token: Option<&str>,
+) -> Vec<u8> {
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(
+    let _ = write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    // Whole answers; a live event stream (which never ends) for 3 s.
+        "{method} {path} HTTP/1.1\r\n{host}{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     let started = Instant::now();
     let mut response = Vec::new();
     let mut chunk = [0u8; 16384];
     loop {
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if response.is_empty() => return Err(e).ok(),
             Err(_) => break,
         };
         response.extend_from_slice(&chunk[..n]);
@@ -247,6 +338,11 @@ pub fn request_raw(
             break;
         }
     }
+    response
+}
+
+/// Status, head (status line and headers) and body of an HTTP answer.
+pub fn parse_response(response: &[u8]) -> Option<(u16, String, Vec<u8>)> {
     let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head.get(9..12)?.parse().ok()?;
@@ -257,6 +353,39 @@ pub fn request_raw(
 pub fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
     let (status, _, body) = get_raw(port, path)?;
     Some((status, serde_json::from_slice(&body).ok()?))
+}
+
+/// The frames of one camera analysed so far, from /api/v1/health.
+pub fn frames_analysed(port: u16, camera: &str) -> Option<u64> {
+    let (_, health) = get(port, "/api/v1/health")?;
+    health["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["camera"] == camera)?["frames_analysed"]
+        .as_u64()
+}
+
+/// The sockets a process holds open (its accepted connections among them).
+pub fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Checks `holds` every 200 ms for `period`: true if it held every time.
+pub fn holds_for(period: Duration, mut holds: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + period;
+    while Instant::now() < end {
+        if !holds() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
 }
 
 /// The state of one camera in /api/v1/health.
@@ -351,7 +480,7 @@ pub fn broker_on(dir: &Path, port: u16, extra: &str) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let broker = Proc(child);
+    let broker = Proc::new(child);
     assert!(wait_until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     }));
@@ -382,6 +511,72 @@ pub fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String
         .filter_map(|l| l.split_once(' '))
         .map(|(t, p)| (t.to_string(), p.to_string()))
         .collect()
+}
+
+/// A real MQTT client (mosquitto_sub) subscribed to a topic: `start`
+/// returns once the broker has acknowledged the subscription, so nothing
+/// published afterwards is missed.
+pub struct Subscriber {
+    child: Proc,
+    reader: std::thread::JoinHandle<Vec<(String, String)>>,
+}
+
+impl Subscriber {
+    /// Subscribes to `topic` until `count` messages came or `wait` seconds
+    /// passed.
+    pub fn start(port: u16, topic: &str, count: usize, wait: u32) -> Subscriber {
+        use std::io::BufRead;
+        let mut child = Command::new("mosquitto_sub")
+            .args([
+                "-d",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                topic,
+                "-v",
+            ])
+            .args(["-C", &count.to_string(), "-W", &wait.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub is missing: run scripts/setup.sh");
+        let stdout = child.stdout.take().unwrap();
+        let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut messages = Vec::new();
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                // Debug lines name the client; `-v` lines are "topic payload".
+                if line.starts_with("Client ") {
+                    if line.contains("received SUBACK") {
+                        let _ = subscribed_tx.send(());
+                    }
+                } else if let Some((topic, payload)) = line.split_once(' ') {
+                    messages.push((topic.to_string(), payload.to_string()));
+                }
+            }
+            messages
+        });
+        assert!(
+            subscribed.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the broker on {port} did not acknowledge the subscription to {topic}"
+        );
+        Subscriber {
+            child: Proc::new(child),
+            reader,
+        }
+    }
+
+    /// The messages (topic, payload), once the subscriber has ended.
+    pub fn messages(self) -> Vec<(String, String)> {
+        let Subscriber { mut child, reader } = self;
+        let _ = child.0.wait();
+        reader.join().unwrap()
+    }
 }
 
 /// A token for a role, issued with `headcount tokens create` (the appliance

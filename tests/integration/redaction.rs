@@ -4,8 +4,7 @@
 //! check finds nothing left, injected detector faults obscure frames whole,
 //! and bad input fails cleanly without leaving a partial file.
 
-mod common;
-use common::*;
+use crate::common::*;
 use headcount_domain::geometry::BBox;
 use headcount_domain::pixels::frame::Frame;
 use headcount_domain::pixels::redaction::FILL;
