@@ -16,10 +16,15 @@ use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
 use headcount_domain::config::{DpConfig, RELEASES_PER_SPACE_DAY};
 use headcount_domain::retention::{DataClass, RetentionLimit, RetentionPolicy, DAY_MS};
 use headcount_store::publication::{Publication, PublishSpace, SENSITIVITY, WIDTHS};
-use headcount_store::Database;
+use headcount_store::{
+    AuditAction, AuditEntry, Database, Maintenance, MaintenanceReport, WriteError, Writer,
+    WriterOptions,
+};
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -272,35 +277,118 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         began.elapsed().as_secs_f64()
     );
     let now = year_start + args.days * DAY_MS + 3_600_000;
-    let began = Instant::now();
-    db.roll_up(now, 0)?;
-    println!(
-        "rollups 1m -> 15m -> 1h -> 1d of the year: {:.1} s",
-        began.elapsed().as_secs_f64()
-    );
     let policy = RetentionPolicy::new(vec![RetentionLimit {
         class: DataClass::Aggregates1m,
         limit_ms: 7 * DAY_MS,
         justification: None,
     }]);
-    let began = Instant::now();
-    let key = headcount_domain::security::ReceiptKey::generate()?;
-    let receipts = db.sweep(now, &policy, &key)?;
-    let seconds = began.elapsed().as_secs_f64();
-    let deleted: u64 = receipts.iter().map(|r| r.rows).sum();
-    println!(
-        "retention sweep: {deleted} rows deleted in {seconds:.1} s ({:.0} rows/s), each class with a receipt:",
-        deleted as f64 / seconds
-    );
-    for r in &receipts {
-        println!(
-            "  {:<15} {:>10} rows, hmac-sha256 {}",
-            r.target, r.rows, r.digest
-        );
+    // Through the appliance's writer, in its steps, while a client has an
+    // entry written to the audit log every 20 ms (as an audited API answer
+    // does, durably, before it leaves): how long each waited.
+    let maintenance = Maintenance {
+        grace_ms: 0,
+        publication: Arc::new(Publication::new(Vec::new(), args.k, None)?),
+        retention: Arc::new(policy),
+        audit_key: Arc::new(headcount_domain::security::audit_key::AuditKey::generate()?),
+        receipt_key: Arc::new(headcount_domain::security::ReceiptKey::generate()?),
+    };
+    let options = WriterOptions {
+        maintenance: Some(maintenance),
+        ..WriterOptions::default()
+    };
+    let (writer, thread) = Writer::spawn_with(db, options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let idle = runtime.block_on(audited_while(&writer, now, async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(MaintenanceReport::default())
+    }))?;
+    print_latencies("audit entry, writer otherwise idle (5 s)", &idle.1);
+    for (sweep, label) in [
+        (false, "rollups 1m -> 15m -> 1h -> 1d of the year"),
+        (true, "retention sweep"),
+    ] {
+        let began = Instant::now();
+        let (report, waits) =
+            runtime.block_on(audited_while(&writer, now, writer.maintain(now, sweep)))?;
+        let seconds = began.elapsed().as_secs_f64();
+        if sweep {
+            let deleted: u64 = report.receipts.iter().map(|r| r.rows).sum();
+            println!(
+                "{label}: {deleted} rows deleted in {seconds:.1} s ({:.0} rows/s), in {} steps each with its receipt",
+                deleted as f64 / seconds,
+                report.receipts.len()
+            );
+        } else {
+            println!(
+                "{label}: {seconds:.1} s in {} steps",
+                report.rolled_up.len()
+            );
+        }
+        print_latencies(&format!("audit entry during the {label} (before the steps, one waited up to the whole {seconds:.1} s)"), &waits);
     }
+    writer.stop_blocking();
+    let _ = thread.join();
     let file_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
         "database after the sweep: {file_mb:.0} MB (space is reused, not returned, until VACUUM)"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `work` while an audit entry is written every 20 ms; what `work`
+/// returned and how long each entry waited for its durable write.
+async fn audited_while(
+    writer: &Writer,
+    at: i64,
+    work: impl Future<Output = Result<MaintenanceReport, WriteError>>,
+) -> anyhow::Result<(MaintenanceReport, Vec<Duration>)> {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let prober = {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            let mut waits = Vec::new();
+            while !*stopped.borrow() {
+                let entry = AuditEntry {
+                    actor: "token:0123456789abcdef".into(),
+                    role: "facilities".into(),
+                    action: AuditAction::ApiAccess,
+                    target: "GET /api/v1/occupancy".into(),
+                    rows: 1,
+                    detail: serde_json::json!({ "probe": waits.len() }),
+                };
+                let began = Instant::now();
+                writer.audit(at, vec![entry]).await?;
+                waits.push(began.elapsed());
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            Ok::<_, WriteError>(waits)
+        })
+    };
+    let report = work.await?;
+    let _ = stop.send(true);
+    let waits = prober.await??;
+    Ok((report, waits))
+}
+
+fn print_latencies(label: &str, waits: &[Duration]) {
+    let mut ms: Vec<f64> = waits.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "  {label}: {} entries, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms.len(),
+        at(0.5),
+        at(0.99),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
 }

@@ -320,11 +320,7 @@ pub fn exchange(
     let started = Instant::now();
     let mut response = Vec::new();
     let mut chunk = [0u8; 16384];
-    loop {
-        let n = match stream.read(&mut chunk) {
-            Ok(n) => n,
-            Err(_) => break,
-        };
+    while let Ok(n) = stream.read(&mut chunk) {
         response.extend_from_slice(&chunk[..n]);
         let live = response
             .windows(4)

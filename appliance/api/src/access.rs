@@ -234,6 +234,18 @@ pub fn authenticate(
     recheck(guard, &Credential::Session(SessionKey::of(&id)), now)
 }
 
+/// Runs `work`, which blocks (a token read from SQLite), without holding
+/// up the other requests of a multi-threaded runtime: the worker hands its
+/// queue to another meanwhile. On a single-threaded runtime (tests, the
+/// fuzz target) it simply runs.
+pub fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    match flavor {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// Checks again a caller that logged in before: the session of a cookie,
 /// or (for a live stream, each second) a bearer token's grant. Not a login:
 /// it neither counts towards the lockout nor is refused by it, so no
@@ -350,7 +362,7 @@ pub async fn require(
         caller,
         csrf,
         credential,
-    } = match authenticate(&state.guard, &request, state.clock.now_ms()) {
+    } = match off_the_runtime(|| authenticate(&state.guard, &request, state.clock.now_ms())) {
         Ok(found) => found,
         Err(refusal) => return refuse(refusal).await,
     };

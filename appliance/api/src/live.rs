@@ -10,7 +10,7 @@
 //! takes the place of the least recently opened non-admin stream, which
 //! ends); see `quota`.
 
-use super::access::{recheck, Credential};
+use super::access::{off_the_runtime, recheck, Credential};
 use super::quota::{self, Held, Room};
 use super::{anomalies, health_now, occupancy_now, ApiError, AppState};
 use axum::extract::State;
@@ -175,11 +175,13 @@ impl Feed {
     /// opened it still stands.
     fn still_allowed(&self) -> bool {
         !self.slot.ended.load(Ordering::SeqCst)
-            && recheck(
-                &self.state.guard,
-                &self.credential,
-                self.state.clock.now_ms(),
-            )
+            && off_the_runtime(|| {
+                recheck(
+                    &self.state.guard,
+                    &self.credential,
+                    self.state.clock.now_ms(),
+                )
+            })
             .is_ok()
     }
 }

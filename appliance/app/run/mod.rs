@@ -119,8 +119,9 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
         live_streams: Default::default(),
         storage: appliance.storage.clone(),
     };
+    // A worker per core: a slow request (an export, a blocking token read)
+    // never holds up the others.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

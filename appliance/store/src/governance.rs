@@ -26,8 +26,12 @@ const ROLLUPS: [(i64, i64); 3] = [
     (HOUR_MS, QUARTER_MS),
     (DAY_MS, HOUR_MS),
 ];
-/// At most this much of a width is rolled up per transaction.
-const ROLLUP_CHUNK_MS: i64 = 31 * DAY_MS;
+/// One step of maintenance (a transaction) covers at most this many
+/// buckets of the finer width per key (6 hours of minutes, 90 of quarter
+/// hours, 15 days of hours), so that the writer answers what waits (an
+/// audited read) between steps within milliseconds, also while it catches
+/// up on a year.
+pub const STEP_BUCKETS: i64 = 360;
 
 /// The aggregate tables: name stem, key columns, summed measures, max measures.
 struct Family {
@@ -74,7 +78,19 @@ struct SeriesSources {
 /// The target of the receipt for ended tokens, purged with the audit log.
 pub const TOKENS_TARGET: &str = "api_token";
 
-/// What a sweep deleted from one class.
+/// How far a sweep in steps has come: the data class it is at.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SweepProgress {
+    class: usize,
+}
+
+impl SweepProgress {
+    pub fn done(&self) -> bool {
+        self.class >= DataClass::ALL.len()
+    }
+}
+
+/// What a sweep (step) deleted from one class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepReceipt {
     pub class: DataClass,
@@ -108,6 +124,20 @@ impl Database {
         grace_ms: i64,
     ) -> Result<Vec<(i64, UnixMs, UnixMs)>, StorageError> {
         let mut done = Vec::new();
+        while let Some(range) = self.roll_up_step(now, grace_ms)? {
+            done.push(range);
+        }
+        Ok(done)
+    }
+
+    /// One step of `roll_up`: the next range of at most `STEP_BUCKETS`
+    /// finer buckets, in one transaction; None when everything due is
+    /// rolled up.
+    pub fn roll_up_step(
+        &mut self,
+        now: UnixMs,
+        grace_ms: i64,
+    ) -> Result<Option<(i64, UnixMs, UnixMs)>, StorageError> {
         for (width, finer) in ROLLUPS {
             let mark = self.rollup_mark(width)?;
             let finer_mark = if finer == MINUTE_MS {
@@ -129,22 +159,21 @@ impl Database {
             if let Some(f) = finer_mark {
                 end = end.min(f.div_euclid(width) * width);
             }
-            let mut from = start;
-            while from < end {
-                let to = end.min(from + ROLLUP_CHUNK_MS.max(width));
-                self.write(|tx| {
-                    roll_up_range(tx, width, finer, from, to)?;
-                    tx.execute(
-                        "INSERT OR REPLACE INTO rollup_mark (width_ms, done_until) VALUES (?1, ?2)",
-                        params![width, to],
-                    )?;
-                    Ok(())
-                })?;
-                done.push((width, from, to));
-                from = to;
+            if start >= end {
+                continue;
             }
+            let (from, to) = (start, end.min(start + (STEP_BUCKETS * finer).max(width)));
+            self.write(|tx| {
+                roll_up_range(tx, width, finer, from, to)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO rollup_mark (width_ms, done_until) VALUES (?1, ?2)",
+                    params![width, to],
+                )?;
+                Ok(())
+            })?;
+            return Ok(Some((width, from, to)));
         }
-        Ok(done)
+        Ok(None)
     }
 
     /// Every bucket of this width ending at or before the mark is rolled up.
@@ -315,8 +344,8 @@ impl Database {
         Ok(rows)
     }
 
-    /// Deletes what each class holds past its lifetime, one class per
-    /// transaction, each with a receipt (keyed with `key`) in the audit log.
+    /// Deletes what each class holds past its lifetime, each step in one
+    /// transaction with a receipt (keyed with `key`) in the audit log.
     pub fn sweep(
         &mut self,
         now: UnixMs,
@@ -324,16 +353,38 @@ impl Database {
         key: &ReceiptKey,
     ) -> Result<Vec<SweepReceipt>, StorageError> {
         let mut receipts = Vec::new();
-        for class in DataClass::ALL {
+        let mut progress = SweepProgress::default();
+        while !progress.done() {
+            receipts.extend(self.sweep_step(now, policy, key, &mut progress)?);
+        }
+        Ok(receipts)
+    }
+
+    /// One step of `sweep`: the next class with rows past its lifetime
+    /// loses at most `STEP_BUCKETS` of its buckets per key (the audit log,
+    /// the budget ledger and the events at once), in one transaction with
+    /// its receipt; classes with nothing to delete are recorded as swept
+    /// on the way.
+    pub fn sweep_step(
+        &mut self,
+        now: UnixMs,
+        policy: &RetentionPolicy,
+        key: &ReceiptKey,
+        progress: &mut SweepProgress,
+    ) -> Result<Vec<SweepReceipt>, StorageError> {
+        while let Some(&class) = DataClass::ALL.get(progress.class) {
             let mut cutoff = policy.cutoff(class, now);
+            let mut span = None;
             let tables: Vec<(String, String)> = match class {
                 DataClass::Aggregates1m
                 | DataClass::Aggregates15m
                 | DataClass::Aggregates1h
                 | DataClass::Aggregates1d => {
                     let Some(width) = class.bucket_ms() else {
+                        progress.class += 1;
                         continue;
                     };
+                    span = Some(STEP_BUCKETS * width);
                     // Never past what the next coarser width has rolled up.
                     if let Some(&(coarser, _)) = ROLLUPS.iter().find(|(_, f)| *f == width) {
                         cutoff = cutoff.min(self.rollup_mark(coarser)?.unwrap_or(i64::MIN));
@@ -355,53 +406,81 @@ impl Database {
                 DataClass::PrivacyBudget => vec![("privacy_ledger".into(), String::new())],
                 DataClass::Events => vec![("anomaly_event".into(), String::new())],
                 DataClass::AuditLog => {
-                    if let Some(receipt) = self.sweep_audit_class(now, cutoff, key)? {
-                        receipts.push(receipt);
+                    progress.class += 1;
+                    let receipts: Vec<SweepReceipt> = [
+                        self.sweep_audit_class(now, cutoff, key)?,
+                        self.purge_ended_tokens(now, cutoff, key)?,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    if receipts.is_empty() {
+                        continue;
                     }
-                    if let Some(receipt) = self.purge_ended_tokens(now, cutoff, key)? {
-                        receipts.push(receipt);
-                    }
-                    continue;
+                    return Ok(receipts);
                 }
                 // Snapshots live in memory only (`SnapshotBoard::expire`).
-                DataClass::Snapshots => continue,
+                DataClass::Snapshots => {
+                    progress.class += 1;
+                    continue;
+                }
             };
-            if let Some(receipt) = self.sweep_tables(class, now, cutoff, &tables, key)? {
-                receipts.push(receipt);
+            let (receipt, more) = self.sweep_tables(class, now, cutoff, span, &tables, key)?;
+            if !more {
+                progress.class += 1;
+            }
+            if let Some(receipt) = receipt {
+                return Ok(vec![receipt]);
             }
         }
-        Ok(receipts)
+        Ok(Vec::new())
     }
 
+    /// Deletes the rows of `tables` before `cutoff`, or, with a `span`,
+    /// only those before the oldest such row's time plus `span`; true with
+    /// the receipt when rows before `cutoff` remain.
     fn sweep_tables(
         &mut self,
         class: DataClass,
         now: UnixMs,
         cutoff: UnixMs,
+        span: Option<i64>,
         tables: &[(String, String)],
         key: &ReceiptKey,
-    ) -> Result<Option<SweepReceipt>, StorageError> {
+    ) -> Result<(Option<SweepReceipt>, bool), StorageError> {
         self.write(|tx| {
             let mut digest = key.start();
             let mut rows = 0u64;
-            let mut oldest: Option<UnixMs> = None;
+            // An anomaly counts from its end: open ones are kept.
+            let time_of = |table: &str| match table {
+                "privacy_ledger" => "day",
+                "anomaly_event" => "ended_ms",
+                _ => "bucket_start",
+            };
+            // Each table's oldest row before the cutoff.
+            let mut firsts = Vec::with_capacity(tables.len());
             for (table, filter) in tables {
-                // An anomaly counts from its end: open ones are kept.
-                let time = match table.as_str() {
-                    "privacy_ledger" => "day",
-                    "anomaly_event" => "ended_ms",
-                    _ => "bucket_start",
-                };
-                let condition = format!("{filter} {time} < ?1");
+                let time = time_of(table);
                 let first: Option<UnixMs> = tx.query_row(
-                    &format!("SELECT min({time}) FROM {table} WHERE {condition}"),
+                    &format!("SELECT min({time}) FROM {table} WHERE {filter} {time} < ?1"),
                     [cutoff],
                     |r| r.get(0),
                 )?;
-                let Some(first) = first else { continue };
-                oldest = Some(oldest.map_or(first, |o| o.min(first)));
-                rows += delete_into_digest(tx, &mut digest, table, &condition, cutoff)?;
+                firsts.push(first);
             }
+            let oldest = firsts.iter().flatten().min().copied();
+            let step_cutoff = match (oldest, span) {
+                (Some(first), Some(span)) => cutoff.min(first.saturating_add(span)),
+                _ => cutoff,
+            };
+            for ((table, filter), first) in tables.iter().zip(firsts) {
+                if first.is_some_and(|first| first < step_cutoff) {
+                    let condition = format!("{filter} {} < ?1", time_of(table));
+                    rows += delete_into_digest(tx, &mut digest, table, &condition, step_cutoff)?;
+                }
+            }
+            let more = step_cutoff < cutoff;
+            let cutoff = step_cutoff;
             record_sweep(tx, class, now, cutoff, rows)?;
             let receipt = (rows > 0).then(|| SweepReceipt {
                 class,
@@ -414,7 +493,7 @@ impl Database {
             if let Some(r) = &receipt {
                 Database::append_audit_tx(tx, now, &[receipt_entry(r)])?;
             }
-            Ok(receipt)
+            Ok((receipt, more))
         })
     }
 
@@ -705,7 +784,15 @@ pub(super) mod tests {
         let mut db = seeded(dir.path());
         let now = DAY0 + 2 * DAY_MS;
         let done = db.roll_up(now, 0).unwrap();
-        assert_eq!(done.len(), 3, "{done:?}");
+        // In steps of at most STEP_BUCKETS finer buckets, end to end: the
+        // two days of minutes in 6-hour steps, the coarser widths at once.
+        for width in [QUARTER_MS, HOUR_MS, DAY_MS] {
+            let steps: Vec<_> = done.iter().filter(|(w, _, _)| *w == width).collect();
+            assert_eq!(steps.first().unwrap().1, DAY0, "{done:?}");
+            assert_eq!(steps.last().unwrap().2, DAY0 + 2 * DAY_MS, "{done:?}");
+            assert!(steps.windows(2).all(|p| p[0].2 == p[1].1), "{done:?}");
+        }
+        assert_eq!(done.len(), 8 + 1 + 1, "{done:?}");
         for width in [QUARTER_MS, HOUR_MS, DAY_MS] {
             assert_eq!(
                 sum(
@@ -781,21 +868,31 @@ pub(super) mod tests {
         // Rolled up to the end of day one: only day one's minutes go.
         db.roll_up(DAY0 + DAY_MS, 0).unwrap();
         let receipts = db.sweep(now, &policy, &receipt_key).unwrap();
-        assert_eq!(receipts.len(), 1);
+        // In four steps of six hours, each with its receipt.
+        let ranges: Vec<_> = receipts.iter().map(|r| (r.from, r.to, r.rows)).collect();
+        let quarter_day = DAY_MS / 4;
+        let expected: Vec<_> = (0..4)
+            .map(|i| {
+                (
+                    Some(DAY0 + i * quarter_day),
+                    DAY0 + (i + 1) * quarter_day,
+                    3 * 360,
+                )
+            })
+            .collect();
+        assert_eq!(ranges, expected);
+        assert!(receipts.iter().all(|r| r.class == DataClass::Aggregates1m));
         let r = &receipts[0];
-        assert_eq!(
-            (r.class, r.from, r.to, r.rows),
-            (DataClass::Aggregates1m, Some(DAY0), DAY0 + DAY_MS, 3 * 1440)
-        );
         assert_eq!(
             sum(&db, "SELECT min(bucket_start) FROM flow_minute"),
             DAY0 + DAY_MS
         );
         // The receipt is in the chain, which verifies.
         db.checkpoint_audit(now, &key).unwrap();
-        let receipts = db.deletion_receipts(10).unwrap();
-        assert_eq!(receipts[0].target, "aggregates_1m");
-        assert_eq!(receipts[0].detail["hmac_sha256"], r.digest);
+        let stored = db.deletion_receipts(10).unwrap();
+        assert_eq!(stored.len(), 4);
+        assert!(stored.iter().all(|e| e.target == "aggregates_1m"));
+        assert!(stored.iter().any(|e| e.detail["hmac_sha256"] == r.digest));
         let report = super::super::verify_audit(&db, &key.public_key()).unwrap();
         assert!(report.is_intact(), "{report:?}");
         // The same rows and key give the same digest (a DPO with the key can
@@ -826,7 +923,7 @@ pub(super) mod tests {
                 .unwrap();
             let columns = stmt.column_count();
             let rows: Vec<Vec<String>> = stmt
-                .query_map([DAY0 + DAY_MS], |row| {
+                .query_map([DAY0 + DAY_MS / 4], |row| {
                     (0..columns)
                         .map(|i| {
                             row.get::<_, i64>(i)

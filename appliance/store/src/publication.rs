@@ -39,8 +39,9 @@ pub const WIDTHS: [(i64, &str); 3] = [(QUARTER_MS, "15m"), (HOUR_MS, "1h"), (DAY
 /// (See docs/privacy.md for what this assumes and what a day adds up to.)
 pub const SENSITIVITY: f64 = 4.0;
 
-/// At most this much of a width is published per transaction.
-const CHUNK_MS: i64 = 31 * DAY_MS;
+/// At most this many buckets of a width are published per step (one
+/// transaction), so that the writer answers what waits between steps.
+const STEP_BUCKETS: i64 = 96;
 
 /// A space as published: its name and its entrance lines (camera, line).
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +159,20 @@ impl Database {
         publication: &Publication,
     ) -> Result<Vec<(i64, UnixMs, UnixMs)>, StorageError> {
         let mut done = Vec::new();
+        while let Some(range) = self.publish_step(now, publication)? {
+            done.push(range);
+        }
+        Ok(done)
+    }
+
+    /// One step of `publish`: the next range of at most `STEP_BUCKETS`
+    /// buckets of a width, in one transaction; None when everything rolled
+    /// up is published.
+    pub fn publish_step(
+        &mut self,
+        now: UnixMs,
+        publication: &Publication,
+    ) -> Result<Option<(i64, UnixMs, UnixMs)>, StorageError> {
         for (width, _) in WIDTHS {
             let Some(end) = self.rollup_mark(width)? else {
                 continue;
@@ -169,22 +184,21 @@ impl Database {
                     None => continue,
                 },
             };
-            let mut from = start;
-            while from < end {
-                let to = end.min(from + CHUNK_MS.max(width));
-                self.write(|tx| {
-                    publish_range(tx, width, from, to, publication, now)?;
-                    tx.execute(
-                        "INSERT OR REPLACE INTO publish_mark (width_ms, done_until) VALUES (?1, ?2)",
-                        params![width, to],
-                    )?;
-                    Ok(())
-                })?;
-                done.push((width, from, to));
-                from = to;
+            if start >= end {
+                continue;
             }
+            let (from, to) = (start, end.min(start + STEP_BUCKETS * width));
+            self.write(|tx| {
+                publish_range(tx, width, from, to, publication, now)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO publish_mark (width_ms, done_until) VALUES (?1, ?2)",
+                    params![width, to],
+                )?;
+                Ok(())
+            })?;
+            return Ok(Some((width, from, to)));
         }
-        Ok(done)
+        Ok(None)
     }
 
     /// Every bucket of this width ending at or before the mark is published.

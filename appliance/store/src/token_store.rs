@@ -16,7 +16,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 pub struct TokenStore {
+    /// Issues, rotates and revokes.
     db: Mutex<Database>,
+    /// The checks of every request: read-only connections, one per core,
+    /// so that concurrent requests do not queue on one.
+    readers: Vec<Mutex<Database>>,
     key: hmac::Key,
 }
 
@@ -36,8 +40,13 @@ impl TokenStore {
             )));
         }
         let key = device_key(&key_path)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let readers = (0..cores.clamp(2, 8))
+            .map(|_| Database::open_read_only(database).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
         Ok(TokenStore {
             db: Mutex::new(db),
+            readers,
             key: hmac::Key::new(hmac::HMAC_SHA256, &key),
         })
     }
@@ -193,8 +202,16 @@ impl TokenStore {
         in_force(&row, now)
     }
 
+    /// A free reader, else (all busy) the first one's turn.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Database> {
+        self.readers
+            .iter()
+            .find_map(|reader| reader.try_lock().ok())
+            .unwrap_or_else(|| self.readers[0].lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn row(&self, id: &str) -> Result<TokenRow, AuthFailure> {
-        self.db()
+        self.reader()
             .token_by_id(id)
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot read the token table");

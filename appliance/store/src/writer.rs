@@ -18,7 +18,7 @@
 //! minute's maintenance pass, or when the writer stops).
 
 use super::coalesce::{refusal, Admission, Coalescer, READ_WINDOW_MS};
-use super::governance::SweepReceipt;
+use super::governance::{SweepProgress, SweepReceipt};
 use super::publication::Publication;
 use super::{AuditEntry, Database, StorageError};
 use headcount_domain::analytics::Deltas;
@@ -54,7 +54,7 @@ pub struct Maintenance {
 }
 
 /// What one maintenance pass did.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MaintenanceReport {
     pub rolled_up: Vec<(i64, UnixMs, UnixMs)>,
     pub published: Vec<(i64, UnixMs, UnixMs)>,
@@ -349,7 +349,35 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
     // Anomaly changes not yet stored (a full or read-only disk), in order.
     let mut anomaly_backlog: Vec<Change> = Vec::new();
     let mut stopping = false;
-    while let Some(first) = requests.blocking_recv() {
+    // A maintenance pass under way: run a step at a time, with whatever
+    // waits (an audited read) answered between steps.
+    let mut pass: Option<Pass> = None;
+    loop {
+        let first = if pass.is_some() {
+            match requests.try_recv() {
+                Ok(request) => Some(request),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match requests.blocking_recv() {
+                Some(request) => Some(request),
+                None => break,
+            }
+        };
+        let Some(first) = first else {
+            if let (Some(mut running), Some(m)) = (pass.take(), &maintenance) {
+                match running.step(&mut db, m) {
+                    Ok(false) => pass = Some(running),
+                    Ok(true) => running.finish(Ok(())),
+                    Err(e) => {
+                        tracing::error!(error = %e, "maintenance failed; will retry");
+                        running.finish(Err(e.to_string()));
+                    }
+                }
+            }
+            continue;
+        };
         let mut batch = vec![first];
         while batch.len() < QUEUE {
             match requests.try_recv() {
@@ -411,16 +439,18 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
                 Request::Maintain { at, sweep, done } => {
                     latest = latest.max(Some(at));
                     write_coalesced(&mut db, &mut coalescer, at, at);
-                    let result = match &maintenance {
-                        Some(m) => maintain(&mut db, m, at, sweep).map_err(|e| e.to_string()),
-                        None => Err("maintenance is not configured for this writer".into()),
-                    };
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "maintenance failed; will retry");
+                    if maintenance.is_none() {
+                        if let Some(done) = done {
+                            let _ = done
+                                .send(Err("maintenance is not configured for this writer".into()));
+                        }
+                        continue;
                     }
-                    if let Some(done) = done {
-                        let _ = done.send(result);
-                    }
+                    // A pass under way takes the new one's time and sweep:
+                    // it goes on from where it is, over what is due now.
+                    let running = pass.get_or_insert_with(|| Pass::new(at, sweep));
+                    running.widen(at, sweep);
+                    running.waiting.extend(done);
                 }
                 Request::Anomalies(changes) => {
                     anomaly_backlog.extend(changes);
@@ -453,6 +483,10 @@ fn run(mut db: Database, mut requests: mpsc::Receiver<Request>, options: WriterO
         }
         if stopping {
             requests.close();
+            // What a pass under way has left is done at the next start.
+            if let Some(running) = pass.take() {
+                running.finish(Err("the writer stopped".into()));
+            }
             if !backlog.is_empty() {
                 let _ = db.apply(&backlog).map(|()| backlog = Deltas::default());
             }
@@ -586,39 +620,100 @@ fn write_coalesced(db: &mut Database, coalescer: &mut Coalescer, closed_by: Unix
     }
 }
 
-fn maintain(
-    db: &mut Database,
-    m: &Maintenance,
+/// A maintenance pass in steps, each one transaction: rollups, then
+/// publication, then (when asked) the retention sweep, then the audit
+/// checkpoint. The marks in the database say how far rollups and
+/// publication are, so a pass cut short by a stop goes on at the next.
+struct Pass {
     at: UnixMs,
     sweep: bool,
-) -> Result<MaintenanceReport, StorageError> {
-    let rolled_up = db.roll_up(at, m.grace_ms)?;
-    let published = db.publish(at, &m.publication)?;
-    let receipts = if sweep {
-        db.sweep(at, &m.retention, &m.receipt_key)?
-    } else {
-        Vec::new()
-    };
-    let checkpoint = db.checkpoint_audit(at, &m.audit_key)?;
-    for r in &receipts {
-        tracing::info!(
-            class = r.target,
-            rows = r.rows,
-            "retention sweep deleted rows past their lifetime"
-        );
+    phase: Phase,
+    sweep_progress: SweepProgress,
+    report: MaintenanceReport,
+    waiting: Vec<Reply<MaintenanceReport>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    RollUp,
+    Publish,
+    Sweep,
+    Checkpoint,
+}
+
+impl Pass {
+    fn new(at: UnixMs, sweep: bool) -> Pass {
+        Pass {
+            at,
+            sweep,
+            phase: Phase::RollUp,
+            sweep_progress: SweepProgress::default(),
+            report: MaintenanceReport::default(),
+            waiting: Vec::new(),
+        }
     }
-    Ok(MaintenanceReport {
-        rolled_up,
-        published,
-        receipts,
-        checkpoint,
-    })
+
+    fn widen(&mut self, at: UnixMs, sweep: bool) {
+        self.at = self.at.max(at);
+        self.sweep |= sweep;
+    }
+
+    /// Runs one step; true once the pass is over.
+    fn step(&mut self, db: &mut Database, m: &Maintenance) -> Result<bool, StorageError> {
+        match self.phase {
+            Phase::RollUp => match db.roll_up_step(self.at, m.grace_ms)? {
+                Some(range) => self.report.rolled_up.push(range),
+                None => self.phase = Phase::Publish,
+            },
+            Phase::Publish => match db.publish_step(self.at, &m.publication)? {
+                Some(range) => self.report.published.push(range),
+                None => self.phase = Phase::Sweep,
+            },
+            Phase::Sweep if self.sweep && !self.sweep_progress.done() => {
+                let receipts = db.sweep_step(
+                    self.at,
+                    &m.retention,
+                    &m.receipt_key,
+                    &mut self.sweep_progress,
+                )?;
+                for r in &receipts {
+                    tracing::info!(
+                        class = r.target,
+                        rows = r.rows,
+                        "retention sweep deleted rows past their lifetime"
+                    );
+                }
+                self.report.receipts.extend(receipts);
+            }
+            Phase::Sweep => self.phase = Phase::Checkpoint,
+            Phase::Checkpoint => {
+                self.report.checkpoint = db.checkpoint_audit(self.at, &m.audit_key)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Hands the report (or the failure) to whoever waits for the pass.
+    fn finish(self, result: Result<(), String>) {
+        for done in self.waiting {
+            let reply = match &result {
+                Ok(()) => Ok(self.report.clone()),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = done.send(reply);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::QUARTER_MS as QUARTER;
     use crate::AuditAction;
+    use headcount_domain::retention::RetentionPolicy;
+    use headcount_domain::security::{AuditKey, ReceiptKey};
+    use std::time::Duration;
 
     const T: UnixMs = 1_764_000_000_000;
 
@@ -799,5 +894,90 @@ mod tests {
         let details = three_reads_then_stop(0);
         assert_eq!(details.len(), 3, "{details:#?}");
         assert!(details.iter().all(|d| d.get("count").is_none()));
+    }
+
+    /// A day of minute buckets for `zones` zones, `days` days from T.
+    fn minutes(days: i64, zones: usize) -> Deltas {
+        let mut deltas = Deltas::default();
+        for minute in 0..days * 1440 {
+            for zone in 0..zones {
+                deltas
+                    .occupancy
+                    .push(headcount_domain::analytics::OccupancyDelta {
+                        scope: headcount_domain::analytics::Scope::Zone {
+                            camera: "cam".into(),
+                            zone: format!("z{zone}"),
+                        },
+                        bucket_start: T + minute * 60_000,
+                        samples: 10,
+                        occupancy_sum: 20,
+                        occupancy_max: 3,
+                    });
+            }
+        }
+        deltas
+    }
+
+    #[test]
+    fn an_audit_entry_is_answered_between_the_steps_of_a_long_maintenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open(&path).unwrap();
+        db.apply(&minutes(30, 4)).unwrap();
+        let maintenance = Maintenance {
+            grace_ms: 0,
+            publication: Arc::new(Publication::new(Vec::new(), 5, None).unwrap()),
+            retention: Arc::new(RetentionPolicy::new(Vec::new())),
+            audit_key: Arc::new(AuditKey::generate().unwrap()),
+            receipt_key: Arc::new(ReceiptKey::generate().unwrap()),
+        };
+        let options = WriterOptions {
+            maintenance: Some(maintenance),
+            ..WriterOptions::default()
+        };
+        let (writer, thread) = Writer::spawn_with(db, options).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let at = T + 31 * 86_400_000;
+        let entry = AuditEntry {
+            actor: "token:0123456789abcdef".into(),
+            role: "dpo".into(),
+            action: AuditAction::ApiAccess,
+            target: "/api/v1/audit".into(),
+            rows: 1,
+            detail: serde_json::json!({}),
+        };
+        let (audited, maintained) = runtime.block_on(async {
+            let pass = {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    writer.maintain(at, true).await.unwrap();
+                    std::time::Instant::now()
+                })
+            };
+            // Once the pass has begun (its first rollup step is stored)...
+            let reader = Database::open_read_only(&path).unwrap();
+            while reader.rollup_mark(QUARTER).unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // ...an audit entry is answered before the pass ends.
+            writer.audit(at, vec![entry]).await.unwrap();
+            let audited = std::time::Instant::now();
+            (audited, pass.await.unwrap())
+        });
+        assert!(
+            audited < maintained,
+            "the audit entry waited for the whole pass"
+        );
+        let db = Database::open_read_only(&path).unwrap();
+        assert_eq!(
+            db.rollup_mark(86_400_000).unwrap(),
+            Some(T - T.rem_euclid(86_400_000) + 31 * 86_400_000),
+            "the pass rolled everything up in the end"
+        );
+        writer.stop_blocking();
+        thread.join().unwrap();
     }
 }
