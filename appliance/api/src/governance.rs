@@ -246,8 +246,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         let up = matches!(h.state, headcount_domain::health::CameraState::Streaming) as u8;
         let _ = writeln!(
             out,
-            "headcount_camera_up{{site=\"{}\",camera=\"{camera}\"}} {up}",
-            label(&state.site)
+            "headcount_camera_up{{site=\"{}\",camera=\"{}\"}} {up}",
+            label(&state.site),
+            label(camera)
         );
     }
     type Counter = fn(&headcount_domain::health::CameraHealth) -> u64;
@@ -275,8 +276,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         for (camera, h) in &health {
             let _ = writeln!(
                 out,
-                "headcount_{name}_total{{site=\"{}\",camera=\"{camera}\"}} {}",
+                "headcount_{name}_total{{site=\"{}\",camera=\"{}\"}} {}",
                 label(&state.site),
+                label(camera),
                 value(h)
             );
         }
@@ -346,6 +348,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
 }
 
 /// A label value with the characters OpenMetrics escapes escaped.
+/// A label value as OpenMetrics writes it: backslash, double quote and
+/// line feed escaped. Every label value of `/metrics` passes here.
 fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -520,4 +524,13 @@ pub(super) async fn dpo_processing_record(State(state): State<AppState>) -> Resp
         state.clock.now_ms(),
     );
     Json(record).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_escape_what_would_end_or_split_a_sample() {
+        assert_eq!(super::label("lobby"), "lobby");
+        assert_eq!(super::label("a \"b\" \\ c\nd"), "a \\\"b\\\" \\\\ c\\nd");
+    }
 }

@@ -18,7 +18,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -425,10 +424,9 @@ impl Job {
         let mut progress = Progress::new(expected);
 
         // Few frames in flight: a 1080p frame is 6 MB.
-        let (work_tx, work_rx) = sync_channel::<(u64, Frame)>(1);
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Frame)>(1);
         // Owned by the detection threads only: when they stop, the reader's
         // sends fail and it stops too, so an error anywhere ends every thread.
-        let work_rx = Arc::new(Mutex::new(work_rx));
         let (done_tx, done_rx) = sync_channel::<(u64, Examined)>(1);
         let mut detectors = std::mem::take(&mut self.detectors);
         let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -436,8 +434,9 @@ impl Job {
             for set in detectors.iter_mut() {
                 let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
                 scope.spawn(move || loop {
-                    let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((index, frame)) = next else { return };
+                    let Ok((index, frame)) = work_rx.recv() else {
+                        return;
+                    };
                     let examined =
                         frame_step::examine(frame, set, index % person_every == 0, RULES);
                     if done_tx.send((index, examined)).is_err() {

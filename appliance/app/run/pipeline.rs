@@ -180,11 +180,10 @@ impl Appliance {
         );
 
         // Two frames per camera in flight at most; the rest are dropped.
-        let (frame_tx, frame_rx) = sync_channel::<Frame>(2 * config.cameras.len().max(1));
-        let intake = Arc::new(Mutex::new(Intake {
-            frames: frame_rx,
-            taken: HashMap::new(),
-        }));
+        // Many workers take from the one queue, each frame with its number
+        // among its camera's.
+        let (frame_tx, frame_rx) =
+            crossbeam_channel::bounded::<(u64, Frame)>(2 * config.cameras.len().max(1));
         let redactor = Redactor::new(config.privacy.policy());
         let snapshots = SnapshotBoard::new(config.privacy.snapshots);
         let steps: Steps = Arc::default();
@@ -205,11 +204,11 @@ impl Appliance {
                 health: health.clone(),
                 out: analysed_tx.clone(),
             };
-            let intake = intake.clone();
+            let frames = frame_rx.clone();
             threads.push(supervisor.spawn(
                 &format!("inference-{i}"),
                 WORKER_SILENCE,
-                move |heartbeat| worker.run(intake, heartbeat),
+                move |heartbeat| worker.run(frames, heartbeat),
             )?);
         }
         drop(analysed_tx);
@@ -336,31 +335,6 @@ impl Maintainer {
     }
 }
 
-/// The frame queue, shared by the workers. Each frame gets its number among
-/// its camera's as it is taken, under the queue's lock, so that the numbers
-/// follow the queue's order without gaps.
-struct Intake {
-    frames: Receiver<Frame>,
-    /// Frames taken so far, per camera.
-    taken: HashMap<CameraId, u64>,
-}
-
-impl Intake {
-    /// The next frame and its number; None while no frame comes within
-    /// `wait`. Err once the cameras have stopped.
-    fn take(&mut self, wait: Duration) -> Result<Option<(u64, Frame)>, ()> {
-        let frame = match self.frames.recv_timeout(wait) {
-            Ok(frame) => frame,
-            Err(RecvTimeoutError::Timeout) => return Ok(None),
-            Err(RecvTimeoutError::Disconnected) => return Err(()),
-        };
-        let taken = self.taken.entry(frame.camera().clone()).or_default();
-        let number = *taken;
-        *taken += 1;
-        Ok(Some((number, frame)))
-    }
-}
-
 /// An idle worker's heartbeat: at least this often while no frame comes.
 const IDLE_BEAT: Duration = Duration::from_secs(1);
 
@@ -382,17 +356,14 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, intake: Arc<Mutex<Intake>>, heartbeat: Heartbeat) {
+    fn run(mut self, frames: crossbeam_channel::Receiver<(u64, Frame)>, heartbeat: Heartbeat) {
         loop {
             heartbeat.beat();
-            // The lock is held only while waiting for the next frame.
-            let next = intake
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(IDLE_BEAT);
-            let Ok(next) = next else { return };
-            let Some((number, frame)) = next else {
-                continue;
+            let (number, frame) = match frames.recv_timeout(IDLE_BEAT) {
+                Ok(taken) => taken,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                // The cameras have stopped.
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             };
             let camera = frame.camera().clone();
             let rules = StepRules {

@@ -13,6 +13,7 @@
 use crate::file::sample_to_frame;
 use crate::pipeline::{app_sink, build, element};
 use crate::{fraction, single_threaded_decoders, template, MediaError};
+use crossbeam_channel::{Sender, TrySendError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSinkCallbacks;
@@ -21,7 +22,6 @@ use headcount_domain::config::{CameraConfig, Source, Transport};
 use headcount_domain::health::{CameraState, HealthBoard};
 use headcount_domain::pixels::frame::{CameraId, Frame};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,10 +66,14 @@ impl CameraHandle {
     }
 }
 
-/// Starts supervising one camera. Frames go to `frames`; state to `health`.
+/// Starts supervising one camera. Frames go to `frames`, each with its
+/// number among the camera's frames sent (0, 1, 2, ... without gaps, across
+/// reconnects: a frame dropped because analysis is busy takes none), which
+/// the frame step puts the camera's frames back in order by; state goes to
+/// `health`.
 pub fn spawn_camera(
     camera: &CameraConfig,
-    frames: SyncSender<Frame>,
+    frames: Sender<(u64, Frame)>,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     timing: SupervisorTiming,
@@ -79,6 +83,7 @@ pub fn spawn_camera(
     let supervisor = Supervisor {
         camera: camera.clone(),
         frames,
+        sent: Arc::default(),
         health,
         clock,
         timing,
@@ -96,7 +101,9 @@ pub fn spawn_camera(
 
 struct Supervisor {
     camera: CameraConfig,
-    frames: SyncSender<Frame>,
+    frames: Sender<(u64, Frame)>,
+    /// Frames sent so far: the next one's number.
+    sent: Arc<AtomicU64>,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     timing: SupervisorTiming,
@@ -255,9 +262,10 @@ impl Supervisor {
     }
 
     fn frame_callback(&self, last_frame: Arc<LastFrame>) -> AppSinkCallbacks {
-        let (camera, frames, health, clock): (CameraId, _, _, _) = (
+        let (camera, frames, sent, health, clock): (CameraId, _, _, _, _) = (
             self.camera.id.clone(),
             self.frames.clone(),
+            self.sent.clone(),
             self.health.clone(),
             self.clock.clone(),
         );
@@ -273,7 +281,11 @@ impl Supervisor {
                     }
                 };
                 last_frame.mark();
-                let sent = frames.try_send(frame);
+                // One streaming thread at a time sends a camera's frames.
+                let number = sent.load(Ordering::SeqCst);
+                let sent = frames.try_send((number, frame)).inspect(|()| {
+                    sent.store(number + 1, Ordering::SeqCst);
+                });
                 health.update(&camera, |h| {
                     h.state = CameraState::Streaming;
                     h.last_frame = Some(Instant::now());
