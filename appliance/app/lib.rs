@@ -5,5 +5,6 @@
 //! `redact`) and `process` (what every run sets up first).
 
 pub mod cmds;
+pub mod config_file;
 pub mod process;
 pub mod run;

@@ -361,17 +361,6 @@ pub fn frames_analysed(port: u16, camera: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// The sockets a process holds open (its accepted connections among them).
-pub fn open_sockets(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|fds| {
-            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-                .filter(|target| target.to_string_lossy().starts_with("socket:"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// Checks `holds` every 200 ms for `period`: true if it held every time.
 pub fn holds_for(period: Duration, mut holds: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + period;
@@ -522,8 +511,12 @@ impl Subscriber {
     /// passed.
     pub fn start(port: u16, topic: &str, count: usize, wait: u32) -> Subscriber {
         use std::io::BufRead;
-        let mut child = Command::new("mosquitto_sub")
+        // Line-buffered: piped, mosquitto_sub's stdout would hold its lines
+        // (the SUBACK among them) until a buffer fills.
+        let mut child = Command::new("stdbuf")
             .args([
+                "-oL",
+                "mosquitto_sub",
                 "-d",
                 "-h",
                 "127.0.0.1",
@@ -546,8 +539,9 @@ impl Subscriber {
                 .lines()
                 .map_while(Result::ok)
             {
-                // Debug lines name the client; `-v` lines are "topic payload".
-                if line.starts_with("Client ") {
+                // Debug lines name the client (or report the subscription);
+                // `-v` lines are "topic payload".
+                if line.starts_with("Client ") || line.starts_with("Subscribed (mid") {
                     if line.contains("received SUBACK") {
                         let _ = subscribed_tx.send(());
                     }

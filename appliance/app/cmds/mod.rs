@@ -12,26 +12,16 @@ pub mod run;
 pub mod secrets;
 pub mod tokens;
 
+pub use crate::config_file::load_config;
+
 use anyhow::Context;
 use headcount_domain::clock::SystemClock;
-use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::security::events::SyslogTarget;
 use headcount_domain::security::SecurityLog;
 use headcount_store::TokenStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// A config file, with every problem listed.
-pub fn load_config(path: &Path, state_dir: Option<&Path>) -> anyhow::Result<Config> {
-    Config::load_with_state_dir(path, &SystemSecrets, state_dir).map_err(|errors| {
-        anyhow::anyhow!(
-            "{} has {} problem(s):\n{errors}",
-            path.display(),
-            errors.0.len()
-        )
-    })
-}
 
 /// Where the admin's commands work: an installed appliance's state
 /// directory and its database.

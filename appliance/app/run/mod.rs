@@ -10,7 +10,7 @@ pub mod pushes;
 pub mod serve;
 pub mod supervisor;
 
-use crate::cmds::load_config;
+use crate::config_file::load_config;
 use anyhow::Context;
 use headcount_api::AppState;
 use headcount_domain::config::live::LiveConfig;
