@@ -197,8 +197,13 @@ function near(a, b, tolerance = 0.02) {
 
 /** Clicks at normalised positions of the editor's canvas. */
 async function clickCanvas(page, points) {
+  // Mouse clicks land at viewport coordinates: the whole canvas must be in
+  // view (the panels above it grow and shrink as live data arrives).
+  await page.locator('#editor-canvas').evaluate((canvas) => canvas.scrollIntoView({ block: 'center' }));
   const box = await page.locator('#editor-canvas').boundingBox();
   assert.ok(box && box.width > 10 && box.height > 10, `#editor-canvas has no usable size: ${JSON.stringify(box)}`);
+  const viewport = page.viewportSize();
+  assert.ok(box.y >= 0 && box.y + box.height <= viewport.height, `#editor-canvas is not wholly in view: ${JSON.stringify(box)}`);
   for (const [x, y] of points) {
     await page.mouse.click(box.x + x * box.width, box.y + y * box.height);
     await sleep(150);
