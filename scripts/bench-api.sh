@@ -12,7 +12,7 @@
 # Env: WRK_SECONDS (default 15), WRK_CONNECTIONS (default 64), WRK_THREADS (default 2).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$repo/scripts/setup.sh"
+[ -n "${HEADCOUNT_SKIP_SETUP:-}" ] || source "$repo/scripts/setup.sh"
 cd "$repo"
 bin="$repo/target/release/headcount"
 work="$(mktemp -d)"
@@ -27,8 +27,8 @@ state_dir = "$work/state"
 models_dir = "$repo/models"
 [api]
 bind = "127.0.0.1:$port"
-token_burst = 100000000     # one wrk token, far past a person's rate limit
-token_rate = 10000000.0
+token_burst = 1000000       # one wrk token, far past a person's rate limit
+token_rate = 100000.0
 [api.connections]
 max = 256
 per_client = 256
@@ -43,6 +43,7 @@ TOML
 "$bin" run --config "$work/headcount.toml" >"$work/appliance.log" 2>&1 &
 appliance=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$port/livez" >/dev/null || { echo "error: the appliance did not start:" >&2; tail -20 "$work/appliance.log" >&2; exit 1; }
 token="$("$bin" tokens create --name wrk --role facilities --state-dir "$work/state" | grep -o 'hc_[0-9a-f_]*' | head -1)"
 load() { wrk -t"${WRK_THREADS:-2}" -c"${WRK_CONNECTIONS:-64}" -d"${WRK_SECONDS:-15}s" --latency "$@"; }
 echo "== 1. GET /livez (no token, no audit): the ceiling"

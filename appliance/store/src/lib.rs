@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_governance.sql"),
     include_str!("migrations/0007_anomalies.sql"),
     include_str!("migrations/0008_disclosure.sql"),
+    include_str!("migrations/0009_time_indexes.sql"),
 ];
 
 pub fn schema_version() -> i64 {

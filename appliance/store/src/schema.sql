@@ -234,3 +234,13 @@ CREATE TABLE anomaly_event (
     UNIQUE (kind, subject_type, subject, started_ms)
 );
 CREATE INDEX anomaly_event_ended ON anomaly_event (ended_ms);
+
+-- Bucket time, for the range steps of rollups, publication and sweeps.
+CREATE INDEX occupancy_minute_time ON occupancy_minute (bucket_start);
+CREATE INDEX space_minute_time ON space_minute (bucket_start);
+CREATE INDEX flow_minute_time ON flow_minute (bucket_start);
+CREATE INDEX dwell_minute_time ON dwell_minute (bucket_start);
+CREATE INDEX occupancy_rollup_time ON occupancy_rollup (width_ms, bucket_start);
+CREATE INDEX space_rollup_time ON space_rollup (width_ms, bucket_start);
+CREATE INDEX flow_rollup_time ON flow_rollup (width_ms, bucket_start);
+CREATE INDEX dwell_rollup_time ON dwell_rollup (width_ms, bucket_start);
