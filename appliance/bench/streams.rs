@@ -259,7 +259,8 @@ struct CameraServer(Child);
 
 impl CameraServer {
     fn start(video: &Path, port: u16) -> anyhow::Result<CameraServer> {
-        let child = Command::new(std::env::current_exe()?)
+        // The appliance's binary, beside this one, serves the stream.
+        let child = Command::new(std::env::current_exe()?.with_file_name("headcount"))
             .args([
                 "camera",
                 "--port",

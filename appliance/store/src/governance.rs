@@ -684,7 +684,9 @@ fn delete_into_digest(
     // step's rows, which are then sorted.
     let key: Vec<String> = tx
         .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?
-        .query_map([table], |r| r.get::<_, String>(0).map(|name| format!("+{name}")))?
+        .query_map([table], |r| {
+            r.get::<_, String>(0).map(|name| format!("+{name}"))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut stmt = tx.prepare(&format!(
         "SELECT * FROM {table} WHERE {condition} ORDER BY {}",
