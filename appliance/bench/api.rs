@@ -185,7 +185,7 @@ pub fn auth(args: AuthArgs) -> anyhow::Result<ExitCode> {
         Ok(times)
     };
     println!(
-        "bench-auth: {} requests per route, {} tokens in the store, in process",
+        "headcount-bench auth: {} requests per route, {} tokens in the store, in process",
         args.requests,
         args.tokens + 1
     );
@@ -261,7 +261,7 @@ fn audit_run(
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     println!(
-        "bench-audit: one token reads GET /api/v1/occupancy in a loop for {} s per run, \
+        "headcount-bench audit: one token reads GET /api/v1/occupancy in a loop for {} s per run, \
          real router in process; audit bytes = the stored columns of the new entries",
         args.seconds
     );
