@@ -112,6 +112,7 @@ impl InProcess {
             writer: writer.clone(),
             anomaly_control: Default::default(),
             live_streams: Default::default(),
+            validations: Default::default(),
             storage: Default::default(),
         };
         Ok(InProcess {

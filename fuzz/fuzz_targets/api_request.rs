@@ -216,6 +216,7 @@ fn state(dir: &Path) -> AppState {
         writer,
         anomaly_control: Default::default(),
         live_streams: Default::default(),
+        validations: Default::default(),
         storage: Default::default(),
     }
 }

@@ -600,3 +600,91 @@ fn the_editor_saves_valid_geometry_to_the_file_and_the_running_config_only() {
     );
     assert_eq!(status, 403);
 }
+
+#[test]
+fn an_installer_validates_a_line_by_tapping_and_the_result_is_audited() {
+    let (board_tx, board_rx) = std::sync::mpsc::channel();
+    let s = serve(move |dir| {
+        let state = state(dir);
+        board_tx.send(state.occupancy.clone()).unwrap();
+        state
+    });
+    let board = board_rx.recv().unwrap();
+    board.record_line("lobby.entrance", (10, 4));
+    let token = s.tokens["facilities"].clone();
+    let auth = format!("Bearer {token}");
+    let post = |path: &str, body: &str| {
+        let (status, _, text) = send(s.addr, "POST", path, &[("Authorization", &auth)], body);
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    let (status, body) = post("/api/v1/validations", r#"{"line": "lobby.nowhere"}"#);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post("/api/v1/validations", r#"{"line": "lobby.entrance"}"#);
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_u64().unwrap();
+    let taps = format!("/api/v1/validations/{id}/taps");
+    for direction in ["in", "in", "out", "in"] {
+        let (status, body) = post(&taps, &format!(r#"{{"direction": "{direction}"}}"#));
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post(&taps, r#"{"direction": "sideways"}"#);
+    assert_eq!(status, 400, "{body}");
+    // The appliance counted two of the three in, and the one out.
+    board.record_line("lobby.entrance", (12, 5));
+    let (status, body) = get_as(s.addr, &format!("/api/v1/validations/{id}"), Some(&token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["taps_in"].as_u64(), body["taps_out"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (body["counted_in"].as_u64(), body["counted_out"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(body["error"], -0.25);
+    let (status, body) = post(&format!("/api/v1/validations/{id}/finish"), "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["finished"], true);
+    let (status, _) = get_as(s.addr, &format!("/api/v1/validations/{id}"), Some(&token));
+    assert_eq!(status, 404, "a finished session is gone");
+    // The result is in the audit log, under the installer's pseudonym.
+    let conn = rusqlite::Connection::open(&s.database).unwrap();
+    let (actor, detail): (String, String) = conn
+        .query_row(
+            "SELECT actor, detail FROM audit_log WHERE target = 'validation of line lobby.entrance'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(actor, pseudonym_of(&token));
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["taps"], serde_json::json!([3, 1]));
+    assert_eq!(detail["counted"], serde_json::json!([2, 1]));
+}
+
+#[test]
+fn validation_sessions_are_capped_and_the_oldest_gives_way() {
+    let s = serve(state);
+    let auth = format!("Bearer {}", s.tokens["admin"]);
+    let start = || {
+        let (status, _, text) = send(
+            s.addr,
+            "POST",
+            "/api/v1/validations",
+            &[("Authorization", &auth)],
+            r#"{"line": "lobby.entrance"}"#,
+        );
+        assert_eq!(status, 201, "{text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let ids: Vec<u64> = (0..5).map(|_| start()).collect();
+    let admin = s.tokens["admin"].clone();
+    let open = |id: u64| get_as(s.addr, &format!("/api/v1/validations/{id}"), Some(&admin)).0;
+    assert_eq!(open(ids[0]), 404, "the fifth session ended the first");
+    assert!(ids[1..].iter().all(|&id| open(id) == 200));
+}

@@ -252,7 +252,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         );
     }
     type Counter = fn(&headcount_domain::health::CameraHealth) -> u64;
-    let counters: [(&str, &str, Counter); 4] = [
+    let counters: [(&str, &str, Counter); 5] = [
         ("frames_analysed", "Frames analysed.", |h| h.frames_analysed),
         (
             "frames_dropped",
@@ -261,8 +261,13 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         ),
         (
             "frames_obscured",
-            "Frames obscured whole because redaction could not vouch for them.",
+            "Frames not counted, or snapshots obscured whole, because detection failed or was late.",
             |h| h.frames_obscured,
+        ),
+        (
+            "frames_coasted",
+            "Frames counted without the person model because the view had not moved.",
+            |h| h.frames_coasted,
         ),
         ("reconnects", "Reconnections to the camera.", |h| {
             h.reconnects

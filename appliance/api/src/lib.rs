@@ -9,6 +9,7 @@ mod governance;
 pub mod live;
 mod quota;
 pub mod session;
+pub mod validation;
 pub mod wire;
 
 pub use governance::OPENAPI;
@@ -111,6 +112,8 @@ pub struct AppState {
     pub anomaly_control: headcount_domain::anomaly::Control,
     /// The dashboards' live streams open now.
     pub live_streams: live::StreamSlots,
+    /// On-site validation sessions open now.
+    pub validations: validation::Sessions,
 }
 
 impl AppState {
@@ -343,6 +346,35 @@ pub const ROUTES: &[RouteRule] = &[
         serves: &[Class::Events],
         handler: || post(anomalies::acknowledge),
     },
+    // On-site validation: taps compared with a line's live count.
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/validations",
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts],
+        handler: || post(validation::start),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/validations/{id}",
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts],
+        handler: || get(validation::read),
+    },
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/validations/{id}/taps",
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts],
+        handler: || post(validation::tap),
+    },
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/validations/{id}/finish",
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts],
+        handler: || post(validation::finish),
+    },
     RouteRule {
         method: Method::POST,
         path: "/api/v1/cameras/{camera}/tamper/rearm",
@@ -486,6 +518,7 @@ fn health_now(state: &AppState) -> wire::Health {
         .map(|(camera, h)| {
             let age_ms = h.last_frame_age_ms();
             let recent_frame = age_ms.is_some_and(|age| age < RECONNECTING_MS);
+            let (behind, analysis) = (h.behind(), h.analysis_summary());
             let (label, reason) = match h.state {
                 CameraState::Connecting if age_ms.is_some() => ("reconnecting", None),
                 CameraState::Connecting => ("connecting", None),
@@ -501,7 +534,12 @@ fn health_now(state: &AppState) -> wire::Health {
                 frames_analysed: h.frames_analysed,
                 frames_dropped: h.frames_dropped,
                 frames_obscured: h.frames_obscured,
+                frames_coasted: h.frames_coasted,
                 reconnects: h.reconnects,
+                analysis_fps: h.target_fps,
+                analysed_fps: h.analysed_fps.map(|fps| (fps * 100.0).round() / 100.0),
+                behind,
+                analysis,
             }
         })
         .collect();

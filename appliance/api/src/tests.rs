@@ -297,6 +297,7 @@ pub(super) fn app_state(
         writer,
         anomaly_control: Default::default(),
         live_streams: Default::default(),
+        validations: Default::default(),
         storage,
     }
 }
@@ -659,6 +660,10 @@ const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
     ("/api/v1/dpo/processing-record", &["admin", "dpo"]),
     ("/api/v1/anomalies", &["admin", "facilities"]),
     ("/api/v1/anomalies/{id}/ack", &["admin", "facilities"]),
+    ("/api/v1/validations", &["admin", "facilities"]),
+    ("/api/v1/validations/{id}", &["admin", "facilities"]),
+    ("/api/v1/validations/{id}/taps", &["admin", "facilities"]),
+    ("/api/v1/validations/{id}/finish", &["admin", "facilities"]),
     ("/api/v1/cameras/{camera}/tamper/rearm", &["admin"]),
 ];
 
@@ -709,14 +714,20 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
         let method = rule.method.as_str();
         let public = allowed == ["anyone"];
         // A re-arm is accepted; it takes effect on the analytics thread. A
-        // login or a geometry without its JSON body gets past the access rule
-        // and then fails on the body (a login first on its missing type).
+        // login, a validation or a geometry without its JSON body gets past
+        // the access rule and then fails on the body (a login first on its
+        // missing type).
         let success = if rule.path.ends_with("/rearm") {
             202
         } else if rule.path == "/api/v1/logout" {
             204
         } else if rule.path == "/api/v1/login" {
             415
+        } else if rule.path == "/api/v1/validations" || rule.path.ends_with("/taps") {
+            400
+        } else if rule.path.starts_with("/api/v1/validations/") {
+            // No session 1 is open.
+            404
         } else if rule.method == Method::PUT {
             400
         } else {

@@ -39,7 +39,18 @@ pub struct CameraHealth {
     pub frames_analysed: u64,
     pub frames_dropped: u64,
     pub frames_obscured: u64,
+    /// Frames counted without the person model: the view had not moved.
+    pub frames_coasted: u64,
     pub reconnects: u64,
+    /// The configured analysis rate.
+    pub analysis_fps: f64,
+    /// The rate measured over the last window; null until measured.
+    pub analysed_fps: Option<f64>,
+    /// True when the camera is analysed clearly below its rate (the box
+    /// cannot keep up; every camera is slowed evenly).
+    pub behind: bool,
+    /// In words: `analysing at 1.2 of 2 fps: ...`.
+    pub analysis: String,
 }
 
 #[derive(Debug, Serialize)]

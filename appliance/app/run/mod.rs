@@ -117,6 +117,7 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
         writer: appliance.writer.clone(),
         anomaly_control: appliance.anomaly_control.clone(),
         live_streams: Default::default(),
+        validations: Default::default(),
         storage: appliance.storage.clone(),
     };
     // A worker per core: a slow request (an export, a blocking token read)

@@ -142,6 +142,10 @@
     for (const k of Object.keys(S.seq)) S.seq[k]++;
     Object.assign(ED, { cam: null, items: [], draw: null, drag: null, sel: null, dirty: false, invalid: new Set() });
     ED.seq++;
+    VAL.id = null;
+    setValidating(false);
+    $("validate-result").textContent = "";
+    $("validate-error").textContent = "";
     for (const id of ["occupancy-cards", "flow-body", "day-svg", "heatmap-table", "heatmap-legend", "anomaly-list",
       "health-body", "shape-list", "editor-camera", "day-subject", "heatmap-subject", "editor-canvas", "editor-errors"]) {
       $(id).replaceChildren();
@@ -228,6 +232,76 @@
       const cam = fillCameras();
       if (cam !== ED.cam) loadCamera(cam);
     }
+    fillValidationLines();
+  }
+
+  // ---------- on-site validation: taps against a line's count ----------
+  const VAL = { id: null, timer: null };
+
+  function fillValidationLines() {
+    const lines = S.dash.lines || [];
+    const canValidate = S.me.role === "admin" || S.me.role === "facilities";
+    $("validate").hidden = !canValidate || lines.length === 0;
+    const sel = $("validate-line");
+    const keep = sel.value;
+    sel.replaceChildren(...lines.map((l) => h("option", { value: l.line, text: l.line })));
+    if (lines.some((l) => l.line === keep)) sel.value = keep;
+  }
+
+  function showValidation(r) {
+    const pct = (v) => `${v > 0 ? "+" : ""}${(v * 100).toFixed(1)} %`;
+    const parts = [`${Math.round(r.seconds)} s: you tapped ${r.taps_in} in, ${r.taps_out} out; ` +
+      `the appliance counted ${r.counted_in} in, ${r.counted_out} out`];
+    if (r.error != null) parts.push(`error ${pct(r.error)}`);
+    if (r.interval) parts.push(`95 % interval ${pct(r.interval[0])} to ${pct(r.interval[1])}`);
+    else if (r.error != null) parts.push("tap for at least a minute for an interval");
+    $("validate-result").textContent = parts.join("; ") + (r.finished ? " (finished, recorded in the audit log)" : "");
+  }
+
+  function setValidating(on) {
+    $("validate-start").disabled = on;
+    $("validate-line").disabled = on;
+    for (const id of ["validate-in", "validate-out", "validate-finish"]) $(id).disabled = !on;
+    clearInterval(VAL.timer);
+    VAL.timer = on ? setInterval(() => validationCall("GET", ""), 2000) : null;
+  }
+
+  async function validationCall(method, suffix, body) {
+    if (VAL.id == null) return;
+    try {
+      const r = await api(`/api/v1/validations/${enc(VAL.id)}${suffix}`, { method, body });
+      showValidation(r);
+      $("validate-error").textContent = "";
+      if (r.finished) {
+        VAL.id = null;
+        setValidating(false);
+      }
+    } catch (e) {
+      $("validate-error").textContent = `Could not record: ${e.message}`;
+      if (e.status === 404) {
+        VAL.id = null;
+        setValidating(false);
+      }
+    }
+  }
+
+  async function startValidation() {
+    try {
+      const r = await api("/api/v1/validations", { method: "POST", body: { line: $("validate-line").value } });
+      VAL.id = r.id;
+      showValidation(r);
+      $("validate-error").textContent = "";
+      setValidating(true);
+    } catch (e) {
+      $("validate-error").textContent = `Could not start: ${e.message}`;
+    }
+  }
+
+  function wireValidation() {
+    $("validate-start").addEventListener("click", startValidation);
+    $("validate-in").addEventListener("click", () => validationCall("POST", "/taps", { direction: "in" }));
+    $("validate-out").addEventListener("click", () => validationCall("POST", "/taps", { direction: "out" }));
+    $("validate-finish").addEventListener("click", () => validationCall("POST", "/finish"));
   }
 
   function fillSubjects(sel) {
@@ -366,6 +440,7 @@
       h("td", { class: "camera-state" }, h("span", { class: `state state-${c.state}`, text: c.state })),
       h("td", { class: "camera-reason", text: c.reason || "–" }),
       h("td", { class: "frame-age", text: fmtAge(c.last_frame_age_ms) }),
+      h("td", { class: c.behind ? "analysis behind" : "analysis", text: c.analysis || "–" }),
       h("td", { class: "num frames", text: Number(c.frames_analysed || 0).toLocaleString("en-GB") }))));
     setEmpty("health-empty", cams.length ? "" : "No cameras are configured.");
     const st = $("site-status");
@@ -1148,6 +1223,7 @@
       }
     }).observe($("day-svg"));
     wireEditor();
+    wireValidation();
   }
 
   async function boot() {

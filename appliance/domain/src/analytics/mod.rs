@@ -10,6 +10,7 @@ mod dwell;
 mod lines;
 mod spaces;
 mod tracking;
+pub mod validation;
 mod zones;
 
 pub use dwell::DwellHistogram;
@@ -394,6 +395,7 @@ impl Analytics {
                     total.1 += 1;
                 }
             }
+            self.board.record_line(&key, *total);
             for space in &mut self.spaces {
                 space.on_crossing(&key, direction);
             }
@@ -661,6 +663,9 @@ pub struct BoardView {
     /// By `camera.zone`.
     pub zones: BTreeMap<String, LiveOccupancy>,
     pub spaces: BTreeMap<String, LiveOccupancy>,
+    /// Crossings (in, out) since the appliance started, by `camera.line`;
+    /// a line appears at its first crossing. For on-site validation.
+    pub lines: BTreeMap<String, (u64, u64)>,
 }
 
 /// Current occupancy of every zone and space, shared with the API.
@@ -709,6 +714,11 @@ impl OccupancyBoard {
             entry.occupancy = Some(occupancy);
             entry.updated_at = Some(at);
         }
+    }
+
+    pub fn record_line(&self, key: &str, totals: (u64, u64)) {
+        let mut view = self.0.write().unwrap_or_else(|e| e.into_inner());
+        view.lines.insert(key.to_string(), totals);
     }
 
     pub fn record_zone(&self, key: &str, occupancy: u32, at: UnixMs) {
@@ -761,7 +771,11 @@ fn board_view(config: &Config) -> BoardView {
             (s.name.clone(), entry)
         })
         .collect();
-    BoardView { zones, spaces }
+    BoardView {
+        zones,
+        spaces,
+        lines: BTreeMap::new(),
+    }
 }
 
 #[cfg(test)]
