@@ -41,7 +41,8 @@ fn labelled_faces(file: &str) -> Vec<[f64; 4]> {
 
 fn faces_in(checker: &mut Detectors, frame: &Frame) -> Vec<BBox> {
     let (detections, _) = checker.detect(frame).unwrap();
-    let faces = detections.faces.faces().unwrap();
+    let scan = detections.faces.expect("detect always searches for faces");
+    let faces = scan.faces().unwrap();
     faces.iter().map(|f| f.bbox).collect()
 }
 

@@ -12,7 +12,7 @@ use headcount_domain::anomaly::monitor::{Change, Monitor};
 use headcount_domain::clock::UnixMs;
 use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::detection::Detection;
-use headcount_domain::frame_step::{self, CameraSteps, StepRules};
+use headcount_domain::frame_step::{self, CameraPlan, CameraSteps, Look, StepRules};
 use headcount_domain::pixels::frame::{CameraId, Frame};
 use headcount_domain::pixels::redaction::Redactor;
 use headcount_media::FileFrames;
@@ -52,6 +52,18 @@ pub struct Args {
     /// Run the person model on 2x2 tiles as well (slower, finds smaller people).
     #[arg(long)]
     tiling: bool,
+    /// Run the person model on every frame (no motion gate), as with
+    /// `detection.motion_gate = false`.
+    #[arg(long)]
+    every_frame: bool,
+    /// Do not learn where people are small (no detail tiles), as with
+    /// `detection.auto_detail = false`.
+    #[arg(long)]
+    no_detail: bool,
+    /// Look again at this part of the view in finer tiles: x1,y1,x2,y2
+    /// (normalised), as a camera's `detail`.
+    #[arg(long, value_delimiter = ',', num_args = 4)]
+    detail: Option<Vec<f32>>,
     /// The wall-clock time of the first frame (RFC 3339), for the
     /// schedule-driven anomaly rules (after hours, counter drift); default: now.
     #[arg(long)]
@@ -70,6 +82,10 @@ struct FrameReport {
     faces: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     face_error: Option<String>,
+    /// The person model did not run: the view had not moved since it last
+    /// did (the motion gate), and its last findings stand.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    coasted: bool,
     /// Why the frame was not counted: detection failed, so the appliance
     /// would obscure it whole.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -300,15 +316,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let (mut frames, mut last_ms) = (0u64, 0i64);
     // The appliance's frame step, with no deadline (a file waits): a frame
-    // whose detection fails is obscured and not counted, as live.
+    // whose detection fails is not counted, as live. No pixel is published,
+    // but faces are searched for, to report them.
     let rules = StepRules {
         deadline: None,
         tamper,
+        publish: false,
     };
     let redactor = Redactor::new(config.privacy.policy());
     let mut steps = CameraSteps::default();
+    let mut area = camera_config.search_area(config.detection.crop_to_zones);
+    if let Some(d) = &args.detail {
+        area.detail = Some(headcount_domain::geometry::BBox {
+            x1: d[0],
+            y1: d[1],
+            x2: d[2],
+            y2: d[3],
+        });
+    }
+    let mut plan_rules = config.detection.plan_rules();
+    if args.every_frame {
+        plan_rules.gate = None;
+    }
+    if args.no_detail {
+        plan_rules.learn_detail = false;
+    }
+    let mut plan = CameraPlan::default();
     let mut report = |index: u64, frame: Frame| -> anyhow::Result<()> {
-        let examined = frame_step::examine(frame, &mut detectors, true, rules);
+        let look = Look {
+            persons: plan.plan(&frame, area, false, plan_rules),
+            faces: true,
+        };
+        let at = frame.timestamp_ms();
+        let examined = frame_step::examine(frame, &mut detectors, look, rules);
+        plan.learn(at, &examined, plan_rules);
         for stepped in steps.finish(index, examined, &redactor) {
             let at = stepped.at;
             // The monitor runs on wall-clock time from --start.
@@ -324,7 +365,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 analytics.observe(&camera, at, &found.persons);
             }
             log.record(monitor.observe_counts(wall, &analytics.signals()));
-            let faces = found.as_ref().map(|f| f.faces.faces());
+            let faces = found
+                .as_ref()
+                .and_then(|f| f.faces.as_ref())
+                .map(|scan| scan.faces());
             let view = board.snapshot();
             let line = FrameReport {
                 frame: index,
@@ -341,13 +385,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .and_then(|f| f.as_ref().err())
                     .map(|e| e.to_string()),
+                coasted: !stepped.looked,
                 detection_error,
                 zones: current(&view, false),
                 lines: line_totals(&analytics),
                 spaces: current(&view, true),
                 boxes: found.as_ref().filter(|_| args.boxes).map(|f| Boxes {
                     persons: as_rows(&f.persons),
-                    faces: f.faces.faces().map(as_rows).unwrap_or_default(),
+                    faces: f
+                        .faces
+                        .as_ref()
+                        .and_then(|scan| scan.faces().ok())
+                        .map(as_rows)
+                        .unwrap_or_default(),
                 }),
             };
             writeln!(out, "{}", serde_json::to_string(&line)?)?;

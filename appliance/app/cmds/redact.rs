@@ -5,7 +5,10 @@
 //! when complete, so a failure never leaves a file that looks finished.
 
 use anyhow::{bail, Context};
-use headcount_domain::frame_step::{self, CameraSteps, Examined, FrameDetector, StepRules};
+use headcount_domain::detection::SearchArea;
+use headcount_domain::frame_step::{
+    self, CameraSteps, Examined, FrameDetector, Look, PersonSearch, StepRules,
+};
 use headcount_domain::pixels::frame::Detections;
 use headcount_domain::pixels::frame::Frame;
 use headcount_domain::pixels::redaction::{
@@ -274,10 +277,15 @@ struct Timed {
 }
 
 impl FrameDetector for Timed {
-    fn find(&mut self, frame: &Frame, persons: bool) -> Result<Detections, String> {
+    fn find(
+        &mut self,
+        frame: &Frame,
+        persons: Option<SearchArea>,
+        faces: bool,
+    ) -> Result<Detections, String> {
         let (found, times) = self
             .detectors
-            .detect_with(frame, persons)
+            .detect_with(frame, persons, faces)
             .map_err(|e| e.to_string())?;
         self.times.preprocess += times.preprocess;
         self.times.person += times.person;
@@ -287,11 +295,25 @@ impl FrameDetector for Timed {
 }
 
 /// Every frame is examined by the same rules as the appliance's, with no
-/// deadline (a file waits) and no tamper statistics.
+/// deadline (a file waits) and no tamper statistics, and published.
 const RULES: StepRules = StepRules {
     deadline: None,
     tamper: false,
+    publish: true,
 };
+
+/// Faces in every frame; persons over the whole frame, or (between person
+/// frames) not at all: the hold carries their regions.
+fn look(persons: bool) -> Look {
+    Look {
+        persons: if persons {
+            PersonSearch::Within(SearchArea::FULL)
+        } else {
+            PersonSearch::Skip
+        },
+        faces: true,
+    }
+}
 
 impl Job {
     /// Loads the models for frames of `pixels` pixels.
@@ -356,10 +378,10 @@ impl Job {
         self.steps
             .finish(index, examined, &self.redactor)
             .into_iter()
-            .map(|stepped| {
-                self.summary.add(stepped.redacted.stats());
-                stepped.redacted
-            })
+            // Every frame of a file is published (RULES), so each comes back
+            // redacted or obscured whole.
+            .filter_map(|stepped| stepped.redacted)
+            .inspect(|redacted| self.summary.add(redacted.stats()))
             .collect()
     }
 
@@ -384,7 +406,7 @@ impl Job {
         let frame = Frame::new("file".into(), width, height, image.into_raw(), 0)?;
         self.workers = Some(1);
         self.load_detectors(width as u64 * height as u64)?;
-        let examined = frame_step::examine(frame, &mut self.detectors[0], true, RULES);
+        let examined = frame_step::examine(frame, &mut self.detectors[0], look(true), RULES);
         let redacted = self.redact(0, examined);
         let [redacted] = <[RedactedFrame; 1]>::try_from(redacted)
             .map_err(|_| anyhow::anyhow!("a still is one frame"))?;
@@ -438,7 +460,7 @@ impl Job {
                         return;
                     };
                     let examined =
-                        frame_step::examine(frame, set, index % person_every == 0, RULES);
+                        frame_step::examine(frame, set, look(index % person_every == 0), RULES);
                     if done_tx.send((index, examined)).is_err() {
                         return;
                     }

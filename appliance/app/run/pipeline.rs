@@ -1,11 +1,13 @@
 //! The running appliance: stages on their own threads, joined by bounded
 //! channels with named payloads.
 //!
-//! cameras (GStreamer threads) --Frame--> inference workers (tamper
-//! statistics and detection on the raw frame, then redact, each camera's
-//! frames in the order they were taken from the queue: nothing downstream
-//! sees a raw frame; the redacted frame goes to the snapshot board when
-//! snapshots are enabled) --Analysed--> analytics (tracks,
+//! cameras (GStreamer threads) --Frame--> the fair frame queue (one slot
+//! per camera) --> inference workers (tamper statistics, the motion gate and
+//! the person model over the camera's search area on the raw frame; the
+//! face model and redaction only on a frame taken for a snapshot, which
+//! goes to the snapshot board; every other frame's pixels are dropped
+//! there; each camera's frames in the order they were taken from the
+//! queue) --Analysed--> analytics (tracks,
 //! zones, lines, dwell, spaces, minute buckets; the anomaly monitor)
 //! --Deltas, anomaly changes--> SQLite writer (which also takes the API's
 //! audit entries, budget charges and acknowledgements, runs the
@@ -13,8 +15,11 @@
 //! announces stored anomaly changes for the webhook and MQTT).
 //!
 //! Frames are dropped (and counted in health) before inference when the
-//! workers are busy, never after. Shutdown runs front to back: stopping the
-//! cameras closes the frame channel, which ends the workers, which ends
+//! workers are busy, never after: a camera's new frame replaces its frame
+//! still waiting, and the workers serve the camera served longest ago, so
+//! an overloaded box slows every camera evenly (health says how far).
+//! Shutdown runs front to back: stopping the cameras closes the frame
+//! queue, which ends the workers, which ends
 //! analytics (after a last flush); then the writer writes what is queued and
 //! stops.
 
@@ -29,10 +34,14 @@ use headcount_domain::clock::{Clock, UnixMs};
 use headcount_domain::config::live::LiveConfig;
 use headcount_domain::config::Config;
 use headcount_domain::detection::Detection;
-use headcount_domain::frame_step::{self, CameraSteps, Examined, StepRules};
+use headcount_domain::detection::SearchArea;
+use headcount_domain::frame_queue::{FrameQueue, TakeError};
+use headcount_domain::frame_step::{
+    self, CameraPlan, CameraSteps, Examined, Look, PlanRules, StepRules,
+};
 use headcount_domain::health::HealthBoard;
 use headcount_domain::health::StorageBoard;
-use headcount_domain::pixels::frame::{CameraId, Frame};
+use headcount_domain::pixels::frame::CameraId;
 use headcount_domain::pixels::redaction::Redactor;
 use headcount_domain::pixels::stats::FrameStats;
 use headcount_domain::security::audit_key::AuditKey;
@@ -43,7 +52,7 @@ use headcount_store::{Announce, Database, Maintenance, Writer, WriterOptions};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -73,6 +82,7 @@ pub struct Appliance {
     /// The database's size and the disk's headroom.
     pub storage: StorageBoard,
     cameras: Vec<CameraHandle>,
+    frames: FrameQueue,
     threads: Vec<JoinHandle<()>>,
     supervisor: Supervisor,
     stop_maintenance: SyncSender<()>,
@@ -123,6 +133,10 @@ impl Appliance {
 
         let ids: Vec<CameraId> = config.cameras.iter().map(|c| c.id.clone()).collect();
         let health = HealthBoard::new(&ids);
+        for camera in &config.cameras {
+            health.update(&camera.id, |h| h.target_fps = camera.analysis_fps);
+        }
+        let areas = SearchAreas::new(config);
         let occupancy = OccupancyBoard::new(config);
         let mut threads = Vec::new();
 
@@ -168,6 +182,7 @@ impl Appliance {
             tamper_at: HashMap::new(),
             control: anomaly_control.clone(),
             live,
+            areas: areas.clone(),
             health: health.clone(),
             clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
@@ -179,14 +194,13 @@ impl Appliance {
             })?,
         );
 
-        // Two frames per camera in flight at most; the rest are dropped.
-        // Many workers take from the one queue, each frame with its number
-        // among its camera's.
-        let (frame_tx, frame_rx) =
-            crossbeam_channel::bounded::<(u64, Frame)>(2 * config.cameras.len().max(1));
+        // One frame per camera waits at most; many workers take from the
+        // one queue, each frame with its number among its camera's.
+        let frames = FrameQueue::new();
         let redactor = Redactor::new(config.privacy.policy());
         let snapshots = SnapshotBoard::new(config.privacy.snapshots);
         let steps: Steps = Arc::default();
+        let plan = config.detection.plan_rules();
         let deadline = Duration::from_millis(config.privacy.detection_deadline_ms);
         for (i, detectors) in detectors.into_iter().enumerate() {
             let worker = Worker {
@@ -199,12 +213,15 @@ impl Appliance {
                 detectors,
                 redactor,
                 steps: steps.clone(),
+                areas: areas.clone(),
+                plan,
                 deadline,
                 snapshots: snapshots.clone(),
                 health: health.clone(),
+                clock: clock.clone(),
                 out: analysed_tx.clone(),
             };
-            let frames = frame_rx.clone();
+            let frames = frames.clone();
             threads.push(supervisor.spawn(
                 &format!("inference-{i}"),
                 WORKER_SILENCE,
@@ -219,7 +236,7 @@ impl Appliance {
             .map(|c| {
                 headcount_media::spawn_camera(
                     c,
-                    frame_tx.clone(),
+                    frames.clone(),
                     health.clone(),
                     clock.clone(),
                     SupervisorTiming::default(),
@@ -252,6 +269,7 @@ impl Appliance {
             anomaly_control,
             storage,
             cameras,
+            frames,
             threads,
             supervisor: supervisor.clone(),
             stop_maintenance,
@@ -265,6 +283,7 @@ impl Appliance {
         for camera in self.cameras {
             camera.stop();
         }
+        self.frames.close();
         let _ = self.stop_maintenance.try_send(());
         for thread in self.threads {
             let _ = thread.join();
@@ -338,9 +357,52 @@ impl Maintainer {
 /// An idle worker's heartbeat: at least this often while no frame comes.
 const IDLE_BEAT: Duration = Duration::from_secs(1);
 
-/// Each camera's frame steps (order and hold), shared by the workers: a
-/// camera's frames may go to any worker.
-type Steps = Arc<Mutex<HashMap<CameraId, Arc<Mutex<CameraSteps>>>>>;
+/// Each camera's frame steps (order and hold) and motion gate, shared by
+/// the workers: a camera's frames may go to any worker.
+type Steps = Arc<Mutex<HashMap<CameraId, Arc<CameraWork>>>>;
+
+#[derive(Default)]
+struct CameraWork {
+    steps: Mutex<CameraSteps>,
+    plan: Mutex<CameraPlan>,
+}
+
+/// Where the person model looks in each camera's frames: around its zones
+/// and lines, updated when an admin saves new ones.
+#[derive(Clone)]
+struct SearchAreas {
+    crop: bool,
+    areas: Arc<RwLock<HashMap<CameraId, SearchArea>>>,
+}
+
+impl SearchAreas {
+    fn new(config: &Config) -> SearchAreas {
+        let areas = SearchAreas {
+            crop: config.detection.crop_to_zones,
+            areas: Arc::default(),
+        };
+        areas.update(config);
+        areas
+    }
+
+    fn update(&self, config: &Config) {
+        let fresh = config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), c.search_area(self.crop)))
+            .collect();
+        *self.areas.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    fn of(&self, camera: &CameraId) -> SearchArea {
+        self.areas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(camera)
+            .copied()
+            .unwrap_or(SearchArea::FULL)
+    }
+}
 
 struct Worker {
     /// Cameras with tamper detection: their frames' statistics are measured.
@@ -348,61 +410,88 @@ struct Worker {
     detectors: Detectors,
     redactor: Redactor,
     steps: Steps,
-    /// Detections that took longer than this obscure their frame whole.
+    areas: SearchAreas,
+    plan: PlanRules,
+    /// Detections that took longer than this leave their frame uncounted.
     deadline: Duration,
     snapshots: SnapshotBoard,
     health: HealthBoard,
+    /// Frames carry the wall-clock time they were captured at.
+    clock: Arc<dyn Clock>,
     out: SyncSender<Analysed>,
 }
 
 impl Worker {
-    fn run(mut self, frames: crossbeam_channel::Receiver<(u64, Frame)>, heartbeat: Heartbeat) {
+    fn run(mut self, frames: FrameQueue, heartbeat: Heartbeat) {
         loop {
             heartbeat.beat();
-            let (number, frame) = match frames.recv_timeout(IDLE_BEAT) {
+            let (number, frame) = match frames.take(IDLE_BEAT) {
                 Ok(taken) => taken,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(TakeError::Timeout) => continue,
                 // The cameras have stopped.
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                Err(TakeError::Closed) => return,
             };
             let camera = frame.camera().clone();
+            let work = self.work_of(&camera);
+            // A snapshot is the one way a live frame's pixels leave the
+            // process: only its frame gets the face model, and the person
+            // model over the whole frame (every head is redacted).
+            let publish = self.snapshots.due(&camera, frame.timestamp_ms());
+            let persons = lock(&work.plan).plan(&frame, self.areas.of(&camera), publish, self.plan);
             let rules = StepRules {
                 deadline: Some(self.deadline),
                 tamper: self.tamper.contains(&camera),
+                publish,
             };
-            let examined = frame_step::examine(frame, &mut self.detectors, true, rules);
-            if !self.hand_on(&camera, number, examined) {
+            let at = frame.timestamp_ms();
+            let look = Look {
+                persons,
+                faces: publish,
+            };
+            let examined = frame_step::examine(frame, &mut self.detectors, look, rules);
+            lock(&work.plan).learn(at, &examined, self.plan);
+            if !self.hand_on(&camera, &work, number, examined) {
                 return;
             }
         }
     }
 
-    /// Puts the frame in its camera's order, then redacts, publishes and
-    /// hands on every frame whose turn has come. False once analytics has
-    /// stopped.
-    fn hand_on(&self, camera: &CameraId, number: u64, examined: Examined) -> bool {
-        let steps = self
-            .steps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(camera.clone())
-            .or_default()
-            .clone();
+    fn work_of(&self, camera: &CameraId) -> Arc<CameraWork> {
+        lock(&self.steps).entry(camera.clone()).or_default().clone()
+    }
+
+    /// Puts the frame in its camera's order, then publishes and hands on
+    /// every frame whose turn has come. False once analytics has stopped.
+    fn hand_on(
+        &self,
+        camera: &CameraId,
+        work: &CameraWork,
+        number: u64,
+        examined: Examined,
+    ) -> bool {
         // Held to the end, so that this camera's frames also reach the
         // snapshot board and analytics in order.
-        let mut steps = steps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut steps = lock(&work.steps);
         for stepped in steps.finish(number, examined, &self.redactor) {
-            let obscured = stepped.redacted.stats().obscured_whole;
-            // An uncounted frame still replaces the snapshot, so a snapshot
-            // never shows a stale view as if it were live.
-            self.snapshots.publish(stepped.redacted);
+            let obscured = stepped
+                .redacted
+                .as_ref()
+                .is_some_and(|r| r.stats().obscured_whole);
+            if let Some(redacted) = stepped.redacted {
+                // An uncounted frame (obscured whole) still replaces the
+                // snapshot, so a snapshot never shows a stale view as if
+                // it were live.
+                self.snapshots.publish(redacted);
+            }
             let Ok(found) = stepped.detections else {
                 self.health.update(camera, |h| h.frames_obscured += 1);
                 continue;
             };
+            let latency = self.clock.now_ms() - stepped.at;
             self.health.update(camera, |h| {
-                h.frames_analysed += 1;
+                h.note_analysed(Instant::now(), latency);
                 h.frames_obscured += u64::from(obscured);
+                h.frames_coasted += u64::from(!stepped.looked);
             });
             let analysed = Analysed {
                 camera: camera.clone(),
@@ -418,6 +507,12 @@ impl Worker {
     }
 }
 
+/// A lock whose data stays usable when a holder panicked (the process
+/// aborts on panic anyway).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct AnalyticsStage {
     engine: analytics::Analytics,
     monitor: Monitor,
@@ -426,6 +521,8 @@ struct AnalyticsStage {
     control: Control,
     /// New zones and lines saved from the dashboard.
     live: LiveConfig,
+    /// The workers' search areas, which follow the zones and lines.
+    areas: SearchAreas,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     flush_every: Duration,
@@ -461,6 +558,7 @@ impl AnalyticsStage {
             if let Some(config) = self.live.take_geometry() {
                 // Tracks, line totals and entrance counts carry over.
                 self.engine.reconfigure(&config, now);
+                self.areas.update(&config);
                 changes.extend(self.monitor.reconfigure(&config, now));
                 tracing::info!("counting with the zones and lines just saved");
             }

@@ -3,18 +3,28 @@
 //!
 //! 1. `examine` (on any thread, frames of a camera in any order): the
 //!    tamper statistics of the raw frame, in memory, when asked for; then
-//!    the detectors. Detection that fails, or finishes after the deadline,
-//!    leaves the frame uncounted and to be obscured whole.
+//!    the detectors, as `Look` says: the person model over a search area,
+//!    or not at all (the `MotionGate` found the view unchanged, and its
+//!    last findings stand), and the face model only on a frame that will
+//!    be published, since no other frame's pixels can leave the process.
+//!    Detection that fails, or finishes after the deadline, leaves the
+//!    frame uncounted (and, if it was to be published, obscured whole).
 //! 2. `CameraSteps::finish` (per camera): the frames back in the order they
-//!    were taken (`Sequencer`), each redacted with the camera's hold, which
-//!    runs forward in time only. From here on only the redacted frame
-//!    exists; what goes on is its detections and statistics, no pixels.
+//!    were taken (`Sequencer`); a frame to be published is redacted with
+//!    the camera's hold, which runs forward in time only, and every other
+//!    frame is dropped. What goes on is detections and statistics, no
+//!    pixels, and a `RedactedFrame` only where a face scan of that very
+//!    frame was made (the redactor takes it as proof).
 //!
 //! The detectors are behind `FrameDetector`, so the rules are tested here
 //! without GStreamer or ONNX Runtime.
 
 use crate::clock::UnixMs;
+use crate::detection::{Detection, SearchArea, FULL_FRAME};
+use crate::geometry::BBox;
+use crate::person_sizes::PersonSizes;
 use crate::pixels::frame::{Detections, Frame};
+use crate::pixels::motion::MotionSample;
 use crate::pixels::redaction::{RedactedFrame, Redactor, RegionHold};
 use crate::pixels::stats::FrameStats;
 use std::collections::BTreeMap;
@@ -22,9 +32,36 @@ use std::time::{Duration, Instant};
 
 /// What finds persons and faces in a frame.
 pub trait FrameDetector {
-    /// The frame's persons (none looked for unless `persons`) and its face
-    /// scan, or why detection failed.
-    fn find(&mut self, frame: &Frame, persons: bool) -> Result<Detections, String>;
+    /// The persons within `persons` (none looked for when None) and, when
+    /// `faces`, the frame's face scan; or why detection failed.
+    fn find(
+        &mut self,
+        frame: &Frame,
+        persons: Option<SearchArea>,
+        faces: bool,
+    ) -> Result<Detections, String>;
+}
+
+/// Where the person model looks in one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersonSearch {
+    /// Over this area of the frame.
+    Within(SearchArea),
+    /// Not at all: these persons, found in an earlier frame of an unchanged
+    /// view, stand for this frame's (the tracker coasts on them).
+    Coast(Vec<Detection>),
+    /// Not at all, and none are reported (redaction of files between
+    /// person frames, where the hold carries the regions).
+    Skip,
+}
+
+/// What to look for in one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Look {
+    pub persons: PersonSearch,
+    /// Run the face model: needed, and only needed, on a frame that will be
+    /// published (`StepRules::publish`).
+    pub faces: bool,
 }
 
 /// How frames are examined.
@@ -35,6 +72,10 @@ pub struct StepRules {
     pub deadline: Option<Duration>,
     /// Measure the tamper statistics of each frame.
     pub tamper: bool,
+    /// The frame will be published (a snapshot, a redacted file): it is
+    /// redacted, which takes its face scan, or obscured whole without one.
+    /// Any other frame is dropped after examination.
+    pub publish: bool,
 }
 
 /// A frame examined and not yet redacted: it still holds the raw frame, so
@@ -43,36 +84,54 @@ pub struct Examined {
     frame: Frame,
     detections: Result<Detections, String>,
     tamper: Option<FrameStats>,
+    publish: bool,
+    /// The person model ran on this frame (it was not coasted or skipped).
+    pub looked: bool,
 }
 
-/// Measures and detects, by `rules`. The person model runs only when
-/// `persons` is set.
+impl Examined {
+    /// The persons found (or coasted on); None when detection failed.
+    pub fn persons(&self) -> Option<&[Detection]> {
+        self.detections.as_ref().ok().map(|d| d.persons.as_slice())
+    }
+}
+
+/// Measures and detects, by `look` and `rules`.
 pub fn examine(
     frame: Frame,
     detector: &mut dyn FrameDetector,
-    persons: bool,
+    look: Look,
     rules: StepRules,
 ) -> Examined {
     // On the raw frame, in memory: only statistics go on.
     let tamper = rules.tamper.then(|| FrameStats::measure(&frame));
+    let (area, coasted) = match look.persons {
+        PersonSearch::Within(area) => (Some(area), None),
+        PersonSearch::Coast(persons) => (None, Some(persons)),
+        PersonSearch::Skip => (None, None),
+    };
+    let looked = area.is_some();
     let started = Instant::now();
-    let detections = match detector.find(&frame, persons) {
+    let detections = match detector.find(&frame, area, look.faces) {
         Ok(found) => match rules.deadline {
             Some(deadline) if started.elapsed() > deadline => {
                 tracing::warn!(
                     camera = %frame.camera(),
                     deadline_ms = deadline.as_millis() as u64,
-                    "detection fell behind its deadline; frame obscured whole"
+                    "detection fell behind its deadline; frame not counted"
                 );
                 Err(format!(
                     "detection took longer than its deadline of {} ms",
                     deadline.as_millis()
                 ))
             }
-            _ => Ok(found),
+            _ => Ok(match coasted {
+                Some(persons) => Detections { persons, ..found },
+                None => found,
+            }),
         },
         Err(e) => {
-            tracing::error!(camera = %frame.camera(), error = %e, "detection failed; frame obscured whole and not counted");
+            tracing::error!(camera = %frame.camera(), error = %e, "detection failed; frame not counted");
             Err(e)
         }
     };
@@ -80,18 +139,161 @@ pub fn examine(
         frame,
         detections,
         tamper,
+        publish: rules.publish,
+        looked,
     }
 }
 
 /// A frame through the whole step.
 pub struct Stepped {
-    pub redacted: RedactedFrame,
+    /// The frame redacted, when it was to be published; None otherwise (its
+    /// pixels are gone).
+    pub redacted: Option<RedactedFrame>,
     /// When the frame was taken.
     pub at: UnixMs,
-    /// What was found, or why the frame was obscured whole and is not
-    /// counted.
+    /// What was found, or why the frame is not counted.
     pub detections: Result<Detections, String>,
     pub tamper: Option<FrameStats>,
+    /// The person model ran on this frame.
+    pub looked: bool,
+}
+
+/// When the person model must look again at a camera's view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateRules {
+    /// Look at least this often, however still the view: a person standing
+    /// still is re-detected within this time, and a change too small for
+    /// the gate is seen within it.
+    pub refresh_ms: i64,
+    /// Look when at least this many samples of the motion grid (160x90)
+    /// inside the search area changed since the model last looked.
+    pub min_changed: usize,
+}
+
+impl Default for GateRules {
+    fn default() -> Self {
+        GateRules {
+            refresh_ms: 2000,
+            min_changed: 4,
+        }
+    }
+}
+
+/// One camera's memory of what the person model last saw: the view then
+/// (a coarse luma grid, in memory only) and the persons it found.
+#[derive(Default)]
+pub struct MotionGate {
+    /// The grid of the last frame the model looked at, and its time.
+    reference: Option<(MotionSample, UnixMs)>,
+    persons: Vec<Detection>,
+    persons_at: Option<UnixMs>,
+}
+
+impl MotionGate {
+    /// Whether the person model must look at `frame` (inside `region`), or
+    /// the view is unchanged since it last looked and those findings stand.
+    /// Looking makes this frame the new reference at once, so frames that
+    /// other workers examine meanwhile compare against it.
+    pub fn decide(&mut self, frame: &Frame, region: BBox, rules: GateRules) -> PersonSearchNeed {
+        let sample = MotionSample::take(frame);
+        let at = frame.timestamp_ms();
+        let look = match &self.reference {
+            None => true,
+            Some((reference, then)) => {
+                at < *then
+                    || at - then >= rules.refresh_ms
+                    || sample.changed_since(reference, region) >= rules.min_changed
+            }
+        };
+        if look {
+            self.reference = Some((sample, at));
+            PersonSearchNeed::Look
+        } else {
+            PersonSearchNeed::Coast(self.persons.clone())
+        }
+    }
+
+    /// Records what the model found in the frame taken at `at`.
+    pub fn found(&mut self, at: UnixMs, persons: &[Detection]) {
+        if self.persons_at.is_none_or(|then| at >= then) {
+            self.persons = persons.to_vec();
+            self.persons_at = Some(at);
+        }
+    }
+
+    /// The model failed on a frame: look at the next one, whatever it shows.
+    pub fn failed(&mut self) {
+        self.reference = None;
+    }
+}
+
+/// How a camera's person search is planned, frame by frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanRules {
+    /// None: the person model looks at every frame.
+    pub gate: Option<GateRules>,
+    /// Learn where people are small and look there again in finer tiles
+    /// (unless the camera's detail is configured).
+    pub learn_detail: bool,
+    /// Persons at or above this score teach the sizes.
+    pub person_threshold: f32,
+}
+
+/// One camera's planning state: its motion gate and the person sizes seen.
+#[derive(Default)]
+pub struct CameraPlan {
+    gate: MotionGate,
+    sizes: PersonSizes,
+}
+
+impl CameraPlan {
+    /// Where the person model looks in `frame`: over `area` (its detail
+    /// learned where not configured), or not at all when the gate finds
+    /// the view unchanged. A frame to publish is always looked at, over
+    /// the whole frame, so that every person's head is redacted.
+    pub fn plan(
+        &mut self,
+        frame: &Frame,
+        mut area: SearchArea,
+        publish: bool,
+        rules: PlanRules,
+    ) -> PersonSearch {
+        if publish {
+            area.region = FULL_FRAME;
+        } else if let Some(gate) = rules.gate {
+            if let PersonSearchNeed::Coast(persons) = self.gate.decide(frame, area.region, gate) {
+                return PersonSearch::Coast(persons);
+            }
+        }
+        if rules.learn_detail && area.detail.is_none() {
+            area.detail = self
+                .sizes
+                .detail(area.region, (frame.width(), frame.height()));
+        }
+        PersonSearch::Within(area)
+    }
+
+    /// Learns from an examined frame taken at `at`: what the model found
+    /// (or that it failed) and the sizes of the persons.
+    pub fn learn(&mut self, at: UnixMs, examined: &Examined, rules: PlanRules) {
+        if !examined.looked {
+            return;
+        }
+        match examined.persons() {
+            Some(persons) => {
+                self.gate.found(at, persons);
+                self.sizes.observe(persons, rules.person_threshold);
+            }
+            None => self.gate.failed(),
+        }
+    }
+}
+
+/// The gate's answer for one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersonSearchNeed {
+    Look,
+    Coast(Vec<Detection>),
 }
 
 /// One camera's frames back in the order they were taken, and its hold.
@@ -103,7 +305,8 @@ pub struct CameraSteps {
 
 impl CameraSteps {
     /// Takes the camera's frame `number` (numbered as taken, from 0) and
-    /// redacts every frame whose turn has come, in order.
+    /// finishes every frame whose turn has come, in order: redacted if it
+    /// is to be published, dropped otherwise.
     pub fn finish(&mut self, number: u64, examined: Examined, redactor: &Redactor) -> Vec<Stepped> {
         self.order
             .push(number, examined)
@@ -113,19 +316,24 @@ impl CameraSteps {
                      frame,
                      detections,
                      tamper,
+                     publish,
+                     looked,
                  }| {
                     let at = frame.timestamp_ms();
-                    let redacted = match &detections {
-                        Ok(found) => {
-                            redactor.redact(frame, &found.faces, &found.persons, &mut self.hold)
-                        }
-                        Err(_) => redactor.obscure_whole(frame),
-                    };
+                    let redacted = publish.then(|| match &detections {
+                        Ok(Detections {
+                            persons,
+                            faces: Some(scan),
+                        }) => redactor.redact(frame, scan, persons, &mut self.hold),
+                        // No face scan, or detection failed: fail closed.
+                        _ => redactor.obscure_whole(frame),
+                    });
                     Stepped {
                         redacted,
                         at,
                         detections,
                         tamper,
+                        looked,
                     }
                 },
             )
@@ -187,14 +395,22 @@ mod tests {
     use crate::pixels::redaction::RedactionPolicy;
     use crate::pixels::testing::GivenFaces;
 
-    /// A detector that finds one person and one face, after `delay`, or fails.
+    /// A detector that finds one person and one face, after `delay`, or
+    /// fails; it counts its face searches.
+    #[derive(Default)]
     struct Scripted {
         delay: Duration,
         fail: bool,
+        face_searches: usize,
     }
 
     impl FrameDetector for Scripted {
-        fn find(&mut self, frame: &Frame, persons: bool) -> Result<Detections, String> {
+        fn find(
+            &mut self,
+            frame: &Frame,
+            persons: Option<SearchArea>,
+            faces: bool,
+        ) -> Result<Detections, String> {
             std::thread::sleep(self.delay);
             if self.fail {
                 return Err("model failed".into());
@@ -217,9 +433,10 @@ mod tests {
                 },
                 score: 0.8,
             };
+            self.face_searches += usize::from(faces);
             Ok(Detections {
-                persons: if persons { vec![person] } else { Vec::new() },
-                faces: frame.scan_faces(&mut GivenFaces::found(vec![face])),
+                persons: persons.map(|_| vec![person]).unwrap_or_default(),
+                faces: faces.then(|| frame.scan_faces(&mut GivenFaces::found(vec![face]))),
             })
         }
     }
@@ -232,17 +449,154 @@ mod tests {
         Redactor::new(RedactionPolicy::default())
     }
 
+    /// Persons over the whole frame, and faces.
+    fn look() -> Look {
+        Look {
+            persons: PersonSearch::Within(SearchArea::FULL),
+            faces: true,
+        }
+    }
+
+    const PUBLISH: StepRules = StepRules {
+        deadline: None,
+        tamper: false,
+        publish: true,
+    };
+
+    #[test]
+    fn faces_are_searched_only_in_frames_to_publish_and_others_are_dropped() {
+        let redactor = redactor();
+        let mut steps = CameraSteps::default();
+        let mut detector = Scripted::default();
+        let counting = Look {
+            persons: PersonSearch::Within(SearchArea::FULL),
+            faces: false,
+        };
+        let examined = examine(frame(0), &mut detector, counting, StepRules::default());
+        let stepped = steps.finish(0, examined, &redactor).remove(0);
+        assert_eq!(detector.face_searches, 0);
+        assert!(
+            stepped.redacted.is_none(),
+            "an unpublished frame is dropped"
+        );
+        let found = stepped.detections.unwrap();
+        assert_eq!(found.persons.len(), 1);
+        assert!(found.faces.is_none());
+        // A frame to publish without a face scan is obscured whole.
+        let unscanned = Look {
+            persons: PersonSearch::Within(SearchArea::FULL),
+            faces: false,
+        };
+        let examined = examine(frame(500), &mut detector, unscanned, PUBLISH);
+        let stepped = steps.finish(1, examined, &redactor).remove(0);
+        assert!(stepped.redacted.unwrap().stats().obscured_whole);
+        // With its scan it is redacted.
+        let examined = examine(frame(1000), &mut detector, look(), PUBLISH);
+        let stepped = steps.finish(2, examined, &redactor).remove(0);
+        assert_eq!(detector.face_searches, 1);
+        assert_eq!(stepped.redacted.unwrap().stats().faces, 1);
+    }
+
+    #[test]
+    fn a_coasted_frame_reports_the_persons_last_found_without_running_the_model() {
+        let mut detector = Scripted::default();
+        let earlier = Detection {
+            bbox: BBox {
+                x1: 0.2,
+                y1: 0.2,
+                x2: 0.3,
+                y2: 0.6,
+            },
+            score: 0.7,
+        };
+        let coast = Look {
+            persons: PersonSearch::Coast(vec![earlier]),
+            faces: false,
+        };
+        let examined = examine(frame(0), &mut detector, coast, StepRules::default());
+        assert!(!examined.looked);
+        let stepped = CameraSteps::default()
+            .finish(0, examined, &redactor())
+            .remove(0);
+        assert_eq!(stepped.detections.unwrap().persons, [earlier]);
+    }
+
+    /// A 64x36 grey frame with a dark block at column `x` (None: none).
+    fn view(at: UnixMs, x: Option<usize>) -> Frame {
+        let (w, h) = (64usize, 36usize);
+        let mut rgb = vec![120u8; w * h * 3];
+        if let Some(x) = x {
+            for y in 10..30 {
+                rgb[(y * w + x) * 3..][..12].fill(10);
+            }
+        }
+        Frame::new("cam".into(), w as u32, h as u32, rgb, at).unwrap()
+    }
+
+    #[test]
+    fn the_gate_looks_on_motion_and_at_least_every_refresh() {
+        let rules = GateRules {
+            refresh_ms: 2000,
+            min_changed: 4,
+        };
+        let all = SearchArea::FULL.region;
+        let mut gate = MotionGate::default();
+        assert_eq!(
+            gate.decide(&view(0, Some(10)), all, rules),
+            PersonSearchNeed::Look
+        );
+        let person = Detection {
+            bbox: BBox {
+                x1: 0.15,
+                y1: 0.27,
+                x2: 0.22,
+                y2: 0.84,
+            },
+            score: 0.8,
+        };
+        gate.found(0, &[person]);
+        // A still view coasts on what was found...
+        assert_eq!(
+            gate.decide(&view(500, Some(10)), all, rules),
+            PersonSearchNeed::Coast(vec![person])
+        );
+        // ...until someone moves...
+        assert_eq!(
+            gate.decide(&view(1000, Some(30)), all, rules),
+            PersonSearchNeed::Look
+        );
+        // ...or, when nothing moves, the refresh comes due.
+        assert!(matches!(
+            gate.decide(&view(2500, Some(30)), all, rules),
+            PersonSearchNeed::Coast(_)
+        ));
+        assert_eq!(
+            gate.decide(&view(3000, Some(30)), all, rules),
+            PersonSearchNeed::Look
+        );
+        // Motion outside the search area does not count.
+        let left = BBox { x2: 0.3, ..all };
+        assert!(matches!(
+            gate.decide(&view(3500, Some(50)), left, rules),
+            PersonSearchNeed::Coast(_)
+        ));
+        // After a failure the next frame is looked at.
+        gate.failed();
+        assert_eq!(
+            gate.decide(&view(3600, Some(30)), all, rules),
+            PersonSearchNeed::Look
+        );
+    }
+
     #[test]
     fn a_found_frame_is_redacted_and_counted_with_its_statistics() {
-        let mut detector = Scripted {
-            delay: Duration::ZERO,
-            fail: false,
-        };
+        let mut detector = Scripted::default();
         let rules = StepRules {
             deadline: Some(Duration::from_secs(5)),
             tamper: true,
+            publish: true,
         };
-        let examined = examine(frame(40), &mut detector, true, rules);
+        let examined = examine(frame(40), &mut detector, look(), rules);
         let mut steps = CameraSteps::default();
         let [stepped] = <[Stepped; 1]>::try_from(steps.finish(0, examined, &redactor()))
             .ok()
@@ -250,10 +604,11 @@ mod tests {
         assert_eq!(stepped.at, 40);
         let found = stepped.detections.unwrap();
         assert_eq!(found.persons.len(), 1);
-        assert_eq!(found.faces.faces().unwrap().len(), 1);
+        assert_eq!(found.faces.unwrap().faces().unwrap().len(), 1);
         assert!(stepped.tamper.is_some());
-        assert!(!stepped.redacted.stats().obscured_whole);
-        assert_eq!(stepped.redacted.stats().faces, 1);
+        let redacted = stepped.redacted.unwrap();
+        assert!(!redacted.stats().obscured_whole);
+        assert_eq!(redacted.stats().faces, 1);
     }
 
     #[test]
@@ -261,26 +616,26 @@ mod tests {
         let redactor = redactor();
         let mut steps = CameraSteps::default();
         let mut failing = Scripted {
-            delay: Duration::ZERO,
             fail: true,
+            ..Scripted::default()
         };
-        let examined = examine(frame(0), &mut failing, true, StepRules::default());
+        let examined = examine(frame(0), &mut failing, look(), PUBLISH);
         let stepped = steps.finish(0, examined, &redactor).remove(0);
         assert_eq!(stepped.detections.unwrap_err(), "model failed");
-        assert!(stepped.redacted.stats().obscured_whole);
+        assert!(stepped.redacted.unwrap().stats().obscured_whole);
 
         let mut slow = Scripted {
             delay: Duration::from_millis(30),
-            fail: false,
+            ..Scripted::default()
         };
         let rules = StepRules {
             deadline: Some(Duration::from_millis(5)),
-            tamper: false,
+            ..PUBLISH
         };
-        let examined = examine(frame(500), &mut slow, true, rules);
+        let examined = examine(frame(500), &mut slow, look(), rules);
         let stepped = steps.finish(1, examined, &redactor).remove(0);
         assert!(stepped.detections.unwrap_err().contains("deadline"));
-        assert!(stepped.redacted.stats().obscured_whole);
+        assert!(stepped.redacted.unwrap().stats().obscured_whole);
         assert!(stepped.tamper.is_none(), "no statistics unless asked for");
     }
 
@@ -288,12 +643,9 @@ mod tests {
     fn frames_finished_out_of_order_are_redacted_in_the_order_taken() {
         let redactor = redactor();
         let mut steps = CameraSteps::default();
-        let mut detector = Scripted {
-            delay: Duration::ZERO,
-            fail: false,
-        };
+        let mut detector = Scripted::default();
         let mut examined: Vec<_> = (0..3)
-            .map(|n| examine(frame(n * 500), &mut detector, true, StepRules::default()))
+            .map(|n| examine(frame(n * 500), &mut detector, look(), PUBLISH))
             .collect();
         let third = examined.pop().unwrap();
         let second = examined.pop().unwrap();

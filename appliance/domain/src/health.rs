@@ -4,7 +4,7 @@
 use crate::pixels::frame::CameraId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraState {
@@ -22,16 +22,82 @@ pub struct CameraHealth {
     /// When the last frame arrived, on the monotonic clock: a step of the
     /// wall clock never makes a camera look silent or fresh.
     pub last_frame: Option<Instant>,
-    /// Frames dropped before inference because analysis was busy.
+    /// Frames dropped before inference because analysis was busy (a newer
+    /// frame of the camera replaced one still waiting).
     pub frames_dropped: u64,
     pub frames_analysed: u64,
-    /// Frames obscured whole because detection failed or fell behind its
-    /// deadline (fail closed).
+    /// The configured analysis rate, frames per second.
+    pub target_fps: f64,
+    /// The rate frames were analysed at over the last measured window;
+    /// None until a window has passed.
+    pub analysed_fps: Option<f64>,
+    /// The 99th percentile of the time from a frame's capture to its
+    /// count, over the last measured window.
+    pub latency_p99_ms: Option<i64>,
+    rate: RateWindow,
+    /// Frames not counted because detection failed or fell behind its
+    /// deadline, and snapshots obscured whole (fail closed).
     pub frames_obscured: u64,
+    /// Frames counted without running the person model: the motion gate
+    /// found the view unchanged since it last ran.
+    pub frames_coasted: u64,
     pub reconnects: u64,
 }
 
+/// Analysed rates are measured over windows of this length.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// A camera analysed below this share of its rate is behind.
+const BEHIND_SHARE: f64 = 0.9;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RateWindow {
+    started: Option<Instant>,
+    frames: u64,
+    latencies_ms: Vec<i64>,
+}
+
 impl CameraHealth {
+    /// Counts one analysed frame, at `now`, `latency_ms` after it was
+    /// captured.
+    pub fn note_analysed(&mut self, now: Instant, latency_ms: i64) {
+        self.frames_analysed += 1;
+        let started = *self.rate.started.get_or_insert(now);
+        self.rate.frames += 1;
+        self.rate.latencies_ms.push(latency_ms);
+        let elapsed = now.saturating_duration_since(started);
+        if elapsed >= RATE_WINDOW {
+            // Frames after the window's first, over the time they spanned.
+            self.analysed_fps = Some((self.rate.frames - 1) as f64 / elapsed.as_secs_f64());
+            let latencies = &mut self.rate.latencies_ms;
+            latencies.sort_unstable();
+            self.latency_p99_ms = latencies.get(latencies.len() * 99 / 100).copied();
+            self.rate = RateWindow {
+                started: Some(now),
+                frames: 1,
+                latencies_ms: Vec::new(),
+            };
+        }
+    }
+
+    /// Whether the camera is analysed clearly below its configured rate
+    /// (the box cannot keep up, and every camera is slowed evenly).
+    pub fn behind(&self) -> bool {
+        self.analysed_fps
+            .is_some_and(|fps| fps < self.target_fps * BEHIND_SHARE)
+    }
+
+    /// The analysis rate in words, for health: `analysing at 1.2 of 2 fps`.
+    pub fn analysis_summary(&self) -> String {
+        match self.analysed_fps {
+            None => format!("analysing at {} fps (measuring)", self.target_fps),
+            Some(fps) if self.behind() => format!(
+                "analysing at {fps:.1} of {} fps: the box cannot keep up with its cameras",
+                self.target_fps
+            ),
+            Some(fps) => format!("analysing at {fps:.1} of {} fps", self.target_fps),
+        }
+    }
+
     /// Milliseconds since the last frame, None before the first.
     pub fn last_frame_age_ms(&self) -> Option<i64> {
         self.last_frame
@@ -46,7 +112,12 @@ impl Default for CameraHealth {
             last_frame: None,
             frames_dropped: 0,
             frames_analysed: 0,
+            target_fps: 0.0,
+            analysed_fps: None,
+            latency_p99_ms: None,
+            rate: RateWindow::default(),
             frames_obscured: 0,
+            frames_coasted: 0,
             reconnects: 0,
         }
     }
@@ -148,5 +219,40 @@ impl StorageBoard {
 
     pub fn nearly_full(&self) -> bool {
         self.get().nearly_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_analysed_rate_is_measured_per_window_and_says_when_behind() {
+        let mut h = CameraHealth {
+            target_fps: 2.0,
+            ..CameraHealth::default()
+        };
+        let t0 = Instant::now();
+        assert_eq!(h.analysis_summary(), "analysing at 2 fps (measuring)");
+        // One frame a second for 12 s: half the configured rate.
+        for s in 0..=12 {
+            h.note_analysed(t0 + Duration::from_secs(s), 100 + s as i64);
+        }
+        assert_eq!(h.latency_p99_ms, Some(110), "over the first window");
+        assert_eq!(h.frames_analysed, 13);
+        assert!((h.analysed_fps.unwrap() - 1.0).abs() < 1e-9);
+        assert!(h.behind());
+        assert!(h
+            .analysis_summary()
+            .starts_with("analysing at 1.0 of 2 fps: "));
+        // Then at the full rate.
+        for i in 1..=40 {
+            h.note_analysed(
+                t0 + Duration::from_secs(12) + Duration::from_millis(500 * i),
+                50,
+            );
+        }
+        assert!(!h.behind(), "{:?}", h.analysed_fps);
+        assert_eq!(h.analysis_summary(), "analysing at 2.0 of 2 fps");
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! It holds `RedactedFrame`s only, so the snapshot endpoint cannot serve a
 //! raw frame. It is empty and refuses frames unless snapshots are enabled
-//! in the config, so by default no pixel is kept at all.
+//! in the config, so by default no pixel is kept at all. A snapshot is
+//! taken every `SNAPSHOT_EVERY_MS` per camera: only that frame is searched
+//! for faces and redacted (`due`), no other live frame's pixels leave
+//! inference.
 
+use crate::clock::UnixMs;
 use crate::pixels::frame::CameraId;
 use crate::pixels::redaction::RedactedFrame;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// How often a camera's snapshot is renewed, in frame time.
+pub const SNAPSHOT_EVERY_MS: i64 = 2000;
 
 #[derive(Clone, Default)]
 pub struct SnapshotBoard {
@@ -25,6 +32,16 @@ impl SnapshotBoard {
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether the camera's frame taken at `at` is to be its next snapshot:
+    /// snapshots are on and the latest is older than `SNAPSHOT_EVERY_MS`.
+    pub fn due(&self, camera: &CameraId, at: UnixMs) -> bool {
+        self.enabled
+            && self
+                .lock()
+                .get(camera)
+                .is_none_or(|latest| (at - latest.timestamp_ms()).abs() >= SNAPSHOT_EVERY_MS)
     }
 
     /// Keeps `frame` as its camera's latest; a no-op when disabled.

@@ -8,19 +8,20 @@
 //! (404) are configuration errors: reported as such and retried slowly.
 //!
 //! The appsink callback never blocks GStreamer's streaming thread: frames go
-//! to analysis with `try_send`, and are dropped (and counted) when it is busy.
+//! to the camera's slot in the fair `FrameQueue`, replacing (and counting as
+//! dropped) a frame that analysis has not taken yet.
 
 use crate::file::sample_to_frame;
 use crate::pipeline::{app_sink, build, element};
 use crate::{fraction, single_threaded_decoders, template, MediaError};
-use crossbeam_channel::{Sender, TrySendError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSinkCallbacks;
 use headcount_domain::clock::Clock;
 use headcount_domain::config::{CameraConfig, Source, Transport};
+use headcount_domain::frame_queue::{FrameQueue, Offered};
 use headcount_domain::health::{CameraState, HealthBoard};
-use headcount_domain::pixels::frame::{CameraId, Frame};
+use headcount_domain::pixels::frame::CameraId;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,14 +67,11 @@ impl CameraHandle {
     }
 }
 
-/// Starts supervising one camera. Frames go to `frames`, each with its
-/// number among the camera's frames sent (0, 1, 2, ... without gaps, across
-/// reconnects: a frame dropped because analysis is busy takes none), which
-/// the frame step puts the camera's frames back in order by; state goes to
-/// `health`.
+/// Starts supervising one camera. Frames go to `frames` (which numbers them
+/// as they are taken); state goes to `health`.
 pub fn spawn_camera(
     camera: &CameraConfig,
-    frames: Sender<(u64, Frame)>,
+    frames: FrameQueue,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     timing: SupervisorTiming,
@@ -83,7 +81,6 @@ pub fn spawn_camera(
     let supervisor = Supervisor {
         camera: camera.clone(),
         frames,
-        sent: Arc::default(),
         health,
         clock,
         timing,
@@ -101,9 +98,7 @@ pub fn spawn_camera(
 
 struct Supervisor {
     camera: CameraConfig,
-    frames: Sender<(u64, Frame)>,
-    /// Frames sent so far: the next one's number.
-    sent: Arc<AtomicU64>,
+    frames: FrameQueue,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     timing: SupervisorTiming,
@@ -262,10 +257,9 @@ impl Supervisor {
     }
 
     fn frame_callback(&self, last_frame: Arc<LastFrame>) -> AppSinkCallbacks {
-        let (camera, frames, sent, health, clock): (CameraId, _, _, _, _) = (
+        let (camera, frames, health, clock): (CameraId, _, _, _) = (
             self.camera.id.clone(),
             self.frames.clone(),
-            self.sent.clone(),
             self.health.clone(),
             self.clock.clone(),
         );
@@ -281,15 +275,11 @@ impl Supervisor {
                     }
                 };
                 last_frame.mark();
-                // One streaming thread at a time sends a camera's frames.
-                let number = sent.load(Ordering::SeqCst);
-                let sent = frames.try_send((number, frame)).inspect(|()| {
-                    sent.store(number + 1, Ordering::SeqCst);
-                });
+                let offered = frames.offer(frame);
                 health.update(&camera, |h| {
                     h.state = CameraState::Streaming;
                     h.last_frame = Some(Instant::now());
-                    if let Err(TrySendError::Full(_)) = sent {
+                    if offered == Offered::Replaced {
                         h.frames_dropped += 1;
                     }
                 });

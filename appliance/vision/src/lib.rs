@@ -14,7 +14,7 @@ pub use face::FaceDetector;
 pub use person::PersonDetector;
 pub use runtime::{find_library, OnnxRuntime};
 
-use headcount_domain::detection::Detection;
+use headcount_domain::detection::{Detection, SearchArea};
 use headcount_domain::models::{Manifest, ModelError, ModelRole};
 use headcount_domain::pixels::frame::Detections;
 use headcount_domain::pixels::frame::{FaceModel, Frame};
@@ -115,8 +115,13 @@ impl DetectorSettings {
 /// The appliance's detectors in the one frame step
 /// (`headcount_domain::frame_step`).
 impl headcount_domain::frame_step::FrameDetector for Detectors {
-    fn find(&mut self, frame: &Frame, persons: bool) -> Result<Detections, String> {
-        self.detect_with(frame, persons)
+    fn find(
+        &mut self,
+        frame: &Frame,
+        persons: Option<SearchArea>,
+        faces: bool,
+    ) -> Result<Detections, String> {
+        self.detect_with(frame, persons, faces)
             .map(|(found, _)| found)
             .map_err(|e| e.to_string())
     }
@@ -128,6 +133,8 @@ pub struct StageTimes {
     pub preprocess: Duration,
     pub person: Duration,
     pub face: Duration,
+    /// Person model runs (the region, then any tiles).
+    pub person_passes: u32,
 }
 
 /// Both detectors, for one inference worker (sessions are not shared).
@@ -172,33 +179,37 @@ impl Detectors {
         })
     }
 
-    /// Persons and faces in one frame. A failed person model is an error (the
-    /// frame cannot be counted); a failed face model is recorded in the
-    /// frame's `FaceScan`, so that the redactor obscures the whole frame.
+    /// Persons (over the whole frame) and faces in one frame. A failed
+    /// person model is an error (the frame cannot be counted); a failed face
+    /// model is recorded in the frame's `FaceScan`, so that the redactor
+    /// obscures the whole frame.
     pub fn detect(&mut self, frame: &Frame) -> Result<(Detections, StageTimes), VisionError> {
-        self.detect_with(frame, true)
+        self.detect_with(frame, Some(SearchArea::FULL), true)
     }
 
-    /// As `detect`, but the person model runs only when `persons` is true;
-    /// otherwise `Detections::persons` is empty. For redaction of files,
-    /// where the temporal hold carries person regions between person frames.
+    /// The person model runs over `persons` only (not at all when None:
+    /// `Detections::persons` is then empty), and the face model only when
+    /// `faces` (`Detections::faces` is then None): a frame that will not be
+    /// published needs no face search.
     pub fn detect_with(
         &mut self,
         frame: &Frame,
-        persons: bool,
+        persons: Option<SearchArea>,
+        faces: bool,
     ) -> Result<(Detections, StageTimes), VisionError> {
         let mut times = StageTimes::default();
-        let persons = if persons {
-            self.person.detect(frame, &mut times)?
-        } else {
-            Vec::new()
+        let persons = match persons {
+            Some(area) => self.person.detect(frame, area, &mut times)?,
+            None => Vec::new(),
         };
-        self.face_calls += 1;
-        let faces = frame.scan_faces(&mut FaceSearch {
-            face: &mut self.face,
-            faults: self.faults,
-            call: self.face_calls,
-            times: &mut times,
+        let faces = faces.then(|| {
+            self.face_calls += 1;
+            frame.scan_faces(&mut FaceSearch {
+                face: &mut self.face,
+                faults: self.faults,
+                call: self.face_calls,
+                times: &mut times,
+            })
         });
         Ok((Detections { persons, faces }, times))
     }

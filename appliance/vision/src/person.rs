@@ -8,7 +8,7 @@
 
 use crate::runtime::{inference_error, output, OnnxRuntime};
 use crate::{DetectorSettings, StageTimes, VisionError};
-use headcount_domain::detection::{non_max_suppression, Detection};
+use headcount_domain::detection::{non_max_suppression, suppress_contained, Detection, SearchArea};
 use headcount_domain::geometry::BBox;
 use headcount_domain::models::ModelEntry;
 use headcount_domain::pixels::frame::Frame;
@@ -33,6 +33,8 @@ const NORMALISATION: Normalisation = Normalisation {
     std_bgr: [57.375, 57.12, 58.395],
 };
 const NMS_IOU: f32 = 0.5;
+/// A box this much inside a better, larger one is a part of that person.
+const CONTAINED_SHARE: f32 = 0.85;
 /// Tiles overlap so that a person cut by one tile's edge is whole in another.
 const TILE_SHARE: f32 = 0.6;
 
@@ -68,15 +70,23 @@ impl PersonDetector {
         })
     }
 
+    /// The persons within `area`: its region cropped and scaled to the
+    /// model's input, then (when set) its detail part in tiles at a finer
+    /// scale, and (with `person_tiling`) the region in 2x2 tiles.
     pub fn detect(
         &mut self,
         frame: &Frame,
+        area: SearchArea,
         times: &mut StageTimes,
     ) -> Result<Vec<Detection>, VisionError> {
         let full = Roi::full(frame);
-        let mut regions = vec![full];
+        let region = to_roi(area.region, frame);
+        let mut regions = vec![region];
         if self.tiling {
-            regions.extend(tiles(frame.width(), frame.height()));
+            regions.extend(tiles(region));
+        }
+        if let Some(detail) = area.detail {
+            regions.extend(detail_tiles(to_roi(detail, frame), region));
         }
         let mut found = Vec::new();
         for roi in regions {
@@ -88,12 +98,16 @@ impl PersonDetector {
             let start = Instant::now();
             let raw = self.infer(size)?;
             times.person += start.elapsed();
+            times.person_passes += 1;
             found.extend(
                 raw.iter()
                     .filter_map(|b| to_frame(b, &lb, frame, roi != full)),
             );
         }
-        Ok(non_max_suppression(found, NMS_IOU))
+        Ok(suppress_contained(
+            non_max_suppression(found, NMS_IOU),
+            CONTAINED_SHARE,
+        ))
     }
 
     fn infer(&mut self, size: InputSize) -> Result<Vec<RawBox>, VisionError> {
@@ -130,18 +144,88 @@ fn input_size(roi: Roi) -> InputSize {
     }
 }
 
-/// The 2x2 overlapping tiles of a frame.
-fn tiles(width: u32, height: u32) -> Vec<Roi> {
+/// A normalised box in whole frame pixels, at least one pixel each way.
+fn to_roi(b: BBox, frame: &Frame) -> Roi {
+    let (w, h) = (frame.width(), frame.height());
+    let x0 = ((b.x1 * w as f32).floor() as u32).min(w - 1);
+    let y0 = ((b.y1 * h as f32).floor() as u32).min(h - 1);
+    let x1 = ((b.x2 * w as f32).ceil() as u32).clamp(x0 + 1, w);
+    let y1 = ((b.y2 * h as f32).ceil() as u32).clamp(y0 + 1, h);
+    Roi {
+        x0,
+        y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    }
+}
+
+/// The 2x2 overlapping tiles of a region.
+fn tiles(region: Roi) -> Vec<Roi> {
     let (tw, th) = (
-        (width as f32 * TILE_SHARE) as u32,
-        (height as f32 * TILE_SHARE) as u32,
+        (region.width as f32 * TILE_SHARE) as u32,
+        (region.height as f32 * TILE_SHARE) as u32,
     );
-    let (xs, ys) = ([0, width - tw], [0, height - th]);
+    let xs = [region.x0, region.x0 + region.width - tw];
+    let ys = [region.y0, region.y0 + region.height - th];
     ys.iter()
         .flat_map(|&y0| {
             xs.iter().map(move |&x0| Roi {
                 x0,
                 y0,
+                width: tw,
+                height: th,
+            })
+        })
+        .collect()
+}
+
+/// Detail tiles are at most this many frame pixels on their long side, so
+/// the model sees them at least 1.3 times larger than the frame (416 px
+/// input): a person 30 px tall reaches the 40-45 px the model needs.
+const DETAIL_TILE: u32 = 320;
+/// Neighbouring detail tiles overlap by this share, so that a person cut by
+/// one tile's edge is whole in the next.
+const DETAIL_OVERLAP: f32 = 0.25;
+
+/// Overlapping tiles covering `detail` (clipped to `region`), none longer
+/// than `DETAIL_TILE`.
+fn detail_tiles(detail: Roi, region: Roi) -> Vec<Roi> {
+    let x0 = detail.x0.max(region.x0);
+    let y0 = detail.y0.max(region.y0);
+    let x1 = (detail.x0 + detail.width).min(region.x0 + region.width);
+    let y1 = (detail.y0 + detail.height).min(region.y0 + region.height);
+    if x1 <= x0 || y1 <= y0 {
+        return Vec::new();
+    }
+    // Tile starts along one side: as few tiles as fit with the overlap.
+    let starts = |from: u32, to: u32| -> (Vec<u32>, u32) {
+        let span = to - from;
+        let tile = span.min(DETAIL_TILE);
+        let stride = ((tile as f32 * (1.0 - DETAIL_OVERLAP)) as u32).max(1);
+        let count = if span <= tile {
+            1
+        } else {
+            (span - tile).div_ceil(stride) + 1
+        };
+        let step = if count > 1 {
+            (span - tile) as f32 / (count - 1) as f32
+        } else {
+            0.0
+        };
+        (
+            (0..count)
+                .map(|i| from + (i as f32 * step).round() as u32)
+                .collect(),
+            tile,
+        )
+    };
+    let (xs, tw) = starts(x0, x1);
+    let (ys, th) = starts(y0, y1);
+    ys.iter()
+        .flat_map(|&y| {
+            xs.iter().map(move |&x| Roi {
+                x0: x,
+                y0: y,
                 width: tw,
                 height: th,
             })
@@ -390,7 +474,12 @@ mod tests {
 
     #[test]
     fn tiles_overlap_and_cover_the_frame() {
-        let t = tiles(640, 480);
+        let t = tiles(Roi {
+            x0: 0,
+            y0: 0,
+            width: 640,
+            height: 480,
+        });
         assert_eq!(t.len(), 4);
         assert_eq!(
             t[0],
@@ -410,6 +499,82 @@ mod tests {
                 height: 288
             }
         );
+    }
+
+    #[test]
+    fn detail_tiles_cover_the_detail_inside_the_region_at_a_finer_scale() {
+        let region = Roi {
+            x0: 0,
+            y0: 0,
+            width: 640,
+            height: 480,
+        };
+        // The top half of a 640x480 view: three tiles of 320x240.
+        let top = Roi {
+            height: 240,
+            ..region
+        };
+        let t = detail_tiles(top, region);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert_eq!((t[0].x0, t[1].x0, t[2].x0), (0, 160, 320));
+        assert!(t
+            .iter()
+            .all(|r| r.width == 320 && r.height == 240 && r.y0 == 0));
+        // Each is seen 1.3 times larger than the frame.
+        assert_eq!(input_size(t[0]).width, 416);
+        // Clipped to the region; nothing outside it.
+        let right = Roi {
+            x0: 500,
+            width: 140,
+            ..region
+        };
+        let inside = Roi {
+            width: 300,
+            ..region
+        };
+        assert!(detail_tiles(right, inside).is_empty());
+        let small = detail_tiles(
+            Roi {
+                x0: 100,
+                y0: 100,
+                width: 100,
+                height: 50,
+            },
+            region,
+        );
+        assert_eq!(
+            small,
+            [Roi {
+                x0: 100,
+                y0: 100,
+                width: 100,
+                height: 50
+            }]
+        );
+    }
+
+    #[test]
+    fn a_normalised_region_maps_to_whole_pixels_inside_the_frame() {
+        let frame = Frame::new("t".into(), 640, 480, vec![0; 640 * 480 * 3], 0).unwrap();
+        let roi = to_roi(
+            BBox {
+                x1: 0.25,
+                y1: 0.5,
+                x2: 0.75,
+                y2: 1.0,
+            },
+            &frame,
+        );
+        assert_eq!(
+            roi,
+            Roi {
+                x0: 160,
+                y0: 240,
+                width: 320,
+                height: 240
+            }
+        );
+        assert_eq!(to_roi(SearchArea::FULL.region, &frame), Roi::full(&frame));
     }
 
     #[test]

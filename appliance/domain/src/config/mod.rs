@@ -13,7 +13,7 @@ pub use governance::{
     AggregatesConfig, DpConfig, MqttConfig, DEFAULT_EPSILON, RELEASES_PER_SPACE_DAY,
 };
 
-use crate::geometry::{Point, Polygon};
+use crate::geometry::{BBox, Point, Polygon};
 use crate::pixels::frame::CameraId;
 use crate::pixels::redaction::{RedactionMode, RedactionPolicy};
 use raw::*;
@@ -164,6 +164,28 @@ pub struct CameraConfig {
     pub tamper: Option<anomaly::TamperSettings>,
     /// No frame for this long is stream loss.
     pub stream_loss_ms: i64,
+    /// The part of the view where people are small (normalised), looked at
+    /// again in tiles at a finer scale.
+    pub detail: Option<BBox>,
+}
+
+impl CameraConfig {
+    /// Where the person model looks in this camera's frames: around its
+    /// zones and lines when `crop`, else the whole frame; and its detail.
+    pub fn search_area(&self, crop: bool) -> crate::detection::SearchArea {
+        let mut area = if crop {
+            crate::detection::SearchArea::around(
+                self.zones
+                    .iter()
+                    .flat_map(|z| z.polygon.points().iter().copied())
+                    .chain(self.lines.iter().flat_map(|l| [l.start, l.end])),
+            )
+        } else {
+            crate::detection::SearchArea::FULL
+        };
+        area.detail = self.detail;
+        area
+    }
 }
 
 /// A room, floor or building: the sum of its zones' occupancy, or entries
@@ -194,8 +216,33 @@ pub struct DetectionConfig {
     pub face_threshold: f32,
     /// Also run the person model on 2x2 tiles: finds smaller people, costs 5x.
     pub person_tiling: bool,
+    /// Run the person model only when the view moved (or the refresh is
+    /// due); in between, the last findings stand.
+    pub motion_gate: bool,
+    /// With the motion gate, the person model still runs at least this often.
+    pub refresh_ms: i64,
+    /// Run the person model over the camera's zones and lines (and a
+    /// person's reach around them) rather than the whole frame.
+    pub crop_to_zones: bool,
+    /// Learn where in each view people are small and look there again in
+    /// finer tiles (a camera's `detail` overrides it).
+    pub auto_detail: bool,
     pub workers: usize,
     pub threads_per_worker: usize,
+}
+
+impl DetectionConfig {
+    /// How each camera's person search is planned.
+    pub fn plan_rules(&self) -> crate::frame_step::PlanRules {
+        crate::frame_step::PlanRules {
+            gate: self.motion_gate.then_some(crate::frame_step::GateRules {
+                refresh_ms: self.refresh_ms,
+                ..crate::frame_step::GateRules::default()
+            }),
+            learn_detail: self.auto_detail,
+            person_threshold: self.person_threshold,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -777,6 +824,9 @@ impl Validator<'_> {
             })
             .collect();
         let (tamper, stream_loss_ms) = self.tamper(path, raw.tamper);
+        let detail = raw
+            .detail
+            .and_then(|d| self.unit_box(&format!("{path}.detail"), &d));
         let legal_basis = self
             .text(&format!("{path}.legal_basis"), raw.legal_basis, false)
             .unwrap_or_else(|| DEFAULT_LEGAL_BASIS.to_string());
@@ -801,6 +851,28 @@ impl Validator<'_> {
             lines,
             tamper,
             stream_loss_ms,
+            detail,
+        })
+    }
+
+    /// A normalised box `[x1, y1, x2, y2]`, corners inside [0, 1], with
+    /// x1 < x2 and y1 < y2.
+    fn unit_box(&mut self, path: &str, values: &[f64]) -> Option<BBox> {
+        let valid = <[f64; 4]>::try_from(values)
+            .ok()
+            .filter(|v| v.iter().all(|c| (0.0..=1.0).contains(c)) && v[0] < v[2] && v[1] < v[3]);
+        let Some([x1, y1, x2, y2]) = valid else {
+            self.error(
+                path,
+                "is not [x1, y1, x2, y2] with corners in [0, 1], x1 < x2 and y1 < y2",
+            );
+            return None;
+        };
+        Some(BBox {
+            x1: x1 as f32,
+            y1: y1 as f32,
+            x2: x2 as f32,
+            y2: y2 as f32,
         })
     }
 
@@ -1193,11 +1265,22 @@ impl Validator<'_> {
                 );
             }
         }
+        let refresh_secs = raw.refresh_secs.unwrap_or(2.0);
+        if !(refresh_secs > 0.0 && refresh_secs <= 60.0) {
+            self.error(
+                "detection.refresh_secs",
+                format!("{refresh_secs} is outside (0, 60]"),
+            );
+        }
         DetectionConfig {
             person_threshold,
             person_low_threshold,
             face_threshold,
             person_tiling: raw.person_tiling.unwrap_or(false),
+            motion_gate: raw.motion_gate.unwrap_or(true),
+            refresh_ms: (refresh_secs * 1000.0) as i64,
+            crop_to_zones: raw.crop_to_zones.unwrap_or(true),
+            auto_detail: raw.auto_detail.unwrap_or(true),
             workers,
             threads_per_worker,
         }

@@ -61,6 +61,8 @@ pub struct RawCamera {
     #[serde(default)]
     pub lines: BTreeMap<String, RawLine>,
     pub tamper: Option<super::anomaly::RawTamper>,
+    /// [x1, y1, x2, y2]: where people are small.
+    pub detail: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +113,10 @@ pub struct RawDetection {
     pub person_low_threshold: Option<f32>,
     pub face_threshold: Option<f32>,
     pub person_tiling: Option<bool>,
+    pub motion_gate: Option<bool>,
+    pub refresh_secs: Option<f64>,
+    pub crop_to_zones: Option<bool>,
+    pub auto_detail: Option<bool>,
     pub workers: Option<usize>,
     pub threads_per_worker: Option<usize>,
 }

@@ -160,11 +160,13 @@ impl FaceScan {
 ///
 /// `faces` is the frame's `FaceScan`, not a list: a face detector that failed
 /// must make the redactor obscure the whole frame, never be mistaken for "no
-/// faces", and only a real scan of that frame can stand for one.
+/// faces", and only a real scan of that frame can stand for one. It is None
+/// when the face model was not run on this frame (it will not be
+/// published), and then the frame can only be obscured whole or dropped.
 #[derive(Debug)]
 pub struct Detections {
     pub persons: Vec<Detection>,
-    pub faces: FaceScan,
+    pub faces: Option<FaceScan>,
 }
 
 #[cfg(test)]

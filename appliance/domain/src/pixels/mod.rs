@@ -10,6 +10,7 @@
 
 pub mod frame;
 pub mod letterbox;
+pub mod motion;
 pub mod redaction;
 pub mod stats;
 
