@@ -23,15 +23,20 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def matches(truth, found, threshold=0.3):
-    """One-to-one greedy matching by descending IoU."""
+def match(truth, found, threshold=0.3):
+    """One-to-one greedy matching by descending IoU: the indices of the
+    matched truth boxes and of the matched found boxes."""
     pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True)
     used_t, used_f = set(), set()
     for score, i, j in pairs:
         if score >= threshold and i not in used_t and j not in used_f:
             used_t.add(i)
             used_f.add(j)
-    return len(used_t)
+    return used_t, used_f
+
+
+def matches(truth, found, threshold=0.3):
+    return len(match(truth, found, threshold)[0])
 
 
 def main():
@@ -79,4 +84,5 @@ def main():
     )
 
 
-main()
+if __name__ == "__main__":
+    main()

