@@ -50,7 +50,7 @@ impl PersonSizes {
     /// people are small otherwise, None where none are.
     pub fn detail(&mut self, region: BBox, frame: (u32, u32)) -> Option<BBox> {
         self.looks += 1;
-        if self.samples.len() < MIN_SAMPLES || self.looks.is_multiple_of(SURVEY_EVERY) {
+        if self.samples.len() < MIN_SAMPLES || self.looks % SURVEY_EVERY == 0 {
             return Some(region);
         }
         let (a, b) = self.fit()?;
