@@ -67,8 +67,11 @@ pub struct Look {
 /// How frames are examined.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepRules {
-    /// Detection finishing later than this obscures the frame whole and
-    /// leaves it uncounted: a live view must not fall behind.
+    /// Detection of a frame to publish finishing later than this obscures
+    /// it whole and leaves it uncounted: a live view must not fall behind.
+    /// A frame that is only counted has no deadline: its count is stamped
+    /// with the time it was taken, however late it comes (an overloaded box
+    /// analyses fewer frames; the queue keeps them fresh).
     pub deadline: Option<Duration>,
     /// Measure the tamper statistics of each frame.
     pub tamper: bool,
@@ -113,7 +116,7 @@ pub fn examine(
     let looked = area.is_some();
     let started = Instant::now();
     let detections = match detector.find(&frame, area, look.faces) {
-        Ok(found) => match rules.deadline {
+        Ok(found) => match rules.deadline.filter(|_| rules.publish) {
             Some(deadline) if started.elapsed() > deadline => {
                 tracing::warn!(
                     camera = %frame.camera(),
@@ -636,6 +639,14 @@ mod tests {
         let stepped = steps.finish(1, examined, &redactor).remove(0);
         assert!(stepped.detections.unwrap_err().contains("deadline"));
         assert!(stepped.redacted.unwrap().stats().obscured_whole);
+        // A frame only counted is counted however late.
+        let counting = StepRules {
+            publish: false,
+            ..rules
+        };
+        let examined = examine(frame(1000), &mut slow, look(), counting);
+        let stepped = steps.finish(2, examined, &redactor).remove(0);
+        assert_eq!(stepped.detections.unwrap().persons.len(), 1);
         assert!(stepped.tamper.is_none(), "no statistics unless asked for");
     }
 
