@@ -268,7 +268,10 @@ impl CameraPlan {
                 return PersonSearch::Coast(persons);
             }
         }
-        if rules.learn_detail && area.detail.is_none() {
+        // A snapshot frame takes the configured detail only: it must finish
+        // within the deadline, and faces plus every person's head are its
+        // redaction; the learned detail serves counting.
+        if rules.learn_detail && area.detail.is_none() && !publish {
             area.detail = self
                 .sizes
                 .detail(area.region, (frame.width(), frame.height()));

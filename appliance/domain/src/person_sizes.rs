@@ -6,10 +6,11 @@
 //! person standing anywhere in the view looks at the person model's input;
 //! where that is under `SMALL_AT_INPUT` pixels the model misses most
 //! people, so that part of the view (and a person's height above it) is the
-//! detail area, looked at again in finer tiles. Until enough boxes are
-//! seen, and on every `SURVEY_EVERY`th look after, the whole search region
-//! is surveyed in tiles, so the small people that the coarse pass misses
-//! are seen and the line follows a camera that was moved.
+//! detail area, looked at again in finer tiles. One look in
+//! `SURVEY_WHILE_LEARNING` until enough boxes are seen, and one in
+//! `SURVEY_EVERY` after, surveys the whole search region in tiles, so the
+//! small people that the coarse pass misses are seen and the line follows
+//! a camera that was moved.
 
 use crate::detection::Detection;
 use crate::geometry::BBox;
@@ -19,8 +20,11 @@ use std::collections::VecDeque;
 const KEEP: usize = 400;
 /// Boxes needed before the line is trusted.
 const MIN_SAMPLES: usize = 30;
-/// One look in this many surveys the whole region in tiles.
+/// One look in this many surveys the whole region in tiles...
 const SURVEY_EVERY: u64 = 40;
+/// ...and one in this many while too few people were seen to fit the line
+/// (the first look included): a survey costs about seven passes.
+const SURVEY_WHILE_LEARNING: u64 = 4;
 /// People shorter than this at the model's input are mostly missed
 /// (NanoDet-g: under 30 px fewer than half found, 30-45 px 83 %).
 const SMALL_AT_INPUT: f32 = 45.0;
@@ -50,8 +54,16 @@ impl PersonSizes {
     /// people are small otherwise, None where none are.
     pub fn detail(&mut self, region: BBox, frame: (u32, u32)) -> Option<BBox> {
         self.looks += 1;
-        if self.samples.len() < MIN_SAMPLES || self.looks % SURVEY_EVERY == 0 {
+        let survey_every = if self.samples.len() < MIN_SAMPLES {
+            SURVEY_WHILE_LEARNING
+        } else {
+            SURVEY_EVERY
+        };
+        if self.looks % survey_every == 1 % survey_every {
             return Some(region);
+        }
+        if self.samples.len() < MIN_SAMPLES {
+            return None;
         }
         let (a, b) = self.fit()?;
         let (fw, fh) = (frame.0 as f32, frame.1 as f32);
@@ -119,6 +131,11 @@ mod tests {
     fn surveys_until_it_has_seen_enough_people_then_looks_closer_where_they_are_small() {
         let mut sizes = PersonSizes::default();
         assert_eq!(sizes.detail(ALL, FRAME), Some(ALL), "nothing seen yet");
+        // While learning, one look in SURVEY_WHILE_LEARNING surveys.
+        let surveys = (1..SURVEY_WHILE_LEARNING)
+            .filter(|_| sizes.detail(ALL, FRAME).is_some())
+            .count();
+        assert_eq!(surveys, 0);
         // An elevated camera: people 0.05 of the frame tall at the top
         // (15 px at the model's input, 416x312 for 640x480), 0.3 at the
         // bottom (94 px).
@@ -134,7 +151,7 @@ mod tests {
             .map(|p| Detection { score: 0.3, ..*p })
             .collect();
         sizes.observe(&weak, 0.5);
-        assert_eq!(sizes.detail(ALL, FRAME), Some(ALL));
+        assert_eq!(sizes.detail(ALL, FRAME), Some(ALL), "the next survey");
         sizes.observe(&seen, 0.5);
         let detail = sizes.detail(ALL, FRAME).unwrap();
         // 45 px at the input is 0.144 of the frame: feet above y = 0.5.
