@@ -161,6 +161,10 @@ def detect(binary, path, extra):
     sys.exit(f"error: headcount analyze printed no boxes for {path}")
 
 
+def fmt_box(box, height):
+    return f"[{', '.join(f'{v:.3f}' for v in box)}] {(box[3] - box[1]) * height:.0f} px tall"
+
+
 def new_tally():
     return {"images": 0, "people": 0, "hits": 0, "false_positives": 0, "ignored": 0,
             "bands": {band_name(b): [0, 0] for b in BANDS}}
@@ -184,6 +188,8 @@ def main():
     parser.add_argument("--threshold", type=float, default=0.5, help="score at or above which a box counts")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--binary", default=str(REPO / "target/release/headcount"))
+    parser.add_argument("--list", action="store_true",
+                        help="also print each image's false positives and missed people (box, score, height)")
     args, extra = parser.parse_known_args()
     if extra[:1] == ["--"]:
         extra = extra[1:]
@@ -193,10 +199,18 @@ def main():
     tallies = {name: new_tally() for name in names}
     overall = new_tally()
     for scene, path, width, height, persons, ignore in images:
-        found = [b[:4] for b in detect(args.binary, path, extra) if b[4] >= args.threshold]
+        scored = [b for b in detect(args.binary, path, extra) if b[4] >= args.threshold]
+        found = [b[:4] for b in scored]
         hit_t, hit_f = match(persons, found)
         rest = [f for j, f in enumerate(found) if j not in hit_f]
         ignored = sum(1 for f in rest if excused(f, ignore))
+        if args.list:
+            for j, box in enumerate(scored):
+                if j not in hit_f and not excused(box[:4], ignore):
+                    print(f"{path.name}: false positive {fmt_box(box[:4], height)} score {box[4]:.2f}")
+            for i, box in enumerate(persons):
+                if i not in hit_t:
+                    print(f"{path.name}: missed {fmt_box(box, height)}")
         for tally in (tallies[scene], overall):
             tally["images"] += 1
             tally["people"] += len(persons)

@@ -5,6 +5,7 @@
 mod analytics;
 mod api;
 mod governance;
+mod patterns;
 mod streams;
 mod tamper;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Figures of data governance: suppression and noise on a generated
     /// month, rollup and sweep time on a generated year.
     Governance(governance::Args),
+    /// Unusual patterns and counter drift on a generated multi-week site
+    /// with planted deviations: how many are found, false alarms per week.
+    Patterns(patterns::Args),
     /// The latency authentication adds to an API request.
     Auth(api::AuthArgs),
     /// How fast one token polling one route grows the audit log, with
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Analytics(args) => analytics::run(args),
         Command::Tamper(args) => tamper::run(args),
         Command::Governance(args) => governance::run(args),
+        Command::Patterns(args) => patterns::run(args),
         Command::Auth(args) => api::auth(args),
         Command::Audit(args) => api::audit(args),
     };

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A test-pattern camera (no RTSP server needed: the writes are what
 /// matters here) with a line, in a space, on `api_port`; the rate limit
@@ -98,9 +98,23 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
             &[],
         );
         assert_eq!(code, 0, "cycle {cycle}: {out}{err}");
-        // Let buckets flush (every second) and requests flow, then read what
-        // is committed and kill at once, mid-write.
-        std::thread::sleep(Duration::from_millis(1000 + 250 * u64::from(cycle % 4)));
+        // Wait until this run's buckets are flushing (every second; the
+        // first analysed frame may take a while on a slow box), let requests
+        // flow a little longer, then read what is committed and kill at
+        // once, mid-write.
+        let flushing_by = Instant::now() + Duration::from_secs(60);
+        while count(
+            &open(&db_path),
+            "SELECT coalesce(sum(samples), 0) FROM occupancy_minute",
+        ) <= samples_seen
+        {
+            assert!(
+                Instant::now() < flushing_by,
+                "cycle {cycle}: no bucket flushed within 60 s of the start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(250 * u64::from(cycle % 4)));
         let committed = count(
             &open(&db_path),
             "SELECT coalesce(sum(samples), 0) FROM occupancy_minute",
