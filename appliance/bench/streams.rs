@@ -16,6 +16,7 @@ use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::detection::{SearchArea, FULL_FRAME};
 use headcount_domain::frame_step::{GateRules, MotionGate, PersonSearchNeed};
 use headcount_domain::geometry::BBox;
+use headcount_domain::pixels::mask::PrivacyMask;
 use headcount_domain::pixels::redaction::{Redactor, RegionHold};
 use headcount_domain::snapshot::SNAPSHOT_EVERY_MS;
 use headcount_media::FileFrames;
@@ -303,16 +304,18 @@ fn stage_costs(args: &Args, models_dir: &Path, probe: &Config) -> anyhow::Result
         (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0u32, 0u32);
     let mut size = (0, 0);
     for frame in FileFrames::open(&args.stage_video, Some(args.fps), Some(640))?.take(60) {
-        let frame = frame?;
-        size = (frame.width(), frame.height());
+        // The bench's cameras have no privacy masks.
+        let frame = PrivacyMask::default().apply(frame?);
+        size = (frame.frame().width(), frame.frame().height());
         let start = Instant::now();
         let need = gate.decide(&frame, FULL_FRAME, gate_rules);
         gating += start.elapsed();
+        let frame = frame.into_frame();
         let (_, t) = detectors.detect_with(&frame, Some(detail), false)?;
         add(&mut with_detail, t);
         let (detections, t) = detectors.detect(&frame)?;
         add(&mut full, t);
-        if need == PersonSearchNeed::Look {
+        if !matches!(need, PersonSearchNeed::Coast(_)) {
             looked += 1;
             gate.found(frame.timestamp_ms(), &detections.persons);
         }

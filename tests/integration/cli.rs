@@ -47,7 +47,7 @@ zones = ["lobby.entrance", "hall.attic"]
             "api.bind: `127.0.0.1:http` is not an address:port such as 127.0.0.1:8080",
             "cameras.hall.analysis_fps: 100 is outside (0, 30]",
             "cameras.hall.zones.stage.polygon[1]: [1.5, 0.1] is outside the frame; coordinates are fractions in [0, 1]",
-            "cameras.lobby.zones.bow_tie.polygon: edges 0 and 2 cross; the points must go around the zone's outline in order",
+            "cameras.lobby.zones.bow_tie.polygon: edges 0 and 2 cross; the points must go around the outline in order",
             "cameras.lobby.zones.entrance.polygon: needs at least 3 points, has 2",
             "cameras.lobby.lines.door.points: the two points are (almost) the same: a line needs a length of at least 0.01",
             "cameras.lobby.url: must not contain credentials; use credentials = { user = ..., password_ref = \"env:NAME\" }",
@@ -285,6 +285,101 @@ fn only_a_manifest_signed_by_the_release_key_is_trusted() {
     assert!(
         stderr.contains("MODEL_REJECTED") && stderr.contains("is not signed"),
         "{stderr}"
+    );
+}
+
+/// `analyze --config` of vtest at 0.25 fps with camera `cam` (a zone over
+/// the whole view) and `extra` config lines: its frames and summary.
+fn analyze_vtest_with(extra: &str) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let models = repo().join("models");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[appliance]\nstate_dir = {:?}\nmodels_dir = {:?}\n[cameras.cam]\nurl = \"testsrc:ball\"\n\
+             [cameras.cam.zones.all]\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n{extra}",
+            dir.path().join("state"),
+            models
+        ),
+    )
+    .unwrap();
+    let video = media("vtest.avi");
+    let (code, stdout, stderr) = run(
+        &[
+            "analyze",
+            "--input",
+            video.to_str().unwrap(),
+            "--fps",
+            "0.25",
+            "--boxes",
+            "--config",
+            config.to_str().unwrap(),
+            "--models-dir",
+            models.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let mut lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.pop().unwrap();
+    (lines, summary)
+}
+
+/// Centres of the confident person boxes of every frame.
+fn person_centres(frames: &[serde_json::Value]) -> Vec<(f64, f64)> {
+    frames
+        .iter()
+        .flat_map(|f| f["boxes"]["persons"].as_array().unwrap().clone())
+        .filter(|b| b[4].as_f64().unwrap() >= 0.5)
+        .map(|b| {
+            let v = |i: usize| b[i].as_f64().unwrap();
+            ((v(0) + v(2)) / 2.0, (v(1) + v(3)) / 2.0)
+        })
+        .collect()
+}
+
+#[test]
+fn a_privacy_mask_hides_its_people_from_the_detector_and_an_exclusion_from_the_count() {
+    // vtest has people walking on both halves of its path.
+    let (frames, summary) = analyze_vtest_with("");
+    let left = |c: &&(f64, f64)| c.0 < 0.4;
+    let centres = person_centres(&frames);
+    assert!(
+        centres.iter().filter(left).count() >= 10,
+        "too few people on the left to tell: {centres:?}"
+    );
+    assert!(
+        summary["summary"]["zones"]["cam.all"]["peak"].as_u64() >= Some(3),
+        "{summary}"
+    );
+
+    // The left half masked: the person model's input there is flat grey.
+    let (frames, _) = analyze_vtest_with(
+        "[cameras.cam.masks.left]\npolygon = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]\n",
+    );
+    let centres = person_centres(&frames);
+    let hidden: Vec<_> = centres.iter().filter(left).collect();
+    assert!(
+        hidden.is_empty(),
+        "persons found under the mask: {hidden:?}"
+    );
+    assert!(
+        centres.len() >= 10,
+        "the unmasked half lost its people too: {centres:?}"
+    );
+
+    // Excluded everywhere: people are still detected, and never counted.
+    let (frames, summary) = analyze_vtest_with(
+        "[cameras.cam.exclusions.everything]\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n",
+    );
+    assert!(person_centres(&frames).len() >= 10);
+    assert_eq!(
+        summary["summary"]["zones"]["cam.all"]["peak"], 0,
+        "{summary}"
     );
 }
 

@@ -8,6 +8,7 @@
 
 use crate::common::*;
 use headcount_domain::pixels::frame::Frame;
+use headcount_domain::pixels::mask::MASK_FILL;
 use headcount_domain::pixels::redaction::FILL;
 use std::process::Stdio;
 use std::time::Duration;
@@ -163,6 +164,51 @@ fn only_the_snapshot_is_an_image_and_it_shows_no_face() {
     let (w, h) = image.dimensions();
     let frame = Frame::new("snapshot".into(), w, h, image.into_raw(), 0).unwrap();
     assert_eq!(faces(&frame), 0, "a face is visible in the snapshot");
+}
+
+/// A camera's privacy mask is blank in its snapshot: what the live
+/// pipeline publishes went through the mask before anything else (the
+/// frame step's unit test proves the same for the detectors' input).
+#[test]
+fn a_privacy_mask_is_blank_in_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rtsp_port, api_port) = (free_port(), free_port());
+    let _camera = serve_file(rtsp_port, &media("faces/carphone.ts"), "/faces", &[], &[]);
+    let cfg = face_camera_config(dir.path(), api_port, rtsp_port);
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + "[cameras.desk.masks.window]\npolygon = [[0.0, 0.0], [0.4, 0.0], [0.4, 1.0], [0.0, 1.0]]\n";
+    std::fs::write(&cfg, text).unwrap();
+    let _appliance = start_appliance_with(&cfg, api_port, &[], Stdio::null());
+    wait_for_frames(api_port, "frames_analysed", 3);
+    let (status, _, snapshot) = get_raw(api_port, "/api/v1/cameras/desk/snapshot").unwrap();
+    assert_eq!(status, 200);
+    let image = image::load_from_memory(&snapshot).unwrap().to_rgb8();
+    let (w, h) = image.dimensions();
+    // Inside the mask, away from its edge (JPEG blocks, a redaction's blur
+    // reaching in from outside): flat grey.
+    let inner = (0.4 * w as f64) as u32 - 16;
+    let (mut inside, mut grey) = (0u64, 0u64);
+    for (_, _, p) in image.enumerate_pixels().filter(|(x, _, _)| *x < inner) {
+        inside += 1;
+        grey += u64::from(p.0.iter().all(|&c| c.abs_diff(MASK_FILL) <= 6));
+    }
+    assert_eq!(
+        grey,
+        inside,
+        "{} of {inside} masked pixels are not grey",
+        inside - grey
+    );
+    // The rest is the scene.
+    let scene = image
+        .enumerate_pixels()
+        .filter(|(x, _, p)| {
+            *x > (0.4 * w as f64) as u32 + 16 && p.0.iter().any(|&c| c.abs_diff(MASK_FILL) > 12)
+        })
+        .count();
+    assert!(
+        scene as u32 * 4 > w * h / 2,
+        "the unmasked part shows almost nothing"
+    );
 }
 
 /// The appliance with `fault` injected and `privacy` lines added to its

@@ -342,12 +342,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         plan_rules.learn_detail = false;
     }
     let mut plan = CameraPlan::default();
+    let mask = camera_config.privacy_mask();
     let mut report = |index: u64, frame: Frame| -> anyhow::Result<()> {
+        let frame = mask.apply(frame);
         let look = Look {
             persons: plan.plan(&frame, area, false, plan_rules),
             faces: true,
         };
-        let at = frame.timestamp_ms();
+        let at = frame.frame().timestamp_ms();
         let examined = frame_step::examine(frame, &mut detectors, look, rules);
         plan.learn(at, &examined, plan_rules);
         for stepped in steps.finish(index, examined, &redactor) {

@@ -5,12 +5,15 @@
 //! when complete, so a failure never leaves a file that looks finished.
 
 use anyhow::{bail, Context};
+use headcount_domain::config::MAX_POLYGON_POINTS;
 use headcount_domain::detection::SearchArea;
 use headcount_domain::frame_step::{
     self, CameraSteps, Examined, FrameDetector, Look, PersonSearch, StepRules,
 };
+use headcount_domain::geometry::{Point, Polygon};
 use headcount_domain::pixels::frame::Detections;
 use headcount_domain::pixels::frame::Frame;
+use headcount_domain::pixels::mask::PrivacyMask;
 use headcount_domain::pixels::redaction::{
     RedactedFrame, RedactionMode, RedactionPolicy, RedactionStats, Redactor, StillFormat,
 };
@@ -67,9 +70,49 @@ pub struct Args {
     /// ONNX Runtime threads per worker. Default: the cores shared out.
     #[arg(long)]
     threads: Option<usize>,
+    /// A static privacy mask: a polygon of normalised points
+    /// X1,Y1,X2,Y2,X3,Y3[,...] blanked in every frame before anything looks
+    /// at it, as a camera's `masks` are. Repeat for more.
+    #[arg(long = "mask", value_name = "X1,Y1,X2,Y2,X3,Y3,...")]
+    masks: Vec<String>,
     /// Print the summary as one JSON line.
     #[arg(long)]
     json: bool,
+}
+
+/// A `--mask` polygon, checked as a config's outlines are.
+fn mask_polygon(text: &str) -> anyhow::Result<Polygon> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--mask {text}: {e}; give X1,Y1,X2,Y2,X3,Y3,... as fractions of the frame"
+            )
+        })?;
+    if values.len() % 2 != 0 || values.len() < 6 || values.len() > 2 * MAX_POLYGON_POINTS {
+        bail!(
+            "--mask {text}: needs 3 to {MAX_POLYGON_POINTS} points (X,Y pairs), has {} numbers",
+            values.len()
+        );
+    }
+    if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+        bail!("--mask {text}: {v} is outside the frame; coordinates are fractions in [0, 1]");
+    }
+    let polygon = Polygon::new(
+        values
+            .chunks_exact(2)
+            .map(|p| Point {
+                x: p[0] as f32,
+                y: p[1] as f32,
+            })
+            .collect(),
+    );
+    if let Some((i, j)) = polygon.self_intersection() {
+        bail!("--mask {text}: edges {i} and {j} cross; the points must go around the outline in order");
+    }
+    Ok(polygon)
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -154,6 +197,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
         bail!("--threshold {} is outside (0, 1)", args.threshold);
     }
+    let mask = PrivacyMask::new(
+        args.masks
+            .iter()
+            .map(|m| mask_polygon(m))
+            .collect::<anyhow::Result<_>>()?,
+    );
     let mut job = Job {
         runtime: OnnxRuntime::load(None)?,
         models_dir: args.models_dir.clone(),
@@ -170,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             hold_ms: args.hold_ms.unwrap_or(DEFAULT_HOLD_MS),
         }),
         steps: CameraSteps::default(),
+        mask,
         summary: Summary::default(),
     };
     let start = Instant::now();
@@ -267,6 +317,8 @@ struct Job {
     redactor: Redactor,
     /// The file's frames in order, each redacted with the hold.
     steps: CameraSteps,
+    /// Blanked in every frame before it is examined.
+    mask: PrivacyMask,
     summary: Summary,
 }
 
@@ -406,6 +458,7 @@ impl Job {
         let frame = Frame::new("file".into(), width, height, image.into_raw(), 0)?;
         self.workers = Some(1);
         self.load_detectors(width as u64 * height as u64)?;
+        let frame = self.mask.apply(frame);
         let examined = frame_step::examine(frame, &mut self.detectors[0], look(true), RULES);
         let redacted = self.redact(0, examined);
         let [redacted] = <[RedactedFrame; 1]>::try_from(redacted)
@@ -451,6 +504,8 @@ impl Job {
         // sends fail and it stops too, so an error anywhere ends every thread.
         let (done_tx, done_rx) = sync_channel::<(u64, Examined)>(1);
         let mut detectors = std::mem::take(&mut self.detectors);
+        // The workers share a copy; the job redacts meanwhile.
+        let mask = &self.mask.clone();
         let outcome = std::thread::scope(|scope| -> anyhow::Result<()> {
             let person_every = self.person_every;
             for set in detectors.iter_mut() {
@@ -459,8 +514,8 @@ impl Job {
                     let Ok((index, frame)) = work_rx.recv() else {
                         return;
                     };
-                    let examined =
-                        frame_step::examine(frame, set, look(index % person_every == 0), RULES);
+                    let look = look(index % person_every == 0);
+                    let examined = frame_step::examine(mask.apply(frame), set, look, RULES);
                     if done_tx.send((index, examined)).is_err() {
                         return;
                     }

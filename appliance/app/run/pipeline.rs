@@ -42,6 +42,7 @@ use headcount_domain::frame_step::{
 use headcount_domain::health::HealthBoard;
 use headcount_domain::health::StorageBoard;
 use headcount_domain::pixels::frame::CameraId;
+use headcount_domain::pixels::mask::PrivacyMask;
 use headcount_domain::pixels::redaction::Redactor;
 use headcount_domain::pixels::stats::FrameStats;
 use headcount_domain::security::audit_key::AuditKey;
@@ -136,7 +137,7 @@ impl Appliance {
         for camera in &config.cameras {
             health.update(&camera.id, |h| h.target_fps = camera.analysis_fps);
         }
-        let areas = SearchAreas::new(config);
+        let views = CameraViews::new(config);
         let occupancy = OccupancyBoard::new(config);
         let mut threads = Vec::new();
 
@@ -182,7 +183,7 @@ impl Appliance {
             tamper_at: HashMap::new(),
             control: anomaly_control.clone(),
             live,
-            areas: areas.clone(),
+            views: views.clone(),
             health: health.clone(),
             clock: clock.clone(),
             flush_every: Duration::from_secs(config.analytics.flush_secs),
@@ -213,7 +214,7 @@ impl Appliance {
                 detectors,
                 redactor,
                 steps: steps.clone(),
-                areas: areas.clone(),
+                views: views.clone(),
                 plan,
                 deadline,
                 snapshots: snapshots.clone(),
@@ -367,40 +368,58 @@ struct CameraWork {
     plan: Mutex<CameraPlan>,
 }
 
-/// Where the person model looks in each camera's frames: around its zones
-/// and lines, updated when an admin saves new ones.
+/// Per camera, what its privacy masks blank and where the person model
+/// looks (around its zones and lines), updated when the config changes
+/// (an admin saving new zones and lines, a reload).
 #[derive(Clone)]
-struct SearchAreas {
+struct CameraViews {
     crop: bool,
-    areas: Arc<RwLock<HashMap<CameraId, SearchArea>>>,
+    views: Arc<RwLock<HashMap<CameraId, CameraView>>>,
 }
 
-impl SearchAreas {
-    fn new(config: &Config) -> SearchAreas {
-        let areas = SearchAreas {
+#[derive(Clone)]
+struct CameraView {
+    mask: Arc<PrivacyMask>,
+    area: SearchArea,
+}
+
+impl CameraViews {
+    fn new(config: &Config) -> CameraViews {
+        let views = CameraViews {
             crop: config.detection.crop_to_zones,
-            areas: Arc::default(),
+            views: Arc::default(),
         };
-        areas.update(config);
-        areas
+        views.update(config);
+        views
     }
 
     fn update(&self, config: &Config) {
         let fresh = config
             .cameras
             .iter()
-            .map(|c| (c.id.clone(), c.search_area(self.crop)))
+            .map(|c| {
+                let view = CameraView {
+                    mask: Arc::new(c.privacy_mask()),
+                    area: c.search_area(self.crop),
+                };
+                (c.id.clone(), view)
+            })
             .collect();
-        *self.areas.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        *self.views.write().unwrap_or_else(|e| e.into_inner()) = fresh;
     }
 
-    fn of(&self, camera: &CameraId) -> SearchArea {
-        self.areas
+    /// A camera no longer configured (the last of its frames in flight
+    /// after a reload) is masked whole: its masks are unknown here.
+    fn of(&self, camera: &CameraId) -> CameraView {
+        self.views
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(camera)
-            .copied()
-            .unwrap_or(SearchArea::FULL)
+            .cloned()
+            .unwrap_or_else(|| CameraView {
+                mask: Arc::new(PrivacyMask::whole_frame()),
+                area: SearchArea::FULL,
+            })
     }
 }
 
@@ -410,7 +429,7 @@ struct Worker {
     detectors: Detectors,
     redactor: Redactor,
     steps: Steps,
-    areas: SearchAreas,
+    views: CameraViews,
     plan: PlanRules,
     /// Detections that took longer than this leave their frame uncounted.
     deadline: Duration,
@@ -437,13 +456,16 @@ impl Worker {
             // process: only its frame gets the face model, and the person
             // model over the whole frame (every head is redacted).
             let publish = self.snapshots.due(&camera, frame.timestamp_ms());
-            let persons = lock(&work.plan).plan(&frame, self.areas.of(&camera), publish, self.plan);
+            // The masks first: nothing below sees their pixels.
+            let view = self.views.of(&camera);
+            let frame = view.mask.apply(frame);
+            let persons = lock(&work.plan).plan(&frame, view.area, publish, self.plan);
             let rules = StepRules {
                 deadline: Some(self.deadline),
                 tamper: self.tamper.contains(&camera),
                 publish,
             };
-            let at = frame.timestamp_ms();
+            let at = frame.frame().timestamp_ms();
             let look = Look {
                 persons,
                 faces: publish,
@@ -522,7 +544,7 @@ struct AnalyticsStage {
     /// New zones and lines saved from the dashboard.
     live: LiveConfig,
     /// The workers' search areas, which follow the zones and lines.
-    areas: SearchAreas,
+    views: CameraViews,
     health: HealthBoard,
     clock: Arc<dyn Clock>,
     flush_every: Duration,
@@ -558,7 +580,7 @@ impl AnalyticsStage {
             if let Some(config) = self.live.take_geometry() {
                 // Tracks, line totals and entrance counts carry over.
                 self.engine.reconfigure(&config, now);
-                self.areas.update(&config);
+                self.views.update(&config);
                 changes.extend(self.monitor.reconfigure(&config, now));
                 tracing::info!("counting with the zones and lines just saved");
             }

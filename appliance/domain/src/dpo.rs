@@ -83,6 +83,9 @@ pub struct Activity {
     pub legal_basis: String,
     pub zones: Vec<String>,
     pub lines: Vec<String>,
+    /// Parts of the view blanked before any analysis (Art. 25: data
+    /// protection by design), by name.
+    pub privacy_masks: Vec<String>,
     pub analysis_fps: f64,
 }
 
@@ -155,6 +158,7 @@ impl ProcessingRecord {
                     legal_basis: c.legal_basis.clone(),
                     zones: c.zones.iter().map(|z| z.name.clone()).collect(),
                     lines: c.lines.iter().map(|l| l.name.clone()).collect(),
+                    privacy_masks: c.masks.iter().map(|m| m.name.clone()).collect(),
                     analysis_fps: c.analysis_fps,
                 }
             })
@@ -291,9 +295,9 @@ impl ProcessingRecord {
         writeln!(md, "## 2. Purposes and legal basis\n")?;
         writeln!(
             md,
-            "| Camera | Purpose | Legal basis | Zones | Lines | Frames analysed |"
+            "| Camera | Purpose | Legal basis | Zones | Lines | Privacy masks (blanked before analysis) | Frames analysed |"
         )?;
-        writeln!(md, "|---|---|---|---|---|---|")?;
+        writeln!(md, "|---|---|---|---|---|---|---|")?;
         for a in &self.activities {
             let purpose = if a.purpose_stated {
                 cell(&a.purpose)
@@ -302,11 +306,12 @@ impl ProcessingRecord {
             };
             writeln!(
                 md,
-                "| {} | {purpose} | {} | {} | {} | {}/s |",
+                "| {} | {purpose} | {} | {} | {} | {} | {}/s |",
                 cell(&a.camera),
                 cell(&a.legal_basis),
                 list_or_none(&a.zones),
                 list_or_none(&a.lines),
+                list_or_none(&a.privacy_masks),
                 a.analysis_fps
             )?;
         }
@@ -920,7 +925,7 @@ epsilon = 0.5
             );
         }
         assert!(md.contains(
-            "| lobby | occupancy of the lobby for fire-safety capacity | legitimate interest, GDPR Art. 6(1)(f) | waiting_area | front_door | 2/s |"
+            "| lobby | occupancy of the lobby for fire-safety capacity | legitimate interest, GDPR Art. 6(1)(f) | waiting_area | front_door | none | 2/s |"
         ), "{md}");
         assert!(
             md.contains(

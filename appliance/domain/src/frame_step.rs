@@ -1,8 +1,9 @@
 //! One frame step: the rules every path that analyses frames follows, the
 //! live appliance (`run`), `analyze` and `redact` alike.
 //!
-//! 1. `examine` (on any thread, frames of a camera in any order): the
-//!    tamper statistics of the raw frame, in memory, when asked for; then
+//! 1. `examine` (on any thread, frames of a camera in any order; a
+//!    `MaskedFrame` only, so the camera's privacy masks are blanked before
+//!    anything here looks at it): the tamper statistics of the raw frame, in memory, when asked for; then
 //!    the detectors, as `Look` says: the person model over a search area,
 //!    or not at all (the `MotionGate` found the view unchanged, and its
 //!    last findings stand), and the face model only on a frame that will
@@ -24,6 +25,7 @@ use crate::detection::{Detection, SearchArea, FULL_FRAME};
 use crate::geometry::BBox;
 use crate::person_sizes::PersonSizes;
 use crate::pixels::frame::{Detections, Frame};
+use crate::pixels::mask::MaskedFrame;
 use crate::pixels::motion::MotionSample;
 use crate::pixels::redaction::{RedactedFrame, Redactor, RegionHold};
 use crate::pixels::stats::FrameStats;
@@ -101,11 +103,12 @@ impl Examined {
 
 /// Measures and detects, by `look` and `rules`.
 pub fn examine(
-    frame: Frame,
+    frame: MaskedFrame,
     detector: &mut dyn FrameDetector,
     look: Look,
     rules: StepRules,
 ) -> Examined {
+    let frame = frame.into_frame();
     // On the raw frame, in memory: only statistics go on.
     let tamper = rules.tamper.then(|| FrameStats::measure(&frame));
     let (area, coasted) = match look.persons {
@@ -197,23 +200,31 @@ impl MotionGate {
     /// the view is unchanged since it last looked and those findings stand.
     /// Looking makes this frame the new reference at once, so frames that
     /// other workers examine meanwhile compare against it.
-    pub fn decide(&mut self, frame: &Frame, region: BBox, rules: GateRules) -> PersonSearchNeed {
+    pub fn decide(
+        &mut self,
+        frame: &MaskedFrame,
+        region: BBox,
+        rules: GateRules,
+    ) -> PersonSearchNeed {
+        let frame = frame.frame();
         let sample = MotionSample::take(frame);
         let at = frame.timestamp_ms();
-        let look = match &self.reference {
-            None => true,
+        let need = match &self.reference {
+            None => PersonSearchNeed::Look,
             Some((reference, then)) => {
-                at < *then
-                    || at - then >= rules.refresh_ms
-                    || sample.changed_since(reference, region) >= rules.min_changed
+                if at < *then || sample.changed_since(reference, region) >= rules.min_changed {
+                    PersonSearchNeed::Look
+                } else if at - then >= rules.refresh_ms {
+                    PersonSearchNeed::Refresh
+                } else {
+                    PersonSearchNeed::Coast(self.persons.clone())
+                }
             }
         };
-        if look {
+        if !matches!(need, PersonSearchNeed::Coast(_)) {
             self.reference = Some((sample, at));
-            PersonSearchNeed::Look
-        } else {
-            PersonSearchNeed::Coast(self.persons.clone())
         }
+        need
     }
 
     /// Records what the model found in the frame taken at `at`.
@@ -256,25 +267,29 @@ impl CameraPlan {
     /// the whole frame, so that every person's head is redacted.
     pub fn plan(
         &mut self,
-        frame: &Frame,
+        frame: &MaskedFrame,
         mut area: SearchArea,
         publish: bool,
         rules: PlanRules,
     ) -> PersonSearch {
+        let mut moved = true;
         if publish {
             area.region = FULL_FRAME;
         } else if let Some(gate) = rules.gate {
-            if let PersonSearchNeed::Coast(persons) = self.gate.decide(frame, area.region, gate) {
-                return PersonSearch::Coast(persons);
+            match self.gate.decide(frame, area.region, gate) {
+                PersonSearchNeed::Coast(persons) => return PersonSearch::Coast(persons),
+                PersonSearchNeed::Refresh => moved = false,
+                PersonSearchNeed::Look => {}
             }
         }
         // A snapshot frame takes the configured detail only: it must finish
         // within the deadline, and faces plus every person's head are its
-        // redaction; the learned detail serves counting.
+        // redaction; the learned detail serves counting. A refresh of an
+        // unchanged view is no survey: whoever is there was found when they
+        // moved in, and an empty view would otherwise be surveyed forever.
         if rules.learn_detail && area.detail.is_none() && !publish {
-            area.detail = self
-                .sizes
-                .detail(area.region, (frame.width(), frame.height()));
+            let size = (frame.frame().width(), frame.frame().height());
+            area.detail = self.sizes.detail(area.region, size, moved);
         }
         PersonSearch::Within(area)
     }
@@ -298,7 +313,12 @@ impl CameraPlan {
 /// The gate's answer for one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PersonSearchNeed {
+    /// Something moved (or the view is new): look.
     Look,
+    /// Nothing moved, but the last look is `refresh_ms` old: look again,
+    /// so that a still person is never lost.
+    Refresh,
+    /// Nothing moved: the persons last found stand.
     Coast(Vec<Detection>),
 }
 
@@ -398,8 +418,10 @@ mod tests {
     use super::*;
     use crate::detection::Detection;
     use crate::geometry::BBox;
+    use crate::geometry::{Point, Polygon};
+    use crate::pixels::mask::{PrivacyMask, MASK_FILL};
     use crate::pixels::redaction::RedactionPolicy;
-    use crate::pixels::testing::GivenFaces;
+    use crate::pixels::testing::{pixels_of, GivenFaces};
 
     /// A detector that finds one person and one face, after `delay`, or
     /// fails; it counts its face searches.
@@ -447,8 +469,9 @@ mod tests {
         }
     }
 
-    fn frame(at: UnixMs) -> Frame {
-        Frame::new("cam".into(), 8, 8, vec![200; 8 * 8 * 3], at).unwrap()
+    fn frame(at: UnixMs) -> MaskedFrame {
+        PrivacyMask::default()
+            .apply(Frame::new("cam".into(), 8, 8, vec![200; 8 * 8 * 3], at).unwrap())
     }
 
     fn redactor() -> Redactor {
@@ -503,6 +526,90 @@ mod tests {
         assert_eq!(stepped.redacted.unwrap().stats().faces, 1);
     }
 
+    /// A detector that keeps a copy of the pixels it was given and finds
+    /// one face, across the mask's edge.
+    #[derive(Default)]
+    struct Recording {
+        given: Vec<u8>,
+    }
+
+    impl FrameDetector for Recording {
+        fn find(
+            &mut self,
+            frame: &Frame,
+            _: Option<SearchArea>,
+            faces: bool,
+        ) -> Result<Detections, String> {
+            self.given = pixels_of(frame);
+            let face = Detection {
+                bbox: BBox {
+                    x1: 0.3,
+                    y1: 0.0,
+                    x2: 0.7,
+                    y2: 0.25,
+                },
+                score: 0.9,
+            };
+            Ok(Detections {
+                persons: Vec::new(),
+                faces: faces.then(|| frame.scan_faces(&mut GivenFaces::found(vec![face]))),
+            })
+        }
+    }
+
+    #[test]
+    fn masked_pixels_reach_neither_the_detectors_nor_a_snapshot() {
+        // Every pixel of a 16x16 frame different from the fill; the left
+        // 45 % masked: columns 0-7 (column 7 in part).
+        let (w, h) = (16usize, 16usize);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 100) as u8).collect();
+        let raw = Frame::new("cam".into(), w as u32, h as u32, rgb.clone(), 0).unwrap();
+        let left = Polygon::new(
+            [(0.0, 0.0), (0.45, 0.0), (0.45, 1.0), (0.0, 1.0)]
+                .map(|(x, y)| Point { x, y })
+                .to_vec(),
+        );
+        let mut detector = Recording::default();
+        let examined = examine(
+            PrivacyMask::new(vec![left]).apply(raw),
+            &mut detector,
+            look(),
+            PUBLISH,
+        );
+        let stepped = CameraSteps::default()
+            .finish(0, examined, &redactor())
+            .remove(0);
+        let published = stepped.redacted.expect("a frame to publish");
+        assert_eq!(published.stats().faces, 1);
+        let published = published.pixels().to_vec();
+        let pixel = |pixels: &[u8], x: usize, y: usize| pixels[(y * w + x) * 3..][..3].to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let original = rgb[(y * w + x) * 3..][..3].to_vec();
+                let expected = if x < 8 {
+                    vec![MASK_FILL; 3]
+                } else {
+                    original.clone()
+                };
+                assert_eq!(
+                    pixel(&detector.given, x, y),
+                    expected,
+                    "the detector's input: pixel ({x}, {y})"
+                );
+                // The face, blurred across the mask's edge, spreads nothing into it.
+                if x < 8 || y >= 8 {
+                    assert_eq!(
+                        pixel(&published, x, y),
+                        expected,
+                        "the snapshot: pixel ({x}, {y})"
+                    );
+                }
+            }
+        }
+        let redacted = (8..w).any(|x| pixel(&published, x, 1) != rgb[(w + x) * 3..][..3]);
+        assert!(redacted, "the face beside the mask was not redacted");
+    }
+
     #[test]
     fn a_coasted_frame_reports_the_persons_last_found_without_running_the_model() {
         let mut detector = Scripted::default();
@@ -528,7 +635,7 @@ mod tests {
     }
 
     /// A 64x36 grey frame with a dark block at column `x` (None: none).
-    fn view(at: UnixMs, x: Option<usize>) -> Frame {
+    fn view(at: UnixMs, x: Option<usize>) -> MaskedFrame {
         let (w, h) = (64usize, 36usize);
         let mut rgb = vec![120u8; w * h * 3];
         if let Some(x) = x {
@@ -536,7 +643,7 @@ mod tests {
                 rgb[(y * w + x) * 3..][..12].fill(10);
             }
         }
-        Frame::new("cam".into(), w as u32, h as u32, rgb, at).unwrap()
+        PrivacyMask::default().apply(Frame::new("cam".into(), w as u32, h as u32, rgb, at).unwrap())
     }
 
     #[test]
@@ -578,7 +685,7 @@ mod tests {
         ));
         assert_eq!(
             gate.decide(&view(3000, Some(30)), all, rules),
-            PersonSearchNeed::Look
+            PersonSearchNeed::Refresh
         );
         // Motion outside the search area does not count.
         let left = BBox { x2: 0.3, ..all };

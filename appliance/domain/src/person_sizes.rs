@@ -50,17 +50,20 @@ impl PersonSizes {
     }
 
     /// The detail area for one look at `region` (normalised) of a frame of
-    /// `frame` pixels: the whole region when surveying, the part where
-    /// people are small otherwise, None where none are.
-    pub fn detail(&mut self, region: BBox, frame: (u32, u32)) -> Option<BBox> {
-        self.looks += 1;
-        let survey_every = if self.samples.len() < MIN_SAMPLES {
-            SURVEY_WHILE_LEARNING
-        } else {
-            SURVEY_EVERY
-        };
-        if self.looks % survey_every == 1 % survey_every {
-            return Some(region);
+    /// `frame` pixels: the whole region when surveying (only a look at a
+    /// view that moved, `may_survey`, counts towards the surveys), the part
+    /// where people are small otherwise, None where none are.
+    pub fn detail(&mut self, region: BBox, frame: (u32, u32), may_survey: bool) -> Option<BBox> {
+        if may_survey {
+            self.looks += 1;
+            let survey_every = if self.samples.len() < MIN_SAMPLES {
+                SURVEY_WHILE_LEARNING
+            } else {
+                SURVEY_EVERY
+            };
+            if self.looks % survey_every == 1 % survey_every {
+                return Some(region);
+            }
         }
         if self.samples.len() < MIN_SAMPLES {
             return None;
@@ -130,10 +133,14 @@ mod tests {
     #[test]
     fn surveys_until_it_has_seen_enough_people_then_looks_closer_where_they_are_small() {
         let mut sizes = PersonSizes::default();
-        assert_eq!(sizes.detail(ALL, FRAME), Some(ALL), "nothing seen yet");
+        assert_eq!(
+            sizes.detail(ALL, FRAME, true),
+            Some(ALL),
+            "nothing seen yet"
+        );
         // While learning, one look in SURVEY_WHILE_LEARNING surveys.
         let surveys = (1..SURVEY_WHILE_LEARNING)
-            .filter(|_| sizes.detail(ALL, FRAME).is_some())
+            .filter(|_| sizes.detail(ALL, FRAME, true).is_some())
             .count();
         assert_eq!(surveys, 0);
         // An elevated camera: people 0.05 of the frame tall at the top
@@ -151,17 +158,37 @@ mod tests {
             .map(|p| Detection { score: 0.3, ..*p })
             .collect();
         sizes.observe(&weak, 0.5);
-        assert_eq!(sizes.detail(ALL, FRAME), Some(ALL), "the next survey");
+        assert_eq!(sizes.detail(ALL, FRAME, true), Some(ALL), "the next survey");
         sizes.observe(&seen, 0.5);
-        let detail = sizes.detail(ALL, FRAME).unwrap();
+        let detail = sizes.detail(ALL, FRAME, true).unwrap();
         // 45 px at the input is 0.144 of the frame: feet above y = 0.5.
         assert_eq!((detail.x1, detail.y1, detail.x2), (0.0, 0.0, 1.0));
         assert!((detail.y2 - 0.5).abs() < 0.04, "{detail:?}");
         // Every SURVEY_EVERYth look surveys the whole region again.
         let surveys = (0..SURVEY_EVERY)
-            .filter(|_| sizes.detail(ALL, FRAME) == Some(ALL))
+            .filter(|_| sizes.detail(ALL, FRAME, true) == Some(ALL))
             .count();
         assert_eq!(surveys, 1);
+        // A refresh of an unchanged view is never a survey, nor counts
+        // towards one: it gets the learned band.
+        let refreshes: Vec<Option<BBox>> = (0..2 * SURVEY_EVERY)
+            .map(|_| sizes.detail(ALL, FRAME, false))
+            .collect();
+        assert!(
+            refreshes.iter().all(|d| *d == Some(detail)),
+            "{refreshes:?}"
+        );
+    }
+
+    #[test]
+    fn an_empty_view_is_surveyed_on_motion_only() {
+        let mut sizes = PersonSizes::default();
+        assert_eq!(sizes.detail(ALL, FRAME, false), None, "a refresh");
+        assert_eq!(
+            sizes.detail(ALL, FRAME, true),
+            Some(ALL),
+            "the first look that moved"
+        );
     }
 
     #[test]
@@ -172,6 +199,6 @@ mod tests {
             .collect();
         sizes.observe(&close, 0.5);
         sizes.looks = 1;
-        assert_eq!(sizes.detail(ALL, FRAME), None);
+        assert_eq!(sizes.detail(ALL, FRAME, true), None);
     }
 }

@@ -18,6 +18,7 @@ pub use dwell::DwellHistogram;
 use crate::clock::UnixMs;
 use crate::config::{zone_key, AnalyticsConfig, CameraConfig, Config, LineConfig, ZoneConfig};
 use crate::detection::Detection;
+use crate::geometry::Polygon;
 use crate::pixels::frame::CameraId;
 use lines::{Direction, LineCounter};
 use spaces::SpaceCounter;
@@ -171,6 +172,8 @@ struct CameraAnalytics {
     tracker: Tracker,
     zones: Vec<ZoneState>,
     lines: Vec<LineCounter>,
+    /// Persons whose foot point lies in one of these are not tracked.
+    exclusions: Vec<Polygon>,
     last_at: Option<UnixMs>,
     /// Typical time between analysed frames: each observation stands for it.
     interval_ms: f64,
@@ -291,11 +294,9 @@ impl Analytics {
         let mut zone_keys = HashSet::new();
         let mut line_keys = HashSet::new();
         for (camera, cam) in &mut self.cameras {
-            let (zones, lines) = config
-                .cameras
-                .iter()
-                .find(|c| c.id == *camera)
-                .map_or((&[][..], &[][..]), |c| (&c.zones[..], &c.lines[..]));
+            let found = config.cameras.iter().find(|c| c.id == *camera);
+            let (zones, lines) = found.map_or((&[][..], &[][..]), |c| (&c.zones[..], &c.lines[..]));
+            cam.exclusions = found.map(exclusions_of).unwrap_or_default();
 
             let mut old = std::mem::take(&mut cam.zones);
             for zone in zones {
@@ -360,6 +361,21 @@ impl Analytics {
             cam.interval_ms = 0.8 * cam.interval_ms + 0.2 * step;
         }
         cam.last_at = Some(at);
+        let counted: Vec<Detection>;
+        let persons = if cam.exclusions.is_empty() {
+            persons
+        } else {
+            counted = persons
+                .iter()
+                .filter(|p| {
+                    !cam.exclusions
+                        .iter()
+                        .any(|e| e.contains(p.bbox.foot_point()))
+                })
+                .copied()
+                .collect();
+            &counted
+        };
         let removed = cam.tracker.update(at, persons);
         let params = *cam.tracker.params();
 
@@ -627,9 +643,18 @@ fn camera_analytics(
             .iter()
             .map(|l| new_line(&camera.id, l, settings))
             .collect(),
+        exclusions: exclusions_of(camera),
         last_at: None,
         interval_ms: 1000.0 / camera.analysis_fps.max(0.1),
     }
+}
+
+fn exclusions_of(camera: &CameraConfig) -> Vec<Polygon> {
+    camera
+        .exclusions
+        .iter()
+        .map(|e| e.polygon.clone())
+        .collect()
 }
 
 fn new_zone(camera: &CameraId, zone: &ZoneConfig, settings: &AnalyticsConfig) -> ZoneState {

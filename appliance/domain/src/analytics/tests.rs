@@ -104,6 +104,20 @@ fn zones_count_tracked_feet_not_boxes() {
 }
 
 #[test]
+fn persons_standing_in_an_exclusion_are_not_counted_and_others_are() {
+    // A poster in the left zone (x 0.05-0.25, y 0.6-0.95) "detected" as a person.
+    let (mut a, board) = engine(
+        "[cameras.cam.exclusions.poster]\npolygon = [[0.05, 0.6], [0.25, 0.6], [0.25, 0.95], [0.05, 0.95]]\n",
+    );
+    run(&mut a, T0, 10, |_| vec![(0.15, 0.9), (0.35, 0.7)]);
+    assert_eq!(zone_now(&board, "cam.left"), Some(1));
+    // Without the exclusion both count.
+    let (mut a, board) = engine("");
+    run(&mut a, T0, 10, |_| vec![(0.15, 0.9), (0.35, 0.7)]);
+    assert_eq!(zone_now(&board, "cam.left"), Some(2));
+}
+
+#[test]
 fn a_person_standing_still_stays_counted_through_missed_frames() {
     let (mut a, board) = engine("");
     // Detected on 2 frames of 3 for a minute.

@@ -167,6 +167,19 @@ pub struct CameraConfig {
     /// The part of the view where people are small (normalised), looked at
     /// again in tiles at a finer scale.
     pub detail: Option<BBox>,
+    /// Static privacy masks: blanked in the raw frame before the motion
+    /// gate, the tamper statistics, the detectors and a snapshot see it.
+    pub masks: Vec<Shape>,
+    /// Persons whose foot point lies inside are not counted (a poster, a
+    /// mannequin, a mirror).
+    pub exclusions: Vec<Shape>,
+}
+
+/// A named outline of a camera's view (a mask, an exclusion).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub name: String,
+    pub polygon: Polygon,
 }
 
 impl CameraConfig {
@@ -185,6 +198,13 @@ impl CameraConfig {
         };
         area.detail = self.detail;
         area
+    }
+
+    /// The camera's privacy masks, to apply to each of its frames.
+    pub fn privacy_mask(&self) -> crate::pixels::mask::PrivacyMask {
+        crate::pixels::mask::PrivacyMask::new(
+            self.masks.iter().map(|m| m.polygon.clone()).collect(),
+        )
     }
 }
 
@@ -827,6 +847,8 @@ impl Validator<'_> {
         let detail = raw
             .detail
             .and_then(|d| self.unit_box(&format!("{path}.detail"), &d));
+        let masks = self.shapes(&format!("{path}.masks"), raw.masks);
+        let exclusions = self.shapes(&format!("{path}.exclusions"), raw.exclusions);
         let legal_basis = self
             .text(&format!("{path}.legal_basis"), raw.legal_basis, false)
             .unwrap_or_else(|| DEFAULT_LEGAL_BASIS.to_string());
@@ -852,7 +874,25 @@ impl Validator<'_> {
             tamper,
             stream_loss_ms,
             detail,
+            masks,
+            exclusions,
         })
+    }
+
+    /// Named outlines (masks, exclusions), each checked as a zone's.
+    fn shapes(
+        &mut self,
+        path: &str,
+        raw: std::collections::BTreeMap<String, RawShape>,
+    ) -> Vec<Shape> {
+        raw.into_iter()
+            .filter_map(|(name, shape)| {
+                let at = format!("{path}.{name}");
+                check_name(self, &at, &name);
+                let polygon = self.polygon(&at, &shape.polygon)?;
+                Some(Shape { name, polygon })
+            })
+            .collect()
     }
 
     /// A normalised box `[x1, y1, x2, y2]`, corners inside [0, 1], with
@@ -985,34 +1025,7 @@ impl Validator<'_> {
     fn zone(&mut self, path: &str, name: String, raw: RawZone) -> Option<ZoneConfig> {
         check_name(self, path, &name);
         let errors_before = self.errors.len();
-        if raw.polygon.len() < 3 {
-            self.error(
-                format!("{path}.polygon"),
-                format!("needs at least 3 points, has {}", raw.polygon.len()),
-            );
-        }
-        // The crossing check is quadratic: a bounded outline keeps a save
-        // (and ExecStartPre's check) quick.
-        if raw.polygon.len() > MAX_POLYGON_POINTS {
-            self.error(
-                format!("{path}.polygon"),
-                format!(
-                    "has {} points; at most {MAX_POLYGON_POINTS} describe any zone",
-                    raw.polygon.len()
-                ),
-            );
-            return None;
-        }
-        let points = self.points(&format!("{path}.polygon"), &raw.polygon);
-        let polygon = Polygon::new(points);
-        if self.errors.len() == errors_before {
-            if let Some((i, j)) = polygon.self_intersection() {
-                self.error(
-                    format!("{path}.polygon"),
-                    format!("edges {i} and {j} cross; the points must go around the zone's outline in order"),
-                );
-            }
-        }
+        let polygon = self.polygon(path, &raw.polygon);
         self.capacity(path, raw.capacity);
         let capacity_clear = self.capacity_clear(path, raw.capacity, raw.capacity_clear);
         let loiter_ms = raw.loiter_minutes.and_then(|minutes| {
@@ -1030,6 +1043,7 @@ impl Validator<'_> {
             .small_zone_justification
             .map(|j| j.trim().to_string())
             .filter(|j| !j.is_empty());
+        let polygon = polygon?;
         (self.errors.len() == errors_before).then_some(ZoneConfig {
             name,
             polygon,
@@ -1057,6 +1071,42 @@ impl Validator<'_> {
     }
 
     /// Normalised points, each checked to be [x, y] inside the frame.
+    /// The outline at `{path}.polygon`: 3 to `MAX_POLYGON_POINTS` points
+    /// inside the frame, going around it in order (no edges crossing).
+    fn polygon(&mut self, path: &str, raw: &[Vec<f64>]) -> Option<Polygon> {
+        let errors_before = self.errors.len();
+        if raw.len() < 3 {
+            self.error(
+                format!("{path}.polygon"),
+                format!("needs at least 3 points, has {}", raw.len()),
+            );
+        }
+        // The crossing check is quadratic: a bounded outline keeps a save
+        // (and ExecStartPre's check) quick.
+        if raw.len() > MAX_POLYGON_POINTS {
+            self.error(
+                format!("{path}.polygon"),
+                format!(
+                    "has {} points; at most {MAX_POLYGON_POINTS} describe any outline",
+                    raw.len()
+                ),
+            );
+            return None;
+        }
+        let polygon = Polygon::new(self.points(&format!("{path}.polygon"), raw));
+        if self.errors.len() == errors_before {
+            if let Some((i, j)) = polygon.self_intersection() {
+                self.error(
+                    format!("{path}.polygon"),
+                    format!(
+                        "edges {i} and {j} cross; the points must go around the outline in order"
+                    ),
+                );
+            }
+        }
+        (self.errors.len() == errors_before).then_some(polygon)
+    }
+
     fn points(&mut self, path: &str, raw: &[Vec<f64>]) -> Vec<Point> {
         let mut points = Vec::with_capacity(raw.len());
         for (i, p) in raw.iter().enumerate() {

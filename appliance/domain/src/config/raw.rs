@@ -63,6 +63,19 @@ pub struct RawCamera {
     pub tamper: Option<super::anomaly::RawTamper>,
     /// [x1, y1, x2, y2]: where people are small.
     pub detail: Option<Vec<f64>>,
+    /// Privacy masks: blanked before anything looks at the frame.
+    #[serde(default)]
+    pub masks: BTreeMap<String, RawShape>,
+    /// Detection exclusions: persons standing inside are not counted.
+    #[serde(default)]
+    pub exclusions: BTreeMap<String, RawShape>,
+}
+
+/// A named outline with nothing else to it (a mask, an exclusion).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShape {
+    pub polygon: Vec<Vec<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::pixels::mask::PrivacyMask;
 use std::collections::HashMap;
 
 struct FakeSecrets(HashMap<&'static str, &'static str>);
@@ -214,6 +215,54 @@ fn the_shipped_configs_are_valid() {
             panic!("{name}:\n{e}");
         }
     }
+}
+
+#[test]
+fn masks_and_exclusions_are_checked_as_outlines_all_at_once() {
+    let found = errors(
+        r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.masks.window]
+polygon = [[0.7, 0.1], [1.3, 0.1], [0.9, 0.4]]
+[cameras.lobby.masks.desk]
+polygon = [[0.2, 0.2], [0.8, 0.8], [0.8, 0.2], [0.2, 0.8]]
+[cameras.lobby.masks.line]
+polygon = [[0.2, 0.2], [0.8, 0.8]]
+[cameras.lobby.exclusions.poster]
+polygon = [[0.1, 0.1], [0.3, 0.3], [0.3, 0.1], [0.1, 0.3]]
+"#,
+    );
+    let expected = [
+        "cameras.lobby.masks.window.polygon[1]: [1.3, 0.1] is outside the frame",
+        "cameras.lobby.masks.desk.polygon: edges 0 and 2 cross",
+        "cameras.lobby.masks.line.polygon: needs at least 3 points, has 2",
+        "cameras.lobby.exclusions.poster.polygon: edges 0 and 2 cross",
+    ];
+    for e in expected {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "missing {e:?} in {found:#?}"
+        );
+    }
+    // Good ones parse, and the mask is the camera's.
+    let config = Config::parse(
+        r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.masks.window]
+polygon = [[0.7, 0.1], [0.95, 0.1], [0.95, 0.4], [0.7, 0.4]]
+[cameras.lobby.exclusions.poster]
+polygon = [[0.1, 0.1], [0.3, 0.1], [0.3, 0.3]]
+"#,
+        Path::new("/"),
+        &SystemSecrets,
+    )
+    .unwrap();
+    let lobby = &config.cameras[0];
+    assert_eq!((lobby.masks.len(), lobby.exclusions.len()), (1, 1));
+    assert_eq!(lobby.masks[0].name, "window");
+    assert_ne!(lobby.privacy_mask(), PrivacyMask::default());
 }
 
 #[test]
@@ -843,7 +892,7 @@ fn outlines_and_capacities_are_bounded() {
     assert_eq!(
         errors(&text),
         [
-            "cameras.lobby.zones.round.polygon: has 65 points; at most 64 describe any zone",
+            "cameras.lobby.zones.round.polygon: has 65 points; at most 64 describe any outline",
             "cameras.lobby.zones.stadium.capacity: 4294967295 is more than 100000",
             "spaces.city.capacity: 100001 is more than 100000",
         ]

@@ -38,6 +38,9 @@ pub struct Frame {
     height: u32,
     rgb: Vec<u8>,
     timestamp_ms: UnixMs,
+    /// The privacy mask blanked in `rgb`, kept so that redaction blanks it
+    /// again over what it spread into it (a blur reaching in from outside).
+    mask: Option<super::mask::PrivacyMask>,
 }
 
 impl fmt::Debug for Frame {
@@ -77,6 +80,7 @@ impl Frame {
             height,
             rgb,
             timestamp_ms,
+            mask: None,
         })
     }
     pub fn camera(&self) -> &CameraId {
@@ -94,6 +98,15 @@ impl Frame {
     /// Read-only pixels, for the letterbox, the statistics and the redactor.
     pub(in crate::pixels) fn pixels(&self) -> &[u8] {
         &self.rgb
+    }
+    /// Writable pixels, for the privacy mask alone, which it records.
+    pub(in crate::pixels) fn masked_with(&mut self, mask: &super::mask::PrivacyMask) -> &mut [u8] {
+        self.mask = Some(mask.clone());
+        &mut self.rgb
+    }
+    /// The privacy mask blanked in this frame, if any.
+    pub(in crate::pixels) fn mask(&self) -> Option<&super::mask::PrivacyMask> {
+        self.mask.as_ref()
     }
     pub(in crate::pixels) fn id(&self) -> FrameId {
         self.id

@@ -259,6 +259,7 @@ impl Redactor {
         else {
             return self.obscure_whole(frame);
         };
+        let mask = frame.mask().cloned();
         let (camera, width, height, mut rgb, timestamp_ms) = frame.into_parts();
         let mut image = Pixels {
             rgb: &mut rgb,
@@ -272,6 +273,12 @@ impl Redactor {
                 RedactionMode::Pixelate => image.pixelate(rect),
                 RedactionMode::Blur => image.blur(rect),
             }
+        }
+        // A blur or mosaic across a mask's edge spreads outside colours
+        // into it: the mask is blank in what is published, whatever is
+        // redacted next to it.
+        if let Some(mask) = mask {
+            mask.blank(&mut rgb, width, height);
         }
         let stats = RedactionStats {
             faces: faces.len(),
