@@ -12,7 +12,7 @@
 //
 // Steps (logged as "STEP"): keyboard login (i) as facilities (b), occupancy
 // against the API (c), health and a live "reconnecting" (d), CSRF (e),
-// logout (f), admin's zone editor (g); figures (h) are printed as lines
+// on-site validation taps (j), the CSV download (k), logout (f), admin's zone editor (g); figures (h) are printed as lines
 // starting with "FIGURE"; every response is checked for image data (a).
 // Hard failures stop at once; "soft" ones are collected and fail the run at
 // the end, so that one run reports every mismatch it can see.
@@ -531,6 +531,55 @@ async function main(browser, consoleLines, pageErrors) {
   const withCsrf = await inPage(page, 'POST', '/api/v1/anomalies/999999/ack', { csrf: facilitiesCsrf });
   log(`POST /api/v1/anomalies/999999/ack with X-CSRF-Token -> ${withCsrf.status} ${withCsrf.text}`);
   check(![401, 403].includes(withCsrf.status), `with the right X-CSRF-Token the POST is still refused: ${withCsrf.status} ${withCsrf.text}`);
+
+  // ---- j: on-site validation, taps on the phone-sized buttons ---------------
+  step('j', 'check a line\'s count: start on lobby.crossing, tap In 3 and Out 2, finish; the result names the taps and the audit log');
+  await page.locator('#validate').waitFor({ state: 'visible', timeout: 15_000 })
+    .catch(() => { throw new Error('the "Check a line\'s count" panel is not visible to facilities'); });
+  await page.selectOption('#validate-line', `${CAMERA}.crossing`);
+  check(await page.isDisabled('#validate-in'), '#validate-in is enabled before a check was started');
+  await page.click('#validate-start');
+  await page.waitForFunction(() => !document.getElementById('validate-in').disabled, null, { timeout: 10_000 })
+    .catch(async () => { throw new Error(`the check did not start: ${await text(page, '#validate-error')}`); });
+  for (const id of ['#validate-in', '#validate-in', '#validate-out', '#validate-in', '#validate-out']) {
+    await page.click(id);
+    // Each tap is answered before the next (as a person taps, once a second at most).
+    await page.waitForTimeout(150);
+  }
+  await page.waitForFunction(() => /you tapped 3 in, 2 out/.test(document.getElementById('validate-result').textContent), null, { timeout: 10_000 })
+    .catch(async () => { throw new Error(`the taps are not shown: "${await text(page, '#validate-result')}" ${await text(page, '#validate-error')}`); });
+  await page.click('#validate-finish');
+  await page.waitForFunction(() => /finished, recorded in the audit log/.test(document.getElementById('validate-result').textContent), null, { timeout: 10_000 })
+    .catch(async () => { throw new Error(`finishing showed no result: "${await text(page, '#validate-result')}" ${await text(page, '#validate-error')}`); });
+  const validated = await text(page, '#validate-result');
+  log(`validation result: ${validated}`);
+  check(/the appliance counted \d+ in, \d+ out/.test(validated), `the result does not give the appliance's counts: ${validated}`);
+  check(await page.isDisabled('#validate-in') && !(await page.isDisabled('#validate-start')),
+    'after finishing, the tap buttons are still enabled or Start is not');
+  await shot(page, 'validation');
+
+  // ---- k: the published aggregates as CSV ---------------------------------
+  step('k', 'download aggregates: the link is the API\'s CSV of the chosen space, and it answers CSV to the session');
+  await page.locator('#export').waitFor({ state: 'visible', timeout: 10_000 })
+    .catch(() => { throw new Error('the "Download aggregates" panel is not visible to facilities'); });
+  await page.selectOption('#export-space', 'hall');
+  await page.selectOption('#export-bucket', '15m');
+  await page.selectOption('#export-days', '1');
+  const href = await page.getAttribute('#export-csv', 'href');
+  const wanted = new URL(href, BASE);
+  check(pathOf(wanted.href) === '/api/v1/aggregates', `the CSV link goes to ${href}`);
+  check(wanted.searchParams.get('space') === 'hall' && wanted.searchParams.get('bucket') === '15m' &&
+    wanted.searchParams.get('format') === 'csv', `the CSV link does not ask for hall, 15m, csv: ${href}`);
+  const span = Date.parse(wanted.searchParams.get('to')) - Date.parse(wanted.searchParams.get('from'));
+  check(span === 24 * 3600 * 1000, `the CSV link spans ${span} ms, not a day`);
+  const csv = await page.evaluate(async (url) => {
+    const r = await fetch(url, { credentials: 'same-origin' });
+    return { status: r.status, type: r.headers.get('content-type'), text: await r.text() };
+  }, href);
+  log(`GET ${href} -> ${csv.status} ${csv.type}, first line: ${csv.text.split('\n')[0]}`);
+  assert.equal(csv.status, 200, `the CSV link answered ${csv.status}: ${csv.text}`);
+  check(/^text\/csv/.test(csv.type ?? ''), `the CSV link answered ${csv.type}`);
+  check(/^space,start,end,/.test(csv.text), `the CSV has no header line: ${csv.text.slice(0, 200)}`);
 
   // ---- f: logout ----------------------------------------------------------
   step('f', 'log out: the login form returns, the session is gone');

@@ -322,6 +322,19 @@ fn the_dashboard_works_in_a_real_browser() {
         "no config_change entry by admin in the audit log ({} entries)",
         entries.len()
     );
+    // The line check tapped in the browser, recorded with its taps.
+    let validation = changes
+        .iter()
+        .find(|e| e["target"] == "validation of line lobby.crossing")
+        .unwrap_or_else(|| panic!("the browser's line check is not in the audit log"));
+    assert_eq!(validation["role"], "facilities", "{validation}");
+    let detail = &validation["detail"];
+    let taps = if detail.is_string() {
+        serde_json::from_str(detail.as_str().unwrap()).unwrap()
+    } else {
+        detail.clone()
+    };
+    assert_eq!(taps["taps"], serde_json::json!([3, 2]), "{validation}");
 
     // The camera comes back: the new zone is analysed (a number, not null).
     let _camera = start_camera(rtsp_port);

@@ -7,6 +7,7 @@
   const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
   const NAME_RE = /^[A-Za-z0-9_-]+$/;
   const MINUTE = 60000;
+  const DAY = 24 * 60 * MINUTE;
   const HEATMAP_EVERY = 15 * MINUTE; // four weeks of data hardly moves
   const SESSION_ENDED = "Your session has ended; log in again";
 
@@ -233,6 +234,7 @@
       if (cam !== ED.cam) loadCamera(cam);
     }
     fillValidationLines();
+    fillExport();
   }
 
   // ---------- on-site validation: taps against a line's count ----------
@@ -302,6 +304,35 @@
     $("validate-in").addEventListener("click", () => validationCall("POST", "/taps", { direction: "in" }));
     $("validate-out").addEventListener("click", () => validationCall("POST", "/taps", { direction: "out" }));
     $("validate-finish").addEventListener("click", () => validationCall("POST", "/finish"));
+  }
+
+  // ---------- CSV download of the published aggregates ----------
+  function fillExport() {
+    const spaces = (S.dash.spaces || []).map((x) => x.space);
+    $("export").hidden = spaces.length === 0;
+    const sel = $("export-space");
+    const keep = sel.value;
+    sel.replaceChildren(...spaces.map((name) => h("option", { value: name, text: name })));
+    if (spaces.includes(keep)) sel.value = keep;
+    exportLink();
+  }
+
+  // The link is the API's CSV for the chosen space and range; the session
+  // cookie authorises it, as any GET of the page.
+  function exportLink() {
+    const to = new Date();
+    const from = new Date(to.getTime() - Number($("export-days").value) * DAY);
+    const query = `space=${enc($("export-space").value)}&bucket=${enc($("export-bucket").value)}` +
+      `&from=${enc(from.toISOString())}&to=${enc(to.toISOString())}&format=csv`;
+    const link = $("export-csv");
+    link.href = `/api/v1/aggregates?${query}`;
+    link.download = `${$("export-space").value}-${$("export-bucket").value}.csv`;
+  }
+
+  function wireExport() {
+    for (const id of ["export-space", "export-bucket", "export-days"]) $(id).addEventListener("change", exportLink);
+    // Now, not when the page loaded: the range ends at the click.
+    $("export-csv").addEventListener("click", exportLink);
   }
 
   function fillSubjects(sel) {
@@ -1224,6 +1255,7 @@
     }).observe($("day-svg"));
     wireEditor();
     wireValidation();
+    wireExport();
   }
 
   async function boot() {
