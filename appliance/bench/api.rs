@@ -113,6 +113,7 @@ impl InProcess {
             anomaly_control: Default::default(),
             live_streams: Default::default(),
             validations: Default::default(),
+            adjustments: Default::default(),
             storage: Default::default(),
         };
         Ok(InProcess {

@@ -12,6 +12,7 @@ mod anomaly_alerts;
 mod architecture;
 mod cli;
 mod connections;
+mod correction;
 mod crash;
 mod dashboard;
 mod disclosure;

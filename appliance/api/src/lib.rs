@@ -2,6 +2,7 @@
 //! map to HTTP status in exactly one place (`ApiError::into_response`).
 
 pub mod access;
+mod adjust;
 mod anomalies;
 mod dashboard;
 mod geometry;
@@ -114,6 +115,8 @@ pub struct AppState {
     pub live_streams: live::StreamSlots,
     /// On-site validation sessions open now.
     pub validations: validation::Sessions,
+    /// Manual corrections of entrance counts, applied by analytics.
+    pub adjustments: headcount_domain::analytics::adjust::Adjustments,
 }
 
 impl AppState {
@@ -374,6 +377,14 @@ pub const ROUTES: &[RouteRule] = &[
         access: Access::Roles(&[Admin, Facilities]),
         serves: &[Class::LiveCounts],
         handler: || post(validation::finish),
+    },
+    // A space's entrance count corrected by hand (audited with the reason).
+    RouteRule {
+        method: Method::POST,
+        path: "/api/v1/spaces/{space}/adjust",
+        access: Access::Roles(&[Admin, Facilities]),
+        serves: &[Class::LiveCounts],
+        handler: || post(adjust::adjust),
     },
     RouteRule {
         method: Method::POST,

@@ -298,6 +298,7 @@ pub(super) fn app_state(
         anomaly_control: Default::default(),
         live_streams: Default::default(),
         validations: Default::default(),
+        adjustments: Default::default(),
         storage,
     }
 }
@@ -664,6 +665,7 @@ const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
     ("/api/v1/validations/{id}", &["admin", "facilities"]),
     ("/api/v1/validations/{id}/taps", &["admin", "facilities"]),
     ("/api/v1/validations/{id}/finish", &["admin", "facilities"]),
+    ("/api/v1/spaces/{space}/adjust", &["admin", "facilities"]),
     ("/api/v1/cameras/{camera}/tamper/rearm", &["admin"]),
 ];
 
@@ -675,7 +677,10 @@ fn example(route: &str) -> String {
         "/api/v1/dwell" => format!("{route}?zone=lobby.door&bucket=1h"),
         "/api/v1/aggregates" => format!("{route}?space=hall"),
         "/api/v1/occupancy/heatmap" => format!("{route}?space=hall"),
-        _ => route.replace("{camera}", "lobby").replace("{id}", "1"),
+        _ => route
+            .replace("{camera}", "lobby")
+            .replace("{id}", "1")
+            .replace("{space}", "hall"),
     }
 }
 
@@ -723,7 +728,10 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
             204
         } else if rule.path == "/api/v1/login" {
             415
-        } else if rule.path == "/api/v1/validations" || rule.path.ends_with("/taps") {
+        } else if rule.path == "/api/v1/validations"
+            || rule.path.ends_with("/taps")
+            || rule.path.ends_with("/adjust")
+        {
             400
         } else if rule.path.starts_with("/api/v1/validations/") {
             // No session 1 is open.

@@ -118,6 +118,7 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
         anomaly_control: appliance.anomaly_control.clone(),
         live_streams: Default::default(),
         validations: Default::default(),
+        adjustments: appliance.adjustments.clone(),
         storage: appliance.storage.clone(),
     };
     // A worker per core: a slow request (an export, a blocking token read)

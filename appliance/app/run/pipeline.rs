@@ -26,6 +26,7 @@
 use super::disk::DiskWatch;
 use super::supervisor::{Heartbeat, Supervisor};
 use anyhow::Context;
+use headcount_domain::analytics::adjust::Adjustments;
 use headcount_domain::analytics::{self, OccupancyBoard};
 use headcount_domain::anomaly::monitor::{Change, Monitor};
 use headcount_domain::anomaly::unusual::UnusualWatch;
@@ -80,6 +81,8 @@ pub struct Appliance {
     pub notices: broadcast::Sender<Notice>,
     /// Re-arm requests from the API to the anomaly monitor.
     pub anomaly_control: Control,
+    /// Manual corrections of entrance counts from the API to analytics.
+    pub adjustments: Adjustments,
     /// The database's size and the disk's headroom.
     pub storage: StorageBoard,
     cameras: Vec<CameraHandle>,
@@ -173,6 +176,7 @@ impl Appliance {
         .context("cannot start the storage writer")?;
         supervisor.watch("writer", writer_thread);
         let anomaly_control = Control::default();
+        let adjustments = Adjustments::default();
 
         let (analysed_tx, analysed_rx) = sync_channel::<Analysed>(64);
         let mut engine = analytics::Analytics::new(config, occupancy.clone());
@@ -182,6 +186,7 @@ impl Appliance {
             monitor: Monitor::new(config, clock.now_ms()),
             tamper_at: HashMap::new(),
             control: anomaly_control.clone(),
+            adjustments: adjustments.clone(),
             live,
             views: views.clone(),
             health: health.clone(),
@@ -268,6 +273,7 @@ impl Appliance {
             writer,
             notices,
             anomaly_control,
+            adjustments,
             storage,
             cameras,
             frames,
@@ -541,6 +547,7 @@ struct AnalyticsStage {
     /// The latest frame time each camera's tamper statistics were judged at.
     tamper_at: HashMap<CameraId, UnixMs>,
     control: Control,
+    adjustments: Adjustments,
     /// New zones and lines saved from the dashboard.
     live: LiveConfig,
     /// The workers' search areas, which follow the zones and lines.
@@ -583,6 +590,16 @@ impl AnalyticsStage {
                 self.views.update(&config);
                 changes.extend(self.monitor.reconfigure(&config, now));
                 tracing::info!("counting with the zones and lines just saved");
+            }
+            for request in self.adjustments.take() {
+                let result = self
+                    .engine
+                    .adjust_space(&request.space, request.adjustment, now);
+                if result.is_ok() {
+                    // The journal carries no counts (docs/privacy.md).
+                    tracing::info!(space = %request.space, "entrance count corrected by hand");
+                }
+                request.answer(result);
             }
             for camera in self.control.take_rearms() {
                 let (rearmed, closed) = self.monitor.rearm(&camera, now);

@@ -6,6 +6,7 @@
 //! bucket, and dwell histograms. Track ids, positions and per-person times
 //! stay private here (`tracking`, `Visit`, `Crossing` are not public).
 
+pub mod adjust;
 mod dwell;
 mod lines;
 mod spaces;
@@ -434,6 +435,31 @@ impl Analytics {
             );
         }
         self.update_spaces(at, Some(camera));
+    }
+
+    /// Corrects a space's entrance count by hand at `at` (the live board
+    /// shows it at once). A space that also has zones is corrected by them
+    /// again if they keep disagreeing (`correction_secs`).
+    pub fn adjust_space(
+        &mut self,
+        name: &str,
+        adjustment: adjust::Adjustment,
+        at: UnixMs,
+    ) -> Result<adjust::Adjusted, adjust::AdjustError> {
+        let space = self
+            .spaces
+            .iter_mut()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| adjust::AdjustError::UnknownSpace(name.to_string()))?;
+        if !space.counts_entrances() {
+            return Err(adjust::AdjustError::NotCountedAtEntrances(name.to_string()));
+        }
+        let before = space.entrance_count();
+        let after = adjustment.apply(name, before)?;
+        space.set_count(after);
+        self.space_values.insert(name.to_string(), after);
+        self.board.record_space(name, after, at);
+        Ok(adjust::Adjusted { before, after })
     }
 
     /// Daily resets and corrections that are due even when no camera of a

@@ -85,6 +85,12 @@ impl SpaceCounter {
         self.count
     }
 
+    /// Sets the entrance count by hand (a manual correction).
+    pub fn set_count(&mut self, count: u32) {
+        self.count = count;
+        self.disagree_since = None;
+    }
+
     /// The day of the most recent reset moment at or before `local`.
     fn last_reset_day(&self, local: jiff::civil::DateTime) -> Option<jiff::civil::Date> {
         let reset_at = self.reset_at?;

@@ -118,6 +118,58 @@ fn persons_standing_in_an_exclusion_are_not_counted_and_others_are() {
 }
 
 #[test]
+fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
+    use super::adjust::{AdjustError, Adjusted, Adjustment};
+    let (mut a, board) = engine("");
+    // Two walk in through the door.
+    run(&mut a, T0, 20, |i| {
+        let y = 0.9 - 0.04 * i as f32;
+        vec![(0.3, y), (0.6, y)]
+    });
+    assert_eq!(space_now(&board, "room"), Some(2));
+    let at = T0 + 10_000;
+    assert_eq!(
+        a.adjust_space("room", Adjustment::Set(5), at),
+        Ok(Adjusted {
+            before: 2,
+            after: 5
+        })
+    );
+    assert_eq!(
+        space_now(&board, "room"),
+        Some(5),
+        "the board shows it at once"
+    );
+    assert_eq!(
+        a.adjust_space("room", Adjustment::Add(-2), at),
+        Ok(Adjusted {
+            before: 5,
+            after: 3
+        })
+    );
+    assert!(matches!(
+        a.adjust_space("room", Adjustment::Add(-4), at),
+        Err(AdjustError::BelowZero {
+            count: 3,
+            by: -4,
+            ..
+        })
+    ));
+    assert_eq!(
+        a.adjust_space("sum", Adjustment::Set(1), at),
+        Err(AdjustError::NotCountedAtEntrances("sum".into()))
+    );
+    assert_eq!(
+        a.adjust_space("attic", Adjustment::Set(1), at),
+        Err(AdjustError::UnknownSpace("attic".into()))
+    );
+    // Counting goes on from the corrected count.
+    let t = T0 + 10_200;
+    run(&mut a, t, 20, |i| vec![(0.3, 0.1 + 0.04 * i as f32)]);
+    assert_eq!(space_now(&board, "room"), Some(2), "one walked out");
+}
+
+#[test]
 fn a_person_standing_still_stays_counted_through_missed_frames() {
     let (mut a, board) = engine("");
     // Detected on 2 frames of 3 for a minute.
