@@ -18,7 +18,8 @@ run() { # TITLE ARGS...
   target/release/headcount analyze --input "$HEADCOUNT_MEDIA/vtest.avi" --fps 5 --boxes "$@" \
     | tee >(/usr/bin/python3 -c 'import json,sys
 rows=[json.loads(l) for l in sys.stdin if "timestamp_ms" in l]
-print(f"person model ran on {sum(1 for r in rows if not r.get(\"coasted\"))} of {len(rows)} frames")' >&2) \
+looked=sum(1 for r in rows if not r.get("coasted"))
+print("person model ran on", looked, "of", len(rows), "frames")' >&2) \
     | /usr/bin/python3 scripts/eval_counts.py
   echo "($((SECONDS - start)) s)"
 }

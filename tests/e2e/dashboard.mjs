@@ -12,7 +12,8 @@
 //
 // Steps (logged as "STEP"): keyboard login (i) as facilities (b), occupancy
 // against the API (c), health and a live "reconnecting" (d), CSRF (e),
-// on-site validation taps (j), the CSV download (k), logout (f), admin's zone editor (g); figures (h) are printed as lines
+// on-site validation taps (j), a count corrected by hand (l), the CSV
+// download (k), logout (f), admin's zone editor (g); figures (h) are printed as lines
 // starting with "FIGURE"; every response is checked for image data (a).
 // Hard failures stop at once; "soft" ones are collected and fail the run at
 // the end, so that one run reports every mismatch it can see.
@@ -557,6 +558,21 @@ async function main(browser, consoleLines, pageErrors) {
   check(await page.isDisabled('#validate-in') && !(await page.isDisabled('#validate-start')),
     'after finishing, the tap buttons are still enabled or Start is not');
   await shot(page, 'validation');
+
+  // ---- l: a count kept at the doors corrected by hand -----------------------
+  step('l', 'correct space doors to 4 people with a reason; the card says so and shows 4');
+  const doorsCard = page.locator('article.card[data-kind="space"][data-key="doors"]');
+  await doorsCard.locator('details.correct summary').click();
+  await doorsCard.locator('input[name=count]').fill('4');
+  await doorsCard.locator('input[name=reason]').fill('e2e: counted by eye');
+  await doorsCard.locator('button[type=submit]').click();
+  await page.waitForFunction(() => /Set from \d+ to 4/.test(
+    document.querySelector('article.card[data-key="doors"] .correct-status')?.textContent ?? ''), null, { timeout: 10_000 })
+    .catch(async () => { throw new Error(`the correction was not confirmed: "${await doorsCard.locator('.correct-status').textContent()}"`); });
+  await page.waitForFunction(() => document.querySelector('article.card[data-key="doors"] .occupancy-value')?.textContent === '4',
+    null, { timeout: 10_000 })
+    .catch(async () => { throw new Error(`the card does not show 4: ${await doorsCard.locator('.occupancy-value').textContent()}`); });
+  await shot(page, 'corrected');
 
   // ---- k: the published aggregates as CSV ---------------------------------
   step('k', 'download aggregates: the link is the API\'s CSV of the chosen space, and it answers CSV to the session');

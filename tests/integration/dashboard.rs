@@ -154,6 +154,7 @@ fn the_dashboard_works_in_a_real_browser() {
     text += "capacity = 20\n\
              [cameras.lobby.lines.crossing]\npoints = [[0.5, 0.15], [0.5, 0.95]]\nin = \"left\"\n\
              [spaces.hall]\nzones = [\"lobby.path\"]\ncapacity = 2\n\
+             [spaces.doors]\nentrances = [\"lobby.crossing\"]\n\
              [privacy]\nsnapshots = true\n";
     std::fs::write(&config, &text).unwrap();
 
@@ -335,6 +336,14 @@ fn the_dashboard_works_in_a_real_browser() {
         detail.clone()
     };
     assert_eq!(taps["taps"], serde_json::json!([3, 2]), "{validation}");
+    // The count corrected on the card, with its reason.
+    let corrected = changes
+        .iter()
+        .find(|e| e["target"] == "count of space doors")
+        .unwrap_or_else(|| panic!("the browser's correction is not in the audit log"));
+    assert_eq!(corrected["role"], "facilities", "{corrected}");
+    assert_eq!(corrected["detail"]["after"], 4, "{corrected}");
+    assert_eq!(corrected["detail"]["reason"], "e2e: counted by eye", "{corrected}");
 
     // The camera comes back: the new zone is analysed (a number, not null).
     let _camera = start_camera(rtsp_port);

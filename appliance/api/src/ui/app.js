@@ -428,6 +428,7 @@
 
   function newCard(kind, key, it) {
     const sub = kind === "space" ? `Space · counted by ${it.method}` : `Zone · camera ${it.camera}`;
+    const correctable = kind === "space" && String(it.method).startsWith("entrances");
     return h("article", { class: "card", data: { kind, key } },
       h("h3", { class: "card-title", text: key }),
       h("p", { class: "card-sub", text: sub }),
@@ -435,7 +436,38 @@
         h("span", { class: "occupancy-value" }), " ", h("span", { class: "occupancy-capacity" })),
       h("div", { class: "bar", "aria-hidden": "true" }, h("div", { class: "bar-fill" })),
       h("p", { class: "level-label" }),
-      h("p", { class: "card-updated" }));
+      h("p", { class: "card-updated" }),
+      correctable && correctionForm(key));
+  }
+
+  // A count kept at the doors drifts when a door miscounts: whoever sees the
+  // room sets it right, with a reason (both go to the audit log).
+  function correctionForm(space) {
+    const id = (what) => `correct-${what}-${space}`;
+    const status = h("p", { class: "status correct-status", role: "status" });
+    const submit = async (event) => {
+      event.preventDefault();
+      const form = event.currentTarget;
+      const set = Number(form.elements.count.value);
+      try {
+        const r = await api(`/api/v1/spaces/${enc(space)}/adjust`, {
+          method: "POST", body: { set, reason: form.elements.reason.value },
+        });
+        status.textContent = `Set from ${r.before} to ${r.occupancy}.`;
+        form.reset();
+      } catch (e) {
+        status.textContent = `Not changed: ${e.message}`;
+      }
+    };
+    return h("details", { class: "correct" },
+      h("summary", { text: "Correct the count" }),
+      h("form", { onsubmit: submit },
+        h("label", { for: id("count"), text: "People inside now" }),
+        h("input", { id: id("count"), name: "count", type: "number", min: "0", step: "1", required: true }),
+        h("label", { for: id("reason"), text: "Reason" }),
+        h("input", { id: id("reason"), name: "reason", type: "text", maxlength: "200", required: true }),
+        h("button", { type: "submit", text: "Set" })),
+      status);
   }
 
   function fillCard(card, it) {
