@@ -12,6 +12,7 @@
 //! `--seed FILE` only writes the month into a database, for the API load
 //! test (scripts/bench-governance.sh). Prints figures; asserts nothing.
 
+use crate::generate::XorShift;
 use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
 use headcount_domain::config::{DpConfig, RELEASES_PER_SPACE_DAY};
 use headcount_domain::retention::{DataClass, RetentionLimit, RetentionPolicy, DAY_MS};
@@ -49,26 +50,6 @@ pub struct Args {
     /// Only write the generated month into this database, then stop.
     #[arg(long)]
     seed: Option<PathBuf>,
-}
-
-/// A deterministic generator, so runs compare.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Poisson-ish count with the given mean (sum of Bernoulli trials).
-    fn count(&mut self, mean: f64) -> u32 {
-        let trials = (mean * 4.0).ceil().max(1.0) as u32;
-        let p = (mean / f64::from(trials)).min(1.0);
-        (0..trials)
-            .filter(|_| (self.next() % 1_000_000) as f64 / 1e6 < p)
-            .count() as u32
-    }
 }
 
 /// Entries per minute at an entrance: closed at night, a morning and an

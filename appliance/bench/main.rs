@@ -4,6 +4,7 @@
 
 mod analytics;
 mod api;
+mod generate;
 mod governance;
 mod patterns;
 mod streams;

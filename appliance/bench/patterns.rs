@@ -19,6 +19,7 @@
 //! its alarms on hours and days where nothing was planted, per week.
 //! Asserts nothing.
 
+use crate::generate::XorShift;
 use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope, Signals, SpaceSignal};
 use headcount_domain::anomaly::monitor::{Change, Monitor};
 use headcount_domain::anomaly::unusual::{UnusualWatch, JUDGE_AFTER_MS};
@@ -66,30 +67,6 @@ const FOUND_AFTER_HOURS: i64 = 1;
 fn first_monday() -> UnixMs {
     // 2026-06-01 was a Monday.
     1_780_272_000_000
-}
-
-/// A deterministic generator.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() % 1_000_000) as f64 / 1e6 < p
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// A count with the given mean (sum of Bernoulli trials).
-    fn count(&mut self, mean: f64) -> u32 {
-        let trials = (mean * 4.0).ceil().max(1.0) as u32;
-        let p = (mean / f64::from(trials)).min(1.0);
-        (0..trials).filter(|_| self.chance(p)).count() as u32
-    }
 }
 
 /// Arrivals per minute at one entrance of a space of scale 1.

@@ -343,7 +343,10 @@ fn the_dashboard_works_in_a_real_browser() {
         .unwrap_or_else(|| panic!("the browser's correction is not in the audit log"));
     assert_eq!(corrected["role"], "facilities", "{corrected}");
     assert_eq!(corrected["detail"]["after"], 4, "{corrected}");
-    assert_eq!(corrected["detail"]["reason"], "e2e: counted by eye", "{corrected}");
+    assert_eq!(
+        corrected["detail"]["reason"], "e2e: counted by eye",
+        "{corrected}"
+    );
 
     // The camera comes back: the new zone is analysed (a number, not null).
     let _camera = start_camera(rtsp_port);
