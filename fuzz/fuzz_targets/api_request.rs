@@ -217,6 +217,7 @@ fn state(dir: &Path) -> AppState {
         anomaly_control: Default::default(),
         live_streams: Default::default(),
         validations: Default::default(),
+        adjustments: Default::default(),
         storage: Default::default(),
     }
 }
