@@ -24,6 +24,8 @@ packages=(
   openssl
   # a real MQTT broker and client for the fleet tests; wrk for the API bench
   mosquitto mosquitto-clients wrk
+  # JSON Schema validation of published payloads (docs/schemas, tests/e2e/check_json.py)
+  python3-jsonschema
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp

@@ -503,7 +503,7 @@ pub fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String
 /// published afterwards is missed.
 pub struct Subscriber {
     child: Proc,
-    reader: std::thread::JoinHandle<Vec<(String, String)>>,
+    reader: std::thread::JoinHandle<Vec<(Instant, String, String)>>,
 }
 
 impl Subscriber {
@@ -546,7 +546,10 @@ impl Subscriber {
                         let _ = subscribed_tx.send(());
                     }
                 } else if let Some((topic, payload)) = line.split_once(' ') {
-                    messages.push((topic.to_string(), payload.to_string()));
+                    messages.push((Instant::now(), topic.to_string(), payload.to_string()));
+                } else {
+                    // An empty payload (a retained message cleared).
+                    messages.push((Instant::now(), line, String::new()));
                 }
             }
             messages
@@ -563,6 +566,15 @@ impl Subscriber {
 
     /// The messages (topic, payload), once the subscriber has ended.
     pub fn messages(self) -> Vec<(String, String)> {
+        self.timed_messages()
+            .into_iter()
+            .map(|(_, topic, payload)| (topic, payload))
+            .collect()
+    }
+
+    /// The messages with the moment each line was read, once the
+    /// subscriber has ended.
+    pub fn timed_messages(self) -> Vec<(Instant, String, String)> {
         let Subscriber { mut child, reader } = self;
         let _ = child.0.wait();
         reader.join().unwrap()
@@ -590,4 +602,32 @@ pub fn issue_token(state: &Path, name: &str, role: &str) -> String {
         .find(|w| w.starts_with("hc_"))
         .unwrap_or_else(|| panic!("no token in: {out}"))
         .to_string()
+}
+
+/// A POST with a JSON body: status and JSON answer.
+pub fn post_json(
+    port: u16,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let (status, _, body) = parse_response(&response).expect("an HTTP answer");
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
 }

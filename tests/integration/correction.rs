@@ -6,29 +6,7 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
-
-/// A POST with a JSON body: status and JSON answer.
-fn post_json(port: u16, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let body = body.to_string();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let (status, _, body) = parse_response(&response).expect("an HTTP answer");
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 fn space_count(port: u16, space: &str) -> Option<u64> {
     let (_, occupancy) = get(port, "/api/v1/occupancy")?;

@@ -18,6 +18,7 @@ mod dashboard;
 mod disclosure;
 mod end_to_end;
 mod governance;
+mod live_mqtt;
 mod privacy_egress;
 mod redaction;
 mod scenarios;

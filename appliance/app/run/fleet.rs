@@ -15,7 +15,14 @@
 //!   same bucket as an NGSI-LD `CrowdFlowObserved` entity;
 //! - with `mqtt.anomalies`, `{prefix}/{site}/anomalies`: each anomaly as the
 //!   disclosure policy lets it leave (`disclosure::push`), QoS 1, not
-//!   retained (a retained notice would replay a stale alarm).
+//!   retained (a retained notice would replay a stale alarm);
+//! - with `mqtt.live`, `{prefix}/{site}/live/...` and, with
+//!   `mqtt.home_assistant`, the discovery configs: what `disclosure::live`
+//!   makes of the running counts, looked at every 250 ms, each topic sent
+//!   retained when its payload changed and at most once a second; a topic
+//!   that is no longer wanted (a zone removed in the editor) is cleared
+//!   with an empty retained message. After a reconnection everything is
+//!   sent again.
 //!
 //! One task publishes, one message in flight at a time, only while
 //! connected: it waits for the broker's PUBACK of each message before the
@@ -25,16 +32,20 @@
 //! queued inside the client to be sent twice); a subscriber that sees a
 //! bucket twice drops it by its `id`.
 
+use headcount_domain::analytics::OccupancyBoard;
+use headcount_domain::clock::Clock;
 use headcount_domain::config::MqttConfig;
+use headcount_domain::disclosure::live::LiveFeed;
 use headcount_domain::disclosure::push::PushedNotice;
+use headcount_domain::health::HealthBoard;
 use headcount_store::fleet::FleetBucket;
 use headcount_store::{Database, Writer};
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -47,6 +58,18 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: usize = 64;
 /// Anomaly notices held while the broker is away; older ones are dropped.
 const HELD_NOTICES: usize = 256;
+/// How often the live counts are looked at.
+const LIVE_LOOK_EVERY: Duration = Duration::from_millis(250);
+/// The least time between two messages on one live topic.
+const LIVE_TOPIC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where the live feed reads the running counts and camera states.
+pub struct LiveSource {
+    pub feed: LiveFeed,
+    pub board: OccupancyBoard,
+    pub health: HealthBoard,
+    pub clock: std::sync::Arc<dyn Clock>,
+}
 
 pub struct Fleet {
     stop: watch::Sender<bool>,
@@ -74,6 +97,7 @@ impl Fleet {
         database: PathBuf,
         writer: Writer,
         notices: Option<broadcast::Receiver<PushedNotice>>,
+        live: Option<LiveSource>,
     ) -> anyhow::Result<Fleet> {
         let (stop, stopped) = watch::channel(false);
         let status = format!("{}/{site}/status", config.topic_prefix);
@@ -96,6 +120,10 @@ impl Fleet {
             database,
             writer,
             held: VecDeque::new(),
+            outbox_due: Instant::now(),
+            live,
+            published: BTreeMap::new(),
+            sent_at: HashMap::new(),
         };
         let publisher = tokio::spawn(publisher.run(notices, stopped));
         Ok(Fleet {
@@ -185,6 +213,13 @@ struct Publisher {
     database: PathBuf,
     writer: Writer,
     held: VecDeque<PushedNotice>,
+    /// When the outbox is to be read next.
+    outbox_due: Instant,
+    live: Option<LiveSource>,
+    /// The live topics as the broker retains them since this connection.
+    published: BTreeMap<String, String>,
+    /// When each live topic was last sent.
+    sent_at: HashMap<String, Instant>,
 }
 
 impl Publisher {
@@ -208,14 +243,19 @@ impl Publisher {
                     Err(Lost::Disconnected | Lost::Timeout) => continue,
                 }
             }
-            // Wait for something to do: a link change, a notice, the next look.
+            // Wait for something to do: a link change, a notice, the next
+            // look at the outbox or the live counts.
+            let next_look = match self.live {
+                Some(_) => LIVE_LOOK_EVERY,
+                None => POLL_EVERY,
+            };
             tokio::select! {
                 link = self.links.recv() => match link {
                     Some(link) => self.note(link).await,
                     None => break,
                 },
                 notice = recv(&mut notices) => self.hold(notice),
-                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = tokio::time::sleep(next_look) => {}
                 _ = stopped.changed() => break,
             }
         }
@@ -235,6 +275,10 @@ impl Publisher {
         match link {
             Link::Connected => {
                 self.connected = true;
+                // A new connection: read the outbox and resend the live state.
+                self.outbox_due = Instant::now();
+                self.published.clear();
+                self.sent_at.clear();
                 // Retained, so that a dashboard learns the state at once.
                 if let Err(e) = self
                     .send(self.status.clone(), b"online".to_vec(), true)
@@ -258,7 +302,8 @@ impl Publisher {
         }
     }
 
-    /// Held notices, then the outbox, until both are empty.
+    /// Held notices, the live state, then (when due) the outbox until it
+    /// is empty.
     async fn deliver(&mut self) -> Result<(), Lost> {
         while let Some(notice) = self.held.front() {
             let topic = format!("{}/anomalies", self.prefix);
@@ -268,6 +313,11 @@ impl Publisher {
             }
             self.held.pop_front();
         }
+        self.publish_live().await?;
+        if Instant::now() < self.outbox_due {
+            return Ok(());
+        }
+        self.outbox_due = Instant::now() + POLL_EVERY;
         loop {
             let database = self.database.clone();
             let broker = self.broker.clone();
@@ -304,6 +354,45 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// The live topics whose payload changed (each at most once a
+    /// second), and an empty retained message for each that went away.
+    async fn publish_live(&mut self) -> Result<(), Lost> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        let wanted = live.feed.messages(
+            &live.board.snapshot(),
+            &live.health.snapshot(),
+            live.clock.now_ms(),
+        );
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|topic| !wanted.iter().any(|(t, _)| t == *topic))
+            .cloned()
+            .collect();
+        for topic in gone {
+            self.send(topic.clone(), Vec::new(), true).await?;
+            self.published.remove(&topic);
+            self.sent_at.remove(&topic);
+        }
+        for (topic, payload) in wanted {
+            if self.published.get(&topic) == Some(&payload)
+                || self
+                    .sent_at
+                    .get(&topic)
+                    .is_some_and(|at| at.elapsed() < LIVE_TOPIC_INTERVAL)
+            {
+                continue;
+            }
+            self.send(topic.clone(), payload.clone().into_bytes(), true)
+                .await?;
+            self.sent_at.insert(topic.clone(), Instant::now());
+            self.published.insert(topic, payload);
+        }
+        Ok(())
     }
 
     /// One bucket under its topic (and as NGSI-LD with `fiware`), retained.

@@ -15,6 +15,7 @@ use anyhow::Context;
 use headcount_api::AppState;
 use headcount_domain::config::live::LiveConfig;
 use headcount_domain::config::Tls;
+use headcount_domain::disclosure::live::LiveFeed;
 use headcount_domain::disclosure::push::PushFeed;
 use headcount_domain::models::Manifest;
 use headcount_domain::security::{Lockout, RateLimit, SecurityEvent, SecurityLog};
@@ -156,12 +157,26 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
             .mqtt
             .as_ref()
             .map(|m| {
+                let live = m.live.then(|| fleet::LiveSource {
+                    feed: LiveFeed::new(
+                        &m.topic_prefix,
+                        &config.site,
+                        config.aggregates.k,
+                        config.timezone.clone(),
+                        m.home_assistant.as_deref(),
+                        env!("CARGO_PKG_VERSION"),
+                    ),
+                    board: appliance.occupancy.clone(),
+                    health: appliance.health.clone(),
+                    clock: clock.clone(),
+                });
                 fleet::Fleet::start(
                     m,
                     &config.site,
                     config.database.clone(),
                     appliance.writer.clone(),
                     fleet_notices,
+                    live,
                 )
             })
             .transpose()?;

@@ -33,7 +33,7 @@ use headcount_domain::anomaly::unusual::UnusualWatch;
 use headcount_domain::anomaly::{Control, Notice};
 use headcount_domain::clock::{Clock, UnixMs};
 use headcount_domain::config::live::LiveConfig;
-use headcount_domain::config::Config;
+use headcount_domain::config::{zone_key, Config};
 use headcount_domain::detection::Detection;
 use headcount_domain::detection::SearchArea;
 use headcount_domain::frame_queue::{FrameQueue, TakeError};
@@ -142,6 +142,7 @@ impl Appliance {
         }
         let views = CameraViews::new(config);
         let occupancy = OccupancyBoard::new(config);
+        seed_lines_today(&db, config, &occupancy, clock.now_ms())?;
         let mut threads = Vec::new();
 
         let maintenance = Maintenance {
@@ -641,4 +642,31 @@ impl AnalyticsStage {
             tracing::error!("the storage writer has stopped; buckets lost");
         }
     }
+}
+
+/// The day's crossings counted before this start, per line, so that the
+/// live feed's "today" survives a restart. Read before the analytics stage
+/// starts, so nothing is counted twice.
+fn seed_lines_today(
+    db: &Database,
+    config: &Config,
+    occupancy: &OccupancyBoard,
+    now: UnixMs,
+) -> anyhow::Result<()> {
+    let Some(day) = analytics::local_day(now, &config.timezone) else {
+        return Ok(());
+    };
+    let midnight = day
+        .to_zoned(config.timezone.clone())
+        .map(|z| z.timestamp().as_millisecond())
+        .context("the local day has no start")?;
+    for camera in &config.cameras {
+        for line in &camera.lines {
+            let minutes = db.flow_minutes(&camera.id, &line.name, midnight, UnixMs::MAX)?;
+            let entries = minutes.iter().map(|m| u64::from(m.entries)).sum();
+            let exits = minutes.iter().map(|m| u64::from(m.exits)).sum();
+            occupancy.seed_line_today(&zone_key(&camera.id, &line.name), day, entries, exits);
+        }
+    }
+    Ok(())
 }

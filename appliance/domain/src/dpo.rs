@@ -187,6 +187,19 @@ impl ProcessingRecord {
                     mqtt.host, mqtt.port
                 ));
             }
+            if mqtt.live {
+                let live = policy::granted(Exit::MqttLive, Class::LiveCounts).unwrap_or("-");
+                let discovery = match &mqtt.home_assistant {
+                    Some(prefix) => format!(", announced to Home Assistant under `{prefix}/`"),
+                    None => String::new(),
+                };
+                recipients.push(format!(
+                    "MQTT broker {}:{}: live counts ({live}) and camera states{discovery}; \
+                     its subscribers (building automation, Home Assistant's recorder) keep them \
+                     under their own retention",
+                    mqtt.host, mqtt.port
+                ));
+            }
         }
         if let Some(webhook) = &config.anomalies.webhook {
             recipients.push(format!(
@@ -896,6 +909,21 @@ epsilon = 0.5
             .recipients
             .iter()
             .any(|r| r.contains("anomaly notices")));
+        assert!(!record.recipients.iter().any(|r| r.contains("live counts")));
+        let live = config(
+            "[cameras.lobby]\nurl = \"testsrc:ball\"\n[mqtt]\nbroker = \"mqtt://localhost:1883\"\n\
+             live = true\nhome_assistant = true\n",
+        );
+        let with_live = ProcessingRecord::from_config(&live, 0);
+        let live = with_live
+            .recipients
+            .iter()
+            .find(|r| r.starts_with("MQTT broker localhost:1883: live counts"))
+            .unwrap_or_else(|| panic!("{:?}", with_live.recipients));
+        assert!(
+            live.contains("unless small") && live.contains("Home Assistant"),
+            "{live}"
+        );
         let md = record.to_markdown();
         assert!(md.contains("**Not configured.**"), "{md}");
         assert!(md.contains("**not stated** (gap)"), "{md}");

@@ -413,6 +413,9 @@ impl Analytics {
                 }
             }
             self.board.record_line(&key, *total);
+            if let Some(day) = local_day(at, &self.timezone) {
+                self.board.count_line_today(&key, day, direction);
+            }
             for space in &mut self.spaces {
                 space.on_crossing(&key, direction);
             }
@@ -683,6 +686,13 @@ fn exclusions_of(camera: &CameraConfig) -> Vec<Polygon> {
         .collect()
 }
 
+/// The calendar day `at` falls on in `timezone`.
+pub fn local_day(at: UnixMs, timezone: &jiff::tz::TimeZone) -> Option<jiff::civil::Date> {
+    jiff::Timestamp::from_millisecond(at)
+        .ok()
+        .map(|t| t.to_zoned(timezone.clone()).date())
+}
+
 fn new_zone(camera: &CameraId, zone: &ZoneConfig, settings: &AnalyticsConfig) -> ZoneState {
     ZoneState::new(
         zone_key(camera, &zone.name),
@@ -717,6 +727,28 @@ pub struct BoardView {
     /// Crossings (in, out) since the appliance started, by `camera.line`;
     /// a line appears at its first crossing. For on-site validation.
     pub lines: BTreeMap<String, (u64, u64)>,
+    /// Crossings of the local day (`appliance.timezone`), by `camera.line`:
+    /// seeded at start from storage, counted on, restarted at midnight.
+    pub lines_today: BTreeMap<String, LineDay>,
+}
+
+/// A line's crossings on one local day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineDay {
+    pub day: jiff::civil::Date,
+    pub entries: u64,
+    pub exits: u64,
+}
+
+impl LineDay {
+    /// (entries, exits) on `day`: zero when these are another day's.
+    pub fn on(&self, day: jiff::civil::Date) -> (u64, u64) {
+        if self.day == day {
+            (self.entries, self.exits)
+        } else {
+            (0, 0)
+        }
+    }
 }
 
 /// Current occupancy of every zone and space, shared with the API.
@@ -747,6 +779,12 @@ impl OccupancyBoard {
             })
             .collect();
         view.zones = zones;
+        let lines: std::collections::HashSet<String> = config
+            .cameras
+            .iter()
+            .flat_map(|c| c.lines.iter().map(|l| zone_key(&c.id, &l.name)))
+            .collect();
+        view.lines_today.retain(|key, _| lines.contains(key));
         for (name, entry) in &mut view.spaces {
             if let Some(space) = fresh.spaces.get(name) {
                 entry.capacity = space.capacity;
@@ -770,6 +808,40 @@ impl OccupancyBoard {
     pub fn record_line(&self, key: &str, totals: (u64, u64)) {
         let mut view = self.0.write().unwrap_or_else(|e| e.into_inner());
         view.lines.insert(key.to_string(), totals);
+    }
+
+    /// Takes up a line's crossings on `day` counted before this start.
+    pub fn seed_line_today(&self, key: &str, day: jiff::civil::Date, entries: u64, exits: u64) {
+        let mut view = self.0.write().unwrap_or_else(|e| e.into_inner());
+        view.lines_today.insert(
+            key.to_string(),
+            LineDay {
+                day,
+                entries,
+                exits,
+            },
+        );
+    }
+
+    /// One crossing on local `day`; a new day starts from zero.
+    fn count_line_today(&self, key: &str, day: jiff::civil::Date, direction: Direction) {
+        let mut view = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let entry = view.lines_today.entry(key.to_string()).or_insert(LineDay {
+            day,
+            entries: 0,
+            exits: 0,
+        });
+        if entry.day != day {
+            *entry = LineDay {
+                day,
+                entries: 0,
+                exits: 0,
+            };
+        }
+        match direction {
+            Direction::In => entry.entries += 1,
+            Direction::Out => entry.exits += 1,
+        }
     }
 
     pub fn record_zone(&self, key: &str, occupancy: u32, at: UnixMs) {
@@ -826,6 +898,7 @@ fn board_view(config: &Config) -> BoardView {
         zones,
         spaces,
         lines: BTreeMap::new(),
+        lines_today: BTreeMap::new(),
     }
 }
 

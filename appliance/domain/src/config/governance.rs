@@ -40,6 +40,9 @@ pub(super) struct RawMqtt {
     ca_file: Option<PathBuf>,
     fiware: Option<bool>,
     anomalies: Option<bool>,
+    live: Option<bool>,
+    home_assistant: Option<bool>,
+    discovery_prefix: Option<String>,
 }
 
 /// What planners, the MQTT fleet and Prometheus may see.
@@ -89,6 +92,11 @@ pub struct MqttConfig {
     /// Also publish anomaly notices (minimised, `disclosure::push`); off
     /// unless asked for: anomalies are person-related events.
     pub anomalies: bool,
+    /// Also publish the live counts (`disclosure::live`), retained, on
+    /// change: facilities-level data, for the site's own broker.
+    pub live: bool,
+    /// Home Assistant MQTT discovery under this prefix (needs `live`).
+    pub home_assistant: Option<String>,
 }
 
 impl MqttConfig {
@@ -275,6 +283,33 @@ impl Validator<'_> {
                 "must be non-empty, without +, # or a trailing /",
             );
         }
+        let live = raw.live.unwrap_or(false);
+        let home_assistant = match (raw.home_assistant.unwrap_or(false), raw.discovery_prefix) {
+            (true, prefix) => {
+                let prefix = prefix.unwrap_or_else(|| "homeassistant".into());
+                if prefix.is_empty() || prefix.contains(['+', '#', '\0']) || prefix.ends_with('/') {
+                    self.error(
+                        "mqtt.discovery_prefix",
+                        "must be non-empty, without +, # or a trailing /",
+                    );
+                }
+                if !live {
+                    self.error(
+                        "mqtt.home_assistant",
+                        "needs mqtt.live = true: the sensors it announces read the live topics",
+                    );
+                }
+                Some(prefix)
+            }
+            (false, Some(_)) => {
+                self.error(
+                    "mqtt.discovery_prefix",
+                    "is only used with mqtt.home_assistant = true",
+                );
+                None
+            }
+            (false, None) => None,
+        };
         let client_id = raw.client_id.unwrap_or_else(|| format!("headcount-{site}"));
         let credentials = raw
             .credentials
@@ -288,6 +323,8 @@ impl Validator<'_> {
             credentials,
             fiware: raw.fiware.unwrap_or(false),
             anomalies: raw.anomalies.unwrap_or(false),
+            live,
+            home_assistant,
         })
     }
 

@@ -488,6 +488,39 @@ topic_prefix = "city/#"
 }
 
 #[test]
+fn home_assistant_discovery_needs_the_live_feed_and_a_clean_prefix() {
+    let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[mqtt]
+broker = "mqtt://127.0.0.1:1883"
+home_assistant = true
+discovery_prefix = "ha/#"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "mqtt.discovery_prefix: must be non-empty, without +, # or a trailing /",
+            "mqtt.home_assistant: needs mqtt.live = true: the sensors it announces read the live topics",
+        ]
+    );
+    let stray = text.replace("home_assistant = true\n", "");
+    assert_eq!(
+        errors(&stray),
+        ["mqtt.discovery_prefix: is only used with mqtt.home_assistant = true"]
+    );
+    let good = text
+        .replace(
+            "home_assistant = true",
+            "live = true\nhome_assistant = true",
+        )
+        .replace("ha/#", "homeassistant");
+    let mqtt = parse(&good).unwrap().mqtt.unwrap();
+    assert!(mqtt.live);
+    assert_eq!(mqtt.home_assistant.as_deref(), Some("homeassistant"));
+}
+
+#[test]
 fn a_justified_lifetime_beyond_the_maximum_is_kept_with_its_reason() {
     let text = r#"
 [cameras.lobby]

@@ -38,6 +38,9 @@ pub enum Exit {
     NgsiLd,
     /// `{prefix}/{site}/anomalies` (with `mqtt.anomalies`).
     MqttAnomalies,
+    /// `{prefix}/{site}/live/...` and Home Assistant discovery (with
+    /// `mqtt.live`), `disclosure::live`.
+    MqttLive,
     /// `[anomalies.webhook]`.
     Webhook,
     /// The service log (journal) and the security events (syslog).
@@ -45,7 +48,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub const ALL: [Exit; 11] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Role(Role::Admin),
         Exit::Role(Role::Facilities),
         Exit::Role(Role::Planner),
@@ -55,6 +58,7 @@ impl Exit {
         Exit::MqttAggregates,
         Exit::NgsiLd,
         Exit::MqttAnomalies,
+        Exit::MqttLive,
         Exit::Webhook,
         Exit::Logs,
     ];
@@ -70,6 +74,7 @@ impl Exit {
             Exit::MqttAggregates => "MQTT aggregates",
             Exit::NgsiLd => "MQTT NGSI-LD",
             Exit::MqttAnomalies => "MQTT anomalies (opt-in)",
+            Exit::MqttLive => "MQTT live and Home Assistant (opt-in, the site's broker)",
             Exit::Webhook => "anomaly webhook",
             Exit::Logs => "logs (journal, syslog)",
         }
@@ -178,6 +183,9 @@ pub const TABLE: &[Grant] = &[
     grant(Exit::MqttAggregates, Class::Published, "every published bucket (per space; 15 min, 1 h, 1 d; below k, zero included, one band; noise as stored), once per broker from the outbox"),
     grant(Exit::NgsiLd, Class::Published, "the same cells as CrowdFlowObserved entities; a sum with a withheld part left out"),
     grant(Exit::MqttAnomalies, Class::Events, PUSHED_EVENTS),
+    grant(Exit::MqttLive, Class::LiveCounts, "per space, and per zone unless small (below k), as counted; entries and exits per line on the local day; retained, on change, at most once a second per topic, no times"),
+    grant(Exit::MqttLive, Class::Health, "per camera: streaming, connecting or failing, never the reason"),
+    grant(Exit::MqttLive, Class::Layout, "space, zone, line and camera names (Home Assistant discovery)"),
     grant(Exit::Webhook, Class::Events, PUSHED_EVENTS),
     grant(Exit::Logs, Class::Events, "the anomaly id and kind, never the explanation"),
     grant(Exit::Logs, Class::Audit, "security events: pseudonymous token id, client address, route"),

@@ -1,0 +1,368 @@
+//! The live feed as it may leave the box (`mqtt.live`), and its Home
+//! Assistant discovery (`mqtt.home_assistant`): facilities-level data for
+//! the site's own broker and its building automation. Under
+//! `{prefix}/{site}/live`, every message retained:
+//!
+//! - `space/{space}`: `{"occupancy", "capacity"}`;
+//! - `zone/{camera.zone}`: the same, except small zones (capacity below
+//!   k): a small zone's live count is one person's presence at a desk or in
+//!   an office, and a subscriber such as Home Assistant's recorder keeps
+//!   it beyond the appliance's retention and its access rules;
+//! - `line/{camera.line}`: `{"day", "entries", "exits"}` on the local day;
+//! - `camera/{camera}`: `{"state"}`: streaming, connecting or failing, never
+//!   the reason (it may name a host).
+//!
+//! Nothing is published before it is known (a zone before its camera's
+//! first analysed frame). Payloads carry no time: the publisher sends a
+//! topic only when its payload changes (at most once a second), and a time
+//! would change with every frame. Discovery configs go under
+//! `{discovery_prefix}/sensor/headcount_{site}/{object}/config`, one per
+//! sensor, with the appliance's status topic as their availability.
+
+use crate::analytics::{local_day, BoardView};
+use crate::clock::UnixMs;
+use crate::config::is_small_zone;
+use crate::health::{CameraHealth, CameraState};
+use crate::pixels::frame::CameraId;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// One retained message: topic and payload.
+pub type Retained = (String, String);
+
+/// What the live feed publishes, decided from the running counts.
+#[derive(Debug, Clone)]
+pub struct LiveFeed {
+    base: String,
+    status: String,
+    k: u32,
+    timezone: jiff::tz::TimeZone,
+    discovery: Option<Discovery>,
+}
+
+#[derive(Debug, Clone)]
+struct Discovery {
+    prefix: String,
+    node: String,
+    device: Value,
+}
+
+/// One sensor: its state topic, what to read from it, and how Home
+/// Assistant should treat it.
+struct Sensor {
+    object: String,
+    name: String,
+    state_topic: String,
+    value_template: &'static str,
+    /// `measurement` for a level, `total_increasing` for a count that only
+    /// rises until its daily restart; None for a state text.
+    state_class: Option<&'static str>,
+    unit: Option<&'static str>,
+    diagnostic: bool,
+}
+
+impl LiveFeed {
+    /// `topic_prefix` and `site` as the fleet feed uses them;
+    /// `home_assistant`: the discovery prefix, when discovery is on.
+    pub fn new(
+        topic_prefix: &str,
+        site: &str,
+        k: u32,
+        timezone: jiff::tz::TimeZone,
+        home_assistant: Option<&str>,
+        version: &str,
+    ) -> LiveFeed {
+        let node = format!("headcount_{}", object_id(site));
+        LiveFeed {
+            base: format!("{topic_prefix}/{site}/live"),
+            status: format!("{topic_prefix}/{site}/status"),
+            k,
+            timezone,
+            discovery: home_assistant.map(|prefix| Discovery {
+                prefix: prefix.to_string(),
+                device: json!({
+                    "identifiers": [node],
+                    "name": format!("headcount {site}"),
+                    "manufacturer": "headcount",
+                    "model": "people-counting appliance",
+                    "sw_version": version,
+                }),
+                node,
+            }),
+        }
+    }
+
+    /// Every retained message the feed holds now, discovery configs first
+    /// (Home Assistant should know a sensor before its state).
+    pub fn messages(
+        &self,
+        view: &BoardView,
+        cameras: &BTreeMap<CameraId, CameraHealth>,
+        now: UnixMs,
+    ) -> Vec<Retained> {
+        let mut states = Vec::new();
+        let mut sensors = Vec::new();
+        for (name, space) in &view.spaces {
+            let Some(occupancy) = space.occupancy else {
+                continue;
+            };
+            let topic = format!("{}/space/{name}", self.base);
+            states.push((topic.clone(), occupancy_payload(occupancy, space.capacity)));
+            sensors.push(occupancy_sensor(
+                &format!("space_{}", object_id(name)),
+                name,
+                topic,
+            ));
+        }
+        for (key, zone) in &view.zones {
+            let Some(occupancy) = zone.occupancy else {
+                continue;
+            };
+            if is_small_zone(zone.capacity, self.k) {
+                continue;
+            }
+            let topic = format!("{}/zone/{key}", self.base);
+            states.push((topic.clone(), occupancy_payload(occupancy, zone.capacity)));
+            sensors.push(occupancy_sensor(
+                &format!("zone_{}", object_id(key)),
+                key,
+                topic,
+            ));
+        }
+        if let Some(today) = local_day(now, &self.timezone) {
+            for (key, counted) in &view.lines_today {
+                let (entries, exits) = counted.on(today);
+                let topic = format!("{}/line/{key}", self.base);
+                let payload = json!({"day": today.to_string(), "entries": entries, "exits": exits});
+                states.push((topic.clone(), payload.to_string()));
+                for (what, template) in [
+                    ("entries", "{{ value_json.entries }}"),
+                    ("exits", "{{ value_json.exits }}"),
+                ] {
+                    sensors.push(Sensor {
+                        object: format!("line_{}_{what}", object_id(key)),
+                        name: format!("{key} {what} today"),
+                        state_topic: topic.clone(),
+                        value_template: template,
+                        state_class: Some("total_increasing"),
+                        unit: Some("people"),
+                        diagnostic: false,
+                    });
+                }
+            }
+        }
+        for (camera, health) in cameras {
+            let state = match health.state {
+                CameraState::Connecting => "connecting",
+                CameraState::Streaming => "streaming",
+                CameraState::Failing { .. } => "failing",
+            };
+            let topic = format!("{}/camera/{camera}", self.base);
+            states.push((topic.clone(), json!({ "state": state }).to_string()));
+            sensors.push(Sensor {
+                object: format!("camera_{}", object_id(camera)),
+                name: format!("camera {camera}"),
+                state_topic: topic,
+                value_template: "{{ value_json.state }}",
+                state_class: None,
+                unit: None,
+                diagnostic: true,
+            });
+        }
+        let mut out: Vec<Retained> = match &self.discovery {
+            Some(discovery) => sensors.iter().map(|s| self.config(discovery, s)).collect(),
+            None => Vec::new(),
+        };
+        out.extend(states);
+        out
+    }
+
+    /// One sensor's discovery config, as Home Assistant documents it.
+    fn config(&self, discovery: &Discovery, sensor: &Sensor) -> Retained {
+        let topic = format!(
+            "{}/sensor/{}/{}/config",
+            discovery.prefix, discovery.node, sensor.object
+        );
+        let mut config = json!({
+            "name": sensor.name,
+            "unique_id": format!("{}_{}", discovery.node, sensor.object),
+            "state_topic": sensor.state_topic,
+            "value_template": sensor.value_template,
+            "availability_topic": self.status,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": discovery.device,
+        });
+        if let Some(class) = sensor.state_class {
+            config["state_class"] = json!(class);
+        }
+        if let Some(unit) = sensor.unit {
+            config["unit_of_measurement"] = json!(unit);
+        }
+        if sensor.diagnostic {
+            config["entity_category"] = json!("diagnostic");
+        }
+        (topic, config.to_string())
+    }
+}
+
+fn occupancy_payload(occupancy: u32, capacity: Option<u32>) -> String {
+    json!({ "occupancy": occupancy, "capacity": capacity }).to_string()
+}
+
+fn occupancy_sensor(object: &str, name: &str, state_topic: String) -> Sensor {
+    Sensor {
+        object: format!("{object}_occupancy"),
+        name: format!("{name} occupancy"),
+        state_topic,
+        value_template: "{{ value_json.occupancy }}",
+        state_class: Some("measurement"),
+        unit: Some("people"),
+        diagnostic: false,
+    }
+}
+
+/// A name as a discovery object id (`[a-zA-Z0-9_-]`): config names are
+/// already `a-z0-9_-`, and the `.` of `camera.zone` becomes `__`.
+fn object_id(name: &str) -> String {
+    name.replace('.', "__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::{LineDay, LiveOccupancy};
+    use crate::health::HealthBoard;
+
+    fn live(occupancy: u32, capacity: Option<u32>, camera: Option<&str>) -> LiveOccupancy {
+        LiveOccupancy {
+            camera: camera.map(CameraId::from),
+            capacity,
+            occupancy: Some(occupancy),
+            updated_at: Some(1),
+            method: None,
+        }
+    }
+
+    fn view() -> BoardView {
+        let mut view = BoardView::default();
+        view.spaces.insert("hall".into(), live(12, Some(40), None));
+        view.zones
+            .insert("lobby.queue".into(), live(3, Some(20), Some("lobby")));
+        view.zones
+            .insert("lobby.desk".into(), live(1, Some(2), Some("lobby")));
+        let mut unseen = live(0, Some(20), Some("lobby"));
+        unseen.occupancy = None;
+        view.zones.insert("lobby.stairs".into(), unseen);
+        view.lines_today.insert(
+            "lobby.door".into(),
+            LineDay {
+                day: jiff::civil::date(2026, 12, 2),
+                entries: 7,
+                exits: 4,
+            },
+        );
+        view
+    }
+
+    // 2026-12-02 10:00 UTC, and the next day.
+    const NOW: UnixMs = 1_796_205_600_000;
+    const TOMORROW: UnixMs = NOW + 86_400_000;
+
+    fn feed(discovery: bool) -> LiveFeed {
+        LiveFeed::new(
+            "headcount",
+            "hq",
+            5,
+            jiff::tz::TimeZone::UTC,
+            discovery.then_some("homeassistant"),
+            "1.0",
+        )
+    }
+
+    fn cameras() -> BTreeMap<CameraId, CameraHealth> {
+        let board = HealthBoard::new(&[CameraId::from("lobby")]);
+        board.update(&CameraId::from("lobby"), |h| {
+            h.state = CameraState::Failing {
+                reason: "cannot reach rtsp://10.0.0.9".into(),
+            }
+        });
+        board.snapshot()
+    }
+
+    fn payload(messages: &[Retained], topic: &str) -> Option<Value> {
+        messages
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, p)| serde_json::from_str(p).unwrap())
+    }
+
+    #[test]
+    fn spaces_zones_lines_and_cameras_are_published_small_and_unseen_zones_are_not() {
+        let messages = feed(false).messages(&view(), &cameras(), NOW);
+        assert_eq!(
+            payload(&messages, "headcount/hq/live/space/hall"),
+            Some(json!({"occupancy": 12, "capacity": 40}))
+        );
+        assert_eq!(
+            payload(&messages, "headcount/hq/live/zone/lobby.queue"),
+            Some(json!({"occupancy": 3, "capacity": 20}))
+        );
+        assert_eq!(
+            payload(&messages, "headcount/hq/live/line/lobby.door"),
+            Some(json!({"day": "2026-12-02", "entries": 7, "exits": 4}))
+        );
+        // The state, never the reason, which names a host.
+        assert_eq!(
+            payload(&messages, "headcount/hq/live/camera/lobby"),
+            Some(json!({"state": "failing"}))
+        );
+        let topics: Vec<&str> = messages.iter().map(|(t, _)| t.as_str()).collect();
+        assert!(
+            !topics
+                .iter()
+                .any(|t| t.contains("desk") || t.contains("stairs")),
+            "{topics:?}"
+        );
+        assert_eq!(messages.len(), 4, "{topics:?}");
+    }
+
+    #[test]
+    fn a_new_day_reads_zero_until_its_first_crossing() {
+        let messages = feed(false).messages(&view(), &cameras(), TOMORROW);
+        assert_eq!(
+            payload(&messages, "headcount/hq/live/line/lobby.door"),
+            Some(json!({"day": "2026-12-03", "entries": 0, "exits": 0}))
+        );
+    }
+
+    #[test]
+    fn discovery_announces_each_sensor_first_with_the_status_as_availability() {
+        let messages = feed(true).messages(&view(), &cameras(), NOW);
+        let configs: Vec<&Retained> = messages
+            .iter()
+            .take_while(|(t, _)| t.starts_with("homeassistant/"))
+            .collect();
+        // space, zone, line in and out, camera.
+        assert_eq!(configs.len(), 5, "{messages:?}");
+        assert_eq!(messages.len(), 9);
+        let door = payload(
+            &messages,
+            "homeassistant/sensor/headcount_hq/line_lobby__door_entries/config",
+        )
+        .unwrap();
+        assert_eq!(door["state_topic"], "headcount/hq/live/line/lobby.door");
+        assert_eq!(door["value_template"], "{{ value_json.entries }}");
+        assert_eq!(door["state_class"], "total_increasing");
+        assert_eq!(door["availability_topic"], "headcount/hq/status");
+        assert_eq!(door["unique_id"], "headcount_hq_line_lobby__door_entries");
+        assert_eq!(door["device"]["identifiers"], json!(["headcount_hq"]));
+        let camera = payload(
+            &messages,
+            "homeassistant/sensor/headcount_hq/camera_lobby/config",
+        )
+        .unwrap();
+        assert_eq!(camera["entity_category"], "diagnostic");
+        assert!(camera.get("state_class").is_none());
+    }
+}

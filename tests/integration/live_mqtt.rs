@@ -1,0 +1,226 @@
+//! The live MQTT feed (`mqtt.live`) and Home Assistant discovery on a real
+//! Mosquitto: the demo camera and a dead one, a door-counted space and a
+//! zone-counted one, a small zone. A real subscriber sees every payload,
+//! checked against the JSON Schemas in `docs/schemas/` (Home Assistant's
+//! documented sensor options for the discovery configs); the small zone and
+//! a failing camera's reason never appear; each topic is retained and sent
+//! at most once a second; a count corrected by hand reaches the broker
+//! (printed: the delay, and the messages per minute at steady state).
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the subscriber listens.
+const LISTEN_SECS: u32 = 45;
+
+#[test]
+fn live_counts_reach_the_broker_retained_minimised_and_discoverable_by_home_assistant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, mqtt_port) = start_broker(dir.path());
+    let (rtsp_port, dead_port, api_port) = (free_port(), free_port(), free_port());
+    let _camera = start_camera(rtsp_port);
+    let config = config(
+        dir.path(),
+        api_port,
+        &[
+            (
+                "campus",
+                format!("rtsp://127.0.0.1:{rtsp_port}/vtest"),
+                "lines.door = { points = [[0.1, 0.5], [0.9, 0.5]], in = \"left\" }\n\
+                 [cameras.campus.zones.bench]\npolygon = [[0.0, 0.9], [0.1, 0.9], [0.1, 1.0]]\n\
+                 capacity = 2\nsmall_zone_justification = \"the test's small zone\"",
+            ),
+            ("dead", format!("rtsp://127.0.0.1:{dead_port}/nothing"), ""),
+        ],
+    );
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "[spaces.hall]\nentrances = [\"campus.door\"]\n[spaces.floor]\nzones = [\"campus.path\"]\n\
+             [mqtt]\nbroker = \"mqtt://127.0.0.1:{mqtt_port}\"\nlive = true\nhome_assistant = true\n"
+        );
+    std::fs::write(&config, text).unwrap();
+
+    let subscriber = Subscriber::start(mqtt_port, "#", 100_000, LISTEN_SECS);
+    let listening = Instant::now();
+    let appliance = start_appliance(&config, api_port);
+    let facilities = issue_token(&state_dir_of(&config), "frontdesk", "facilities");
+
+    // Counting: the floor space has a value once the camera is analysed.
+    assert!(
+        wait_until(Duration::from_secs(30), || get(
+            api_port,
+            "/api/v1/occupancy"
+        )
+        .is_some_and(|(_, b)| b["spaces"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|s| s["space"] == "floor" && s["occupancy"].is_u64())))),
+        "the floor space was never counted"
+    );
+    // Let the feed settle, then correct the hall's count by hand.
+    std::thread::sleep(Duration::from_secs(12));
+    let steady_from = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let steady_to = Instant::now();
+    let corrected = Instant::now();
+    let (status, answer) = adjust(api_port, &facilities, "hall", 12);
+    assert_eq!(status, 200, "{answer}");
+    let remaining = Duration::from_secs(LISTEN_SECS.into()).saturating_sub(listening.elapsed());
+    std::thread::sleep(remaining.saturating_sub(Duration::from_secs(6)));
+    drop(appliance);
+    let messages = subscriber.timed_messages();
+    assert!(!messages.is_empty(), "the broker relayed nothing");
+
+    let base = "headcount/test/live";
+    let latest: BTreeMap<&str, &str> = messages
+        .iter()
+        .map(|(_, t, p)| (t.as_str(), p.as_str()))
+        .collect();
+    let topics: Vec<&&str> = latest.keys().collect();
+
+    // Every payload against its schema, by a validator nobody here wrote.
+    let schema_of = |topic: &str| -> Option<&'static str> {
+        let live = topic.strip_prefix(base)?;
+        Some(
+            if live.starts_with("/space/") || live.starts_with("/zone/") {
+                "docs/schemas/live-occupancy.schema.json"
+            } else if live.starts_with("/line/") {
+                "docs/schemas/live-line.schema.json"
+            } else {
+                "docs/schemas/live-camera.schema.json"
+            },
+        )
+    };
+    let mut checks = String::new();
+    for (_, topic, payload) in &messages {
+        let schema = if topic.starts_with("homeassistant/sensor/") {
+            Some("docs/schemas/homeassistant-sensor-discovery.schema.json")
+        } else {
+            schema_of(topic)
+        };
+        if let Some(schema) = schema {
+            checks += &json!({"schema": schema, "topic": topic, "payload": payload}).to_string();
+            checks.push('\n');
+        }
+    }
+    let mut checker = Command::new("python3")
+        .arg(repo().join("tests/e2e/check_json.py"))
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is missing: run scripts/setup.sh");
+    checker
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(checks.as_bytes())
+        .unwrap();
+    let checked = checker.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "schema check failed:\n{report}");
+    eprintln!("{}", report.trim());
+
+    // What is published, and what never is.
+    for topic in [
+        format!("{base}/space/hall"),
+        format!("{base}/space/floor"),
+        format!("{base}/zone/campus.path"),
+        format!("{base}/line/campus.door"),
+        format!("{base}/camera/campus"),
+        format!("{base}/camera/dead"),
+    ] {
+        assert!(
+            latest.contains_key(topic.as_str()),
+            "no {topic} in {topics:?}"
+        );
+    }
+    assert!(
+        !topics.iter().any(|t| t.contains("bench")),
+        "a small zone left the box: {topics:?}"
+    );
+    let dead: Value = serde_json::from_str(latest[format!("{base}/camera/dead").as_str()]).unwrap();
+    assert!(
+        dead == json!({"state": "failing"}) || dead == json!({"state": "connecting"}),
+        "{dead}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(latest[format!("{base}/camera/campus").as_str()]).unwrap(),
+        json!({"state": "streaming"})
+    );
+    // One discovery config per sensor: 2 spaces, 1 zone, a line's entries
+    // and exits, 2 cameras; each names a live topic that was published.
+    let configs: Vec<Value> = latest
+        .iter()
+        .filter(|(t, _)| t.starts_with("homeassistant/sensor/headcount_test/"))
+        .map(|(_, p)| serde_json::from_str(p).unwrap())
+        .collect();
+    assert_eq!(configs.len(), 7, "{topics:?}");
+    for config in &configs {
+        let state = config["state_topic"].as_str().unwrap();
+        assert!(
+            latest.contains_key(state),
+            "{state} was announced, never published"
+        );
+        assert_eq!(config["availability_topic"], "headcount/test/status");
+    }
+    // The appliance said offline when it stopped, as the sensors' availability.
+    assert_eq!(latest.get("headcount/test/status"), Some(&"offline"));
+
+    // Retained: a client that connects now still reads the latest state.
+    let retained = subscribe(mqtt_port, &format!("{base}/space/hall"), 1, 5);
+    assert_eq!(
+        retained
+            .first()
+            .map(|(_, p)| serde_json::from_str::<Value>(p).unwrap()),
+        Some(json!({"occupancy": 12, "capacity": null}))
+    );
+
+    // At most once a second per topic (a little slack for delivery).
+    let mut last: HashMap<&str, Instant> = HashMap::new();
+    for (at, topic, _) in &messages {
+        if topic.starts_with(base) {
+            if let Some(before) = last.insert(topic, *at) {
+                let gap = at.duration_since(before);
+                assert!(
+                    gap >= Duration::from_millis(800),
+                    "{topic} sent twice within {gap:?}"
+                );
+            }
+        }
+    }
+
+    // Figures: delay from the correction to the retained message, and
+    // messages per minute while the demo plays.
+    let arrived = messages
+        .iter()
+        .find(|(at, topic, payload)| {
+            *at >= corrected
+                && topic == &format!("{base}/space/hall")
+                && serde_json::from_str::<Value>(payload).is_ok_and(|p| p["occupancy"] == 12)
+        })
+        .map(|(at, _, _)| at.duration_since(corrected))
+        .expect("the corrected count never reached the broker");
+    let steady = messages
+        .iter()
+        .filter(|(at, topic, _)| *at >= steady_from && *at < steady_to && topic.starts_with(base))
+        .count();
+    let per_minute = steady as f64 * 60.0 / steady_to.duration_since(steady_from).as_secs_f64();
+    eprintln!(
+        "live MQTT: a corrected count reached the broker after {} ms; {per_minute:.0} messages a minute at steady state (vtest, 1 space of people, 2 cameras)",
+        arrived.as_millis()
+    );
+}
+
+/// `POST /api/v1/spaces/{space}/adjust` setting `count`.
+fn adjust(port: u16, token: &str, space: &str, count: u32) -> (u16, Value) {
+    post_json(
+        port,
+        &format!("/api/v1/spaces/{space}/adjust"),
+        token,
+        &json!({"set": count, "reason": "the test's correction"}),
+    )
+}
