@@ -26,6 +26,8 @@ packages=(
   mosquitto mosquitto-clients wrk
   # JSON Schema validation of published payloads (docs/schemas, tests/e2e/check_json.py)
   python3-jsonschema
+  # a real Modbus client for the building automation test (tests/e2e/modbus_client.py)
+  python3-pymodbus python3-serial-asyncio
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp

@@ -22,17 +22,25 @@ const CRATES: &[(&str, &[&str], &[&str])] = &[
             "gstreamer",
             "ort",
             "rumqttc",
+            "tokio-modbus",
         ],
     ),
     (
         "headcount-store",
         &["headcount-domain"],
-        &["axum", "hyper", "gstreamer", "ort", "rumqttc"],
+        &[
+            "axum",
+            "hyper",
+            "gstreamer",
+            "ort",
+            "rumqttc",
+            "tokio-modbus",
+        ],
     ),
     (
         "headcount-api",
         &["headcount-domain", "headcount-store"],
-        &["gstreamer", "ort", "rumqttc"],
+        &["gstreamer", "ort", "rumqttc", "tokio-modbus"],
     ),
     (
         "headcount-media",

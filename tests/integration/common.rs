@@ -631,3 +631,8 @@ pub fn post_json(
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// Debian's interpreter, for which scripts/setup.sh installs the Python
+/// packages the tests drive (pymodbus, jsonschema); another `python3`
+/// first on the PATH (a pyenv) would not have them.
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";

@@ -10,6 +10,7 @@ mod common;
 mod anomalies;
 mod anomaly_alerts;
 mod architecture;
+mod building;
 mod cli;
 mod connections;
 mod correction;

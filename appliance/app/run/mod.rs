@@ -4,6 +4,7 @@
 
 pub mod disk;
 pub mod fleet;
+pub mod modbus;
 pub mod notify;
 pub mod pipeline;
 pub mod pushes;
@@ -15,7 +16,7 @@ use anyhow::Context;
 use headcount_api::AppState;
 use headcount_domain::config::live::LiveConfig;
 use headcount_domain::config::Tls;
-use headcount_domain::disclosure::live::LiveFeed;
+use headcount_domain::disclosure::live::{LiveFeed, LiveView};
 use headcount_domain::disclosure::push::PushFeed;
 use headcount_domain::models::Manifest;
 use headcount_domain::security::{Lockout, RateLimit, SecurityEvent, SecurityLog};
@@ -180,11 +181,26 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
                 )
             })
             .transpose()?;
+        let modbus = match &config.modbus {
+            Some(m) => Some(
+                modbus::spawn(
+                    m,
+                    modbus::Registers {
+                        view: LiveView::new(config.aggregates.k, config.timezone.clone()),
+                        board: appliance.occupancy.clone(),
+                        health: appliance.health.clone(),
+                        clock: clock.clone(),
+                    },
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let served = serve::serve(&config, headcount_api::router(state), supervisor).await;
         if let Some(fleet) = fleet {
             fleet.stop().await;
         }
-        for task in [pushes, webhook].into_iter().flatten() {
+        for task in [pushes, webhook, modbus].into_iter().flatten() {
             task.abort();
         }
         served

@@ -201,6 +201,13 @@ impl ProcessingRecord {
                 ));
             }
         }
+        if let Some(modbus) = &config.modbus {
+            let live = policy::granted(Exit::Modbus, Class::LiveCounts).unwrap_or("-");
+            recipients.push(format!(
+                "Modbus TCP clients on {} (building management, read-only, no authentication): live counts ({live}) and camera states",
+                modbus.bind
+            ));
+        }
         if let Some(webhook) = &config.anomalies.webhook {
             recipients.push(format!(
                 "Webhook {}:{}: anomaly notices ({pushed})",

@@ -45,6 +45,25 @@ pub(super) struct RawMqtt {
     discovery_prefix: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModbus {
+    bind: Option<String>,
+    max_connections: Option<i64>,
+    idle_secs: Option<i64>,
+}
+
+/// The read-only Modbus TCP server (`[modbus]`): the live counts as input
+/// registers for a building management system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModbusConfig {
+    pub bind: std::net::SocketAddr,
+    /// Clients served at once; one more is closed at once.
+    pub max_connections: usize,
+    /// A client silent this long is disconnected.
+    pub idle_secs: u64,
+}
+
 /// What planners, the MQTT fleet and Prometheus may see.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregatesConfig {
@@ -325,6 +344,42 @@ impl Validator<'_> {
             anomalies: raw.anomalies.unwrap_or(false),
             live,
             home_assistant,
+        })
+    }
+
+    pub(super) fn modbus(&mut self, value: Option<toml::Value>) -> Option<ModbusConfig> {
+        let raw: RawModbus = self.table("modbus", value?)?;
+        let bind = match raw.bind.as_deref().map(str::parse::<std::net::SocketAddr>) {
+            Some(Ok(bind)) => Some(bind),
+            Some(Err(_)) | None => {
+                self.error(
+                    "modbus.bind",
+                    format!(
+                        "`{}` is not an address:port such as 192.168.1.20:502",
+                        raw.bind.unwrap_or_default()
+                    ),
+                );
+                None
+            }
+        };
+        let max_connections = raw.max_connections.unwrap_or(8);
+        if !(1..=64).contains(&max_connections) {
+            self.error(
+                "modbus.max_connections",
+                format!("{max_connections} is outside [1, 64]"),
+            );
+        }
+        let idle_secs = raw.idle_secs.unwrap_or(60);
+        if !(5..=3600).contains(&idle_secs) {
+            self.error(
+                "modbus.idle_secs",
+                format!("{idle_secs} is outside [5, 3600] s"),
+            );
+        }
+        Some(ModbusConfig {
+            bind: bind?,
+            max_connections: max_connections.clamp(1, 64) as usize,
+            idle_secs: idle_secs.clamp(5, 3600) as u64,
         })
     }
 

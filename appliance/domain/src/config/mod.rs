@@ -10,7 +10,7 @@ mod raw;
 
 pub use governance::{is_small_zone, ControllerConfig, DEFAULT_LEGAL_BASIS};
 pub use governance::{
-    AggregatesConfig, DpConfig, MqttConfig, DEFAULT_EPSILON, RELEASES_PER_SPACE_DAY,
+    AggregatesConfig, DpConfig, ModbusConfig, MqttConfig, DEFAULT_EPSILON, RELEASES_PER_SPACE_DAY,
 };
 
 use crate::geometry::{BBox, Point, Polygon};
@@ -357,6 +357,8 @@ pub struct Config {
     pub aggregates: AggregatesConfig,
     /// Where the fleet's aggregates are published; None: no MQTT.
     pub mqtt: Option<MqttConfig>,
+    /// The read-only Modbus TCP server, off unless configured.
+    pub modbus: Option<ModbusConfig>,
     /// None: not configured (the record says so; no sign can be made).
     pub controller: Option<ControllerConfig>,
     pub anomalies: anomaly::AnomalyConfig,
@@ -407,6 +409,7 @@ const SECTIONS: &[&str] = &[
     "retention",
     "aggregates",
     "mqtt",
+    "modbus",
     "controller",
     "anomalies",
 ];
@@ -590,6 +593,7 @@ impl Validator<'_> {
         let aggregates = self.aggregates(aggregates, spaces.len());
         self.small_zones(&cameras, aggregates.k);
         let mqtt = self.mqtt(table.remove("mqtt"), &site);
+        let modbus = self.modbus(table.remove("modbus"));
         let controller = self.controller(table.remove("controller"));
         let anomalies = self.anomalies(anomalies);
 
@@ -611,6 +615,7 @@ impl Validator<'_> {
             retention,
             aggregates,
             mqtt,
+            modbus,
             controller,
             anomalies,
         })

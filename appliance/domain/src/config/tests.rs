@@ -488,6 +488,32 @@ topic_prefix = "city/#"
 }
 
 #[test]
+fn modbus_keys_are_checked_all_at_once() {
+    let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[modbus]
+bind = "building-network"
+max_connections = 0
+idle_secs = 1
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "modbus.bind: `building-network` is not an address:port such as 192.168.1.20:502",
+            "modbus.max_connections: 0 is outside [1, 64]",
+            "modbus.idle_secs: 1 is outside [5, 3600] s",
+        ]
+    );
+    let good = "[cameras.lobby]\nurl = \"testsrc:ball\"\n[modbus]\nbind = \"192.168.10.20:502\"\n";
+    let modbus = parse(good).unwrap().modbus.unwrap();
+    assert_eq!(
+        (modbus.bind.port(), modbus.max_connections, modbus.idle_secs),
+        (502, 8, 60)
+    );
+}
+
+#[test]
 fn home_assistant_discovery_needs_the_live_feed_and_a_clean_prefix() {
     let text = r#"
 [cameras.lobby]

@@ -30,13 +30,19 @@ use std::collections::BTreeMap;
 /// One retained message: topic and payload.
 pub type Retained = (String, String);
 
+/// What the live exits (MQTT, Modbus) may see of the running counts.
+#[derive(Debug, Clone)]
+pub struct LiveView {
+    k: u32,
+    timezone: jiff::tz::TimeZone,
+}
+
 /// What the live feed publishes, decided from the running counts.
 #[derive(Debug, Clone)]
 pub struct LiveFeed {
     base: String,
     status: String,
-    k: u32,
-    timezone: jiff::tz::TimeZone,
+    view: LiveView,
     discovery: Option<Discovery>,
 }
 
@@ -76,8 +82,7 @@ impl LiveFeed {
         LiveFeed {
             base: format!("{topic_prefix}/{site}/live"),
             status: format!("{topic_prefix}/{site}/status"),
-            k,
-            timezone,
+            view: LiveView::new(k, timezone),
             discovery: home_assistant.map(|prefix| Discovery {
                 prefix: prefix.to_string(),
                 device: json!({
@@ -100,65 +105,52 @@ impl LiveFeed {
         cameras: &BTreeMap<CameraId, CameraHealth>,
         now: UnixMs,
     ) -> Vec<Retained> {
+        let snapshot = self.view.snapshot(view, cameras, now);
         let mut states = Vec::new();
         let mut sensors = Vec::new();
-        for (name, space) in &view.spaces {
-            let Some(occupancy) = space.occupancy else {
-                continue;
-            };
-            let topic = format!("{}/space/{name}", self.base);
-            states.push((topic.clone(), occupancy_payload(occupancy, space.capacity)));
-            sensors.push(occupancy_sensor(
-                &format!("space_{}", object_id(name)),
-                name,
-                topic,
-            ));
-        }
-        for (key, zone) in &view.zones {
-            let Some(occupancy) = zone.occupancy else {
-                continue;
-            };
-            if is_small_zone(zone.capacity, self.k) {
-                continue;
-            }
-            let topic = format!("{}/zone/{key}", self.base);
-            states.push((topic.clone(), occupancy_payload(occupancy, zone.capacity)));
-            sensors.push(occupancy_sensor(
-                &format!("zone_{}", object_id(key)),
-                key,
-                topic,
-            ));
-        }
-        if let Some(today) = local_day(now, &self.timezone) {
-            for (key, counted) in &view.lines_today {
-                let (entries, exits) = counted.on(today);
-                let topic = format!("{}/line/{key}", self.base);
-                let payload = json!({"day": today.to_string(), "entries": entries, "exits": exits});
-                states.push((topic.clone(), payload.to_string()));
-                for (what, template) in [
-                    ("entries", "{{ value_json.entries }}"),
-                    ("exits", "{{ value_json.exits }}"),
-                ] {
-                    sensors.push(Sensor {
-                        object: format!("line_{}_{what}", object_id(key)),
-                        name: format!("{key} {what} today"),
-                        state_topic: topic.clone(),
-                        value_template: template,
-                        state_class: Some("total_increasing"),
-                        unit: Some("people"),
-                        diagnostic: false,
-                    });
-                }
+        for (kind, counts) in [("space", &snapshot.spaces), ("zone", &snapshot.zones)] {
+            for count in counts {
+                let Some(occupancy) = count.occupancy else {
+                    continue;
+                };
+                let topic = format!("{}/{kind}/{}", self.base, count.name);
+                states.push((topic.clone(), occupancy_payload(occupancy, count.capacity)));
+                sensors.push(occupancy_sensor(
+                    &format!("{kind}_{}", object_id(&count.name)),
+                    &count.name,
+                    topic,
+                ));
             }
         }
-        for (camera, health) in cameras {
-            let state = match health.state {
-                CameraState::Connecting => "connecting",
-                CameraState::Streaming => "streaming",
-                CameraState::Failing { .. } => "failing",
-            };
+        for line in &snapshot.lines {
+            let topic = format!("{}/line/{}", self.base, line.name);
+            let payload = json!({
+                "day": line.day.to_string(),
+                "entries": line.entries,
+                "exits": line.exits,
+            });
+            states.push((topic.clone(), payload.to_string()));
+            for (what, template) in [
+                ("entries", "{{ value_json.entries }}"),
+                ("exits", "{{ value_json.exits }}"),
+            ] {
+                sensors.push(Sensor {
+                    object: format!("line_{}_{what}", object_id(&line.name)),
+                    name: format!("{} {what} today", line.name),
+                    state_topic: topic.clone(),
+                    value_template: template,
+                    state_class: Some("total_increasing"),
+                    unit: Some("people"),
+                    diagnostic: false,
+                });
+            }
+        }
+        for (camera, status) in &snapshot.cameras {
             let topic = format!("{}/camera/{camera}", self.base);
-            states.push((topic.clone(), json!({ "state": state }).to_string()));
+            states.push((
+                topic.clone(),
+                json!({ "state": status.as_str() }).to_string(),
+            ));
             sensors.push(Sensor {
                 object: format!("camera_{}", object_id(camera)),
                 name: format!("camera {camera}"),
@@ -203,6 +195,112 @@ impl LiveFeed {
             config["entity_category"] = json!("diagnostic");
         }
         (topic, config.to_string())
+    }
+}
+
+impl LiveView {
+    /// k: the disclosure threshold (small zones); the local day's zone.
+    pub fn new(k: u32, timezone: jiff::tz::TimeZone) -> LiveView {
+        LiveView { k, timezone }
+    }
+
+    /// What the live exits may carry now: every space, every zone that
+    /// is not small, every line's crossings on the local day, every
+    /// camera's state; each in name order.
+    pub fn snapshot(
+        &self,
+        view: &BoardView,
+        cameras: &BTreeMap<CameraId, CameraHealth>,
+        now: UnixMs,
+    ) -> LiveSnapshot {
+        let count = |(name, live): (&String, &crate::analytics::LiveOccupancy)| LiveCount {
+            name: name.clone(),
+            occupancy: live.occupancy,
+            capacity: live.capacity,
+        };
+        let today = local_day(now, &self.timezone);
+        LiveSnapshot {
+            spaces: view.spaces.iter().map(count).collect(),
+            zones: view
+                .zones
+                .iter()
+                .filter(|(_, zone)| !is_small_zone(zone.capacity, self.k))
+                .map(count)
+                .collect(),
+            lines: today
+                .map(|today| {
+                    view.lines_today
+                        .iter()
+                        .map(|(name, counted)| {
+                            let (entries, exits) = counted.on(today);
+                            LineToday {
+                                name: name.clone(),
+                                day: today,
+                                entries,
+                                exits,
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            cameras: cameras
+                .iter()
+                .map(|(camera, health)| (camera.to_string(), CameraStatus::of(&health.state)))
+                .collect(),
+        }
+    }
+}
+
+/// The live exits' view of the counts (`LiveView::snapshot`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSnapshot {
+    pub spaces: Vec<LiveCount>,
+    /// Zones that are not small.
+    pub zones: Vec<LiveCount>,
+    pub lines: Vec<LineToday>,
+    pub cameras: Vec<(String, CameraStatus)>,
+}
+
+/// A space's or a zone's occupancy; None before it was first counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCount {
+    pub name: String,
+    pub occupancy: Option<u32>,
+    pub capacity: Option<u32>,
+}
+
+/// A line's crossings on the local day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineToday {
+    pub name: String,
+    pub day: jiff::civil::Date,
+    pub entries: u64,
+    pub exits: u64,
+}
+
+/// A camera's state without its reason (which may name a host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraStatus {
+    Connecting,
+    Streaming,
+    Failing,
+}
+
+impl CameraStatus {
+    fn of(state: &CameraState) -> CameraStatus {
+        match state {
+            CameraState::Connecting => CameraStatus::Connecting,
+            CameraState::Streaming => CameraStatus::Streaming,
+            CameraState::Failing { .. } => CameraStatus::Failing,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraStatus::Connecting => "connecting",
+            CameraStatus::Streaming => "streaming",
+            CameraStatus::Failing => "failing",
+        }
     }
 }
 

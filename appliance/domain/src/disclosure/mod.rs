@@ -47,6 +47,7 @@
 //!   cells may still be derivable, so fallbacks should stay at zero.
 
 pub mod live;
+pub mod modbus;
 pub mod policy;
 pub mod push;
 

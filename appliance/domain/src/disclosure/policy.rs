@@ -41,6 +41,8 @@ pub enum Exit {
     /// `{prefix}/{site}/live/...` and Home Assistant discovery (with
     /// `mqtt.live`), `disclosure::live`.
     MqttLive,
+    /// The read-only Modbus TCP server (`[modbus]`), `disclosure::modbus`.
+    Modbus,
     /// `[anomalies.webhook]`.
     Webhook,
     /// The service log (journal) and the security events (syslog).
@@ -48,7 +50,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub const ALL: [Exit; 12] = [
+    pub const ALL: [Exit; 13] = [
         Exit::Role(Role::Admin),
         Exit::Role(Role::Facilities),
         Exit::Role(Role::Planner),
@@ -59,6 +61,7 @@ impl Exit {
         Exit::NgsiLd,
         Exit::MqttAnomalies,
         Exit::MqttLive,
+        Exit::Modbus,
         Exit::Webhook,
         Exit::Logs,
     ];
@@ -75,6 +78,7 @@ impl Exit {
             Exit::NgsiLd => "MQTT NGSI-LD",
             Exit::MqttAnomalies => "MQTT anomalies (opt-in)",
             Exit::MqttLive => "MQTT live and Home Assistant (opt-in, the site's broker)",
+            Exit::Modbus => "Modbus TCP (opt-in, read-only, the building's network)",
             Exit::Webhook => "anomaly webhook",
             Exit::Logs => "logs (journal, syslog)",
         }
@@ -186,6 +190,8 @@ pub const TABLE: &[Grant] = &[
     grant(Exit::MqttLive, Class::LiveCounts, "per space, and per zone unless small (below k), as counted; entries and exits per line on the local day; retained, on change, at most once a second per topic, no times"),
     grant(Exit::MqttLive, Class::Health, "per camera: streaming, connecting or failing, never the reason"),
     grant(Exit::MqttLive, Class::Layout, "space, zone, line and camera names (Home Assistant discovery)"),
+    grant(Exit::Modbus, Class::LiveCounts, "per space, and per zone unless small (below k), as counted; entries and exits per line on the local day; as registers, on request, no times"),
+    grant(Exit::Modbus, Class::Health, "per camera: a state code (connecting, streaming, failing)"),
     grant(Exit::Webhook, Class::Events, PUSHED_EVENTS),
     grant(Exit::Logs, Class::Events, "the anomaly id and kind, never the explanation"),
     grant(Exit::Logs, Class::Audit, "security events: pseudonymous token id, client address, route"),

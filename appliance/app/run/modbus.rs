@@ -1,0 +1,203 @@
+//! The read-only Modbus TCP server (`[modbus]`): the live counts as
+//! registers for a building management system, mapped by
+//! `disclosure::modbus` (documented in `docs/building.md`). tokio-modbus
+//! frames and decodes the requests; this module answers reads (functions
+//! 03 and 04) and refuses every other function, writes included, with
+//! exception 01. Modbus TCP has no authentication: it is off unless
+//! configured, and serves nothing a facilities dashboard would not show.
+//!
+//! Every client holds one of `modbus.max_connections` places (one more is
+//! closed at once) and is disconnected after `modbus.idle_secs` without a
+//! request, or when a response cannot be written for as long; a request
+//! that cannot be decoded ends its own connection only.
+
+use headcount_domain::analytics::OccupancyBoard;
+use headcount_domain::clock::Clock;
+use headcount_domain::config::ModbusConfig;
+use headcount_domain::disclosure::live::LiveView;
+use headcount_domain::disclosure::modbus::{self, ReadError};
+use headcount_domain::health::HealthBoard;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_modbus::server::tcp::Server;
+use tokio_modbus::{ExceptionCode, Request, Response};
+
+/// Where the registers are read from.
+pub struct Registers {
+    pub view: LiveView,
+    pub board: OccupancyBoard,
+    pub health: HealthBoard,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Registers {
+    fn read(&self, address: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
+        let snapshot = self.view.snapshot(
+            &self.board.snapshot(),
+            &self.health.snapshot(),
+            self.clock.now_ms(),
+        );
+        modbus::read(&snapshot, address, count).map_err(|e| match e {
+            ReadError::IllegalAddress => ExceptionCode::IllegalDataAddress,
+            ReadError::IllegalCount => ExceptionCode::IllegalDataValue,
+        })
+    }
+
+    /// The map of the running config, one line per object.
+    fn describe(&self) -> Vec<String> {
+        modbus::describe(&self.view.snapshot(
+            &self.board.snapshot(),
+            &self.health.snapshot(),
+            self.clock.now_ms(),
+        ))
+    }
+}
+
+/// One client's service: reads answered, everything else refused.
+struct Session {
+    registers: Arc<Registers>,
+    client: SocketAddr,
+}
+
+impl tokio_modbus::server::Service for Session {
+    type Request = Request<'static>;
+    type Response = Response;
+    type Exception = ExceptionCode;
+    type Future = std::future::Ready<Result<Response, ExceptionCode>>;
+
+    fn call(&self, request: Request<'static>) -> Self::Future {
+        let answer = match request {
+            Request::ReadInputRegisters(address, count) => self
+                .registers
+                .read(address, count)
+                .map(Response::ReadInputRegisters),
+            Request::ReadHoldingRegisters(address, count) => self
+                .registers
+                .read(address, count)
+                .map(Response::ReadHoldingRegisters),
+            other => {
+                tracing::warn!(client = %self.client, function = %other.function_code(),
+                    "Modbus request refused: the server is read-only");
+                Err(ExceptionCode::IllegalFunction)
+            }
+        };
+        std::future::ready(answer)
+    }
+}
+
+/// A client's connection: its place among `max_connections`, and a
+/// deadline that each received byte moves on.
+struct Connection {
+    stream: TcpStream,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    /// Pending: whether the deadline has passed, as an error.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        self.deadline.as_mut().poll(cx).map(|()| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the Modbus client was idle too long",
+            )
+        })
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.expired(cx).map(Err),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Pending => this.expired(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_flush(cx) {
+            Poll::Pending => this.expired(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Binds `config.bind` and serves until aborted.
+pub async fn spawn(config: &ModbusConfig, registers: Registers) -> anyhow::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("modbus.bind {}: {e}", config.bind))?;
+    for line in registers.describe() {
+        tracing::info!(map = %line, "Modbus register");
+    }
+    tracing::info!(bind = %config.bind, "serving the live counts over Modbus TCP (read-only)");
+    let registers = Arc::new(registers);
+    let places = Arc::new(Semaphore::new(config.max_connections));
+    let idle = Duration::from_secs(config.idle_secs);
+    let server = Server::new(listener);
+    Ok(tokio::spawn(async move {
+        let on_connected = |stream: TcpStream, client: SocketAddr| {
+            let place = places.clone().try_acquire_owned();
+            let registers = registers.clone();
+            async move {
+                let Ok(place) = place else {
+                    tracing::warn!(%client, "Modbus client refused: every place is taken");
+                    return Ok(None);
+                };
+                let connection = Connection {
+                    stream,
+                    idle,
+                    deadline: Box::pin(tokio::time::sleep(idle)),
+                    _place: place,
+                };
+                Ok(Some((Session { registers, client }, connection)))
+            }
+        };
+        let on_error = |e: io::Error| tracing::debug!(error = %e, "a Modbus connection ended");
+        loop {
+            // Only accept() fails here (out of file descriptors, say): the
+            // clients served so far are dropped, and serving starts again.
+            if let Err(e) = server.serve(&on_connected, on_error).await {
+                tracing::error!(error = %e, "the Modbus server failed; serving again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }))
+}
