@@ -15,10 +15,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode, Uri};
 use axum::Router;
+use headcount_api::{access, router, AppState, ROUTES};
 use headcount_domain::analytics::{
     Deltas, DwellDelta, DwellHistogram, FlowDelta, OccupancyBoard, OccupancyDelta, Scope,
 };
-use headcount_api::{access, router, AppState, ROUTES};
 use headcount_domain::clock::{Clock, ManualClock, UnixMs};
 use headcount_domain::config::live::LiveConfig;
 use headcount_domain::config::{Config, SecretSource};
@@ -183,8 +183,8 @@ fn state(dir: &Path) -> AppState {
     let publication = Publication::from_config(&config).expect("fixture publication");
     db.publish(NOW, &publication).expect("fixture publication");
     drop(db);
-    let (writer, _) = Writer::spawn(Database::open(&database).expect("database"), None)
-        .expect("storage writer");
+    let (writer, _) =
+        Writer::spawn(Database::open(&database).expect("database"), None).expect("storage writer");
 
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
     let tokens = TokenStore::open(&database, dir).expect("token store");
