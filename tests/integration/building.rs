@@ -168,3 +168,141 @@ fn a_real_modbus_client_reads_the_live_counts_and_cannot_write_them() {
         read["read_all_ms"]
     );
 }
+
+/// The BACnet/IP server (`[bacnet]`) against bacpypes3 (from PyPI, fetched
+/// and verified by scripts/setup.sh): discovery, a ReadPropertyMultiple of
+/// every space's and line's objects, refusals (a write, an unknown object),
+/// and a change-of-value notification when a count changes. Prints the
+/// figures: Who-Is to I-Am, the ReadPropertyMultiple, and the delay from a
+/// count's change to its COV notification.
+#[test]
+fn a_real_bacnet_client_discovers_reads_and_is_notified_of_a_change() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (api_port, bacnet_port, client_port) = (free_port(), free_port(), free_port());
+    let config = config(
+        dir.path(),
+        api_port,
+        &[(
+            "desk",
+            "testsrc:ball".into(),
+            "lines.door = { points = [[0.2, 0.5], [0.8, 0.5]], in = \"left\" }\n\
+             [cameras.desk.zones.seat]\npolygon = [[0.0, 0.9], [0.1, 0.9], [0.1, 1.0]]\n\
+             capacity = 2\nsmall_zone_justification = \"the test's small zone\"",
+        )],
+    );
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "[spaces.hall]\nentrances = [\"desk.door\"]\ncapacity = 10\n\
+             [spaces.floor]\nzones = [\"desk.path\"]\n\
+             [bacnet]\nbind = \"127.0.0.1:{bacnet_port}\"\ndevice_instance = 4711\n"
+        );
+    std::fs::write(&config, text).unwrap();
+    let _appliance = start_appliance(&config, api_port);
+    let facilities = issue_token(&state_dir_of(&config), "frontdesk", "facilities");
+
+    let cache = std::env::var("HEADCOUNT_CACHE").unwrap_or_else(|_| "/var/cache/headcount".into());
+    let mut client = Command::new(DEBIAN_PYTHON)
+        .arg(repo().join("tests/e2e/bacnet_client.py"))
+        .args([bacnet_port, client_port, 4711, 2, 1, 10].map(|n| n.to_string()))
+        .env("PYTHONPATH", format!("{cache}/python"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is missing: run scripts/setup.sh");
+    let stdout = client.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let next = |wait: u64| -> Value {
+        let line = lines
+            .recv_timeout(Duration::from_secs(wait))
+            .expect("the BACnet client said nothing (is bacpypes3 in $HEADCOUNT_CACHE/python? run scripts/setup.sh)");
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))
+    };
+    assert_eq!(next(30), json!({"ready": true}));
+    // The subscription's first notification tells the current value.
+    let first = next(5);
+    assert!(first["cov"].is_number(), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    let changed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (status, answer) = post_json(
+        api_port,
+        "/api/v1/spaces/hall/adjust",
+        &facilities,
+        &json!({"set": 7, "reason": "the test's correction"}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let notified = loop {
+        let message = next(10);
+        assert!(
+            message.get("cov").is_some(),
+            "no notification of 7: {message}"
+        );
+        if message["cov"] == 7.0 {
+            break message;
+        }
+    };
+    let delay_ms = (notified["at"].as_f64().unwrap() - changed_at) * 1000.0;
+    let report = next(15);
+    assert!(client.wait().unwrap().success());
+
+    assert_eq!(report["i_am"], json!(["device,4711"]), "{report}");
+    assert_eq!(report["device_name"], "headcount test");
+    // The device, 3 objects per space, 1 zone (the small one is not
+    // served), 2 per line.
+    assert_eq!(report["object_count"], 1 + 2 * 3 + 1 + 2, "{report}");
+    let rpm = report["rpm"].as_array().unwrap();
+    let value = |object: &str, property: &str| {
+        rpm.iter()
+            .find(|r| r[0] == object && r[1] == property)
+            .map(|r| r[2].clone())
+            .unwrap_or_else(|| panic!("no {object} {property} in {report}"))
+    };
+    assert_eq!(
+        value("positive-integer-value,1001", "object-name"),
+        "hall occupancy"
+    );
+    assert_eq!(value("positive-integer-value,2001", "present-value"), 10);
+    assert_eq!(
+        value("positive-integer-value,4000", "object-name"),
+        "desk.door entries today"
+    );
+    assert_eq!(value("binary-value,1001", "present-value"), 0);
+    assert!(
+        report["write"]
+            .as_str()
+            .unwrap()
+            .contains("write-access-denied"),
+        "{report}"
+    );
+    assert!(
+        report["unknown_object"]
+            .as_str()
+            .unwrap()
+            .contains("unknown-object"),
+        "{report}"
+    );
+    eprintln!(
+        "BACnet: Who-Is to I-Am {} ms; ReadPropertyMultiple of {} values {} ms; a count's change to its COV notification {delay_ms:.0} ms (goal < 1 s)",
+        report["who_is_ms"],
+        rpm.len(),
+        report["rpm_ms"]
+    );
+    // After the correction, the hall reads 7 through the API too.
+    assert!(
+        get(api_port, "/api/v1/occupancy").is_some_and(|(_, b)| b["spaces"]
+            .as_array()
+            .is_some_and(|s| s
+                .iter()
+                .any(|s| s["space"] == "hall" && s["occupancy"] == 7)))
+    );
+}

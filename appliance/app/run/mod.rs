@@ -2,6 +2,7 @@
 //! the `supervisor`, the API served (`serve`), and what leaves the box on
 //! its own (anomaly `pushes` to the `notify` webhook and the MQTT `fleet`).
 
+pub mod bacnet;
 pub mod disk;
 pub mod fleet;
 pub mod modbus;
@@ -196,11 +197,32 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
             ),
             None => None,
         };
+        let bacnet = match &config.bacnet {
+            Some(b) => {
+                bacnet::spawn(
+                    b,
+                    bacnet::Points {
+                        view: LiveView::new(config.aggregates.k, config.timezone.clone()),
+                        board: appliance.occupancy.clone(),
+                        health: appliance.health.clone(),
+                        clock: clock.clone(),
+                        device_instance: b.device_instance,
+                        device_name: format!("headcount {}", config.site),
+                    },
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
         let served = serve::serve(&config, headcount_api::router(state), supervisor).await;
         if let Some(fleet) = fleet {
             fleet.stop().await;
         }
-        for task in [pushes, webhook, modbus].into_iter().flatten() {
+        for task in [pushes, webhook, modbus]
+            .into_iter()
+            .flatten()
+            .chain(bacnet)
+        {
             task.abort();
         }
         served

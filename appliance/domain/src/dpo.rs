@@ -208,6 +208,13 @@ impl ProcessingRecord {
                 modbus.bind
             ));
         }
+        if let Some(bacnet) = &config.bacnet {
+            let live = policy::granted(Exit::Bacnet, Class::LiveCounts).unwrap_or("-");
+            recipients.push(format!(
+                "BACnet/IP clients on {} (building management, read-only, no authentication): live counts ({live})",
+                bacnet.bind
+            ));
+        }
         if let Some(webhook) = &config.anomalies.webhook {
             recipients.push(format!(
                 "Webhook {}:{}: anomaly notices ({pushed})",

@@ -64,6 +64,30 @@ pub struct ModbusConfig {
     pub idle_secs: u64,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBacnet {
+    bind: Option<String>,
+    device_instance: Option<i64>,
+    max_subscriptions: Option<i64>,
+}
+
+/// The read-only BACnet/IP server (`[bacnet]`): one Device and the live
+/// counts as Positive Integer and Binary Values, with change-of-value subscriptions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacnetConfig {
+    /// The address and UDP port (47808 when left out). Linux delivers no
+    /// broadcast to a socket bound to one interface's unicast address, so
+    /// such a server answers only directed Who-Is; 0.0.0.0 also hears the
+    /// broadcast ones, on every interface.
+    pub bind: std::net::SocketAddr,
+    /// The Device object's instance, unique on the BACnet network.
+    pub device_instance: u32,
+    /// COV subscriptions held at once, all clients together; each client
+    /// (an address) may hold at most a quarter of them.
+    pub max_subscriptions: usize,
+}
+
 /// What planners, the MQTT fleet and Prometheus may see.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregatesConfig {
@@ -344,6 +368,42 @@ impl Validator<'_> {
             anomalies: raw.anomalies.unwrap_or(false),
             live,
             home_assistant,
+        })
+    }
+
+    pub(super) fn bacnet(&mut self, value: Option<toml::Value>) -> Option<BacnetConfig> {
+        let raw: RawBacnet = self.table("bacnet", value?)?;
+        let text = raw.bind.unwrap_or_default();
+        let bind = text.parse::<std::net::SocketAddr>().ok().or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| std::net::SocketAddr::new(ip, 47808))
+        });
+        if bind.is_none() {
+            self.error(
+                "bacnet.bind",
+                format!("`{text}` is not an address (and port), such as 192.168.10.20 or 192.168.10.20:47808"),
+            );
+        }
+        // 4194303 is the wildcard instance.
+        let device_instance = raw.device_instance.unwrap_or(0);
+        if !(0..4_194_303).contains(&device_instance) || raw.device_instance.is_none() {
+            self.error(
+                "bacnet.device_instance",
+                "is needed: a number in [0, 4194302], unique on the BACnet network",
+            );
+        }
+        let max_subscriptions = raw.max_subscriptions.unwrap_or(64);
+        if !(4..=1024).contains(&max_subscriptions) {
+            self.error(
+                "bacnet.max_subscriptions",
+                format!("{max_subscriptions} is outside [4, 1024]"),
+            );
+        }
+        Some(BacnetConfig {
+            bind: bind?,
+            device_instance: device_instance.clamp(0, 4_194_302) as u32,
+            max_subscriptions: max_subscriptions.clamp(4, 1024) as usize,
         })
     }
 

@@ -10,7 +10,8 @@ mod raw;
 
 pub use governance::{is_small_zone, ControllerConfig, DEFAULT_LEGAL_BASIS};
 pub use governance::{
-    AggregatesConfig, DpConfig, ModbusConfig, MqttConfig, DEFAULT_EPSILON, RELEASES_PER_SPACE_DAY,
+    AggregatesConfig, BacnetConfig, DpConfig, ModbusConfig, MqttConfig, DEFAULT_EPSILON,
+    RELEASES_PER_SPACE_DAY,
 };
 
 use crate::geometry::{BBox, Point, Polygon};
@@ -359,6 +360,8 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     /// The read-only Modbus TCP server, off unless configured.
     pub modbus: Option<ModbusConfig>,
+    /// The read-only BACnet/IP server, off unless configured.
+    pub bacnet: Option<BacnetConfig>,
     /// None: not configured (the record says so; no sign can be made).
     pub controller: Option<ControllerConfig>,
     pub anomalies: anomaly::AnomalyConfig,
@@ -410,6 +413,7 @@ const SECTIONS: &[&str] = &[
     "aggregates",
     "mqtt",
     "modbus",
+    "bacnet",
     "controller",
     "anomalies",
 ];
@@ -594,6 +598,7 @@ impl Validator<'_> {
         self.small_zones(&cameras, aggregates.k);
         let mqtt = self.mqtt(table.remove("mqtt"), &site);
         let modbus = self.modbus(table.remove("modbus"));
+        let bacnet = self.bacnet(table.remove("bacnet"));
         let controller = self.controller(table.remove("controller"));
         let anomalies = self.anomalies(anomalies);
 
@@ -616,6 +621,7 @@ impl Validator<'_> {
             aggregates,
             mqtt,
             modbus,
+            bacnet,
             controller,
             anomalies,
         })

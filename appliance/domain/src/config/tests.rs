@@ -488,6 +488,35 @@ topic_prefix = "city/#"
 }
 
 #[test]
+fn bacnet_keys_are_checked_all_at_once() {
+    let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[bacnet]
+bind = "building-network"
+max_subscriptions = 2
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "bacnet.bind: `building-network` is not an address (and port), such as 192.168.10.20 or 192.168.10.20:47808",
+            "bacnet.device_instance: is needed: a number in [0, 4194302], unique on the BACnet network",
+            "bacnet.max_subscriptions: 2 is outside [4, 1024]",
+        ]
+    );
+    let good = "[cameras.lobby]\nurl = \"testsrc:ball\"\n[bacnet]\nbind = \"192.168.10.20\"\ndevice_instance = 4711\n";
+    let bacnet = parse(good).unwrap().bacnet.unwrap();
+    assert_eq!(
+        (
+            bacnet.bind.port(),
+            bacnet.device_instance,
+            bacnet.max_subscriptions
+        ),
+        (47808, 4711, 64)
+    );
+}
+
+#[test]
 fn modbus_keys_are_checked_all_at_once() {
     let text = r#"
 [cameras.lobby]

@@ -46,6 +46,7 @@
 //!   and the relation counts as a fallback in [`SuppressionStats`]: those
 //!   cells may still be derivable, so fallbacks should stay at zero.
 
+pub mod bacnet;
 pub mod live;
 pub mod modbus;
 pub mod policy;

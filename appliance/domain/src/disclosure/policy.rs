@@ -43,6 +43,8 @@ pub enum Exit {
     MqttLive,
     /// The read-only Modbus TCP server (`[modbus]`), `disclosure::modbus`.
     Modbus,
+    /// The read-only BACnet/IP server (`[bacnet]`), `disclosure::bacnet`.
+    Bacnet,
     /// `[anomalies.webhook]`.
     Webhook,
     /// The service log (journal) and the security events (syslog).
@@ -50,7 +52,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 14] = [
         Exit::Role(Role::Admin),
         Exit::Role(Role::Facilities),
         Exit::Role(Role::Planner),
@@ -62,6 +64,7 @@ impl Exit {
         Exit::MqttAnomalies,
         Exit::MqttLive,
         Exit::Modbus,
+        Exit::Bacnet,
         Exit::Webhook,
         Exit::Logs,
     ];
@@ -79,6 +82,7 @@ impl Exit {
             Exit::MqttAnomalies => "MQTT anomalies (opt-in)",
             Exit::MqttLive => "MQTT live and Home Assistant (opt-in, the site's broker)",
             Exit::Modbus => "Modbus TCP (opt-in, read-only, the building's network)",
+            Exit::Bacnet => "BACnet/IP (opt-in, read-only, the building's network)",
             Exit::Webhook => "anomaly webhook",
             Exit::Logs => "logs (journal, syslog)",
         }
@@ -192,6 +196,8 @@ pub const TABLE: &[Grant] = &[
     grant(Exit::MqttLive, Class::Layout, "space, zone, line and camera names (Home Assistant discovery)"),
     grant(Exit::Modbus, Class::LiveCounts, "per space, and per zone unless small (below k), as counted; entries and exits per line on the local day; as registers, on request, no times"),
     grant(Exit::Modbus, Class::Health, "per camera: a state code (connecting, streaming, failing)"),
+    grant(Exit::Bacnet, Class::LiveCounts, "per space (occupancy, capacity, over capacity), and per zone unless small (below k), as counted; entries and exits per line on the local day; read, or pushed on change to subscribers (COV), no times"),
+    grant(Exit::Bacnet, Class::Layout, "space, zone and line names (object names)"),
     grant(Exit::Webhook, Class::Events, PUSHED_EVENTS),
     grant(Exit::Logs, Class::Events, "the anomaly id and kind, never the explanation"),
     grant(Exit::Logs, Class::Audit, "security events: pseudonymous token id, client address, route"),

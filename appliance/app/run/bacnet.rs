@@ -1,0 +1,504 @@
+//! The read-only BACnet/IP server (`[bacnet]`): one Device object and the
+//! live counts as Positive Integer and Binary Values (`disclosure::bacnet`), served
+//! with rustbac's BACnet/IP transport, frame decoding and service dispatch
+//! (Who-Is/I-Am, ReadProperty, ReadPropertyMultiple, SubscribeCOV). This
+//! module answers the properties from a fresh `LiveView` snapshot, refuses
+//! every write, CreateObject and DeleteObject (write-access-denied), and
+//! sends the change-of-value notifications itself: every 250 ms each
+//! subscribed object whose present value changed goes to its subscribers
+//! as an UnconfirmedCOVNotification, and a new subscription gets one at
+//! once. BACnet/IP has no authentication: off unless configured, and it
+//! serves nothing a facilities dashboard would not show.
+//!
+//! Bounded: subscriptions are capped (`bacnet.max_subscriptions`, a
+//! quarter of them per client address) and last at most an hour (one
+//! without a lifetime too); only unconfirmed notifications are offered, so
+//! no client can make the appliance wait for acknowledgements; responses
+//! are single frames of at most 1476 bytes (no segmentation).
+
+use headcount_domain::analytics::OccupancyBoard;
+use headcount_domain::clock::Clock;
+use headcount_domain::config::BacnetConfig;
+use headcount_domain::disclosure::bacnet::{self, ObjectKind, Point, PointValue};
+use headcount_domain::disclosure::live::LiveView;
+use headcount_domain::health::HealthBoard;
+use rustbac_client::server::{
+    encode_unconfirmed_cov_notification, BacnetServer, BacnetServiceError, ServiceHandler,
+};
+use rustbac_client::ClientDataValue;
+use rustbac_core::apdu::{ApduType, ConfirmedRequestHeader, SimpleAck};
+use rustbac_core::encoding::{
+    primitives::decode_unsigned, reader::Reader, tag::Tag, writer::Writer,
+};
+use rustbac_core::npdu::Npdu;
+use rustbac_core::types::{ObjectId, ObjectType, PropertyId};
+use rustbac_datalink::{BacnetIpTransport, DataLink, DataLinkAddress, DataLinkError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How often subscribed values are compared.
+const COV_LOOK_EVERY: Duration = Duration::from_millis(250);
+/// The longest subscription; a longer or indefinite one is cut to this.
+const MAX_LIFETIME_SECS: u32 = 3600;
+
+// Property identifiers (ASHRAE 135 clause 21) not named by rustbac.
+const APPLICATION_SOFTWARE_VERSION: u32 = 12;
+const FIRMWARE_REVISION: u32 = 44;
+const MODEL_NAME: u32 = 70;
+const OBJECT_IDENTIFIER: u32 = 75;
+const OBJECT_LIST: u32 = 76;
+const OBJECT_NAME: u32 = 77;
+const OBJECT_TYPE: u32 = 79;
+const OUT_OF_SERVICE: u32 = 81;
+const PRESENT_VALUE: u32 = 85;
+const PROTOCOL_VERSION: u32 = 98;
+const STATUS_FLAGS: u32 = 111;
+const SYSTEM_STATUS: u32 = 112;
+const UNITS: u32 = 117;
+const VENDOR_IDENTIFIER: u32 = 120;
+const VENDOR_NAME: u32 = 121;
+const PROTOCOL_REVISION: u32 = 139;
+const EVENT_STATE: u32 = 36;
+/// Engineering units: no-units.
+const NO_UNITS: u32 = 95;
+/// The Positive Integer Value object type (not named by rustbac).
+const POSITIVE_INTEGER_VALUE: u16 = 48;
+
+/// Where the objects are read from.
+pub struct Points {
+    pub view: LiveView,
+    pub board: OccupancyBoard,
+    pub health: HealthBoard,
+    pub clock: Arc<dyn Clock>,
+    pub device_instance: u32,
+    pub device_name: String,
+}
+
+impl Points {
+    fn now(&self) -> Vec<Point> {
+        bacnet::points(&self.view.snapshot(
+            &self.board.snapshot(),
+            &self.health.snapshot(),
+            self.clock.now_ms(),
+        ))
+    }
+
+    fn device(&self) -> ObjectId {
+        ObjectId::new(ObjectType::Device, self.device_instance)
+    }
+}
+
+fn object_id(point: &Point) -> ObjectId {
+    let kind = match point.kind {
+        ObjectKind::PositiveIntegerValue => ObjectType::from_u16(POSITIVE_INTEGER_VALUE),
+        ObjectKind::BinaryValue => ObjectType::BinaryValue,
+    };
+    ObjectId::new(kind, point.instance)
+}
+
+fn present_value(point: &Point) -> ClientDataValue {
+    match point.value {
+        PointValue::Count(value) => ClientDataValue::Unsigned(value.unwrap_or(0)),
+        // BACnetBinaryPV: inactive 0, active 1.
+        PointValue::Binary(active) => ClientDataValue::Enumerated(u32::from(active)),
+    }
+}
+
+/// in-alarm, fault, overridden, out-of-service: only the last may be set
+/// (an occupancy not counted yet).
+fn status_flags(point: &Point) -> ClientDataValue {
+    let out_of_service = matches!(point.value, PointValue::Count(None));
+    ClientDataValue::BitString {
+        unused_bits: 4,
+        data: vec![if out_of_service { 0b0001_0000 } else { 0 }],
+    }
+}
+
+/// The transport, remembering where the frame being handled came from
+/// (rustbac's server handles one frame at a time, and its SubscribeCOV hook
+/// is not told the subscriber's address), and answering the one request
+/// rustbac's server leaves unanswered: a SubscribeCOV without its
+/// notification choice and lifetime, which cancels a subscription.
+struct Tap {
+    transport: Arc<BacnetIpTransport>,
+    source: Arc<Mutex<Option<DataLinkAddress>>>,
+    subscriptions: Arc<Mutex<Vec<Subscription>>>,
+}
+
+impl DataLink for Tap {
+    async fn send(&self, address: DataLinkAddress, payload: &[u8]) -> Result<(), DataLinkError> {
+        self.transport.send(address, payload).await
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> Result<(usize, DataLinkAddress), DataLinkError> {
+        loop {
+            let (n, source) = self.transport.recv(buf).await?;
+            if let Some(cancel) = cancellation(&buf[..n]) {
+                self.subscriptions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|s| {
+                        !(s.process == cancel.process
+                            && s.object == cancel.object
+                            && s.subscriber == source)
+                    });
+                if let Some(ack) = simple_ack(cancel.invoke_id, SUBSCRIBE_COV) {
+                    let _ = self.transport.send(source, &ack).await;
+                }
+                continue;
+            }
+            *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+            return Ok((n, source));
+        }
+    }
+}
+
+/// SubscribeCOV's service choice.
+const SUBSCRIBE_COV: u8 = 5;
+
+/// A SubscribeCOV request that cancels a subscription.
+#[derive(Debug, PartialEq)]
+struct Cancellation {
+    invoke_id: u8,
+    process: u32,
+    object: ObjectId,
+}
+
+/// The cancellation this frame (an NPDU) asks for, if it is one: a
+/// confirmed SubscribeCOV with only its process id [0] and object [1].
+/// Anything else, malformed frames included, is left to the server.
+fn cancellation(frame: &[u8]) -> Option<Cancellation> {
+    let mut r = Reader::new(frame);
+    Npdu::decode(&mut r).ok()?;
+    if r.peek_u8().ok()? >> 4 != ApduType::ConfirmedRequest as u8 {
+        return None;
+    }
+    let header = ConfirmedRequestHeader::decode(&mut r).ok()?;
+    if header.service_choice != SUBSCRIBE_COV || header.segmented {
+        return None;
+    }
+    let mut context = |number: u8| match Tag::decode(&mut r).ok()? {
+        Tag::Context { tag_num, len } if tag_num == number => {
+            decode_unsigned(&mut r, len as usize).ok()
+        }
+        _ => None,
+    };
+    let process = context(0)?;
+    let object = ObjectId::from_raw(context(1)?);
+    r.is_empty().then_some(Cancellation {
+        invoke_id: header.invoke_id,
+        process,
+        object,
+    })
+}
+
+fn simple_ack(invoke_id: u8, service_choice: u8) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 16];
+    let mut w = Writer::new(&mut buf);
+    Npdu::new(0).encode(&mut w).ok()?;
+    SimpleAck {
+        invoke_id,
+        service_choice,
+    }
+    .encode(&mut w)
+    .ok()?;
+    Some(w.as_written().to_vec())
+}
+
+/// One subscription: who, to what, until when, what it was last told.
+struct Subscription {
+    process: u32,
+    object: ObjectId,
+    subscriber: DataLinkAddress,
+    until: Instant,
+    told: Option<ClientDataValue>,
+}
+
+struct Handler {
+    points: Arc<Points>,
+    source: Arc<Mutex<Option<DataLinkAddress>>>,
+    subscriptions: Arc<Mutex<Vec<Subscription>>>,
+    max_subscriptions: usize,
+}
+
+impl Handler {
+    fn object_list(&self, points: &[Point]) -> Vec<ObjectId> {
+        std::iter::once(self.points.device())
+            .chain(points.iter().map(object_id))
+            .collect()
+    }
+
+    fn device_property(
+        &self,
+        property: u32,
+        index: Option<u32>,
+    ) -> Result<ClientDataValue, BacnetServiceError> {
+        let text = |s: &str| Ok(ClientDataValue::CharacterString(s.to_string()));
+        match property {
+            OBJECT_IDENTIFIER => Ok(ClientDataValue::ObjectId(self.points.device())),
+            OBJECT_NAME => text(&self.points.device_name),
+            // device (8)
+            OBJECT_TYPE => Ok(ClientDataValue::Enumerated(8)),
+            // operational (0)
+            SYSTEM_STATUS => Ok(ClientDataValue::Enumerated(0)),
+            VENDOR_NAME => text("headcount"),
+            // 0 is ASHRAE's own; headcount has no vendor id of its own.
+            VENDOR_IDENTIFIER => Ok(ClientDataValue::Unsigned(0)),
+            MODEL_NAME => text("headcount people-counting appliance"),
+            FIRMWARE_REVISION | APPLICATION_SOFTWARE_VERSION => text(env!("CARGO_PKG_VERSION")),
+            PROTOCOL_VERSION => Ok(ClientDataValue::Unsigned(1)),
+            PROTOCOL_REVISION => Ok(ClientDataValue::Unsigned(14)),
+            OBJECT_LIST => {
+                let list = self.object_list(&self.points.now());
+                match index {
+                    Some(0) => Ok(ClientDataValue::Unsigned(list.len() as u32)),
+                    Some(i) => list
+                        .get(i as usize - 1)
+                        .map(|o| ClientDataValue::ObjectId(*o))
+                        .ok_or(BacnetServiceError::UnknownProperty),
+                    // The whole array is read element by element: a list
+                    // of many objects would not fit one frame.
+                    None => Err(BacnetServiceError::UnknownProperty),
+                }
+            }
+            _ => Err(BacnetServiceError::UnknownProperty),
+        }
+    }
+}
+
+impl ServiceHandler for Handler {
+    fn read_property(
+        &self,
+        object: ObjectId,
+        property: PropertyId,
+        index: Option<u32>,
+    ) -> Result<ClientDataValue, BacnetServiceError> {
+        let property = property.to_u32();
+        if object.object_type() == ObjectType::Device {
+            if object.instance() != self.points.device_instance {
+                return Err(BacnetServiceError::UnknownObject);
+            }
+            return self.device_property(property, index);
+        }
+        let points = self.points.now();
+        let point = points
+            .iter()
+            .find(|p| object_id(p) == object)
+            .ok_or(BacnetServiceError::UnknownObject)?;
+        match property {
+            OBJECT_IDENTIFIER => Ok(ClientDataValue::ObjectId(object)),
+            OBJECT_NAME => Ok(ClientDataValue::CharacterString(point.name.clone())),
+            OBJECT_TYPE => Ok(ClientDataValue::Enumerated(match point.kind {
+                ObjectKind::PositiveIntegerValue => POSITIVE_INTEGER_VALUE.into(),
+                ObjectKind::BinaryValue => 5,
+            })),
+            PRESENT_VALUE => Ok(present_value(point)),
+            STATUS_FLAGS => Ok(status_flags(point)),
+            // normal (0)
+            EVENT_STATE => Ok(ClientDataValue::Enumerated(0)),
+            OUT_OF_SERVICE => Ok(ClientDataValue::Boolean(matches!(
+                point.value,
+                PointValue::Count(None)
+            ))),
+            UNITS if point.kind == ObjectKind::PositiveIntegerValue => {
+                Ok(ClientDataValue::Enumerated(NO_UNITS))
+            }
+            _ => Err(BacnetServiceError::UnknownProperty),
+        }
+    }
+
+    fn write_property(
+        &self,
+        object: ObjectId,
+        _property: PropertyId,
+        _index: Option<u32>,
+        _value: ClientDataValue,
+        _priority: Option<u8>,
+    ) -> Result<(), BacnetServiceError> {
+        tracing::warn!(object = %object.raw(), "BACnet write refused: the server is read-only");
+        Err(BacnetServiceError::WriteAccessDenied)
+    }
+
+    fn subscribe_cov(
+        &self,
+        process: u32,
+        object: ObjectId,
+        issue_confirmed: bool,
+        lifetime: Option<u32>,
+    ) -> Result<(), BacnetServiceError> {
+        if issue_confirmed {
+            // A confirmed notification waits for the client's answer.
+            return Err(BacnetServiceError::ServiceNotSupported);
+        }
+        if !self.points.now().iter().any(|p| object_id(p) == object) {
+            return Err(BacnetServiceError::UnknownObject);
+        }
+        let subscriber = self
+            .source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or(BacnetServiceError::ServiceNotSupported)?;
+        let seconds = lifetime
+            .filter(|l| *l > 0)
+            .unwrap_or(MAX_LIFETIME_SECS)
+            .min(MAX_LIFETIME_SECS);
+        let now = Instant::now();
+        let mut subscriptions = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        subscriptions.retain(|s| s.until > now);
+        // A renewal replaces its subscription, which keeps no place.
+        subscriptions.retain(|s| {
+            !(s.process == process && s.object == object && s.subscriber == subscriber)
+        });
+        let theirs = subscriptions
+            .iter()
+            .filter(|s| s.subscriber == subscriber)
+            .count();
+        if subscriptions.len() >= self.max_subscriptions || theirs >= self.max_subscriptions / 4 {
+            tracing::warn!(
+                ?subscriber,
+                "BACnet COV subscription refused: no place left"
+            );
+            return Err(BacnetServiceError::ServiceNotSupported);
+        }
+        subscriptions.push(Subscription {
+            process,
+            object,
+            subscriber,
+            until: now + Duration::from_secs(seconds.into()),
+            told: None,
+        });
+        Ok(())
+    }
+}
+
+/// Binds `config.bind` and serves until aborted: the server and the COV
+/// notifier.
+pub async fn spawn(config: &BacnetConfig, points: Points) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let transport = BacnetIpTransport::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("bacnet.bind {}: {e}", config.bind))?;
+    let transport = Arc::new(transport);
+    let points = Arc::new(points);
+    let subscriptions = Arc::new(Mutex::new(Vec::new()));
+    let source = Arc::new(Mutex::new(None));
+    let handler = Handler {
+        points: points.clone(),
+        source: source.clone(),
+        subscriptions: subscriptions.clone(),
+        max_subscriptions: config.max_subscriptions,
+    };
+    tracing::info!(
+        bind = %config.bind,
+        device = config.device_instance,
+        objects = points.now().len(),
+        "serving the live counts over BACnet/IP (read-only)"
+    );
+    let tap = Tap {
+        transport: transport.clone(),
+        source,
+        subscriptions: subscriptions.clone(),
+    };
+    let server = BacnetServer::new(tap, config.device_instance, handler);
+    let serving = tokio::spawn(server.serve());
+    let notifying = tokio::spawn(notify(transport, points, subscriptions));
+    Ok(vec![serving, notifying])
+}
+
+/// Every 250 ms: each live subscription whose object's present value is
+/// not the one its subscriber was last told gets a notification.
+async fn notify(
+    transport: Arc<BacnetIpTransport>,
+    points: Arc<Points>,
+    subscriptions: Arc<Mutex<Vec<Subscription>>>,
+) {
+    let device = points.device();
+    loop {
+        tokio::time::sleep(COV_LOOK_EVERY).await;
+        let now_points: HashMap<ObjectId, Point> = points
+            .now()
+            .into_iter()
+            .map(|p| (object_id(&p), p))
+            .collect();
+        let now = Instant::now();
+        let due: Vec<(DataLinkAddress, Vec<u8>)> = {
+            let mut subscriptions = subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            subscriptions.retain(|s| s.until > now && now_points.contains_key(&s.object));
+            subscriptions
+                .iter_mut()
+                .filter_map(|s| {
+                    let point = &now_points[&s.object];
+                    let value = present_value(point);
+                    if s.told.as_ref() == Some(&value) {
+                        return None;
+                    }
+                    let remaining = s.until.saturating_duration_since(now).as_secs() as u32;
+                    let frame = encode_unconfirmed_cov_notification(
+                        s.process,
+                        device,
+                        s.object,
+                        remaining,
+                        &[
+                            (PropertyId::PresentValue, value.clone()),
+                            (PropertyId::StatusFlags, status_flags(point)),
+                        ],
+                    )?;
+                    s.told = Some(value);
+                    Some((s.subscriber, frame))
+                })
+                .collect()
+        };
+        for (subscriber, frame) in due {
+            if let Err(e) = transport.send(subscriber, &frame).await {
+                tracing::debug!(error = %e, "a BACnet COV notification was not sent");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A confirmed SubscribeCOV as bacpypes3 sends it: NPDU version 1 (no
+    /// control bits), confirmed request (max APDU 1476), invoke id 9,
+    /// service 5, [0] process 7, [1] positive-integer-value 1001, and optionally
+    /// [2] unconfirmed and [3] lifetime 120.
+    fn subscribe(cancel: bool) -> Vec<u8> {
+        let mut frame = vec![0x01, 0x00, 0x00, 0x05, 0x09, 0x05, 0x09, 0x07, 0x1c];
+        frame.extend_from_slice(
+            &ObjectId::new(ObjectType::from_u16(POSITIVE_INTEGER_VALUE), 1001)
+                .raw()
+                .to_be_bytes(),
+        );
+        if !cancel {
+            frame.extend_from_slice(&[0x29, 0x00, 0x39, 0x78]);
+        }
+        frame
+    }
+
+    #[test]
+    fn a_cancellation_is_told_apart_from_a_subscription_and_from_garbage() {
+        assert_eq!(
+            cancellation(&subscribe(true)),
+            Some(Cancellation {
+                invoke_id: 9,
+                process: 7,
+                object: ObjectId::new(ObjectType::from_u16(POSITIVE_INTEGER_VALUE), 1001),
+            })
+        );
+        assert_eq!(cancellation(&subscribe(false)), None);
+        for garbage in [
+            &[][..],
+            &[0x01],
+            &[0x01, 0x00, 0x00],
+            &subscribe(true)[..10],
+        ] {
+            assert_eq!(cancellation(garbage), None, "{garbage:?}");
+        }
+        let ack = simple_ack(9, SUBSCRIBE_COV).unwrap();
+        assert_eq!(ack, [0x01, 0x00, 0x20, 0x09, 0x05]);
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""A real BACnet/IP client (bacpypes3 from PyPI, fetched and verified by
+scripts/fetch.py) against headcount, over loopback.
+
+Usage: bacnet_client.py SERVER_PORT CLIENT_PORT DEVICE_INSTANCE SPACES LINES COV_SECONDS
+
+Sends a directed Who-Is and times the I-Am; reads the Device's name and its
+object list's length; reads every space's and line's objects with one
+ReadPropertyMultiple (timed); tries a write (must be refused); subscribes
+to the change of value of the second space's occupancy (Positive Integer Value 1001)
+and prints each notification with its arrival time (Unix seconds) for
+COV_SECONDS. One JSON object per line on stdout: each notification as soon
+as it arrives ({"cov": value, "at": t}), then the rest at the end.
+"""
+import asyncio
+import json
+import sys
+import time
+
+from bacpypes3.apdu import ErrorRejectAbortNack
+from bacpypes3.app import Application
+from bacpypes3.argparse import SimpleArgumentParser
+from bacpypes3.pdu import Address
+from bacpypes3.primitivedata import ObjectIdentifier, Unsigned
+
+
+# bacpypes3 raises a BACnet Error (not an Exception subclass) for a refusal.
+REFUSALS = (Exception, ErrorRejectAbortNack)
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+async def main():
+    server_port, client_port, device, spaces, lines, cov_seconds = (int(a) for a in sys.argv[1:7])
+    args = SimpleArgumentParser().parse_args(
+        ["--address", f"127.0.0.1/8:{client_port}", "--instance", "999", "--name", "test-client"]
+    )
+    app = Application.from_args(args)
+    server = Address(f"127.0.0.1:{server_port}")
+    out = {}
+    try:
+        started = time.perf_counter()
+        i_ams = await app.who_is(device, device, server, timeout=3)
+        out["who_is_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        out["i_am"] = [str(i.iAmDeviceIdentifier) for i in i_ams]
+
+        device_id = ObjectIdentifier(f"device,{device}")
+        out["device_name"] = str(await app.read_property(server, device_id, "object-name"))
+        out["object_count"] = int(await app.read_property(server, device_id, "object-list", 0))
+
+        parameters = []
+        for i in range(spaces):
+            parameters += [f"positive-integer-value,{1000 + i}", ["object-name", "present-value", "status-flags"]]
+            parameters += [f"positive-integer-value,{2000 + i}", ["present-value"]]
+            parameters += [f"binary-value,{1000 + i}", ["present-value"]]
+        for i in range(lines):
+            parameters += [f"positive-integer-value,{4000 + i}", ["object-name", "present-value"]]
+            parameters += [f"positive-integer-value,{5000 + i}", ["present-value"]]
+        started = time.perf_counter()
+        values = await app.read_property_multiple(server, parameters)
+        out["rpm_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        out["rpm"] = [
+            [str(objid), str(prop), value if isinstance(value, (int, float)) else str(value)]
+            for objid, prop, _index, value in values
+        ]
+        try:
+            await app.write_property(server, ObjectIdentifier("positive-integer-value,1000"), "present-value", Unsigned(5))
+            out["write"] = "accepted"
+        except REFUSALS as e:  # the refusal arrives as an error
+            out["write"] = f"refused: {e}"
+        try:
+            await app.read_property(server, ObjectIdentifier("positive-integer-value,999"), "present-value")
+            out["unknown_object"] = "answered"
+        except REFUSALS as e:
+            out["unknown_object"] = f"refused: {e}"
+
+        emit({"ready": True})
+        deadline = time.monotonic() + cov_seconds
+        async with app.change_of_value(
+            server, ObjectIdentifier("positive-integer-value,1001"), 7, issue_confirmed_notifications=False, lifetime=120
+        ) as subscription:
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    prop, value = await asyncio.wait_for(subscription.get_value(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                if str(prop) == "present-value":
+                    emit({"cov": float(value), "at": time.time()})
+    finally:
+        app.close()
+    emit(out)
+
+
+asyncio.run(main())
