@@ -636,3 +636,35 @@ pub fn post_json(
 /// packages the tests drive (pymodbus, jsonschema); another `python3`
 /// first on the PATH (a pyenv) would not have them.
 pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+/// Validates payloads (schema file under docs/schemas, topic, payload)
+/// with tests/e2e/check_json.py (Debian's python3-jsonschema); its report
+/// on success, a failed assertion naming each error otherwise.
+pub fn check_schemas(items: &[(&str, &str, &str)]) -> String {
+    let mut lines = String::new();
+    for (schema, topic, payload) in items {
+        let item = serde_json::json!({
+            "schema": format!("docs/schemas/{schema}"),
+            "topic": topic,
+            "payload": payload,
+        });
+        lines += &format!("{item}\n");
+    }
+    let mut checker = Command::new(DEBIAN_PYTHON)
+        .arg(repo().join("tests/e2e/check_json.py"))
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is missing: run scripts/setup.sh");
+    checker
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let checked = checker.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout).trim().to_string();
+    assert!(checked.status.success(), "schema check failed:\n{report}");
+    report
+}

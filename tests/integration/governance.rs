@@ -448,11 +448,26 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
     let mut retained = Vec::new();
     assert!(
         wait_until(Duration::from_secs(20), || {
-            retained = subscribe(mqtt_port, "city/district-7/#", 7, 2);
-            retained.len() == 7
+            retained = subscribe(mqtt_port, "city/district-7/#", 8, 2);
+            retained.len() == 8
         }),
         "{retained:?}"
     );
+    // Every bucket delivered and the site descriptor, against their schemas.
+    let mut checks: Vec<(&str, &str, &str)> = got
+        .iter()
+        .filter(|(t, _)| t.contains("/aggregates/"))
+        .map(|(t, p)| ("fleet-bucket.schema.json", t.as_str(), p.as_str()))
+        .collect();
+    let descriptor = retained
+        .iter()
+        .find(|(t, _)| t == "city/district-7/test/descriptor")
+        .unwrap_or_else(|| panic!("no site descriptor in {retained:?}"));
+    checks.push(("site-descriptor.schema.json", &descriptor.0, &descriptor.1));
+    println!("{}", check_schemas(&checks));
+    let descriptor: serde_json::Value = serde_json::from_str(&descriptor.1).unwrap();
+    assert_eq!(descriptor["spaces"][0]["name"], "hall", "{descriptor}");
+    assert_eq!(descriptor["k"], 5, "{descriptor}");
     assert_eq!(
         retained
             .iter()

@@ -6,7 +6,11 @@
 //! - `{prefix}/{site}/status`: `online`, retained, after each connection;
 //!   the broker publishes the last will `offline` (retained) if the
 //!   appliance vanishes, and the appliance publishes `offline` itself when
-//!   it stops.
+//!   it stops;
+//! - `{prefix}/{site}/descriptor`: the site descriptor
+//!   (`headcount_store::fleet::site_descriptor`: schema version, spaces and
+//!   capacities, time zone, location, widths, k), retained, after each
+//!   connection.
 //! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: each published bucket
 //!   as JSON (`headcount_store::fleet::FleetBucket`, with its idempotency key
 //!   `id` = site/space/width/start), retained, oldest first, so the retained
@@ -98,6 +102,7 @@ impl Fleet {
         writer: Writer,
         notices: Option<broadcast::Receiver<PushedNotice>>,
         live: Option<LiveSource>,
+        descriptor: serde_json::Value,
     ) -> anyhow::Result<Fleet> {
         let (stop, stopped) = watch::channel(false);
         let status = format!("{}/{site}/status", config.topic_prefix);
@@ -116,6 +121,7 @@ impl Fleet {
             site: site.to_string(),
             prefix: format!("{}/{site}", config.topic_prefix),
             status,
+            descriptor: descriptor.to_string(),
             fiware: config.fiware,
             database,
             writer,
@@ -209,6 +215,8 @@ struct Publisher {
     site: String,
     prefix: String,
     status: String,
+    /// The site descriptor, as JSON.
+    descriptor: String,
     fiware: bool,
     database: PathBuf,
     writer: Writer,
@@ -285,6 +293,11 @@ impl Publisher {
                     .await
                 {
                     tracing::warn!(error = ?e, "cannot announce online");
+                }
+                let descriptor = format!("{}/descriptor", self.prefix);
+                let payload = self.descriptor.clone().into_bytes();
+                if let Err(e) = self.send(descriptor, payload, true).await {
+                    tracing::warn!(error = ?e, "cannot publish the site descriptor");
                 }
             }
             Link::Disconnected => self.connected = false,

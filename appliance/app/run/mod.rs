@@ -179,6 +179,7 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
                     appliance.writer.clone(),
                     fleet_notices,
                     live,
+                    headcount_store::fleet::site_descriptor(&config),
                 )
             })
             .transpose()?;

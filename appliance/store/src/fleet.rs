@@ -56,6 +56,32 @@ pub struct FleetBucket {
     pub cells: PublishedBucket,
 }
 
+/// The version of the fleet's payloads (`docs/schemas/`): a subscriber
+/// that reads another refuses rather than misreads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a city's subscriber needs to read the buckets of a site: its
+/// spaces and their capacities, its time zone and location, the widths and
+/// the disclosure threshold k. Retained on `{prefix}/{site}/descriptor`.
+pub fn site_descriptor(config: &headcount_domain::config::Config) -> serde_json::Value {
+    serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "site": config.site,
+        "timezone": config.timezone.iana_name().unwrap_or("UTC"),
+        "location": config.location.map(|(latitude, longitude)| {
+            serde_json::json!({ "latitude": latitude, "longitude": longitude })
+        }),
+        "k": config.aggregates.k,
+        "differential_privacy": config.aggregates.differential_privacy.is_some(),
+        "widths": WIDTHS.iter().map(|(_, label)| *label).collect::<Vec<_>>(),
+        "spaces": config
+            .spaces
+            .iter()
+            .map(|s| serde_json::json!({ "name": s.name, "capacity": s.capacity }))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// JSON-LD contexts of an NGSI-LD `CrowdFlowObserved` entity.
 const NGSI_LD_CONTEXT: [&str; 2] = [
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld",

@@ -346,6 +346,9 @@ pub struct Config {
     pub min_free_bytes: u64,
     /// For daily resets (and, later, schedules).
     pub timezone: jiff::tz::TimeZone,
+    /// (latitude, longitude) in degrees, WGS 84: where the site is, for
+    /// the fleet's site descriptor.
+    pub location: Option<(f64, f64)>,
     pub api: ApiConfig,
     /// Where security events go besides the service log.
     pub syslog: crate::security::events::SyslogTarget,
@@ -579,6 +582,21 @@ impl Validator<'_> {
         let onnxruntime_library = appliance.onnxruntime_library.map(|p| self.path(&p));
 
         let timezone = self.timezone(appliance.timezone.as_deref().unwrap_or("UTC"));
+        let location = match appliance.location.as_deref() {
+            None => None,
+            Some(&[latitude, longitude])
+                if (-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude) =>
+            {
+                Some((latitude, longitude))
+            }
+            Some(other) => {
+                self.error(
+                    "appliance.location",
+                    format!("{other:?} is not [latitude, longitude] in degrees (WGS 84), such as [52.52, 13.40]"),
+                );
+                None
+            }
+        };
         let min_free_mb = appliance.min_free_mb.unwrap_or(DEFAULT_MIN_FREE_MB);
         if !(1..=100_000_000).contains(&min_free_mb) {
             self.error(
@@ -610,6 +628,7 @@ impl Validator<'_> {
             onnxruntime_library,
             min_free_bytes: min_free_mb.saturating_mul(1_000_000),
             timezone,
+            location,
             api: api?,
             syslog,
             cameras,

@@ -15,6 +15,8 @@ pub struct RawAppliance {
     pub onnxruntime_library: Option<PathBuf>,
     pub timezone: Option<String>,
     pub min_free_mb: Option<u64>,
+    /// [latitude, longitude] in degrees (WGS 84), for the fleet's site descriptor.
+    pub location: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

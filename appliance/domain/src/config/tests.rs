@@ -488,6 +488,22 @@ topic_prefix = "city/#"
 }
 
 #[test]
+fn a_location_is_latitude_then_longitude_in_degrees() {
+    let with = |location: &str| {
+        format!("[appliance]\nlocation = {location}\n[cameras.lobby]\nurl = \"testsrc:ball\"\n")
+    };
+    assert_eq!(
+        parse(&with("[52.52, 13.4]")).unwrap().location,
+        Some((52.52, 13.4))
+    );
+    for bad in ["[13.4]", "[95.0, 13.4]", "[52.5, 200.0]", "[1.0, 2.0, 3.0]"] {
+        let got = errors(&with(bad));
+        assert_eq!(got.len(), 1, "{bad}: {got:?}");
+        assert!(got[0].starts_with("appliance.location: "), "{got:?}");
+    }
+}
+
+#[test]
 fn bacnet_keys_are_checked_all_at_once() {
     let text = r#"
 [cameras.lobby]
