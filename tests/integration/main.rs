@@ -18,6 +18,7 @@ mod crash;
 mod dashboard;
 mod disclosure;
 mod end_to_end;
+mod fleet_tls;
 mod governance;
 mod live_mqtt;
 mod privacy_egress;

@@ -159,11 +159,21 @@ fn connect(config: &MqttConfig, status: &str) -> anyhow::Result<(AsyncClient, ru
     if let Some(ca_file) = &config.tls_ca_file {
         let ca = std::fs::read(ca_file)
             .map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", ca_file.display()))?;
+        let client_auth = match &config.client_auth {
+            Some((cert, key)) => {
+                let read = |path: &PathBuf, key: &str| {
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("mqtt.{key} {}: {e}", path.display()))
+                };
+                Some((read(cert, "client_cert")?, read(key, "client_key")?))
+            }
+            None => None,
+        };
         let _ = rustls::crypto::ring::default_provider().install_default();
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
             ca,
             alpn: None,
-            client_auth: None,
+            client_auth,
         }));
     }
     Ok(AsyncClient::new(options, 16))

@@ -38,6 +38,8 @@ pub(super) struct RawMqtt {
     client_id: Option<String>,
     credentials: Option<RawCredentials>,
     ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
     fiware: Option<bool>,
     anomalies: Option<bool>,
     live: Option<bool>,
@@ -127,6 +129,9 @@ pub struct MqttConfig {
     pub port: u16,
     /// `mqtts://`: TLS, trusting the certificates in `ca_file`.
     pub tls_ca_file: Option<PathBuf>,
+    /// `mqtts://` with a per-device client certificate and its key (PEM),
+    /// for a broker that requires one.
+    pub client_auth: Option<(PathBuf, PathBuf)>,
     pub topic_prefix: String,
     pub client_id: String,
     pub credentials: Option<Credentials>,
@@ -316,6 +321,28 @@ impl Validator<'_> {
             }
             (false, None) => None,
         };
+        let client_auth = match (raw.client_cert, raw.client_key) {
+            (Some(cert), Some(key)) if tls => Some((self.path(&cert), self.path(&key))),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                self.error("mqtt.client_cert", "is only used with mqtts://");
+                None
+            }
+            (Some(_), None) => {
+                self.error(
+                    "mqtt.client_key",
+                    "is needed with mqtt.client_cert (the PEM private key of the appliance's certificate)",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                self.error(
+                    "mqtt.client_cert",
+                    "is needed with mqtt.client_key (the PEM certificate the broker knows the appliance by)",
+                );
+                None
+            }
+        };
         let topic_prefix = raw.topic_prefix.unwrap_or_else(|| "headcount".into());
         if topic_prefix.is_empty()
             || topic_prefix.contains(['+', '#', '\0'])
@@ -361,6 +388,7 @@ impl Validator<'_> {
             host,
             port,
             tls_ca_file,
+            client_auth,
             topic_prefix,
             client_id,
             credentials,

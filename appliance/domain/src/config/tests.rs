@@ -488,6 +488,33 @@ topic_prefix = "city/#"
 }
 
 #[test]
+fn a_client_certificate_needs_its_key_and_tls() {
+    let mqtt = |broker: &str, auth: &str| {
+        format!("[cameras.lobby]\nurl = \"testsrc:ball\"\n[mqtt]\nbroker = {broker}\n{auth}")
+    };
+    let tls = "\"mqtts://broker.example.net\"\nca_file = \"ca.pem\"";
+    assert_eq!(
+        errors(&mqtt(tls, "client_cert = \"me.pem\"\n")),
+        ["mqtt.client_key: is needed with mqtt.client_cert (the PEM private key of the appliance's certificate)"]
+    );
+    assert_eq!(
+        errors(&mqtt(
+            "\"mqtt://127.0.0.1\"",
+            "client_cert = \"me.pem\"\nclient_key = \"me.key\"\n"
+        )),
+        ["mqtt.client_cert: is only used with mqtts://"]
+    );
+    let both = mqtt(tls, "client_cert = \"me.pem\"\nclient_key = \"me.key\"\n");
+    assert_eq!(
+        parse(&both).unwrap().mqtt.unwrap().client_auth,
+        Some((
+            PathBuf::from("/etc/headcount/me.pem"),
+            PathBuf::from("/etc/headcount/me.key")
+        ))
+    );
+}
+
+#[test]
 fn a_location_is_latitude_then_longitude_in_degrees() {
     let with = |location: &str| {
         format!("[appliance]\nlocation = {location}\n[cameras.lobby]\nurl = \"testsrc:ball\"\n")
