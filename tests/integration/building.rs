@@ -90,13 +90,7 @@ fn a_real_modbus_client_reads_the_live_counts_and_cannot_write_them() {
     // People may cross the door between the correction and the read: the
     // hall's register must agree with the API's count at one moment.
     let agreed = wait_until(Duration::from_secs(10), || {
-        let api = get(api_port, "/api/v1/occupancy").and_then(|(_, b)| {
-            b["spaces"]
-                .as_array()?
-                .iter()
-                .find(|s| s["space"] == "hall")?["occupancy"]
-                .as_u64()
-        });
+        let api = space_count(api_port, "hall");
         let agrees = read["spaces"][1][0].as_u64() == api;
         if !agrees {
             read = read_with_pymodbus(modbus_port);
@@ -298,11 +292,5 @@ fn a_real_bacnet_client_discovers_reads_and_is_notified_of_a_change() {
         report["rpm_ms"]
     );
     // After the correction, the hall reads 7 through the API too.
-    assert!(
-        get(api_port, "/api/v1/occupancy").is_some_and(|(_, b)| b["spaces"]
-            .as_array()
-            .is_some_and(|s| s
-                .iter()
-                .any(|s| s["space"] == "hall" && s["occupancy"] == 7)))
-    );
+    assert_eq!(space_count(api_port, "hall"), Some(7));
 }

@@ -454,11 +454,7 @@ pub fn broker_on(dir: &Path, port: u16, extra: &str) -> Proc {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
     )
     .unwrap();
-    let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is missing: run scripts/setup.sh");
-    let child = Command::new(binary)
+    let child = Command::new(mosquitto_binary())
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -667,4 +663,22 @@ pub fn check_schemas(items: &[(&str, &str, &str)]) -> String {
     let report = String::from_utf8_lossy(&checked.stdout).trim().to_string();
     assert!(checked.status.success(), "schema check failed:\n{report}");
     report
+}
+
+/// A space's occupancy as `/api/v1/occupancy` serves it now.
+pub fn space_count(port: u16, space: &str) -> Option<u64> {
+    let (_, occupancy) = get(port, "/api/v1/occupancy")?;
+    occupancy["spaces"]
+        .as_array()?
+        .iter()
+        .find(|s| s["space"] == space)?["occupancy"]
+        .as_u64()
+}
+
+/// Where Debian installs Mosquitto.
+pub fn mosquitto_binary() -> &'static str {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is missing: run scripts/setup.sh")
 }

@@ -8,15 +8,6 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn space_count(port: u16, space: &str) -> Option<u64> {
-    let (_, occupancy) = get(port, "/api/v1/occupancy")?;
-    occupancy["spaces"]
-        .as_array()?
-        .iter()
-        .find(|s| s["space"] == space)?["occupancy"]
-        .as_u64()
-}
-
 #[test]
 fn a_space_count_is_corrected_by_hand_audited_and_kept_within_bounds() {
     let dir = tempfile::tempdir().unwrap();

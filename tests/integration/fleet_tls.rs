@@ -172,12 +172,8 @@ fn a_broker_that_requires_client_certificates_admits_only_the_appliance_with_its
         ),
     )
     .unwrap();
-    let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is missing: run scripts/setup.sh");
     let _broker = Proc::new(
-        Command::new(binary)
+        Command::new(mosquitto_binary())
             .arg("-c")
             .arg(&conf)
             .stdout(std::process::Stdio::null())

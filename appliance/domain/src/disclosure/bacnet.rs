@@ -101,36 +101,11 @@ pub fn points(snapshot: &LiveSnapshot) -> Vec<Point> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disclosure::live::{LineToday, LiveCount};
+    use crate::disclosure::live::example_snapshot;
 
     #[test]
     fn each_space_zone_and_line_has_its_objects_at_documented_instances() {
-        let snapshot = LiveSnapshot {
-            spaces: vec![
-                LiveCount {
-                    name: "hall".into(),
-                    occupancy: Some(41),
-                    capacity: Some(40),
-                },
-                LiveCount {
-                    name: "shop".into(),
-                    occupancy: None,
-                    capacity: None,
-                },
-            ],
-            zones: vec![LiveCount {
-                name: "lobby.queue".into(),
-                occupancy: Some(3),
-                capacity: None,
-            }],
-            lines: vec![LineToday {
-                name: "lobby.door".into(),
-                day: jiff::civil::date(2026, 12, 2),
-                entries: 7,
-                exits: 4,
-            }],
-            cameras: Vec::new(),
-        };
+        let snapshot = example_snapshot();
         let points = points(&snapshot);
         let find = |kind, instance| {
             points
@@ -165,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             find(ObjectKind::PositiveIntegerValue, 4000).value,
-            PointValue::Count(Some(7))
+            PointValue::Count(Some(70_000))
         );
         assert_eq!(
             find(ObjectKind::PositiveIntegerValue, 5000).value,

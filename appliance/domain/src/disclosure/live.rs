@@ -304,6 +304,39 @@ impl CameraStatus {
     }
 }
 
+/// Two spaces (one over capacity, one not counted yet), a zone, a line
+/// with more entries than a 16-bit register holds, a failing camera: the
+/// exits' tests read it.
+#[cfg(test)]
+pub(crate) fn example_snapshot() -> LiveSnapshot {
+    LiveSnapshot {
+        spaces: vec![
+            LiveCount {
+                name: "hall".into(),
+                occupancy: Some(41),
+                capacity: Some(40),
+            },
+            LiveCount {
+                name: "shop".into(),
+                occupancy: None,
+                capacity: None,
+            },
+        ],
+        zones: vec![LiveCount {
+            name: "lobby.queue".into(),
+            occupancy: Some(3),
+            capacity: Some(20),
+        }],
+        lines: vec![LineToday {
+            name: "lobby.door".into(),
+            day: jiff::civil::date(2026, 12, 2),
+            entries: 70_000,
+            exits: 4,
+        }],
+        cameras: vec![("lobby".into(), CameraStatus::Failing)],
+    }
+}
+
 fn occupancy_payload(occupancy: u32, capacity: Option<u32>) -> String {
     json!({ "occupancy": occupancy, "capacity": capacity }).to_string()
 }

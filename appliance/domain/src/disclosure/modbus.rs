@@ -207,36 +207,7 @@ pub fn describe(snapshot: &LiveSnapshot) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disclosure::live::{LineToday, LiveCount};
-
-    fn snapshot() -> LiveSnapshot {
-        LiveSnapshot {
-            spaces: vec![
-                LiveCount {
-                    name: "hall".into(),
-                    occupancy: Some(41),
-                    capacity: Some(40),
-                },
-                LiveCount {
-                    name: "shop".into(),
-                    occupancy: None,
-                    capacity: None,
-                },
-            ],
-            zones: vec![LiveCount {
-                name: "lobby.queue".into(),
-                occupancy: Some(3),
-                capacity: Some(20),
-            }],
-            lines: vec![LineToday {
-                name: "lobby.door".into(),
-                day: jiff::civil::date(2026, 12, 2),
-                entries: 70_000,
-                exits: 4,
-            }],
-            cameras: vec![("lobby".into(), CameraStatus::Failing)],
-        }
-    }
+    use crate::disclosure::live::example_snapshot as snapshot;
 
     #[test]
     fn the_map_reads_as_documented() {
