@@ -53,8 +53,25 @@ def problems(entity: dict, model: str, known: dict) -> list:
         out.append(f"type is {entity.get('type')!r}, not {model!r}")
     if not str(entity.get("id", "")).startswith(f"urn:ngsi-ld:{model}:"):
         out.append(f"id {entity.get('id')!r} is not urn:ngsi-ld:{model}:...")
-    if not isinstance(entity.get("@context"), (list, str)):
+    context = entity.get("@context")
+    if not isinstance(context, (list, str)):
         out.append("@context is missing")
+    # An inline context must name each term by the IRI the database gives.
+    for inline in (c for c in (context if isinstance(context, list) else []) if isinstance(c, dict)):
+        for term, iri in inline.items():
+            if term == model:
+                expected = f"https://smartdatamodels.org/{known[next(iter(known))]['repoName']}/{model}"
+            elif term in known:
+                expected = known[term].get("context")
+            else:
+                out.append(f"@context: {term} is not an attribute of {model}")
+                continue
+            if iri != expected:
+                out.append(f"@context: {term} is {iri!r}, the database says {expected!r}")
+    for name in entity:
+        if name not in ENTITY_KEYS and not any(name in c for c in (context or []) if isinstance(c, dict)):
+            if isinstance(context, list) and not any(isinstance(c, str) for c in context):
+                out.append(f"{name}: not defined by the inline @context")
     for name, attribute in entity.items():
         if name in ENTITY_KEYS:
             continue

@@ -200,6 +200,7 @@ fn stream_loss_is_served_pushed_and_acknowledged() {
     assert_eq!(published.len(), 1, "{published:?}");
     let (topic, payload) = &published[0];
     assert_eq!(topic, "headcount/test/anomalies");
+    check_schemas(&[("anomaly-notice.schema.json", topic, payload)]);
     let payload: Value = serde_json::from_str(payload).unwrap();
     assert_eq!(payload["transition"], "opened");
     assert_eq!(payload["anomaly"]["type"], "stream_loss");

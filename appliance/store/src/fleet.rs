@@ -82,11 +82,13 @@ pub fn site_descriptor(config: &headcount_domain::config::Config) -> serde_json:
     })
 }
 
-/// JSON-LD contexts of an NGSI-LD `CrowdFlowObserved` entity.
-const NGSI_LD_CONTEXT: [&str; 2] = [
-    "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld",
-    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld",
-];
+/// The JSON-LD context of the `CrowdFlowObserved` entities: the IRI of
+/// each term the appliance sends, as the Smart Data Models attribute
+/// database gives them (`scripts/validate_ngsi.py` checks each), shipped
+/// in `docs/ngsi-ld/context.jsonld` and sent inline, so that no consumer
+/// fetches a context from a public URL. NGSI-LD brokers add their core
+/// context (`Property`, `value`) themselves.
+const NGSI_LD_CONTEXT: &str = include_str!("../../../docs/ngsi-ld/context.jsonld");
 
 impl FleetBucket {
     pub fn new(site: &str, space: &str, width: i64, row: PublishedRow) -> FleetBucket {
@@ -140,7 +142,9 @@ impl FleetBucket {
         if let (Some(entries), Some(exits)) = (cells.entries, cells.exits) {
             entity.insert("peopleCount".into(), property(json!(entries + exits)));
         }
-        entity.insert("@context".into(), json!(NGSI_LD_CONTEXT));
+        let context: serde_json::Value =
+            serde_json::from_str(NGSI_LD_CONTEXT).unwrap_or(serde_json::Value::Null);
+        entity.insert("@context".into(), json!([context["@context"]]));
         serde_json::Value::Object(entity)
     }
 }
@@ -165,4 +169,33 @@ pub fn latest(
 /// Milliseconds of a bucket label (`15m`, `1h`, `1d`).
 pub fn width_of(label: &str) -> Option<i64> {
     WIDTHS.iter().find(|(_, l)| *l == label).map(|(w, _)| *w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inline_context_defines_every_term_an_entity_carries() {
+        let row = PublishedRow {
+            bucket_start: 1_796_205_600_000,
+            entries: Some(12),
+            exits: Some(9),
+            occupancy_mean: Some(4.5),
+            occupancy_peak: Some(7),
+            withheld: Vec::new(),
+            epsilon: None,
+        };
+        let entity = FleetBucket::new("hq", "hall", 15 * 60_000, row).ngsi_ld();
+        let context = entity["@context"][0]
+            .as_object()
+            .expect("an inline context object");
+        assert!(context.contains_key("CrowdFlowObserved"));
+        for term in entity.as_object().unwrap().keys() {
+            if !["id", "type", "@context"].contains(&term.as_str()) {
+                assert!(context.contains_key(term), "{term} is not in the context");
+            }
+        }
+        assert_eq!(entity["peopleCount"]["value"], 21);
+    }
 }
