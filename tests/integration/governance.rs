@@ -253,6 +253,14 @@ fn persistent_broker(dir: &Path, port: u16) -> Proc {
     broker_on(dir, port, &extra)
 }
 
+/// How much longer a broker stays down (HEADCOUNT_OUTAGE_SECS, default 0).
+fn extra_outage_secs() -> u64 {
+    std::env::var("HEADCOUNT_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// SIGTERM, so that Mosquitto writes its sessions to disk.
 fn stop_gracefully(mut broker: Proc) {
     let pid = broker.0.id().to_string();
@@ -347,10 +355,7 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
         );
         appliance = Some(running);
     }
-    let outage: u64 = std::env::var("HEADCOUNT_OUTAGE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let outage = extra_outage_secs();
     std::thread::sleep(Duration::from_secs(outage));
     let waiting = || count(&open(&database), "SELECT count(*) FROM fleet_outbox");
     let queued = waiting();
@@ -579,10 +584,7 @@ fn the_fleet_feed_crosses_a_bridge_to_a_central_broker_across_its_outage() {
         );
         appliance = Some(running);
     }
-    let outage: u64 = std::env::var("HEADCOUNT_OUTAGE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let outage = extra_outage_secs();
     std::thread::sleep(Duration::from_secs(outage));
     let _central = persistent_broker(&central_dir, central_port);
     // The bridge reconnects within restart_timeout and forwards its queue.
