@@ -11,8 +11,8 @@
 //! serves nothing a facilities dashboard would not show.
 //!
 //! Bounded: subscriptions are capped (`bacnet.max_subscriptions`, a
-//! quarter of them per client address) and last at most an hour (one
-//! without a lifetime too); only unconfirmed notifications are offered, so
+//! quarter of them per host) and last at most an hour (an indefinite or
+//! longer one is refused); only unconfirmed notifications are offered, so
 //! no client can make the appliance wait for acknowledgements; responses
 //! are single frames of at most 1476 bytes (no segmentation).
 
@@ -73,15 +73,29 @@ pub struct Points {
     pub clock: Arc<dyn Clock>,
     pub device_instance: u32,
     pub device_name: String,
+    /// The objects as last built and when: a ReadPropertyMultiple of many
+    /// properties reads them once, not once per property.
+    pub latest: Mutex<Option<(Instant, Arc<Vec<Point>>)>>,
 }
 
+/// How long one build of the objects is served.
+const POINTS_FRESH_FOR: Duration = Duration::from_millis(200);
+
 impl Points {
-    fn now(&self) -> Vec<Point> {
-        bacnet::points(&self.view.snapshot(
+    fn now(&self) -> Arc<Vec<Point>> {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, points)) = latest.as_ref() {
+            if built.elapsed() < POINTS_FRESH_FOR {
+                return points.clone();
+            }
+        }
+        let points = Arc::new(bacnet::points(&self.view.snapshot(
             &self.board.snapshot(),
             &self.health.snapshot(),
             self.clock.now_ms(),
-        ))
+        )));
+        *latest = Some((Instant::now(), points.clone()));
+        points
     }
 
     fn device(&self) -> ObjectId {
@@ -158,6 +172,9 @@ impl DataLink for Tap {
 struct Subscription {
     process: u32,
     object: ObjectId,
+    /// The object's name when subscribed: an edit that renumbers the
+    /// objects ends the subscription rather than send another's count.
+    name: String,
     subscriber: DataLinkAddress,
     until: Instant,
     told: Option<ClientDataValue>,
@@ -279,18 +296,25 @@ impl ServiceHandler for Handler {
             // A confirmed notification waits for the client's answer.
             return Err(BacnetServiceError::ServiceNotSupported);
         }
-        if !self.points.now().iter().any(|p| object_id(p) == object) {
+        let Some(name) = self
+            .points
+            .now()
+            .iter()
+            .find(|p| object_id(p) == object)
+            .map(|p| p.name.clone())
+        else {
             return Err(BacnetServiceError::UnknownObject);
-        }
+        };
         let subscriber = self
             .source
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .ok_or(BacnetServiceError::ServiceNotSupported)?;
-        let seconds = lifetime
-            .filter(|l| *l > 0)
-            .unwrap_or(MAX_LIFETIME_SECS)
-            .min(MAX_LIFETIME_SECS);
+        // An indefinite or longer subscription is refused rather than cut
+        // short unannounced: the client then asks for one it will renew.
+        let Some(seconds) = lifetime.filter(|l| (1..=MAX_LIFETIME_SECS).contains(l)) else {
+            return Err(BacnetServiceError::ServiceNotSupported);
+        };
         let now = Instant::now();
         let mut subscriptions = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
         subscriptions.retain(|s| s.until > now);
@@ -298,9 +322,14 @@ impl ServiceHandler for Handler {
         subscriptions.retain(|s| {
             !(s.process == process && s.object == object && s.subscriber == subscriber)
         });
+        // Per host, whatever its source port.
+        let host = |a: &DataLinkAddress| match a {
+            DataLinkAddress::Ip(ip) => Some(ip.ip()),
+            _ => None,
+        };
         let theirs = subscriptions
             .iter()
-            .filter(|s| s.subscriber == subscriber)
+            .filter(|s| host(&s.subscriber) == host(&subscriber))
             .count();
         if subscriptions.len() >= self.max_subscriptions || theirs >= self.max_subscriptions / 4 {
             tracing::warn!(
@@ -313,6 +342,7 @@ impl ServiceHandler for Handler {
             process,
             object,
             subscriber,
+            name,
             until: now + Duration::from_secs(seconds.into()),
             told: None,
         });
@@ -363,15 +393,15 @@ async fn notify(
     let device = points.device();
     loop {
         tokio::time::sleep(COV_LOOK_EVERY).await;
-        let now_points: HashMap<ObjectId, Point> = points
-            .now()
-            .into_iter()
-            .map(|p| (object_id(&p), p))
-            .collect();
+        let latest = points.now();
+        let now_points: HashMap<ObjectId, &Point> =
+            latest.iter().map(|p| (object_id(p), p)).collect();
         let now = Instant::now();
         let due: Vec<(DataLinkAddress, Vec<u8>)> = {
             let mut subscriptions = subscriptions.lock().unwrap_or_else(|e| e.into_inner());
-            subscriptions.retain(|s| s.until > now && now_points.contains_key(&s.object));
+            subscriptions.retain(|s| {
+                s.until > now && now_points.get(&s.object).is_some_and(|p| p.name == s.name)
+            });
             subscriptions
                 .iter_mut()
                 .filter_map(|s| {

@@ -263,17 +263,25 @@ impl Publisher {
             }
             // Wait for something to do: a link change, a notice, the next
             // look at the outbox or the live counts.
-            let next_look = match self.live {
+            let look = match self.live {
                 Some(_) => LIVE_LOOK_EVERY,
                 None => POLL_EVERY,
             };
+            // While disconnected only a link change or a notice matters.
+            let now = Instant::now();
+            let outbox = if self.connected {
+                self.outbox_due.max(now)
+            } else {
+                now + look
+            };
+            let next_look = tokio::time::Instant::from_std((now + look).min(outbox));
             tokio::select! {
                 link = self.links.recv() => match link {
                     Some(link) => self.note(link).await,
                     None => break,
                 },
                 notice = recv(&mut notices) => self.hold(notice),
-                _ = tokio::time::sleep(next_look) => {}
+                _ = tokio::time::sleep_until(next_look) => {}
                 _ = stopped.changed() => break,
             }
         }
@@ -341,7 +349,7 @@ impl Publisher {
             return Ok(());
         }
         self.outbox_due = Instant::now() + POLL_EVERY;
-        loop {
+        {
             let database = self.database.clone();
             let broker = self.broker.clone();
             let pending = tokio::task::spawn_blocking(move || {
@@ -359,8 +367,11 @@ impl Publisher {
                     return Ok(());
                 }
             };
-            if pending.is_empty() {
-                return Ok(());
+            // A full batch: more may wait, read again at once (the live
+            // topics and the notices go first, so a backlog after an
+            // outage never holds them up).
+            if pending.len() == BATCH {
+                self.outbox_due = Instant::now();
             }
             for p in pending {
                 let key = (p.width_ms, p.space.clone(), p.row.bucket_start);
@@ -377,6 +388,7 @@ impl Publisher {
                 }
             }
         }
+        Ok(())
     }
 
     /// The live topics whose payload changed (each at most once a

@@ -163,8 +163,7 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
                     feed: LiveFeed::new(
                         &m.topic_prefix,
                         &config.site,
-                        config.aggregates.k,
-                        config.timezone.clone(),
+                        LiveView::from_config(&config),
                         m.home_assistant.as_deref(),
                         env!("CARGO_PKG_VERSION"),
                     ),
@@ -188,7 +187,7 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
                 modbus::spawn(
                     m,
                     modbus::Registers {
-                        view: LiveView::new(config.aggregates.k, config.timezone.clone()),
+                        view: LiveView::from_config(&config),
                         board: appliance.occupancy.clone(),
                         health: appliance.health.clone(),
                         clock: clock.clone(),
@@ -203,12 +202,13 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
                 bacnet::spawn(
                     b,
                     bacnet::Points {
-                        view: LiveView::new(config.aggregates.k, config.timezone.clone()),
+                        view: LiveView::from_config(&config),
                         board: appliance.occupancy.clone(),
                         health: appliance.health.clone(),
                         clock: clock.clone(),
                         device_instance: b.device_instance,
                         device_name: format!("headcount {}", config.site),
+                        latest: Default::default(),
                     },
                 )
                 .await?

@@ -7,7 +7,7 @@
 //! configured, and serves nothing a facilities dashboard would not show.
 //!
 //! Every client holds one of `modbus.max_connections` places (one more is
-//! closed at once) and is disconnected after `modbus.idle_secs` without a
+//! closed at once; no host holds more than half of them) and is disconnected after `modbus.idle_secs` without a
 //! request, or when a response cannot be written for as long; a request
 //! that cannot be decoded ends its own connection only.
 
@@ -17,9 +17,10 @@ use headcount_domain::config::ModbusConfig;
 use headcount_domain::disclosure::live::LiveView;
 use headcount_domain::disclosure::modbus::{self, ReadError};
 use headcount_domain::health::HealthBoard;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -101,6 +102,45 @@ struct Connection {
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
     _place: OwnedSemaphorePermit,
+    _host: HostShare,
+}
+
+/// The connections each host holds: no host may hold more than half the
+/// places, so one building-network host cannot take them all.
+#[derive(Clone, Default)]
+struct Hosts(Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection of a host; dropped, it gives its share back.
+struct HostShare {
+    hosts: Hosts,
+    host: IpAddr,
+}
+
+impl Hosts {
+    fn take(&self, host: IpAddr, most: usize) -> Option<HostShare> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(host).or_default();
+        if *count >= most {
+            return None;
+        }
+        *count += 1;
+        Some(HostShare {
+            hosts: self.clone(),
+            host,
+        })
+    }
+}
+
+impl Drop for HostShare {
+    fn drop(&mut self) {
+        let mut held = self.hosts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&self.host) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.host);
+            }
+        }
+    }
 }
 
 impl Connection {
@@ -170,13 +210,20 @@ pub async fn spawn(config: &ModbusConfig, registers: Registers) -> anyhow::Resul
     tracing::info!(bind = %config.bind, "serving the live counts over Modbus TCP (read-only)");
     let registers = Arc::new(registers);
     let places = Arc::new(Semaphore::new(config.max_connections));
+    let hosts = Hosts::default();
+    let per_host = (config.max_connections / 2).max(1);
     let idle = Duration::from_secs(config.idle_secs);
     let server = Server::new(listener);
     Ok(tokio::spawn(async move {
         let on_connected = |stream: TcpStream, client: SocketAddr| {
+            let share = hosts.take(client.ip(), per_host);
             let place = places.clone().try_acquire_owned();
             let registers = registers.clone();
             async move {
+                let Some(share) = share else {
+                    tracing::warn!(%client, "Modbus client refused: its host holds half the places");
+                    return Ok(None);
+                };
                 let Ok(place) = place else {
                     tracing::warn!(%client, "Modbus client refused: every place is taken");
                     return Ok(None);
@@ -186,6 +233,7 @@ pub async fn spawn(config: &ModbusConfig, registers: Registers) -> anyhow::Resul
                     idle,
                     deadline: Box::pin(tokio::time::sleep(idle)),
                     _place: place,
+                    _host: share,
                 };
                 Ok(Some((Session { registers, client }, connection)))
             }

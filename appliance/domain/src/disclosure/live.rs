@@ -7,7 +7,9 @@
 //! - `zone/{camera.zone}`: the same, except small zones (capacity below
 //!   k): a small zone's live count is one person's presence at a desk or in
 //!   an office, and a subscriber such as Home Assistant's recorder keeps
-//!   it beyond the appliance's retention and its access rules;
+//!   it beyond the appliance's retention and its access rules; for the same
+//!   reason a space that counts a small zone is left out (its count would
+//!   be the zone's, alone or as a difference);
 //! - `line/{camera.line}`: `{"day", "entries", "exits"}` on the local day;
 //! - `camera/{camera}`: `{"state"}`: streaming, connecting or failing, never
 //!   the reason (it may name a host).
@@ -21,20 +23,23 @@
 
 use crate::analytics::{local_day, BoardView};
 use crate::clock::UnixMs;
-use crate::config::is_small_zone;
+use crate::config::{is_small_zone, zone_key, Config};
 use crate::health::{CameraHealth, CameraState};
 use crate::pixels::frame::CameraId;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One retained message: topic and payload.
 pub type Retained = (String, String);
 
-/// What the live exits (MQTT, Modbus) may see of the running counts.
+/// What the live exits (MQTT, Modbus, BACnet) may see of the running counts.
 #[derive(Debug, Clone)]
 pub struct LiveView {
     k: u32,
     timezone: jiff::tz::TimeZone,
+    /// Spaces that count a small zone: their occupancy would be that
+    /// zone's count (alone, or minus the other zones'), so they stay in.
+    hidden_spaces: BTreeSet<String>,
 }
 
 /// What the live feed publishes, decided from the running counts.
@@ -73,8 +78,7 @@ impl LiveFeed {
     pub fn new(
         topic_prefix: &str,
         site: &str,
-        k: u32,
-        timezone: jiff::tz::TimeZone,
+        view: LiveView,
         home_assistant: Option<&str>,
         version: &str,
     ) -> LiveFeed {
@@ -82,7 +86,7 @@ impl LiveFeed {
         LiveFeed {
             base: format!("{topic_prefix}/{site}/live"),
             status: format!("{topic_prefix}/{site}/status"),
-            view: LiveView::new(k, timezone),
+            view,
             discovery: home_assistant.map(|prefix| Discovery {
                 prefix: prefix.to_string(),
                 device: json!({
@@ -201,7 +205,35 @@ impl LiveFeed {
 impl LiveView {
     /// k: the disclosure threshold (small zones); the local day's zone.
     pub fn new(k: u32, timezone: jiff::tz::TimeZone) -> LiveView {
-        LiveView { k, timezone }
+        LiveView {
+            k,
+            timezone,
+            hidden_spaces: BTreeSet::new(),
+        }
+    }
+
+    /// The view of this config: its k, its time zone, and its spaces that
+    /// count a small zone, which the live exits leave out.
+    pub fn from_config(config: &Config) -> LiveView {
+        let small: BTreeSet<String> = config
+            .cameras
+            .iter()
+            .flat_map(|c| {
+                c.zones
+                    .iter()
+                    .filter(|z| is_small_zone(z.capacity, config.aggregates.k))
+                    .map(|z| zone_key(&c.id, &z.name))
+            })
+            .collect();
+        LiveView {
+            hidden_spaces: config
+                .spaces
+                .iter()
+                .filter(|s| s.zones.iter().any(|z| small.contains(z)))
+                .map(|s| s.name.clone())
+                .collect(),
+            ..LiveView::new(config.aggregates.k, config.timezone.clone())
+        }
     }
 
     /// What the live exits may carry now: every space, every zone that
@@ -220,7 +252,12 @@ impl LiveView {
         };
         let today = local_day(now, &self.timezone);
         LiveSnapshot {
-            spaces: view.spaces.iter().map(count).collect(),
+            spaces: view
+                .spaces
+                .iter()
+                .filter(|(name, _)| !self.hidden_spaces.contains(*name))
+                .map(count)
+                .collect(),
             zones: view
                 .zones
                 .iter()
@@ -404,8 +441,7 @@ mod tests {
         LiveFeed::new(
             "headcount",
             "hq",
-            5,
-            jiff::tz::TimeZone::UTC,
+            LiveView::new(5, jiff::tz::TimeZone::UTC),
             discovery.then_some("homeassistant"),
             "1.0",
         )
@@ -456,6 +492,36 @@ mod tests {
             "{topics:?}"
         );
         assert_eq!(messages.len(), 4, "{topics:?}");
+    }
+
+    struct NoSecrets;
+
+    impl crate::config::SecretSource for NoSecrets {
+        fn env(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn file(&self, _: &std::path::Path) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_space_that_counts_a_small_zone_is_left_out() {
+        let text = "[cameras.lobby]\nurl = \"testsrc:ball\"\n\
+            [cameras.lobby.zones.desk]\npolygon = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]]\n\
+            capacity = 2\nsmall_zone_justification = \"the reception desk\"\n\
+            [cameras.lobby.zones.queue]\npolygon = [[0.5, 0.5], [1.0, 0.5], [1.0, 1.0]]\n\
+            [spaces.front]\nzones = [\"lobby.desk\", \"lobby.queue\"]\n\
+            [spaces.waiting]\nzones = [\"lobby.queue\"]\n";
+        let config = Config::parse(text, std::path::Path::new("/etc/headcount"), &NoSecrets)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut board = BoardView::default();
+        board.spaces.insert("front".into(), live(3, None, None));
+        board.spaces.insert("waiting".into(), live(2, None, None));
+        let snapshot = LiveView::from_config(&config).snapshot(&board, &BTreeMap::new(), NOW);
+        let spaces: Vec<&str> = snapshot.spaces.iter().map(|s| s.name.as_str()).collect();
+        // front = desk + queue: with the queue's count, the desk's follows.
+        assert_eq!(spaces, ["waiting"]);
     }
 
     #[test]
