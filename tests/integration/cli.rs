@@ -459,8 +459,23 @@ fn dpo_record_and_notice_are_made_from_the_config() {
     );
     let mut text = std::fs::read_to_string(&path).unwrap();
     text += "[controller]\nname = \"ACME Facilities GmbH\"\ncontact = \"privacy@acme.example\"\n";
+    // Cameras whose passwords the DPO's machine does not have: an unset
+    // variable and a secret sealed on the appliance only.
+    text += "[cameras.door]\nurl = \"rtsp://127.0.0.1:9/door\"\n\
+             credentials = { user = \"viewer\", password_ref = \"env:HEADCOUNT_NEVER_SET_PW\" }\n\
+             [cameras.yard]\nurl = \"rtsp://127.0.0.1:9/yard\"\n\
+             credentials = { user = \"viewer\", password_ref = \"secret:yard\" }\n";
     std::fs::write(&path, text).unwrap();
     let config = path.to_str().unwrap();
+
+    // The appliance itself still needs them...
+    let (code, out, _) = run(&["check-config", config], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("cameras.door.credentials.password_ref: environment variable HEADCOUNT_NEVER_SET_PW is not set"),
+        "{out}"
+    );
+    // ...the DPO's documents do not.
 
     let (code, md, stderr) = run(&["dpo", "record", "--config", config], &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -506,7 +521,7 @@ fn dpo_record_and_notice_are_made_from_the_config() {
     );
     assert_ne!(code, 0);
     assert!(
-        stderr.contains("unknown camera `attic`; known cameras: lobby"),
+        stderr.contains("unknown camera `attic`; known cameras: door, lobby, yard"),
         "{stderr}"
     );
     assert_no_panic(&stderr);

@@ -227,11 +227,23 @@ fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(appliance.0.id(), appliance_pid);
     assert_eq!(get_raw(api_port, "/livez").map(|r| r.0), Some(200));
 
-    // The drawn zone is in the config file, the rest kept.
-    let on_disk: toml::Table = std::fs::read_to_string(&config)
-        .unwrap()
+    // The config file is never written (a packaged one is read-only); the
+    // drawn zone is in the dashboard's overlay, and the config as loaded
+    // (`check-config --merged`) has it, the rest kept.
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "the editor wrote to the config file"
+    );
+    let (code, merged, stderr) = run(&["check-config", config.to_str().unwrap(), "--merged"], &[]);
+    assert_eq!(code, 0, "{merged}{stderr}");
+    assert!(
+        stderr.contains("zones and lines of lobby from") && stderr.contains("config-overlay.toml"),
+        "{stderr}"
+    );
+    let on_disk: toml::Table = merged
         .parse()
-        .unwrap_or_else(|e| panic!("{} is no longer valid TOML: {e}", config.display()));
+        .unwrap_or_else(|e| panic!("the merged config is not valid TOML: {e}\n{merged}"));
     let lobby = &on_disk["cameras"]["lobby"];
     let zone = lobby["zones"].get(NEW_ZONE).unwrap_or_else(|| {
         panic!(

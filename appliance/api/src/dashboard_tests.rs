@@ -469,10 +469,9 @@ fn the_editor_saves_valid_geometry_to_the_file_and_the_running_config_only() {
         let mut state = state(dir);
         let path = dir.join("headcount.toml");
         std::fs::write(&path, super::tests::CONFIG).unwrap();
-        state.config = headcount_domain::config::live::LiveConfig::new(
-            (*state.config.get()).clone(),
-            Some(path),
-        );
+        let mut running = (*state.config.get()).clone();
+        running.state_dir = dir.to_path_buf();
+        state.config = headcount_domain::config::live::LiveConfig::new(running, Some(path));
         state
     });
     let (cookie, csrf) = login(&s, "admin");
@@ -566,6 +565,13 @@ fn the_editor_saves_valid_geometry_to_the_file_and_the_running_config_only() {
         &body.to_string(),
     );
     assert_eq!(status, 200, "{saved}");
+    // Saved beside the state, the config file untouched.
+    let overlay = std::fs::read_to_string(s.dir.path().join("config-overlay.toml")).unwrap();
+    assert!(overlay.contains("[cameras.lobby.zones.desk]"), "{overlay}");
+    assert_eq!(
+        std::fs::read_to_string(s.dir.path().join("headcount.toml")).unwrap(),
+        super::tests::CONFIG
+    );
     let (_, dashboard) = s.get("/api/v1/dashboard");
     assert!(dashboard.to_string().contains("lobby.entrance"));
     let (status, flow) = s.get("/api/v1/dwell?zone=lobby.desk");

@@ -91,7 +91,7 @@ pub(super) async fn put_geometry(
         }
         Err(EditError::File(message)) => {
             return Err(ApiError::Unavailable(format!(
-                "{message}; nothing was changed (the service needs write access to its config file to save geometry)"
+                "{message}; nothing was changed (the service saves geometry to its state directory, which must be writable)"
             )))
         }
     };

@@ -48,7 +48,7 @@ pub enum Format {
 pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
     match action {
         DpoAction::Record { config, format } => {
-            let config = super::load_config(&config, None)?;
+            let config = super::load_config_without_secrets(&config)?;
             let record = ProcessingRecord::from_config(&config, SystemClock.now_ms());
             match format {
                 Format::Md => emit(&record.to_markdown())?,
@@ -56,7 +56,7 @@ pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
             }
         }
         DpoAction::Notice { config, camera } => {
-            let config = super::load_config(&config, None)?;
+            let config = super::load_config_without_secrets(&config)?;
             emit(&notice(&config, &camera)?)?;
         }
         DpoAction::Disclosure => emit(&headcount_domain::disclosure::policy::markdown())?,

@@ -12,7 +12,7 @@ pub mod run;
 pub mod secrets;
 pub mod tokens;
 
-pub use crate::config_file::load_config;
+pub use crate::config_file::{load_config, load_config_without_secrets};
 
 use anyhow::Context;
 use headcount_domain::clock::SystemClock;

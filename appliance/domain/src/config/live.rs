@@ -1,10 +1,12 @@
 //! The running config and the one edit the dashboard makes to it: a
-//! camera's zones and lines. An edit is applied to the file's text with
-//! `toml_edit` (comments and every other key stay as written), validated
-//! whole like `check-config`, written atomically, and only then handed to
-//! the running appliance, which swaps in the new geometry without a restart.
+//! camera's zones and lines. An edit is applied with `toml_edit` to the
+//! config file's text with the earlier edits laid over it (comments and
+//! every other key stay as written), validated whole like `check-config`,
+//! written atomically to the overlay in the state directory (`overlay`;
+//! the file itself is never written), and only then handed to the running
+//! appliance, which swaps in the new geometry without a restart.
 
-use super::{Config, ConfigError, ConfigErrors, Side, SystemSecrets};
+use super::{overlay, Config, ConfigError, ConfigErrors, Side, SystemSecrets};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -207,6 +209,8 @@ pub struct LiveConfig {
     pending: Arc<Mutex<Option<Arc<Config>>>>,
     /// The file the appliance was started from; None: no file to edit.
     file: Option<PathBuf>,
+    /// Where edits are saved: the overlay in the state directory.
+    overlay: PathBuf,
     /// One edit at a time: each reads the file the previous one wrote.
     editing: Arc<Mutex<()>>,
 }
@@ -224,6 +228,7 @@ pub enum EditError {
 impl LiveConfig {
     pub fn new(config: Config, file: Option<PathBuf>) -> Self {
         Self {
+            overlay: overlay::overlay_path(&config.state_dir),
             current: Arc::new(RwLock::new(Arc::new(config))),
             pending: Arc::default(),
             file,
@@ -246,8 +251,11 @@ impl LiveConfig {
             .take()
     }
 
-    /// Writes `geometry` for `camera` into the config file and, once it is
-    /// durably there, makes it the running geometry. Blocking (file I/O).
+    /// Saves `geometry` for `camera` in the overlay beside the config file
+    /// (the file itself may be read-only, as a packaged service's is) and,
+    /// once it is durably there, makes it the running geometry. The file
+    /// with every saved edit laid over it is validated whole first.
+    /// Blocking (file I/O).
     pub fn save_geometry(
         &self,
         camera: &str,
@@ -255,16 +263,28 @@ impl LiveConfig {
     ) -> Result<Arc<Config>, EditError> {
         let path = self.file.as_deref().ok_or(EditError::NoFile)?;
         let _one_at_a_time = self.editing.lock().unwrap_or_else(|e| e.into_inner());
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EditError::File(format!("cannot read {}: {e}", path.display())))?;
-        let edited = with_geometry(&text, camera, geometry).map_err(EditError::Invalid)?;
         let running = self.get();
+        let merged =
+            Config::merged_file(path, Some(&running.state_dir)).map_err(EditError::Invalid)?;
+        let edited = with_geometry(&merged.text, camera, geometry).map_err(EditError::Invalid)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let parsed =
             Config::parse_with_state_dir(&edited, base, &SystemSecrets, Some(&running.state_dir))
                 .map_err(EditError::Invalid)?;
-        write_keeping_mode(path, edited.as_bytes())
-            .map_err(|e| EditError::File(format!("cannot write {}: {e}", path.display())))?;
+        let saved = match std::fs::read_to_string(&self.overlay) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(EditError::File(format!(
+                    "cannot read {}: {e}",
+                    self.overlay.display()
+                )))
+            }
+        };
+        let overlay = overlay::with_camera(&saved, &edited, camera).map_err(EditError::Invalid)?;
+        crate::files::write_atomically(&self.overlay, overlay.as_bytes(), 0o600).map_err(|e| {
+            EditError::File(format!("cannot write {}: {e}", self.overlay.display()))
+        })?;
         let mut next = (*running).clone();
         for camera in &mut next.cameras {
             if let Some(edited) = parsed.cameras.iter().find(|c| c.id == camera.id) {
@@ -277,14 +297,6 @@ impl LiveConfig {
         *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(next.clone());
         Ok(next)
     }
-}
-
-/// Replaces a file atomically and durably, keeping its permissions: a crash
-/// leaves the old config or the new one, never half of either.
-fn write_keeping_mode(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    crate::files::write_atomically(path, contents, mode & 0o7777)
 }
 
 #[cfg(test)]
@@ -391,11 +403,8 @@ one_way = "in"
                 .any(|p| p.starts_with("cameras.lobby.lines.door")),
             "{paths:?}"
         );
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            text,
-            "nothing written"
-        );
+        let overlay = dir.path().join("state").join(overlay::OVERLAY_FILE);
+        assert!(!overlay.exists(), "nothing written");
         assert!(live.take_geometry().is_none());
 
         // Another setting changed on disk meanwhile is written back as found
@@ -412,8 +421,19 @@ one_way = "in"
         assert_eq!(live.get().cameras[0].lines[0].in_side, Side::Right);
         assert!(live.take_geometry().is_some());
         assert!(live.take_geometry().is_none(), "taken once");
+        // The file is never written; loaded, it has the edit laid over it.
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("desk"));
         let on_disk = Config::load(&path, &SystemSecrets).unwrap();
         assert_eq!(on_disk.cameras[0].zones, saved.cameras[0].zones);
         assert_eq!(on_disk.site, "other");
+        // The zone's other keys, taken from the file, were kept.
+        let waiting = on_disk.cameras[0]
+            .zones
+            .iter()
+            .find(|z| z.name == "waiting");
+        assert!(std::fs::read_to_string(&overlay)
+            .unwrap()
+            .contains("loiter_minutes = 10"));
+        assert!(waiting.is_some());
     }
 }

@@ -6,6 +6,7 @@ pub mod anomaly;
 mod connections;
 mod governance;
 pub mod live;
+pub mod overlay;
 mod raw;
 
 pub use governance::{is_small_zone, ControllerConfig, DEFAULT_LEGAL_BASIS};
@@ -400,6 +401,24 @@ impl SecretSource for SystemSecrets {
     }
 }
 
+/// For documents made from a config that need none of its secrets (the
+/// DPO's record, notice and DPIA, made on the DPO's own machine): every
+/// reference's form is checked, none is read, and each secret is blank.
+pub struct UnreadSecrets;
+
+impl SecretSource for UnreadSecrets {
+    fn env(&self, _: &str) -> Option<String> {
+        Some(String::new())
+    }
+    fn file(&self, _: &Path) -> Option<String> {
+        Some(String::new())
+    }
+    fn sealed(&self, _: &Path, _: &str) -> Result<String, String> {
+        Ok(String::new())
+    }
+}
+
+const DEFAULT_STATE_DIR: &str = "/var/lib/headcount";
 const DEFAULT_ANALYSIS_FPS: f64 = 2.0;
 const DEFAULT_ANALYSIS_WIDTH: u32 = 640;
 const SECTIONS: &[&str] = &[
@@ -434,6 +453,17 @@ impl Config {
         secrets: &dyn SecretSource,
         state_dir: Option<&Path>,
     ) -> Result<Config, ConfigErrors> {
+        let merged = Config::merged_file(path, state_dir)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse_with_state_dir(&merged.text, base, secrets, state_dir)
+    }
+
+    /// A config file's text with the dashboard's edits (`overlay`, in the
+    /// state directory: `state_dir`, or else the file's own) laid over it.
+    pub fn merged_file(
+        path: &Path,
+        state_dir: Option<&Path>,
+    ) -> Result<overlay::Merged, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 path: String::new(),
@@ -441,7 +471,18 @@ impl Config {
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse_with_state_dir(&text, base, secrets, state_dir)
+        let state_dir = match state_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => configured_state_dir(&text, base),
+        };
+        match overlay::read(&state_dir)? {
+            Some((file, edits)) => overlay::merge(&text, &edits, &file),
+            None => Ok(overlay::Merged {
+                text,
+                overlaid: Vec::new(),
+                unused: Vec::new(),
+            }),
+        }
     }
 
     pub fn parse(
@@ -452,7 +493,8 @@ impl Config {
         Config::parse_with_state_dir(text, base, secrets, None)
     }
 
-    fn parse_with_state_dir(
+    /// As `parse`, with `appliance.state_dir` replaced when given.
+    pub fn parse_with_state_dir(
         text: &str,
         base: &Path,
         secrets: &dyn SecretSource,
@@ -477,6 +519,24 @@ impl Config {
         } else {
             Err(ConfigErrors(v.errors))
         }
+    }
+}
+
+/// `appliance.state_dir` as the file gives it (relative to the file's
+/// folder), or the default; a file that does not parse gets the default
+/// here and its error from the validation.
+fn configured_state_dir(text: &str, base: &Path) -> PathBuf {
+    let configured = text.parse::<toml::Table>().ok().and_then(|t| {
+        t.get("appliance")?
+            .get("state_dir")?
+            .as_str()
+            .map(PathBuf::from)
+    });
+    let dir = configured.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    if dir.is_absolute() {
+        dir
+    } else {
+        base.join(dir)
     }
 }
 
@@ -563,7 +623,7 @@ impl Validator<'_> {
             let dir = self.path(
                 &appliance
                     .state_dir
-                    .unwrap_or_else(|| "/var/lib/headcount".into()),
+                    .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             );
             self.state_dir = dir.clone();
             dir
