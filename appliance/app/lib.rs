@@ -8,3 +8,4 @@ pub mod cmds;
 pub mod config_file;
 pub mod process;
 pub mod run;
+pub mod state_lock;

@@ -41,6 +41,13 @@ enum Command {
     Audit(cmds::audit::Args),
     /// Serve a video file in a loop over RTSP: the demo camera.
     Camera(cmds::camera::Args),
+    /// Write the whole state (database, keys, sealed secrets, dashboard
+    /// edits) to one file sealed under a passphrase read from stdin, while
+    /// the appliance runs.
+    Backup(cmds::backup::BackupArgs),
+    /// Restore a backup into a state directory (the appliance stopped);
+    /// the state it replaces is kept beside it.
+    Restore(cmds::backup::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,8 @@ fn main() -> ExitCode {
         Command::Dpo(args) => cmds::dpo::run(args),
         Command::Audit(args) => cmds::audit::run(args),
         Command::Camera(args) => cmds::camera::run(args),
+        Command::Backup(args) => cmds::backup::backup(args),
+        Command::Restore(args) => cmds::backup::restore(args),
     };
     match result {
         Ok(code) => code,

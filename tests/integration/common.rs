@@ -3,7 +3,7 @@
 //! API, all on loopback. Media and the ONNX Runtime come from
 //! scripts/setup.sh (HEADCOUNT_MEDIA, ORT_DYLIB_PATH).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -71,9 +71,11 @@ impl Proc {
 pub struct Cores(Claim);
 
 enum Claim {
-    Shared {
-        _guard: RwLockReadGuard<'static, ()>,
-    },
+    /// One of this thread's shared claims: the first takes the read lock,
+    /// the others count on it (`SHARED`), so that a thread holding one never
+    /// waits for a second behind a test that asked for the exclusive claim
+    /// (which waits for the first: both would wait for ever).
+    Shared,
     Exclusive {
         _guard: RwLockWriteGuard<'static, ()>,
     },
@@ -85,6 +87,8 @@ static CORES: RwLock<()> = RwLock::new(());
 
 thread_local! {
     static EXCLUSIVE: Cell<bool> = const { Cell::new(false) };
+    /// This thread's read lock and how many shared claims use it.
+    static SHARED: RefCell<Option<(RwLockReadGuard<'static, ()>, usize)>> = const { RefCell::new(None) };
 }
 
 impl Cores {
@@ -99,16 +103,31 @@ impl Cores {
         if EXCLUSIVE.with(Cell::get) {
             return Cores(Claim::Within);
         }
-        Cores(Claim::Shared {
-            _guard: CORES.read().unwrap_or_else(|e| e.into_inner()),
-        })
+        SHARED.with(|held| {
+            let mut held = held.borrow_mut();
+            match held.as_mut() {
+                Some((_, claims)) => *claims += 1,
+                None => *held = Some((CORES.read().unwrap_or_else(|e| e.into_inner()), 1)),
+            }
+        });
+        Cores(Claim::Shared)
     }
 }
 
 impl Drop for Cores {
     fn drop(&mut self) {
-        if matches!(self.0, Claim::Exclusive { .. }) {
-            EXCLUSIVE.with(|e| e.set(false));
+        match self.0 {
+            Claim::Exclusive { .. } => EXCLUSIVE.with(|e| e.set(false)),
+            Claim::Shared => SHARED.with(|held| {
+                let mut held = held.borrow_mut();
+                if let Some((_, claims)) = held.as_mut() {
+                    *claims -= 1;
+                    if *claims == 0 {
+                        *held = None;
+                    }
+                }
+            }),
+            Claim::Within => {}
         }
     }
 }

@@ -21,6 +21,7 @@ mod end_to_end;
 mod fleet_tls;
 mod governance;
 mod live_mqtt;
+mod operate;
 mod privacy_egress;
 mod redaction;
 mod scenarios;

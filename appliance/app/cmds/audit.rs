@@ -5,10 +5,10 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use headcount_domain::config::{Config, SecretSource};
+use headcount_domain::config::{Config, UnreadSecrets};
 use headcount_domain::security::{audit_key, to_hex};
 use headcount_store::{verify_audit, Database};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -42,22 +42,6 @@ pub struct VerifyArgs {
     public_key: Option<String>,
 }
 
-/// Verification needs the config's paths, never a camera password: every
-/// password reference resolves to nothing, so none is read or unsealed.
-struct PathsOnly;
-
-impl SecretSource for PathsOnly {
-    fn env(&self, _: &str) -> Option<String> {
-        Some(String::new())
-    }
-    fn file(&self, _: &Path) -> Option<String> {
-        Some(String::new())
-    }
-    fn sealed(&self, _: &Path, _: &str) -> Result<String, String> {
-        Ok(String::new())
-    }
-}
-
 pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
     match action {
         AuditAction::Verify(args) => verify(args),
@@ -68,7 +52,8 @@ pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
 fn locate(args: &VerifyArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (state_dir, database) = match &args.config {
         Some(path) => {
-            let config = Config::load_with_state_dir(path, &PathsOnly, args.state_dir.as_deref())
+            let config = // Verification needs the config's paths, never a camera password.
+            Config::load_with_state_dir(path, &UnreadSecrets, args.state_dir.as_deref())
                 .map_err(|errors| {
                 anyhow::anyhow!(
                     "{} has {} problem(s):\n{errors}",

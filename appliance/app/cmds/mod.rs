@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod audit;
+pub mod backup;
 pub mod camera;
 pub mod check_config;
 pub mod dpo;

@@ -60,6 +60,10 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
     }
     serve::reserve_descriptors(&config)?;
     make_state_dir(&config.state_dir)?;
+    // Held until the process ends: no second appliance, and no restore,
+    // on this state directory meanwhile.
+    let _one_appliance = crate::state_lock::StateLock::take(&config.state_dir)?;
+    let api_port = serve::claim_port(config.api.bind)?;
     let clock = headcount_domain::clock::from_environment().map_err(anyhow::Error::msg)?;
     let events = Arc::new(SecurityLog::new(config.syslog.clone(), clock.clone()));
     let config_change = note_config_change(&config_path, &config.state_dir, &events)?;
@@ -144,6 +148,10 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
                 detail: serde_json::json!({ "sha256": digest }),
             };
             appliance.writer.audit(clock.now_ms(), vec![entry]).await?;
+            headcount_domain::security::write_private_file(
+                &config.state_dir.join(CONFIG_DIGEST_FILE),
+                digest.as_bytes(),
+            )?;
         }
         // Roll up and publish what a previous run left before the feed's first look.
         if let Err(e) = appliance.writer.maintain(clock.now_ms(), false).await {
@@ -215,7 +223,8 @@ pub fn run(config_path: PathBuf, state_dir: Option<PathBuf>) -> anyhow::Result<E
             }
             None => Vec::new(),
         };
-        let served = serve::serve(&config, headcount_api::router(state), supervisor).await;
+        let served =
+            serve::serve(&config, api_port, headcount_api::router(state), supervisor).await;
         if let Some(fleet) = fleet {
             fleet.stop().await;
         }
@@ -243,7 +252,8 @@ fn check_models(models_dir: &Path) -> Result<(), headcount_domain::models::Model
 }
 
 /// Reports a config that differs from the one of the last start, and
-/// returns its digest.
+/// returns its digest; `CONFIG_DIGEST_FILE` takes it only once its audit
+/// entry is durable, so a start that fails before then reports it again.
 fn note_config_change(
     config_path: &Path,
     state_dir: &Path,
@@ -251,17 +261,18 @@ fn note_config_change(
 ) -> anyhow::Result<Option<String>> {
     let digest = headcount_domain::models::sha256_file(config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
-    let record = state_dir.join("config.sha256");
-    let previous = std::fs::read_to_string(&record).unwrap_or_default();
+    let previous = std::fs::read_to_string(state_dir.join(CONFIG_DIGEST_FILE)).unwrap_or_default();
     if previous.trim() != digest {
         events.emit(SecurityEvent::ConfigChanged {
             digest: digest.clone(),
         });
-        headcount_domain::security::write_private_file(&record, digest.as_bytes())?;
         return Ok(Some(digest));
     }
     Ok(None)
 }
+
+/// The digest of the config of the last start whose change was audited.
+const CONFIG_DIGEST_FILE: &str = "config.sha256";
 
 /// Shows the first admin token once: in a file only the service user can
 /// read and, on a terminal, on the console with how to replace it. Anywhere

@@ -82,7 +82,12 @@ pub fn reserve_descriptors(config: &Config) -> anyhow::Result<()> {
 /// Serves `app` until SIGTERM or Ctrl-C, on TLS where the config asks for it.
 /// Serves `app` until SIGTERM or Ctrl-C; systemd's watchdog is fed while
 /// every stage under `supervisor` beats.
-pub async fn serve(config: &Config, app: Router, supervisor: Supervisor) -> anyhow::Result<()> {
+pub async fn serve(
+    config: &Config,
+    port: tokio::net::TcpSocket,
+    app: Router,
+    supervisor: Supervisor,
+) -> anyhow::Result<()> {
     let api = &config.api;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -96,7 +101,9 @@ pub async fn serve(config: &Config, app: Router, supervisor: Supervisor) -> anyh
         }
         None => None,
     };
-    let listener = listen(api.bind)?;
+    let listener = port
+        .listen(BACKLOG)
+        .with_context(|| format!("api.bind: cannot listen on {}", api.bind))?;
     match &certificate {
         Some(c) => {
             tracing::info!(address = %api.bind, sha256 = %c.fingerprint()?, "serving the API over TLS")
@@ -144,18 +151,30 @@ struct Shared {
     http: http1::Builder,
 }
 
-fn listen(bind: SocketAddr) -> anyhow::Result<TcpListener> {
+/// The API's port, bound before the appliance writes anything or starts a
+/// camera, so that a port another program holds is a clear error at once.
+/// `serve` listens on it.
+pub fn claim_port(bind: SocketAddr) -> anyhow::Result<tokio::net::TcpSocket> {
     let socket = if bind.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
     };
-    let listening = socket.and_then(|s| {
+    let bound = socket.and_then(|s| {
         s.set_reuseaddr(true)?;
         s.bind(bind)?;
-        s.listen(BACKLOG)
+        Ok(s)
     });
-    listening.with_context(|| format!("cannot listen on {bind}"))
+    match bound {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "api.bind: another program listens on {bind} (`ss -ltnp` names it); \
+             stop it or choose another port in the config"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            anyhow::bail!("api.bind: {} is not an address of this machine", bind.ip())
+        }
+        other => other.with_context(|| format!("api.bind: cannot listen on {bind}")),
+    }
 }
 
 /// Takes connections until told to stop: each one within the caps gets a

@@ -25,7 +25,7 @@ pub use audit::{
 pub use coalesce::READ_WINDOW_MS;
 pub use keys::open_receipt_key;
 pub use token_store::TokenStore;
-pub use tokens::{pseudonym, TokenRow};
+pub use tokens::{console_user, pseudonym, TokenRow};
 pub use writer::{
     Announce, Maintenance, MaintenanceReport, ReadOutcome, WriteError, Writer, WriterOptions,
 };
@@ -60,7 +60,7 @@ pub enum StorageError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("database {path} has schema version {found}, newer than this headcount knows ({known}); refusing to touch it")]
+    #[error("database {path} has schema version {found}, newer than this headcount knows ({known}): it was written by a newer version; install that version again, or restore the backup taken before the upgrade (headcount restore); the database was not touched")]
     TooNew {
         path: PathBuf,
         found: i64,
@@ -130,6 +130,8 @@ impl Database {
             source,
         };
         let mut conn = Connection::open(path).map_err(wrap)?;
+        // Before anything is written (even the journal mode in the header).
+        refuse_newer(&conn, path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
@@ -160,6 +162,33 @@ impl Database {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// A consistent copy of the whole database at `dest` (which must not
+    /// exist), while others keep writing: SQLite's `VACUUM INTO` reads one
+    /// snapshot and writes a compact file.
+    pub fn copy_into(&self, dest: &Path) -> Result<(), StorageError> {
+        let dest_text = dest.to_str().ok_or_else(|| StorageError::Sqlite {
+            path: dest.to_path_buf(),
+            source: rusqlite::Error::InvalidPath(dest.to_path_buf()),
+        })?;
+        self.conn
+            .execute("VACUUM INTO ?1", [dest_text])
+            .map(|_| ())
+            .map_err(|source| StorageError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// The schema version of this database's file.
+    pub fn file_schema_version(&self) -> Result<i64, StorageError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| StorageError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Runs `work` in one write transaction and commits it, or rolls it all
@@ -417,14 +446,15 @@ fn minute_bucket(r: &rusqlite::Row<'_>) -> rusqlite::Result<MinuteBucket> {
     })
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
-    let wrap = |source| StorageError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+/// A database written by a newer headcount is left as it is: its data
+/// would not survive this version's idea of the schema.
+fn refuse_newer(conn: &Connection, path: &Path) -> Result<i64, StorageError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(wrap)?;
+        .map_err(|source| StorageError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let known = schema_version();
     if version > known {
         return Err(StorageError::TooNew {
@@ -433,6 +463,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
             known,
         });
     }
+    Ok(version)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
+    let wrap = |source| StorageError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let version = refuse_newer(conn, path)?;
+    let known = schema_version();
     let tables: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'",

@@ -121,7 +121,7 @@ impl Database {
 }
 
 /// Who runs a console command: the user behind sudo, else the login name.
-fn console_user() -> String {
+pub fn console_user() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_default();

@@ -20,9 +20,13 @@ pub struct OnnxRuntime {
 
 static RUNTIME: Mutex<Option<OnnxRuntime>> = Mutex::new(None);
 
+/// Where the Debian package installs the library.
+const PACKAGED_DIR: &str = "/usr/lib/headcount";
+
 /// Where the library is looked for: the configured path, else
-/// `$ORT_DYLIB_PATH`; only when neither is set, beside the executable and
-/// in setup's cache. An explicit path that is wrong is an error, not a hint.
+/// `$ORT_DYLIB_PATH`; only when neither is set, beside the executable, where
+/// the package puts it and in setup's cache. An explicit path that is wrong
+/// is an error, not a hint.
 pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
     let explicit = configured
         .map(Path::to_path_buf)
@@ -37,7 +41,10 @@ pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, VisionError> {
                 .map_or_else(|| PathBuf::from(DEFAULT_CACHE), PathBuf::from);
             beside_exe
                 .into_iter()
-                .chain([cache.join("onnxruntime").join(LIBRARY_NAME)])
+                .chain([
+                    Path::new(PACKAGED_DIR).join(LIBRARY_NAME),
+                    cache.join("onnxruntime").join(LIBRARY_NAME),
+                ])
                 .collect()
         }
     };

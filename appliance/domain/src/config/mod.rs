@@ -401,8 +401,8 @@ impl SecretSource for SystemSecrets {
     }
 }
 
-/// For documents made from a config that need none of its secrets (the
-/// DPO's record, notice and DPIA, made on the DPO's own machine): every
+/// For commands that need a config but none of its secrets (the DPO's
+/// documents, made on the DPO's own machine; audit verification): every
 /// reference's form is checked, none is read, and each secret is blank.
 pub struct UnreadSecrets;
 

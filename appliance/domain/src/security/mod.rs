@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod lockout;
 pub mod rate;
 pub mod receipt_key;
+pub mod sealed_stream;
 pub mod secrets;
 pub mod tokens;
 
