@@ -6,7 +6,11 @@
 #  2. the aggregates endpoint under load: a generated month in a real
 #     appliance on loopback, read by wrk with a planner token (every request
 #     authenticated, answered from SQLite and written durably to the audit
-#     log before it is answered).
+#     log before it is answered);
+#  3. backup, restore and upgrade of a generated year of minute buckets for
+#     50 zones (`headcount backup` and `restore` as an admin runs them; the
+#     upgrade is the first open by this binary of the same database one
+#     schema step back, migration 0009's indexes dropped).
 # Extra arguments go to `headcount-bench governance` (e.g. --days 30).
 # Env: WRK_SECONDS (default 15), WRK_CONNECTIONS (default 16).
 set -euo pipefail
@@ -71,3 +75,24 @@ print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM audit_log WHERE
 PY
 )"
 echo "audit log: $audited entries for GET /api/v1/aggregates (wrk repeats one read: the first of each minute, then one entry with the count of its repeats)"
+
+echo "== backup, restore and upgrade of a year x 50 zones"
+ops="$work/operate"
+mkdir -p "$ops/state"
+"$bench" governance --year-db "$ops/state/headcount.db"
+echo "database: $(du -m "$ops/state/headcount.db" | cut -f1) MB"
+passphrase="a passphrase for the bench only"
+echo "$passphrase" | "$bin" backup --state-dir "$ops/state" --out "$ops/year.hcbackup"
+echo "$passphrase" | "$bin" restore --in "$ops/year.hcbackup" --state-dir "$ops/restored"
+rm -rf "$ops/restored" "$ops/year.hcbackup"
+python3 - "$ops/state/headcount.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_time'").fetchall():
+    db.execute(f"DROP INDEX {name}")
+db.execute("PRAGMA user_version = 8")
+db.commit()
+PY
+began="$(date +%s.%N)"
+"$bin" tokens list --state-dir "$ops/state" >/dev/null
+echo "upgrade: schema 8 -> $(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA user_version").fetchone()[0])' "$ops/state/headcount.db") on the first open by this binary in $(python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$began") s (migration 0009 indexes the year's buckets)"

@@ -35,7 +35,8 @@ enum Command {
     Tokens(cmds::tokens::Args),
     /// Camera passwords sealed in the state directory (password_ref = "secret:NAME").
     Secrets(cmds::secrets::Args),
-    /// The DPO's documents from the config: record of processing (Art. 30), sign text (Art. 13).
+    /// The DPO's documents from the config: record of processing (Art. 30),
+    /// sign text (Art. 13, --lang en|de), draft impact assessment (Art. 35).
     Dpo(cmds::dpo::Args),
     /// The tamper-evident audit log: verify its hash chain and signed checkpoints.
     Audit(cmds::audit::Args),

@@ -10,7 +10,8 @@
 //!    retention sweep (with its receipt digest) take.
 //!
 //! `--seed FILE` only writes the month into a database, for the API load
-//! test (scripts/bench-governance.sh). Prints figures; asserts nothing.
+//! test, and `--year-db FILE` only the year, for the backup and upgrade
+//! figures (scripts/bench-governance.sh). Prints figures; asserts nothing.
 
 use crate::generate::XorShift;
 use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
@@ -50,6 +51,10 @@ pub struct Args {
     /// Only write the generated month into this database, then stop.
     #[arg(long)]
     seed: Option<PathBuf>,
+    /// Only write the generated year of minute buckets into this database,
+    /// then stop (the backup and upgrade figures, scripts/bench-governance.sh).
+    #[arg(long)]
+    year_db: Option<PathBuf>,
 }
 
 /// Entries per minute at an entrance: closed at night, a morning and an
@@ -123,6 +128,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let start = month_start();
+    if let Some(path) = &args.year_db {
+        write_year(&mut Database::open(path)?, &args)?;
+        // A whole state directory, as a first start leaves it: its audit key.
+        if let Some(state_dir) = path.parent() {
+            headcount_domain::security::AuditKey::load_or_create(state_dir)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(path) = &args.seed {
         let mut db = Database::open(path)?;
         let rows = write_month(&mut db, &spaces, start)?;
@@ -228,35 +241,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // 2. A year of minute buckets for many zones: rollups and the sweep.
     let path = scratch.path().join("year.db");
     let mut db = Database::open(&path)?;
+    write_year(&mut db, &args)?;
     let year_start = month_start() + 31 * DAY_MS - args.days * DAY_MS;
-    let began = Instant::now();
-    let mut rng = XorShift(7);
-    for day in 0..args.days {
-        let mut deltas = Deltas::default();
-        for minute in 0..1440 {
-            for zone in 0..args.zones {
-                let occupancy = rng.count(2.0);
-                deltas.occupancy.push(OccupancyDelta {
-                    scope: Scope::Zone {
-                        camera: format!("cam{}", zone / 5).as_str().into(),
-                        zone: format!("zone{zone}"),
-                    },
-                    bucket_start: year_start + day * DAY_MS + minute * 60_000,
-                    samples: 120,
-                    occupancy_sum: u64::from(occupancy) * 120,
-                    occupancy_max: occupancy,
-                });
-            }
-        }
-        db.apply(&deltas)?;
-    }
-    let minute_rows = args.days * 1440 * args.zones as i64;
-    println!(
-        "year: {minute_rows} minute rows ({} days x {} zones) written in {:.1} s",
-        args.days,
-        args.zones,
-        began.elapsed().as_secs_f64()
-    );
     let now = year_start + args.days * DAY_MS + 3_600_000;
     let policy = RetentionPolicy::new(vec![RetentionLimit {
         class: DataClass::Aggregates1m,
@@ -317,6 +303,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "database after the sweep: {file_mb:.0} MB (space is reused, not returned, until VACUUM)"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `args.days` of minute buckets for `args.zones` zones, ending with the
+/// generated month.
+fn write_year(db: &mut Database, args: &Args) -> anyhow::Result<()> {
+    let year_start = month_start() + 31 * DAY_MS - args.days * DAY_MS;
+    let began = Instant::now();
+    let mut rng = XorShift(7);
+    for day in 0..args.days {
+        let mut deltas = Deltas::default();
+        for minute in 0..1440 {
+            for zone in 0..args.zones {
+                let occupancy = rng.count(2.0);
+                deltas.occupancy.push(OccupancyDelta {
+                    scope: Scope::Zone {
+                        camera: format!("cam{}", zone / 5).as_str().into(),
+                        zone: format!("zone{zone}"),
+                    },
+                    bucket_start: year_start + day * DAY_MS + minute * 60_000,
+                    samples: 120,
+                    occupancy_sum: u64::from(occupancy) * 120,
+                    occupancy_max: occupancy,
+                });
+            }
+        }
+        db.apply(&deltas)?;
+    }
+    let minute_rows = args.days * 1440 * args.zones as i64;
+    println!(
+        "year: {minute_rows} minute rows ({} days x {} zones) written in {:.1} s",
+        args.days,
+        args.zones,
+        began.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Runs `work` while an audit entry is written every 20 ms; what `work`

@@ -531,6 +531,45 @@ pub(super) async fn dpo_processing_record(State(state): State<AppState>) -> Resp
     Json(record).into_response()
 }
 
+#[derive(Deserialize)]
+pub(super) struct NoticeQuery {
+    camera: Option<String>,
+    lang: Option<String>,
+}
+
+/// The GDPR Art. 13 sign text for one camera (`?camera=NAME&lang=en|de`),
+/// as `headcount dpo notice` prints it.
+pub(super) async fn dpo_notice(
+    State(state): State<AppState>,
+    query: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    use headcount_domain::dpo::{notice, Lang, NoticeError};
+    let q = parsed(query)?;
+    let camera = q
+        .camera
+        .ok_or_else(|| ApiError::BadRequest("`camera` is required".into()))?;
+    let lang = match q.lang.as_deref() {
+        None => Lang::default(),
+        Some(code) => code.parse::<Lang>().map_err(ApiError::BadRequest)?,
+    };
+    let text = notice(&state.config.get(), &camera, lang).map_err(|e| match e {
+        NoticeError::UnknownCamera { .. } => ApiError::NotFound(e.to_string()),
+        NoticeError::Incomplete { .. } => ApiError::Conflict(e.to_string()),
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// The draft GDPR Art. 35 impact assessment (Markdown), as `headcount dpo
+/// dpia` prints it.
+pub(super) async fn dpo_dpia(State(state): State<AppState>) -> Response {
+    let text = headcount_domain::dpo::dpia(&state.config.get(), state.clock.now_ms());
+    (
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -427,6 +427,47 @@ fn the_dpo_sees_every_class_its_limits_and_the_deletion_receipts() {
 }
 
 #[test]
+fn the_dpo_reads_the_sign_text_in_each_language_and_the_draft_impact_assessment() {
+    let s = serve(|dir| {
+        super::tests::state_with(
+            dir,
+            "[controller]\nname = \"ACME GmbH\"\ncontact = \"privacy@acme.example\"\n\
+             [cameras.desk]\nurl = \"testsrc:ball\"\npurpose = \"desk occupancy\"\n",
+        )
+    });
+    let text = |role: &str, path: &str| {
+        let (status, _, body) = request_as(s.addr, "GET", path, Some(&s.tokens[role]));
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, english) = text("dpo", "/api/v1/dpo/notice?camera=desk");
+    assert_eq!(status, 200, "{english}");
+    assert!(
+        english.starts_with("VIDEO ANALYSIS: PEOPLE COUNTING"),
+        "{english}"
+    );
+    let (status, german) = text("dpo", "/api/v1/dpo/notice?camera=desk&lang=de");
+    assert_eq!(status, 200, "{german}");
+    assert!(
+        german.starts_with("VIDEOANALYSE: PERSONENZÄHLUNG"),
+        "{german}"
+    );
+    assert_eq!(text("dpo", "/api/v1/dpo/notice?camera=desk&lang=fr").0, 400);
+    assert_eq!(text("dpo", "/api/v1/dpo/notice?camera=attic").0, 404);
+    // The lobby states no purpose: no sign, and the answer says what is missing.
+    let (status, missing) = text("dpo", "/api/v1/dpo/notice?camera=lobby");
+    assert_eq!(status, 409);
+    assert!(missing.contains("cameras.lobby.purpose"), "{missing}");
+    let (status, dpia) = text("dpo", "/api/v1/dpo/dpia");
+    assert_eq!(status, 200);
+    assert!(
+        dpia.contains("Controller: ACME GmbH (privacy@acme.example)"),
+        "{dpia}"
+    );
+    assert_eq!(text("planner", "/api/v1/dpo/dpia").0, 403);
+    assert_eq!(text("facilities", "/api/v1/dpo/notice?camera=desk").0, 403);
+}
+
+#[test]
 fn snapshots_past_their_lifetime_are_dropped_and_counted_for_the_dpo() {
     let s = serve(|dir| {
         let state = super::tests::state_with_snapshot(dir);

@@ -337,6 +337,20 @@ pub const ROUTES: &[RouteRule] = &[
     },
     RouteRule {
         method: Method::GET,
+        path: "/api/v1/dpo/notice",
+        access: Access::Roles(&[Admin, Dpo]),
+        serves: &[Class::Layout],
+        handler: || get(governance::dpo_notice),
+    },
+    RouteRule {
+        method: Method::GET,
+        path: "/api/v1/dpo/dpia",
+        access: Access::Roles(&[Admin, Dpo]),
+        serves: &[Class::Layout],
+        handler: || get(governance::dpo_dpia),
+    },
+    RouteRule {
+        method: Method::GET,
         path: "/api/v1/anomalies",
         access: Access::Roles(&[Admin, Facilities]),
         serves: &[Class::Events],

@@ -659,6 +659,8 @@ const EXPECTED_ACCESS: &[(&str, &[&str])] = &[
     ("/api/v1/dpo/retention", &["admin", "dpo"]),
     ("/api/v1/dpo/audit", &["admin", "dpo"]),
     ("/api/v1/dpo/processing-record", &["admin", "dpo"]),
+    ("/api/v1/dpo/notice", &["admin", "dpo"]),
+    ("/api/v1/dpo/dpia", &["admin", "dpo"]),
     ("/api/v1/anomalies", &["admin", "facilities"]),
     ("/api/v1/anomalies/{id}/ack", &["admin", "facilities"]),
     ("/api/v1/validations", &["admin", "facilities"]),
@@ -677,6 +679,7 @@ fn example(route: &str) -> String {
         "/api/v1/dwell" => format!("{route}?zone=lobby.door&bucket=1h"),
         "/api/v1/aggregates" => format!("{route}?space=hall"),
         "/api/v1/occupancy/heatmap" => format!("{route}?space=hall"),
+        "/api/v1/dpo/notice" => format!("{route}?camera=lobby&lang=de"),
         _ => route
             .replace("{camera}", "lobby")
             .replace("{id}", "1")
@@ -733,6 +736,9 @@ fn auth_matrix_every_route_against_every_kind_of_caller() {
             || rule.path.ends_with("/adjust")
         {
             400
+        } else if rule.path == "/api/v1/dpo/notice" {
+            // The test config names no controller: no sign can be made.
+            409
         } else if rule.path.starts_with("/api/v1/validations/") {
             // No session 1 is open.
             404

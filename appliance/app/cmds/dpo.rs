@@ -1,11 +1,12 @@
 //! `headcount dpo`: the data-protection officer's documents, made from the
-//! config: the GDPR Art. 30 record of processing and the Art. 13 sign text;
+//! config: the GDPR Art. 30 record of processing, the Art. 13 sign text (in
+//! English or German) and a draft Art. 35 impact assessment;
 //! and the disclosure policy's table (who receives what, how finely), as
 //! docs/privacy.md holds it.
 
 use clap::{Subcommand, ValueEnum};
 use headcount_domain::clock::{Clock, SystemClock};
-use headcount_domain::dpo::{notice, ProcessingRecord};
+use headcount_domain::dpo::{notice, Lang, ProcessingRecord};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,16 @@ pub enum DpoAction {
         config: PathBuf,
         #[arg(long)]
         camera: String,
+        /// The sign's language: en or de (the config's own texts, such as
+        /// the purpose, are printed as written).
+        #[arg(long, default_value = "en", value_parser = parse_lang)]
+        lang: Lang,
+    },
+    /// Print a draft data protection impact assessment (GDPR Art. 35,
+    /// Markdown) made from the config, for the controller to complete and sign.
+    Dpia {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Print the disclosure policy: every exit against every data class,
     /// with the finest granularity it may receive (Markdown).
@@ -55,9 +66,17 @@ pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
                 Format::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&record)?))?,
             }
         }
-        DpoAction::Notice { config, camera } => {
+        DpoAction::Notice {
+            config,
+            camera,
+            lang,
+        } => {
             let config = super::load_config_without_secrets(&config)?;
-            emit(&notice(&config, &camera)?)?;
+            emit(&notice(&config, &camera, lang)?)?;
+        }
+        DpoAction::Dpia { config } => {
+            let config = super::load_config_without_secrets(&config)?;
+            emit(&headcount_domain::dpo::dpia(&config, SystemClock.now_ms()))?;
         }
         DpoAction::Disclosure => emit(&headcount_domain::disclosure::policy::markdown())?,
     }
@@ -71,4 +90,8 @@ fn emit(text: &str) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
+}
+
+fn parse_lang(text: &str) -> Result<Lang, String> {
+    text.parse()
 }

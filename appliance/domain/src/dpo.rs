@@ -1,21 +1,30 @@
 //! The data-protection officer's documents, generated from the config so
 //! that they describe what this appliance actually does: the GDPR Art. 30
-//! record of processing activities ([`ProcessingRecord`]) and the Art. 13
+//! record of processing activities ([`ProcessingRecord`]), the Art. 13
 //! first-layer notice for the sign at each camera ([`notice`], after EDPB
-//! guidelines 3/2019 on video devices).
+//! guidelines 3/2019 on video devices; in each language of `text::Lang`,
+//! its words in `dpo/locales/*.ftl`) and a draft Art. 35 impact assessment
+//! ([`dpia`]).
 //!
 //! Both read only the validated `Config`: no database, no clock (the caller
 //! passes the time), so the CLI and the API produce the same text.
 
 use crate::clock::UnixMs;
+use crate::config::DEFAULT_LEGAL_BASIS;
 use crate::config::{Config, Tls};
 use crate::disclosure::policy::{self, Class, Exit};
 use crate::pixels::redaction::RedactionMode;
-use crate::retention::{format_lifetime, DataClass};
+use crate::retention::{format_lifetime, lifetime_parts, DataClass};
 use crate::security::events::SyslogTarget;
 use crate::security::Role;
+pub use dpia::dpia;
 use serde::Serialize;
 use std::fmt::Write;
+pub use text::Lang;
+use text::Texts;
+
+mod dpia;
+mod text;
 
 /// What the record says for a camera without `purpose`.
 const NOT_STATED: &str = "not stated";
@@ -455,9 +464,9 @@ pub enum NoticeError {
     },
 }
 
-/// The Art. 13 first-layer notice for the sign at `camera`: plain text in
-/// short lines.
-pub fn notice(config: &Config, camera: &str) -> Result<String, NoticeError> {
+/// The Art. 13 first-layer notice for the sign at `camera`, in `lang`:
+/// plain text in short lines.
+pub fn notice(config: &Config, camera: &str, lang: Lang) -> Result<String, NoticeError> {
     let Some(cam) = config.cameras.iter().find(|c| &*c.id == camera) else {
         return Err(NoticeError::UnknownCamera {
             camera: camera.to_string(),
@@ -477,71 +486,83 @@ pub fn notice(config: &Config, camera: &str) -> Result<String, NoticeError> {
             missing,
         });
     };
-    let redacted = match config.privacy.redaction {
-        RedactionMode::Blur => "blurred",
-        RedactionMode::Pixelate => "pixelated",
-        RedactionMode::Fill => "covered",
+    let texts = Texts::new(lang);
+    let mode = match config.privacy.redaction {
+        RedactionMode::Blur => "blur",
+        RedactionMode::Pixelate => "pixelate",
+        RedactionMode::Fill => "fill",
     };
     let counts: Vec<String> = [
-        (DataClass::Aggregates1m, "per minute"),
-        (DataClass::Aggregates15m, "per quarter hour"),
-        (DataClass::Aggregates1h, "per hour"),
-        (DataClass::Aggregates1d, "per day"),
+        (DataClass::Aggregates1m, "per-minute"),
+        (DataClass::Aggregates15m, "per-quarter-hour"),
+        (DataClass::Aggregates1h, "per-hour"),
+        (DataClass::Aggregates1d, "per-day"),
     ]
     .iter()
     .map(|(class, width)| {
-        format!(
-            "{width} {}",
-            format_lifetime(config.retention.limit_ms(*class))
-        )
+        let (n, unit) = lifetime_parts(config.retention.limit_ms(*class));
+        let lifetime = texts.get(
+            "lifetime",
+            &[("n", (n as f64).into()), ("unit", unit.into())],
+        );
+        texts.get(width, &[("lifetime", lifetime.into())])
     })
     .collect();
+    // The default basis is ours to translate; one the config states is
+    // the controller's own words.
+    let basis = if cam.legal_basis == DEFAULT_LEGAL_BASIS {
+        texts.get("legal-basis-default", &[])
+    } else {
+        cam.legal_basis.clone()
+    };
 
     let mut paragraphs = vec![
-        "VIDEO ANALYSIS: PEOPLE COUNTING".to_string(),
-        format!("No recording. Faces are {redacted}."),
+        texts.get("notice-title", &[]),
+        texts.get("notice-no-recording", &[("mode", mode.into())]),
         String::new(),
-        format!("Camera: {camera} (site {})", config.site),
-        format!("Controller: {}", controller.name),
-        format!("Contact: {}", controller.contact),
+        texts.get(
+            "notice-camera",
+            &[
+                ("camera", camera.into()),
+                ("site", config.site.as_str().into()),
+            ],
+        ),
+        texts.get(
+            "notice-controller",
+            &[("name", controller.name.as_str().into())],
+        ),
+        texts.get(
+            "notice-contact",
+            &[("contact", controller.contact.as_str().into())],
+        ),
     ];
     if let Some(dpo) = &controller.dpo_contact {
-        paragraphs.push(format!("Data protection officer: {dpo}"));
+        paragraphs.push(texts.get("notice-dpo", &[("dpo", dpo.as_str().into())]));
     }
     paragraphs.extend([
         String::new(),
-        format!("Purpose: {purpose}"),
-        format!("Legal basis: {}", cam.legal_basis),
+        texts.get("notice-purpose", &[("purpose", purpose.as_str().into())]),
+        texts.get("notice-legal-basis", &[("basis", basis.into())]),
         String::new(),
-        format!(
-            "What happens: the camera's images are analysed on site, in memory, up to {} frames a second. \
-             No images are recorded or stored. Faces are {redacted} before an image is used for anything else. \
-             Only counts of people are kept.",
-            cam.analysis_fps
+        texts.get(
+            "notice-what-happens",
+            &[("fps", cam.analysis_fps.into()), ("mode", mode.into())],
         ),
     ]);
     if config.privacy.snapshots {
-        paragraphs.push(
-            "The installer may view a calibration image with all persons made unrecognisable; it is not stored."
-                .into(),
-        );
+        paragraphs.push(texts.get("notice-calibration", &[]));
     }
+    let information = match controller.information.as_deref() {
+        Some(place) => place.to_string(),
+        None => texts.get("notice-information-default", &[]),
+    };
     paragraphs.extend([
         String::new(),
-        format!("Retention: images none. Counts {}.", counts.join(", ")),
+        texts.get("notice-retention", &[("counts", counts.join(", ").into())]),
         String::new(),
-        "Your rights: access, erasure, restriction and objection (GDPR Art. 15-21), and complaint to a \
-         data protection supervisory authority. No images or identities are kept, so no data can be linked \
-         to you (Art. 11)."
-            .into(),
+        texts.get("notice-rights", &[]),
         String::new(),
-        format!(
-            "Full information: {}",
-            controller
-                .information
-                .as_deref()
-                .unwrap_or("from the controller (contact above)")
-        ),
+        texts.get("notice-information", &[("where", information.into())]),
     ]);
     let mut text = String::new();
     for p in &paragraphs {
@@ -980,7 +1001,7 @@ epsilon = 0.5
 
     #[test]
     fn the_notice_names_controller_purpose_retention_and_that_no_video_is_stored() {
-        let text = notice(&config(CONFIG), "lobby").unwrap();
+        let text = notice(&config(CONFIG), "lobby", Lang::En).unwrap();
         // Lines are wrapped, so read it as one string of words.
         let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
         for expected in [
@@ -991,7 +1012,7 @@ epsilon = 0.5
             "Legal basis: legitimate interest, GDPR Art. 6(1)(f)",
             "No images are recorded or stored.",
             "Faces are blurred",
-            "Counts per minute 7d, per quarter hour 90d, per hour 2y, per day 12y.",
+            "Counts per minute 7 days, per quarter hour 90 days, per hour 2 years, per day 12 years.",
             "Full information: https://acme.example/privacy/cameras",
             "Art. 15-21",
         ] {
@@ -1001,20 +1022,50 @@ epsilon = 0.5
             text.lines().all(|l| l.chars().count() <= SIGN_WIDTH),
             "{text}"
         );
-        let yard = notice(&config(CONFIG), "yard").unwrap();
+        let yard = notice(&config(CONFIG), "yard", Lang::En).unwrap();
         assert!(yard.contains("Art. 6(1)(c)"), "{yard}");
     }
 
     #[test]
+    fn the_german_notice_says_the_same_in_german() {
+        let text = notice(&config(CONFIG), "lobby", Lang::De).unwrap();
+        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for expected in [
+            "VIDEOANALYSE: PERSONENZÄHLUNG",
+            "Verantwortlicher: ACME Facilities GmbH",
+            "Kontakt: privacy@acme.example",
+            "Datenschutzbeauftragte(r): dpo@acme.example",
+            // The config's own words stay as written...
+            "Zweck: occupancy of the lobby for fire-safety capacity",
+            // ...the default basis is translated.
+            "Rechtsgrundlage: berechtigtes Interesse, Art. 6 Abs. 1 lit. f DSGVO",
+            "Es werden keine Bilder aufgezeichnet oder gespeichert.",
+            "Zahlen je Minute 7 Tage, je Viertelstunde 90 Tage, je Stunde 2 Jahre, je Tag 12 Jahre.",
+            "Vollständige Informationen: https://acme.example/privacy/cameras",
+            "Art. 15-21 DSGVO",
+        ] {
+            assert!(words.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(
+            !words.contains("Purpose") && !words.contains("Controller"),
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| l.chars().count() <= SIGN_WIDTH),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_notice_for_an_unknown_camera_or_without_controller_is_refused() {
-        let err = notice(&config(CONFIG), "attic").unwrap_err();
+        let err = notice(&config(CONFIG), "attic", Lang::En).unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown camera `attic`; known cameras: lobby, yard"
         );
         let bare = config("[cameras.lobby]\nurl = \"testsrc:ball\"\n");
         assert_eq!(
-            notice(&bare, "lobby").unwrap_err().to_string(),
+            notice(&bare, "lobby", Lang::De).unwrap_err().to_string(),
             "the notice for camera lobby needs [controller] (name, contact) and cameras.lobby.purpose in the config"
         );
     }

@@ -210,13 +210,20 @@ pub fn parse_lifetime(text: &str) -> Option<i64> {
 /// A lifetime as people write it: hours below a week (`72h`), else the
 /// largest exact unit (`90d`, `2y`).
 pub fn format_lifetime(ms: i64) -> String {
+    let (n, unit) = lifetime_parts(ms);
+    format!("{n}{unit}")
+}
+
+/// A lifetime as a number of its largest whole unit: `y`, `d` (a week or
+/// more), `h` or `m`.
+pub fn lifetime_parts(ms: i64) -> (i64, &'static str) {
     for (unit, unit_ms) in [("y", YEAR_MS), ("d", DAY_MS), ("h", HOUR_MS)] {
         let below_a_week = unit == "d" && ms < 7 * DAY_MS;
         if ms % unit_ms == 0 && !below_a_week {
-            return format!("{}{unit}", ms / unit_ms);
+            return (ms / unit_ms, unit);
         }
     }
-    format!("{}m", ms / MINUTE_MS)
+    (ms / MINUTE_MS, "m")
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ pub enum Class {
     Audit,
     /// Camera health.
     Health,
-    /// Zone, line and space names and shapes; the processing record.
+    /// Zone, line and space names and shapes; the DPO's documents made from the config.
     Layout,
 }
 
@@ -172,7 +172,7 @@ pub const TABLE: &[Grant] = &[
     grant(ADMIN, Class::Snapshots, "the latest frame per camera, faces and heads redacted (opt-in `privacy.snapshots`)"),
     grant(ADMIN, Class::Audit, "every entry (pseudonymous token ids), deletion receipts"),
     grant(ADMIN, Class::Health, "per camera"),
-    grant(ADMIN, Class::Layout, "zones, lines, spaces; the processing record"),
+    grant(ADMIN, Class::Layout, "zones, lines, spaces; the processing record, sign texts, the draft impact assessment"),
     grant(FACILITIES, Class::LiveCounts, ON_SITE_LIVE),
     grant(FACILITIES, Class::History, ON_SITE_HISTORY),
     grant(FACILITIES, Class::Published, PUBLISHED),
@@ -182,7 +182,7 @@ pub const TABLE: &[Grant] = &[
     grant(PLANNER, Class::Published, PUBLISHED),
     grant(PLANNER, Class::Health, "per camera (through /metrics)"),
     grant(DPO, Class::Audit, "every entry (pseudonymous token ids), deletion receipts, retention state"),
-    grant(DPO, Class::Layout, "the processing record"),
+    grant(DPO, Class::Layout, "the processing record, sign texts, the draft impact assessment"),
     grant(Exit::LiveStream, Class::LiveCounts, ON_SITE_LIVE),
     grant(Exit::LiveStream, Class::Events, "open anomalies, as the API serves them"),
     grant(Exit::LiveStream, Class::Health, "per camera"),
