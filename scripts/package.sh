@@ -108,9 +108,11 @@ cat >"$root/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
 set -e
 # Debian policy: the data stays on remove and goes on purge (the counts,
-# the audit log, the keys, the sealed camera passwords, dashboard edits).
+# the audit log, the keys, the sealed camera passwords, dashboard edits),
+# with any state a restore kept aside.
 if [ "$1" = purge ]; then
-    rm -rf /var/lib/private/headcount /var/lib/headcount
+    rm -rf /var/lib/private/headcount /var/lib/headcount \
+        /var/lib/private/headcount.before-restore-* /var/lib/headcount.before-restore-*
 fi
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || true

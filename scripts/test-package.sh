@@ -131,8 +131,9 @@ install -d -m 0700 -o "$uid" -g "$uid" "$root/var/lib/private/headcount"
 ln -s private/headcount "$root/var/lib/headcount"
 mapfile -t unit_env < <(sed -n 's/^Environment=//p' "$unit")
 exec_start="$(sed -n 's/^ExecStart=//p' "$unit")"
+# (exec all the way down: the pid is the appliance's own, as systemd's MainPID)
 service() {
-  chroot --userspec="$uid:$uid" "$root" /usr/bin/env -i PATH=/usr/bin:/bin "${unit_env[@]}" sh -c "umask 0077; exec $exec_start"
+  exec chroot --userspec="$uid:$uid" "$root" /usr/bin/env -i PATH=/usr/bin:/bin "${unit_env[@]}" sh -c "umask 0077; exec $exec_start"
 }
 service >"$work/service.log" 2>&1 &
 service_pid=$!
@@ -168,7 +169,24 @@ grep -q "api.bind: another program listens on 127.0.0.1:$api" "$work/taken.log" 
 [ -z "$(ls -A "$other_state" | grep -v '^run.lock$')" ] || { ls -la "$other_state" >&2; fail "a refused start wrote state"; }
 [ "$before" = "$(sha256sum "${kept[@]}")" ] || fail "a refused start changed the running service's config or keys"
 echo "taken port: $(grep -o 'api.bind: another program.*' "$work/taken.log" | head -1)"
+
+# The admin's backup as root while the service runs (it reads the service
+# user's directory as that user), a restore refused meanwhile, then, the
+# service stopped, restored in place: the files stay the service user's.
+passphrase="a site passphrase for the package test"
+echo "$passphrase" | in_root headcount backup --out /root/site.hcbackup >/dev/null 2>"$work/backup.log" ||
+  { cat "$work/backup.log" >&2; fail "backup as root of the running service's state"; }
+if echo "$passphrase" | in_root headcount restore --in /root/site.hcbackup --state-dir /var/lib/headcount >/dev/null 2>"$work/restore.log"; then
+  fail "a restore replaced the state under the running service"
+fi
+grep -q "is running on" "$work/restore.log" || { cat "$work/restore.log" >&2; fail "no clear error for a restore over the running service"; }
 kill "$service_pid"; wait "$service_pid" 2>/dev/null || true
+echo "$passphrase" | in_root headcount restore --in /root/site.hcbackup --state-dir /var/lib/headcount >"$work/restore.log" 2>&1 ||
+  { cat "$work/restore.log" >&2; fail "restore as root with the service stopped"; }
+[ -z "$(find "$root/var/lib/private/headcount" ! -uid "$uid")" ] || fail "restored files are not the service user's"
+ls -d "$root"/var/lib/private/headcount.before-restore-* >/dev/null || fail "the replaced state was not kept"
+in_root headcount audit verify --state-dir /var/lib/headcount >/dev/null || fail "the restored audit log does not verify"
+echo "backup and restore as root: $(grep -o 'the audit log verifies.*' "$work/restore.log")"
 
 # Remove keeps the state and the edited config; purge takes both.
 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq headcount >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "apt-get remove"; }
@@ -179,5 +197,7 @@ in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq headcount >"$wor
 for gone in /var/lib/private/headcount /var/lib/headcount /etc/headcount; do
   [ ! -e "$root$gone" ] && [ ! -L "$root$gone" ] || fail "purge left $gone"
 done
+left="$(find "$root/var/lib" "$root/var/lib/private" -maxdepth 1 -name 'headcount*')"
+[ -z "$left" ] || fail "purge left $left"
 echo "remove kept the state, purge removed it"
 echo "package test passed: $(basename "$deb") $(du -h "$deb" | cut -f1)"
