@@ -6,38 +6,14 @@
 
 use crate::common::*;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
-/// `headcount ARGS` with `stdin` as its standard input.
-fn with_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn restore(backup: &Path, state_dir: &Path, passphrase: &str) -> (bool, String, String) {
-    with_stdin(
+    let (code, out, err) = run_with_stdin(
         &[
             "restore",
             "--in",
@@ -46,7 +22,8 @@ fn restore(backup: &Path, state_dir: &Path, passphrase: &str) -> (bool, String, 
             state_dir.to_str().unwrap(),
         ],
         &format!("{passphrase}\n"),
-    )
+    );
+    (code == 0, out, err)
 }
 
 /// Every file under `dir` with its digest: what "nothing changed" compares
@@ -125,7 +102,7 @@ fn a_backup_taken_while_running_restores_elsewhere_and_bad_backups_change_nothin
 
     // Taken while the appliance writes.
     let backup = dir.path().join("site.hcbackup");
-    let (ok, _, err) = with_stdin(
+    let (code, _, err) = run_with_stdin(
         &[
             "backup",
             "--state-dir",
@@ -135,7 +112,7 @@ fn a_backup_taken_while_running_restores_elsewhere_and_bad_backups_change_nothin
         ],
         &format!("{PASSPHRASE}\n"),
     );
-    assert!(ok, "backup failed: {err}");
+    assert_eq!(code, 0, "backup failed: {err}");
     assert!(err.contains("backup of"), "{err}");
     let sealed = std::fs::read(&backup).unwrap();
     for secret in [
@@ -485,4 +462,56 @@ fn a_database_newer_than_the_binary_is_refused_and_left_alone() {
         "the database was opened for writing: {:?}",
         now.keys()
     );
+}
+
+#[test]
+fn a_backup_of_an_older_schema_is_migrated_by_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    rebuild_fixture(&state);
+    // One schema step back: migration 0009's indexes gone, version 8.
+    let db = state.join("headcount.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let indexes =
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_time' ORDER BY 1";
+    let time_indexes = rows(&db, indexes);
+    assert_eq!(time_indexes.len(), 8, "{time_indexes:?}");
+    for index in &time_indexes {
+        conn.execute_batch(&format!("DROP INDEX {}", index[0]))
+            .unwrap();
+    }
+    conn.pragma_update(None, "user_version", 8).unwrap();
+    drop(conn);
+    let backup = dir.path().join("old.hcbackup");
+    // Taken by this binary from an old database: `backup` does not migrate.
+    let (code, _, err) = run_with_stdin(
+        &[
+            "backup",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--out",
+            backup.to_str().unwrap(),
+        ],
+        &format!("{PASSPHRASE}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows(&db, "PRAGMA user_version")[0][0], "8");
+
+    let restored = dir.path().join("restored");
+    let (ok, out, err) = restore(&backup, &restored, PASSPHRASE);
+    assert!(ok, "{out}{err}");
+    let newest = headcount_store::schema_version();
+    assert!(
+        out.contains(&format!("database schema 8 -> {newest}")),
+        "{out}"
+    );
+    let restored_db = restored.join("headcount.db");
+    assert_eq!(
+        rows(&restored_db, "PRAGMA user_version")[0][0],
+        newest.to_string()
+    );
+    assert_eq!(rows(&restored_db, indexes), time_indexes);
+    for sql in COUNTS {
+        assert_eq!(rows(&restored_db, sql), rows(&db, sql), "{sql}");
+    }
 }

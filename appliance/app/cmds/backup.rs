@@ -184,10 +184,11 @@ fn write_backup(state: &super::StateArgs, passphrase: &str, out: impl Write) -> 
         .tempdir()
         .context("cannot make a private scratch folder")?;
     let copy = scratch.path().join(DATABASE);
-    let db = Database::open(&database)?;
+    // As it is: the appliance running on it may be older than this binary.
+    let mut db = Database::open_as_is(&database)
+        .with_context(|| format!("cannot open {}", database.display()))?;
     // The backup is a read of everything: recorded before the copy, so the
     // copy carries its own record.
-    let mut db = db;
     db.append_audit(
         headcount_domain::clock::Clock::now_ms(&headcount_domain::clock::SystemClock),
         &[AuditEntry {

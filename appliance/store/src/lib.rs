@@ -130,15 +130,25 @@ impl Database {
             source,
         };
         let mut conn = Connection::open(path).map_err(wrap)?;
-        // Before anything is written (even the journal mode in the header).
-        refuse_newer(&conn, path)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(wrap)?;
+        prepare(&conn, path)?;
         migrate(&mut conn, path)?;
+        Ok(Database {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// An existing database as it is, for writing without migrating it:
+    /// a backup may be taken by a newer binary than the appliance running
+    /// on the database, which must not see its schema change underneath it.
+    pub fn open_as_is(path: &Path) -> Result<Database, StorageError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(
+            |source| StorageError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+        prepare(&conn, path)?;
         Ok(Database {
             conn,
             path: path.to_path_buf(),
@@ -444,6 +454,22 @@ fn minute_bucket(r: &rusqlite::Row<'_>) -> rusqlite::Result<MinuteBucket> {
         occupancy_sum: r.get::<_, i64>(2)? as u64,
         occupancy_max: r.get(3)?,
     })
+}
+
+/// Refuses a newer database before anything is written to it (even the
+/// journal mode in the header), then sets the connection's pragmas.
+fn prepare(conn: &Connection, path: &Path) -> Result<(), StorageError> {
+    let wrap = |source| StorageError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    refuse_newer(conn, path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(wrap)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(wrap)
 }
 
 /// A database written by a newer headcount is left as it is: its data
