@@ -20,7 +20,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=HEADCOUNT_CACHE "$0" "$@"
-"$repo/scripts/package.sh" | tee /dev/stderr | grep -q '^package: '
+rm -f "$repo"/target/debian/headcount_*.deb
+"$repo/scripts/package.sh"
 source "$repo/scripts/setup.sh" >/dev/null
 ensure_packages debootstrap
 deb="$(ls "$repo"/target/debian/headcount_*.deb)"
