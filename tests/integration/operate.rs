@@ -26,6 +26,20 @@ fn restore(backup: &Path, state_dir: &Path, passphrase: &str) -> (bool, String, 
     (code == 0, out, err)
 }
 
+/// `headcount backup` of `state_dir` into `out`, under `PASSPHRASE`.
+fn take_backup(state_dir: &Path, out: &Path) -> (i32, String, String) {
+    run_with_stdin(
+        &[
+            "backup",
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &format!("{PASSPHRASE}\n"),
+    )
+}
+
 /// Every file under `dir` with its digest: what "nothing changed" compares
 /// (the lock file aside: whoever takes the lock writes its pid there).
 fn tree(dir: &Path) -> BTreeMap<String, String> {
@@ -102,16 +116,7 @@ fn a_backup_taken_while_running_restores_elsewhere_and_bad_backups_change_nothin
 
     // Taken while the appliance writes.
     let backup = dir.path().join("site.hcbackup");
-    let (code, _, err) = run_with_stdin(
-        &[
-            "backup",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--out",
-            backup.to_str().unwrap(),
-        ],
-        &format!("{PASSPHRASE}\n"),
-    );
+    let (code, _, err) = take_backup(&state, &backup);
     assert_eq!(code, 0, "backup failed: {err}");
     assert!(err.contains("backup of"), "{err}");
     let sealed = std::fs::read(&backup).unwrap();
@@ -484,16 +489,7 @@ fn a_backup_of_an_older_schema_is_migrated_by_restore() {
     drop(conn);
     let backup = dir.path().join("old.hcbackup");
     // Taken by this binary from an old database: `backup` does not migrate.
-    let (code, _, err) = run_with_stdin(
-        &[
-            "backup",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--out",
-            backup.to_str().unwrap(),
-        ],
-        &format!("{PASSPHRASE}\n"),
-    );
+    let (code, _, err) = take_backup(&state, &backup);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rows(&db, "PRAGMA user_version")[0][0], "8");
 

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use headcount_domain::security::audit_key;
 use headcount_domain::security::sealed_stream::{OpeningReader, SealingWriter};
 use headcount_store::{AuditAction, AuditEntry, Database};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -73,12 +73,7 @@ fn passphrase() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         eprint!("Passphrase (at least 12 characters; it is shown as typed), then Enter: ");
     }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the passphrase from stdin")?;
-    let line = line.trim_end_matches(['\r', '\n']).to_string();
+    let line = super::first_line_of_stdin("passphrase")?;
     if line.is_empty() {
         bail!("no passphrase on stdin: give it as the first line (e.g. `< passphrase-file`)");
     }

@@ -24,6 +24,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The first line on standard input without its line end (a secret or a
+/// passphrase piped in, never on the command line); empty when there is none.
+pub fn first_line_of_stdin(what: &str) -> anyhow::Result<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// Where the admin's commands work: an installed appliance's state
 /// directory and its database.
 #[derive(clap::Args)]

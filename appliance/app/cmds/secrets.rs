@@ -3,10 +3,8 @@
 //! argument.
 
 use super::{security_log, StateArgs};
-use anyhow::Context;
 use clap::Subcommand;
 use headcount_domain::security::{SecretsFile, SecurityEvent, SecurityLog};
-use std::io::BufRead;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -53,16 +51,11 @@ pub fn run(Args { action }: Args) -> anyhow::Result<ExitCode> {
 fn secrets_in(action: &SecretsAction, log: &SecurityLog) -> anyhow::Result<ExitCode> {
     match action {
         SecretsAction::Set { name, state } => {
-            let mut value = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut value)
-                .context("cannot read the secret from standard input")?;
-            let value = value.trim_end_matches(['\r', '\n']);
+            let value = super::first_line_of_stdin("secret")?;
             if value.is_empty() {
                 anyhow::bail!("no secret on standard input (e.g. `systemd-ask-password | headcount secrets set {name}`)");
             }
-            SecretsFile::in_state_dir(&state.state_dir).set(name, value)?;
+            SecretsFile::in_state_dir(&state.state_dir).set(name, &value)?;
             log.emit(SecurityEvent::SecretChanged {
                 secret: name.clone(),
                 action: "set",
