@@ -3,8 +3,8 @@
 //! appliance on the demo camera; a write, an address outside the map and
 //! an over-long read are refused with their exceptions and change nothing;
 //! a malformed frame ends only its own connection; a host's client beyond
-//! half of `max_connections` is closed at once and an idle one after
-//! `idle_secs`.
+//! half of `max_connections` is closed at once, and an idle one (or one
+//! that dribbles bytes without completing a request) after `idle_secs`.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -139,9 +139,22 @@ fn a_real_modbus_client_reads_the_live_counts_and_cannot_write_them() {
 
     // Four places, at most two per host: a third client from this host is
     // closed at once; an idle one after 5 s.
+    // The second one sends a valid request a byte a second: bytes that do
+    // not make a request in time keep no place either.
     let started = Instant::now();
     let mut first = TcpStream::connect(("127.0.0.1", modbus_port)).unwrap();
-    let _second = TcpStream::connect(("127.0.0.1", modbus_port)).unwrap();
+    let second = TcpStream::connect(("127.0.0.1", modbus_port)).unwrap();
+    let dribbler = std::thread::spawn(move || {
+        let mut second = second;
+        let request = [0, 1, 0, 0, 0, 6, 1, 4, 0, 0, 0, 1];
+        for byte in request {
+            if second.write_all(&[byte]).is_err() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        closed_within(&mut second, Duration::from_secs(1)).then(|| started.elapsed())
+    });
     std::thread::sleep(Duration::from_millis(300));
     let mut third = TcpStream::connect(("127.0.0.1", modbus_port)).unwrap();
     assert!(
@@ -156,6 +169,13 @@ fn a_real_modbus_client_reads_the_live_counts_and_cannot_write_them() {
     assert!(
         idle_for >= Duration::from_secs(4),
         "closed after {idle_for:?}, before idle_secs"
+    );
+    // Closed by the server, its next byte fails (or the request, complete
+    // after 12 s, goes unanswered).
+    let dribbled_for = dribbler.join().unwrap();
+    assert!(
+        dribbled_for.is_some_and(|t| t < Duration::from_secs(10)),
+        "a client sending a byte a second kept its place: {dribbled_for:?}"
     );
     // The places are free again.
     assert_eq!(read_with_pymodbus(modbus_port)["header"][0], 1);
@@ -263,16 +283,20 @@ fn a_real_bacnet_client_discovers_reads_and_is_notified_of_a_change() {
             .map(|r| r[2].clone())
             .unwrap_or_else(|| panic!("no {object} {property} in {report}"))
     };
+    assert_eq!(value("analog-value,1001", "object-name"), "hall occupancy");
+    assert_eq!(value("analog-value,2001", "present-value"), 10.0);
     assert_eq!(
-        value("positive-integer-value,1001", "object-name"),
-        "hall occupancy"
-    );
-    assert_eq!(value("positive-integer-value,2001", "present-value"), 10);
-    assert_eq!(
-        value("positive-integer-value,4000", "object-name"),
+        value("analog-value,4000", "object-name"),
         "desk.door entries today"
     );
     assert_eq!(value("binary-value,1001", "present-value"), 0);
+    // A Forwarded-NPDU names its origin in the frame: forged, it is dropped,
+    // while the same Who-Is sent by that origin itself is answered.
+    assert_eq!(
+        report["forged"],
+        json!({"original_answered": true, "forwarded_answered": false}),
+        "{report}"
+    );
     assert!(
         report["write"]
             .as_str()

@@ -531,9 +531,30 @@ pub fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(t, p)| (t.to_string(), p.to_string()))
+        .map(topic_and_payload)
         .collect()
+}
+
+/// A `mosquitto_sub -v` line as topic and payload. An empty payload (a
+/// retained message cleared) is printed as `(null)` by Debian 12's
+/// Mosquitto, or not at all by others: both read as "".
+fn topic_and_payload(line: &str) -> (String, String) {
+    match line.split_once(' ') {
+        Some((topic, "(null)")) | Some((topic, "")) => (topic.to_string(), String::new()),
+        Some((topic, payload)) => (topic.to_string(), payload.to_string()),
+        None => (line.to_string(), String::new()),
+    }
+}
+
+/// Publishes `payload` retained on `topic` with a real client
+/// (mosquitto_pub, QoS 1).
+pub fn publish_retained(port: u16, topic: &str, payload: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-r"])
+        .args(["-t", topic, "-m", payload])
+        .status()
+        .expect("mosquitto_pub is missing: run scripts/setup.sh");
+    assert!(status.success(), "mosquitto_pub {topic}: {status}");
 }
 
 /// A real MQTT client (mosquitto_sub) subscribed to a topic: `start`
@@ -583,11 +604,9 @@ impl Subscriber {
                     if line.contains("received SUBACK") {
                         let _ = subscribed_tx.send(());
                     }
-                } else if let Some((topic, payload)) = line.split_once(' ') {
-                    messages.push((Instant::now(), topic.to_string(), payload.to_string()));
                 } else {
-                    // An empty payload (a retained message cleared).
-                    messages.push((Instant::now(), line, String::new()));
+                    let (topic, payload) = topic_and_payload(&line);
+                    messages.push((Instant::now(), topic, payload));
                 }
             }
             messages

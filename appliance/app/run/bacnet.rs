@@ -1,7 +1,9 @@
 //! The read-only BACnet/IP server (`[bacnet]`): one Device object and the
-//! live counts as Positive Integer and Binary Values (`disclosure::bacnet`), served
-//! with rustbac's BACnet/IP transport, frame decoding and service dispatch
-//! (Who-Is/I-Am, ReadProperty, ReadPropertyMultiple, SubscribeCOV). This
+//! live counts as Analog and Binary Values (`disclosure::bacnet`), served
+//! with rustbac's frame decoding and service dispatch (Who-Is/I-Am,
+//! ReadProperty, ReadPropertyMultiple, SubscribeCOV) over headcount's own
+//! BACnet/IP link ([`Link`]: what may come in, and identifiers widened on
+//! the way out, see `frames`). This
 //! module answers the properties from a fresh `LiveView` snapshot, refuses
 //! every write, CreateObject and DeleteObject (write-access-denied), and
 //! sends the change-of-value notifications itself: every 250 ms each
@@ -28,10 +30,14 @@ use rustbac_client::server::{
 };
 use rustbac_client::ClientDataValue;
 use rustbac_core::types::{ObjectId, ObjectType, PropertyId};
-use rustbac_datalink::{BacnetIpTransport, DataLink, DataLinkAddress, DataLinkError};
+use rustbac_datalink::bip::bvlc::{BvlcFunction, BVLC_TYPE_BIP};
+use rustbac_datalink::{DataLink, DataLinkAddress, DataLinkError};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -44,6 +50,7 @@ const MAX_LIFETIME_SECS: u32 = 3600;
 
 // Property identifiers (ASHRAE 135 clause 21) not named by rustbac.
 const APPLICATION_SOFTWARE_VERSION: u32 = 12;
+const COV_INCREMENT: u32 = 22;
 const FIRMWARE_REVISION: u32 = 44;
 const MODEL_NAME: u32 = 70;
 const OBJECT_IDENTIFIER: u32 = 75;
@@ -62,8 +69,6 @@ const PROTOCOL_REVISION: u32 = 139;
 const EVENT_STATE: u32 = 36;
 /// Engineering units: no-units.
 const NO_UNITS: u32 = 95;
-/// The Positive Integer Value object type (not named by rustbac).
-const POSITIVE_INTEGER_VALUE: u16 = 48;
 
 /// Where the objects are read from.
 pub struct Points {
@@ -105,7 +110,7 @@ impl Points {
 
 fn object_id(point: &Point) -> ObjectId {
     let kind = match point.kind {
-        ObjectKind::PositiveIntegerValue => ObjectType::from_u16(POSITIVE_INTEGER_VALUE),
+        ObjectKind::AnalogValue => ObjectType::AnalogValue,
         ObjectKind::BinaryValue => ObjectType::BinaryValue,
     };
     ObjectId::new(kind, point.instance)
@@ -113,7 +118,8 @@ fn object_id(point: &Point) -> ObjectId {
 
 fn present_value(point: &Point) -> ClientDataValue {
     match point.value {
-        PointValue::Count(value) => ClientDataValue::Unsigned(value.unwrap_or(0)),
+        // A REAL holds every count up to 2^24 exactly.
+        PointValue::Count(value) => ClientDataValue::Real(value.unwrap_or(0) as f32),
         // BACnetBinaryPV: inactive 0, active 1.
         PointValue::Binary(active) => ClientDataValue::Enumerated(u32::from(active)),
     }
@@ -129,26 +135,61 @@ fn status_flags(point: &Point) -> ClientDataValue {
     }
 }
 
-/// The transport, remembering where the frame being handled came from
-/// (rustbac's server handles one frame at a time, and its SubscribeCOV hook
-/// is not told the subscriber's address), and answering the one request
-/// rustbac's server leaves unanswered: a SubscribeCOV without its
-/// notification choice and lifetime, which cancels a subscription.
-struct Tap {
-    transport: Arc<BacnetIpTransport>,
+/// BACnet/IP on one UDP socket, as rustbac's server sees it: only
+/// Original-Unicast/Broadcast-NPDUs come in (`frames::npdu_of`: a
+/// Forwarded-NPDU's origin can be forged), each frame sent has its object
+/// identifiers widened to 4 octets (`frames::widen_object_ids`), the
+/// source of the frame being handled is remembered (rustbac's server
+/// handles one frame at a time, and its SubscribeCOV hook is not told the
+/// subscriber's address), and the one request rustbac's server leaves
+/// unanswered is answered here: a SubscribeCOV without its notification
+/// choice and lifetime, which cancels a subscription.
+#[derive(Clone)]
+struct Link {
+    socket: Arc<UdpSocket>,
     source: Arc<Mutex<Option<DataLinkAddress>>>,
     subscriptions: Arc<Mutex<Vec<Subscription>>>,
 }
 
-impl DataLink for Tap {
+/// The largest BACnet/IP datagram (ASHRAE 135 Annex J: 1497 octets).
+const MAX_DATAGRAM: usize = 1497;
+
+impl Link {
+    async fn send_npdu(&self, to: DataLinkAddress, npdu: &[u8]) -> Result<(), DataLinkError> {
+        let to = to.as_socket_addr();
+        let npdu = frames::widen_object_ids(npdu).map_or(Cow::Borrowed(npdu), Cow::Owned);
+        let function = match to.ip() {
+            IpAddr::V4(ip) if ip.is_broadcast() => BvlcFunction::OriginalBroadcastNpdu,
+            _ => BvlcFunction::OriginalUnicastNpdu,
+        };
+        let length = u16::try_from(4 + npdu.len())
+            .ok()
+            .filter(|&l| usize::from(l) <= MAX_DATAGRAM)
+            .ok_or(DataLinkError::FrameTooLarge)?;
+        let mut datagram = Vec::with_capacity(length.into());
+        datagram.extend_from_slice(&[BVLC_TYPE_BIP, function.to_u8()]);
+        datagram.extend_from_slice(&length.to_be_bytes());
+        datagram.extend_from_slice(&npdu);
+        self.socket.send_to(&datagram, to).await?;
+        Ok(())
+    }
+}
+
+impl DataLink for Link {
     async fn send(&self, address: DataLinkAddress, payload: &[u8]) -> Result<(), DataLinkError> {
-        self.transport.send(address, payload).await
+        self.send_npdu(address, payload).await
     }
 
     async fn recv(&self, buf: &mut [u8]) -> Result<(usize, DataLinkAddress), DataLinkError> {
+        let mut datagram = [0u8; MAX_DATAGRAM];
         loop {
-            let (n, source) = self.transport.recv(buf).await?;
-            if let Some(cancel) = cancellation(&buf[..n]) {
+            let (n, from) = self.socket.recv_from(&mut datagram).await?;
+            let source = DataLinkAddress::Ip(from);
+            let Some(npdu) = frames::npdu_of(&datagram[..n]) else {
+                tracing::debug!(%from, "a BACnet/IP datagram that is not an original NPDU was dropped");
+                continue;
+            };
+            if let Some(cancel) = cancellation(npdu) {
                 self.subscriptions
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -158,12 +199,16 @@ impl DataLink for Tap {
                             && s.subscriber == source)
                     });
                 if let Some(ack) = simple_ack(cancel.invoke_id, SUBSCRIBE_COV) {
-                    let _ = self.transport.send(source, &ack).await;
+                    let _ = self.send_npdu(source, &ack).await;
                 }
                 continue;
             }
+            let into = buf
+                .get_mut(..npdu.len())
+                .ok_or(DataLinkError::FrameTooLarge)?;
+            into.copy_from_slice(npdu);
             *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
-            return Ok((n, source));
+            return Ok((npdu.len(), source));
         }
     }
 }
@@ -254,10 +299,9 @@ impl ServiceHandler for Handler {
         match property {
             OBJECT_IDENTIFIER => Ok(ClientDataValue::ObjectId(object)),
             OBJECT_NAME => Ok(ClientDataValue::CharacterString(point.name.clone())),
-            OBJECT_TYPE => Ok(ClientDataValue::Enumerated(match point.kind {
-                ObjectKind::PositiveIntegerValue => POSITIVE_INTEGER_VALUE.into(),
-                ObjectKind::BinaryValue => 5,
-            })),
+            OBJECT_TYPE => Ok(ClientDataValue::Enumerated(
+                object.object_type().to_u16().into(),
+            )),
             PRESENT_VALUE => Ok(present_value(point)),
             STATUS_FLAGS => Ok(status_flags(point)),
             // normal (0)
@@ -266,8 +310,12 @@ impl ServiceHandler for Handler {
                 point.value,
                 PointValue::Count(None)
             ))),
-            UNITS if point.kind == ObjectKind::PositiveIntegerValue => {
+            UNITS if point.kind == ObjectKind::AnalogValue => {
                 Ok(ClientDataValue::Enumerated(NO_UNITS))
+            }
+            // Every change of a count is notified.
+            COV_INCREMENT if point.kind == ObjectKind::AnalogValue => {
+                Ok(ClientDataValue::Real(1.0))
             }
             _ => Err(BacnetServiceError::UnknownProperty),
         }
@@ -353,10 +401,10 @@ impl ServiceHandler for Handler {
 /// Binds `config.bind` and serves until aborted: the server and the COV
 /// notifier.
 pub async fn spawn(config: &BacnetConfig, points: Points) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let transport = BacnetIpTransport::bind(config.bind)
+    let socket = UdpSocket::bind(config.bind)
         .await
+        .and_then(|socket| socket.set_broadcast(true).map(|()| socket))
         .map_err(|e| anyhow::anyhow!("bacnet.bind {}: {e}", config.bind))?;
-    let transport = Arc::new(transport);
     let points = Arc::new(points);
     let subscriptions = Arc::new(Mutex::new(Vec::new()));
     let source = Arc::new(Mutex::new(None));
@@ -372,24 +420,20 @@ pub async fn spawn(config: &BacnetConfig, points: Points) -> anyhow::Result<Vec<
         objects = points.now().len(),
         "serving the live counts over BACnet/IP (read-only)"
     );
-    let tap = Tap {
-        transport: transport.clone(),
+    let link = Link {
+        socket: Arc::new(socket),
         source,
         subscriptions: subscriptions.clone(),
     };
-    let server = BacnetServer::new(tap, config.device_instance, handler);
+    let server = BacnetServer::new(link.clone(), config.device_instance, handler);
     let serving = tokio::spawn(server.serve());
-    let notifying = tokio::spawn(notify(transport, points, subscriptions));
+    let notifying = tokio::spawn(notify(link, points, subscriptions));
     Ok(vec![serving, notifying])
 }
 
 /// Every 250 ms: each live subscription whose object's present value is
 /// not the one its subscriber was last told gets a notification.
-async fn notify(
-    transport: Arc<BacnetIpTransport>,
-    points: Arc<Points>,
-    subscriptions: Arc<Mutex<Vec<Subscription>>>,
-) {
+async fn notify(link: Link, points: Arc<Points>, subscriptions: Arc<Mutex<Vec<Subscription>>>) {
     let device = points.device();
     loop {
         tokio::time::sleep(COV_LOOK_EVERY).await;
@@ -427,7 +471,7 @@ async fn notify(
                 .collect()
         };
         for (subscriber, frame) in due {
-            if let Err(e) = transport.send(subscriber, &frame).await {
+            if let Err(e) = link.send_npdu(subscriber, &frame).await {
                 tracing::debug!(error = %e, "a BACnet COV notification was not sent");
             }
         }

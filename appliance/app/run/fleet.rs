@@ -25,8 +25,11 @@
 //!   makes of the running counts, looked at every 250 ms, each topic sent
 //!   retained when its payload changed and at most once a second; a topic
 //!   that is no longer wanted (a zone removed in the editor) is cleared
-//!   with an empty retained message. After a reconnection everything is
-//!   sent again.
+//!   with an empty retained message. After each connection the broker is
+//!   asked what it retains under this appliance's live and discovery
+//!   topics (`disclosure::live::owned_filters`), so that what went away
+//!   while the appliance was stopped or disconnected, or with the live
+//!   feed turned off, is cleared too; then everything is sent again.
 //!
 //! One task publishes, one message in flight at a time, only while
 //! connected: it waits for the broker's PUBACK of each message before the
@@ -39,7 +42,7 @@
 use headcount_domain::analytics::OccupancyBoard;
 use headcount_domain::clock::Clock;
 use headcount_domain::config::MqttConfig;
-use headcount_domain::disclosure::live::LiveFeed;
+use headcount_domain::disclosure::live::{owned_filters, LiveFeed};
 use headcount_domain::disclosure::push::PushedNotice;
 use headcount_domain::health::HealthBoard;
 use headcount_store::fleet::FleetBucket;
@@ -82,7 +85,7 @@ pub struct Fleet {
 }
 
 /// What the connection task tells the publisher.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Link {
     Connected,
     Disconnected,
@@ -90,7 +93,16 @@ enum Link {
     Sent(u16),
     /// The broker acknowledged this packet id.
     Acked(u16),
+    /// The broker acknowledged a subscription.
+    Subscribed,
+    /// The broker holds a retained message on this topic.
+    Retained(String),
 }
+
+/// How long the broker's retained messages are awaited after a
+/// subscription is acknowledged (Mosquitto sends them at once), and in all.
+const RETAINED_QUIET: Duration = Duration::from_millis(300);
+const RETAINED_AT_MOST: Duration = Duration::from_secs(3);
 
 impl Fleet {
     /// Connects and starts delivering the outbox of this broker (registered
@@ -128,6 +140,11 @@ impl Fleet {
             held: VecDeque::new(),
             outbox_due: Instant::now(),
             live,
+            owned_filters: owned_filters(
+                &config.topic_prefix,
+                site,
+                config.home_assistant.as_deref(),
+            ),
             published: BTreeMap::new(),
             sent_at: HashMap::new(),
         };
@@ -189,6 +206,11 @@ async fn drive(mut connection: rumqttc::EventLoop, links: mpsc::Sender<Link>, br
                 Link::Connected
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => Link::Acked(ack.pkid),
+            Ok(Event::Incoming(Packet::SubAck(_))) => Link::Subscribed,
+            // An empty retained message clears; it is not retained.
+            Ok(Event::Incoming(Packet::Publish(p))) if p.retain && !p.payload.is_empty() => {
+                Link::Retained(p.topic)
+            }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Link::Sent(pkid),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => continue,
@@ -234,7 +256,10 @@ struct Publisher {
     /// When the outbox is to be read next.
     outbox_due: Instant,
     live: Option<LiveSource>,
-    /// The live topics as the broker retains them since this connection.
+    /// Where only this appliance retains live messages.
+    owned_filters: [String; 2],
+    /// The live topics as the broker retains them since this connection
+    /// (an empty payload: retained before, not sent since).
     published: BTreeMap<String, String>,
     /// When each live topic was last sent.
     sent_at: HashMap<String, Instant>,
@@ -317,9 +342,67 @@ impl Publisher {
                 if let Err(e) = self.send(descriptor, payload, true).await {
                     tracing::warn!(error = ?e, "cannot publish the site descriptor");
                 }
+                self.learn_retained().await;
             }
             Link::Disconnected => self.connected = false,
-            Link::Sent(_) | Link::Acked(_) => {}
+            Link::Sent(_) | Link::Acked(_) | Link::Subscribed | Link::Retained(_) => {}
+        }
+    }
+
+    /// What the broker retains under this appliance's live topics, as
+    /// `published` with unknown (empty) payloads: `publish_live` then
+    /// clears what is no longer wanted and sends the rest again. A broker
+    /// that refuses the subscription (its ACL) or says nothing leaves
+    /// `published` empty, as before.
+    async fn learn_retained(&mut self) {
+        for filter in &self.owned_filters {
+            if self
+                .client
+                .subscribe(filter, QoS::AtMostOnce)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let mut acknowledged = 0;
+        let started = tokio::time::Instant::now();
+        let mut quiet_from: Option<tokio::time::Instant> = None;
+        loop {
+            let deadline = match quiet_from {
+                Some(from) => (from + RETAINED_QUIET).min(started + RETAINED_AT_MOST),
+                None => started + RETAINED_AT_MOST,
+            };
+            match tokio::time::timeout_at(deadline, self.links.recv()).await {
+                Err(_) => break,
+                Ok(None) => return,
+                Ok(Some(Link::Disconnected)) => {
+                    self.connected = false;
+                    return;
+                }
+                Ok(Some(Link::Subscribed)) => {
+                    acknowledged += 1;
+                    if acknowledged == self.owned_filters.len() {
+                        quiet_from = Some(tokio::time::Instant::now());
+                    }
+                }
+                Ok(Some(Link::Retained(topic))) => {
+                    self.published.entry(topic).or_default();
+                    if quiet_from.is_some() {
+                        quiet_from = Some(tokio::time::Instant::now());
+                    }
+                }
+                Ok(Some(_)) => {}
+            }
+        }
+        for filter in &self.owned_filters {
+            let _ = self.client.unsubscribe(filter).await;
+        }
+        if !self.published.is_empty() {
+            tracing::info!(
+                topics = self.published.len(),
+                "the broker retains live topics from before; stale ones will be cleared"
+            );
         }
     }
 
@@ -394,14 +477,16 @@ impl Publisher {
     /// The live topics whose payload changed (each at most once a
     /// second), and an empty retained message for each that went away.
     async fn publish_live(&mut self) -> Result<(), Lost> {
-        let Some(live) = &self.live else {
-            return Ok(());
+        let wanted = match &self.live {
+            Some(live) => live.feed.messages(
+                &live.board.snapshot(),
+                &live.health.snapshot(),
+                live.clock.now_ms(),
+            ),
+            // The live feed is off: only what it retained before is cleared.
+            None if self.published.is_empty() => return Ok(()),
+            None => Vec::new(),
         };
-        let wanted = live.feed.messages(
-            &live.board.snapshot(),
-            &live.health.snapshot(),
-            live.clock.now_ms(),
-        );
         let gone: Vec<String> = self
             .published
             .keys()

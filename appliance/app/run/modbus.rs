@@ -7,9 +7,11 @@
 //! configured, and serves nothing a facilities dashboard would not show.
 //!
 //! Every client holds one of `modbus.max_connections` places (one more is
-//! closed at once; no host holds more than half of them) and is disconnected after `modbus.idle_secs` without a
-//! request, or when a response cannot be written for as long; a request
-//! that cannot be decoded ends its own connection only.
+//! closed at once; no host holds more than half of them) and is
+//! disconnected after `modbus.idle_secs` without an answered request (bytes
+//! that do not make one, sent slowly, do not keep a place), or when a
+//! response cannot be written for as long; a request that cannot be
+//! decoded ends its own connection only.
 
 use headcount_domain::analytics::OccupancyBoard;
 use headcount_domain::clock::Clock;
@@ -96,7 +98,9 @@ impl tokio_modbus::server::Service for Session {
 }
 
 /// A client's connection: its place among `max_connections`, and a
-/// deadline that each received byte moves on.
+/// deadline that each answer written moves on (not each byte received: a
+/// client dribbling a request a byte at a time would hold its place
+/// forever).
 struct Connection {
     stream: TcpStream,
     idle: Duration,
@@ -163,12 +167,8 @@ impl AsyncRead for Connection {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                let next = tokio::time::Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
-                Poll::Ready(result)
-            }
             Poll::Pending => this.expired(cx).map(Err),
+            ready => ready,
         }
     }
 }
@@ -182,7 +182,14 @@ impl AsyncWrite for Connection {
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
             Poll::Pending => this.expired(cx).map(Err),
-            ready => ready,
+            Poll::Ready(Ok(written)) => {
+                if written > 0 {
+                    let next = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(written))
+            }
+            failed => failed,
         }
     }
 

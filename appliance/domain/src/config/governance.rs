@@ -75,7 +75,7 @@ pub(super) struct RawBacnet {
 }
 
 /// The read-only BACnet/IP server (`[bacnet]`): one Device and the live
-/// counts as Positive Integer and Binary Values, with change-of-value subscriptions.
+/// counts as Analog and Binary Values, with change-of-value subscriptions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BacnetConfig {
     /// The address and UDP port (47808 when left out). Linux delivers no

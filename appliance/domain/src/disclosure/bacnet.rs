@@ -1,18 +1,17 @@
 //! The live counts as BACnet objects (`[bacnet]`): the same facilities-level
 //! view as the live MQTT feed and Modbus ([`super::live::LiveSnapshot`]),
-//! read-only. Counts are Positive Integer Values (object type 48, present
-//! value Unsigned): a head count is a whole number, and the BACnet stack
-//! headcount uses encodes Analog Value identifiers wrongly (see
-//! `docs/building.md`). Instances, in name order (i from 0):
+//! read-only. Counts are Analog Values (present value a REAL, which holds
+//! every whole count up to 2^24 exactly; COV increment 1), the type every
+//! building management system reads. Instances, in name order (i from 0):
 //!
 //! | object | instance | present value |
 //! |---|---|---|
-//! | Positive Integer Value | 1000 + i | space i: occupancy (out of service until counted) |
-//! | Positive Integer Value | 2000 + i | space i: capacity (0 when none) |
+//! | Analog Value | 1000 + i | space i: occupancy (out of service until counted) |
+//! | Analog Value | 2000 + i | space i: capacity (0 when none) |
 //! | Binary Value | 1000 + i | space i: above capacity (active) or not |
-//! | Positive Integer Value | 3000 + i | zone i: occupancy (small zones are not served) |
-//! | Positive Integer Value | 4000 + i | line i: entries today |
-//! | Positive Integer Value | 5000 + i | line i: exits today |
+//! | Analog Value | 3000 + i | zone i: occupancy (small zones are not served) |
+//! | Analog Value | 4000 + i | line i: entries today |
+//! | Analog Value | 5000 + i | line i: exits today |
 //!
 //! Units are `no-units` (95): BACnet has no unit for people. Up to
 //! [`MAX_OBJECTS`] of each kind.
@@ -25,7 +24,7 @@ pub const MAX_OBJECTS: usize = 1000;
 /// The object types headcount serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectKind {
-    PositiveIntegerValue,
+    AnalogValue,
     BinaryValue,
 }
 
@@ -50,7 +49,7 @@ pub enum PointValue {
 pub fn points(snapshot: &LiveSnapshot) -> Vec<Point> {
     let mut points = Vec::new();
     let count = |instance: usize, name: String, value: Option<u32>| Point {
-        kind: ObjectKind::PositiveIntegerValue,
+        kind: ObjectKind::AnalogValue,
         instance: instance as u32,
         name,
         value: PointValue::Count(value),
@@ -115,11 +114,11 @@ mod tests {
         };
         assert_eq!(points.len(), 2 * 3 + 1 + 2);
         assert_eq!(
-            find(ObjectKind::PositiveIntegerValue, 1000).value,
+            find(ObjectKind::AnalogValue, 1000).value,
             PointValue::Count(Some(41))
         );
         assert_eq!(
-            find(ObjectKind::PositiveIntegerValue, 2000).value,
+            find(ObjectKind::AnalogValue, 2000).value,
             PointValue::Count(Some(40))
         );
         assert_eq!(
@@ -127,7 +126,7 @@ mod tests {
             PointValue::Binary(true)
         );
         assert_eq!(
-            find(ObjectKind::PositiveIntegerValue, 1001).value,
+            find(ObjectKind::AnalogValue, 1001).value,
             PointValue::Count(None)
         );
         assert_eq!(
@@ -135,15 +134,15 @@ mod tests {
             PointValue::Binary(false)
         );
         assert_eq!(
-            find(ObjectKind::PositiveIntegerValue, 3000).name,
+            find(ObjectKind::AnalogValue, 3000).name,
             "lobby.queue occupancy"
         );
         assert_eq!(
-            find(ObjectKind::PositiveIntegerValue, 4000).value,
+            find(ObjectKind::AnalogValue, 4000).value,
             PointValue::Count(Some(70_000))
         );
         assert_eq!(
-            find(ObjectKind::PositiveIntegerValue, 5000).value,
+            find(ObjectKind::AnalogValue, 5000).value,
             PointValue::Count(Some(4))
         );
     }

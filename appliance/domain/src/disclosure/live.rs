@@ -396,6 +396,27 @@ fn object_id(name: &str) -> String {
     name.replace('.', "__")
 }
 
+/// The topic filters under which this appliance alone retains live
+/// messages (its live topics, and its Home Assistant discovery configs
+/// under `discovery_prefix`, the configured one or Home Assistant's
+/// default): whatever the broker retains there that the feed no longer
+/// holds is stale (a zone removed while the appliance was stopped, the
+/// live feed turned off) and is cleared.
+pub fn owned_filters(
+    topic_prefix: &str,
+    site: &str,
+    discovery_prefix: Option<&str>,
+) -> [String; 2] {
+    [
+        format!("{topic_prefix}/{site}/live/#"),
+        format!(
+            "{}/sensor/headcount_{}/#",
+            discovery_prefix.unwrap_or("homeassistant"),
+            object_id(site)
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
