@@ -645,8 +645,10 @@ impl AnalyticsStage {
 }
 
 /// The day's crossings counted before this start, per line, so that the
-/// live feed's "today" survives a restart. Read before the analytics stage
-/// starts, so nothing is counted twice.
+/// live feed's "today" survives a restart (from the 15-minute rollups and
+/// the minutes after them: a minutes' retention shorter than the day
+/// loses nothing). Read before the analytics stage starts, so nothing is
+/// counted twice.
 fn seed_lines_today(
     db: &Database,
     config: &Config,
@@ -662,9 +664,7 @@ fn seed_lines_today(
         .context("the local day has no start")?;
     for camera in &config.cameras {
         for line in &camera.lines {
-            let minutes = db.flow_minutes(&camera.id, &line.name, midnight, UnixMs::MAX)?;
-            let entries = minutes.iter().map(|m| u64::from(m.entries)).sum();
-            let exits = minutes.iter().map(|m| u64::from(m.exits)).sum();
+            let (entries, exits) = db.line_crossings_since(&camera.id, &line.name, midnight)?;
             occupancy.seed_line_today(&zone_key(&camera.id, &line.name), day, entries, exits);
         }
     }

@@ -316,6 +316,26 @@ impl Database {
         Ok(rows)
     }
 
+    /// Entries and exits of one line since `from` (a multiple of 15
+    /// minutes, such as a local midnight): from the 15-minute rollups as
+    /// far as they reach and the minutes after, so that the total holds
+    /// whatever `retention.aggregates_1m` keeps (at least an hour, and
+    /// rollups run every minute).
+    pub fn line_crossings_since(
+        &self,
+        camera: &str,
+        line: &str,
+        from: UnixMs,
+    ) -> Result<(u64, u64), StorageError> {
+        let rows = self.flow_series(camera, line, QUARTER_MS, from, UnixMs::MAX)?;
+        Ok(rows.iter().fold((0, 0), |(entries, exits), row| {
+            (
+                entries + u64::from(row.entries),
+                exits + u64::from(row.exits),
+            )
+        }))
+    }
+
     /// As `occupancy_series`, for the dwell histograms of one zone.
     pub fn dwell_series(
         &self,
@@ -858,6 +878,49 @@ pub(super) mod tests {
             );
             assert_eq!(db.rollup_mark(width).unwrap(), Some(now));
         }
+    }
+
+    #[test]
+    fn a_days_crossings_outlive_the_minutes_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = seeded(dir.path());
+        let policy = RetentionPolicy::new(vec![RetentionLimit {
+            class: DataClass::Aggregates1m,
+            limit_ms: HOUR_MS,
+            justification: None,
+        }]);
+        // 10:20 on day two: rolled up as the appliance does, minutes kept
+        // for an hour only.
+        let now = DAY0 + DAY_MS + 10 * HOUR_MS + 20 * MINUTE_MS;
+        db.roll_up(now, 0).unwrap();
+        db.sweep(now, &policy, &ReceiptKey::from_bytes(&[3; 32]))
+            .unwrap();
+        let day_two = DAY0 + DAY_MS;
+        let minutes_left: u64 = db
+            .flow_minutes("cam", "a", day_two, UnixMs::MAX)
+            .unwrap()
+            .iter()
+            .map(|m| u64::from(m.entries))
+            .sum();
+        assert!(
+            minutes_left < 120,
+            "the sweep left {minutes_left} entries in minutes"
+        );
+        assert_eq!(
+            db.line_crossings_since("cam", "a", day_two).unwrap(),
+            (120, 0)
+        );
+        assert_eq!(
+            db.line_crossings_since("cam", "b", day_two).unwrap(),
+            (1, 0)
+        );
+        // Nothing rolled up yet: the minutes alone.
+        let dir = tempfile::tempdir().unwrap();
+        let db = seeded(dir.path());
+        assert_eq!(
+            db.line_crossings_since("cam", "a", day_two).unwrap(),
+            (120, 0)
+        );
     }
 
     #[test]
