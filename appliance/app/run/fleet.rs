@@ -13,10 +13,13 @@
 //!   connection.
 //! - `{prefix}/{site}/{space}/aggregates/{15m|1h|1d}`: each published bucket
 //!   as JSON (`headcount_store::fleet::FleetBucket`, with its idempotency key
-//!   `id` = site/space/width/start), retained, oldest first, so the retained
-//!   one is the newest;
-//! - with `mqtt.fiware`, also `{prefix}/{site}/{space}/ngsi-ld/{width}`: the
-//!   same bucket as an NGSI-LD `CrowdFlowObserved` entity;
+//!   `id` = site/space/width/start), oldest first, **not retained**: the
+//!   stream a subscriber with a persistent session (or a bridge, which
+//!   re-sends whatever is retained each time it subscribes) receives once;
+//! - `.../aggregates/{width}/latest`: the newest of them, retained, for a
+//!   subscriber that arrives later;
+//! - with `mqtt.fiware`, also `{prefix}/{site}/{space}/ngsi-ld/{width}` (and
+//!   `/latest`): the same bucket as an NGSI-LD `CrowdFlowObserved` entity;
 //! - with `mqtt.anomalies`, `{prefix}/{site}/anomalies`: each anomaly as the
 //!   disclosure policy lets it leave (`disclosure::push`), QoS 1, not
 //!   retained (a retained notice would replay a stale alarm);
@@ -456,10 +459,19 @@ impl Publisher {
             if pending.len() == BATCH {
                 self.outbox_due = Instant::now();
             }
-            for p in pending {
+            // The newest bucket of each space and width in this batch is
+            // also retained as its `latest`.
+            let newest: Vec<bool> = (0..pending.len())
+                .map(|i| {
+                    !pending[i + 1..]
+                        .iter()
+                        .any(|q| q.width_ms == pending[i].width_ms && q.space == pending[i].space)
+                })
+                .collect();
+            for (p, newest) in pending.into_iter().zip(newest) {
                 let key = (p.width_ms, p.space.clone(), p.row.bucket_start);
                 let bucket = FleetBucket::new(&self.site, &p.space, p.width_ms, p.row);
-                self.publish_bucket(&bucket).await?;
+                self.publish_bucket(&bucket, newest).await?;
                 let (width_ms, space, start) = key;
                 if let Err(e) = self
                     .writer
@@ -515,8 +527,10 @@ impl Publisher {
         Ok(())
     }
 
-    /// One bucket under its topic (and as NGSI-LD with `fiware`), retained.
-    async fn publish_bucket(&mut self, bucket: &FleetBucket) -> Result<(), Lost> {
+    /// One bucket under its topic (and as NGSI-LD with `fiware`), not
+    /// retained; and, when it is the newest so far, retained under
+    /// `/latest` as well.
+    async fn publish_bucket(&mut self, bucket: &FleetBucket, newest: bool) -> Result<(), Lost> {
         let base = format!("{}/{}", self.prefix, bucket.space);
         let mut messages = vec![(
             format!("{base}/aggregates/{}", bucket.bucket),
@@ -530,7 +544,13 @@ impl Publisher {
         }
         for (topic, payload) in messages {
             match payload {
-                Ok(payload) => self.send(topic, payload, true).await?,
+                Ok(payload) => {
+                    if newest {
+                        self.send(format!("{topic}/latest"), payload.clone(), true)
+                            .await?;
+                    }
+                    self.send(topic, payload, false).await?;
+                }
                 Err(e) => tracing::error!(error = %e, "cannot encode a fleet bucket"),
             }
         }

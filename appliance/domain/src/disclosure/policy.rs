@@ -32,9 +32,9 @@ pub enum Exit {
     LiveStream,
     /// `GET /metrics`, OpenMetrics for Prometheus.
     Metrics,
-    /// `{prefix}/{site}/{space}/aggregates/{width}`.
+    /// `{prefix}/{site}/{space}/aggregates/{width}` (and `/latest`).
     MqttAggregates,
-    /// `{prefix}/{site}/{space}/ngsi-ld/{width}` (with `mqtt.fiware`).
+    /// `{prefix}/{site}/{space}/ngsi-ld/{width}` (and `/latest`; with `mqtt.fiware`).
     NgsiLd,
     /// `{prefix}/{site}/anomalies` (with `mqtt.anomalies`).
     MqttAnomalies,
