@@ -2,7 +2,8 @@
 //! (`appliance/app/run/bacnet/frames.rs`, compiled here as it is), on
 //! arbitrary bytes taken as a datagram and as a frame. Invariants: nothing
 //! panics; a datagram let in carries exactly its stated length; widening
-//! changes the frame and is done once (a widened frame needs no more); a frame taken for a cancellation is
+//! changes the frame and is done once (a widened frame needs no more); only
+//! a frame longer than the longest APDU is aborted, with a 5-octet Abort; a frame taken for a cancellation is
 //! a confirmed SubscribeCOV that ends right after its process id and
 //! object, so appending the notification choice makes it a subscription
 //! (not a cancellation) again; the SimpleAck it answers with names the
@@ -23,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(widened) = frames::widen_object_ids(data) {
         assert_ne!(widened, data);
         assert_eq!(frames::widen_object_ids(&widened), None);
+    }
+    if let Some(abort) = frames::abort_if_too_long(data) {
+        assert!(data.len() > frames::MAX_APDU);
+        assert_eq!(abort.len(), 5);
     }
     let Some(cancel) = frames::cancellation(data) else {
         return;

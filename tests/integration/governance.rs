@@ -389,6 +389,10 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
     }
     let most = deliveries.values().map(|(n, _)| *n).max().unwrap_or(0);
     assert_eq!(most, 1, "a bucket was delivered more than once");
+    // The stream is not retained (a bridge would send it again): only
+    // `latest` is.
+    let retained_stream = subscribe(mqtt_port, "city/district-7/test/hall/aggregates/+", 1, 2);
+    assert!(retained_stream.is_empty(), "{retained_stream:?}");
     // Every bucket of yesterday, with the values the API serves for it: the
     // noise was drawn once and stored. Nothing delivered that was not published.
     let mut renoised = 0;

@@ -44,7 +44,8 @@ fn live_counts_reach_the_broker_retained_minimised_and_discoverable_by_home_assi
         );
     std::fs::write(&config, text).unwrap();
 
-    // Left retained by an earlier run that counted a zone since removed.
+    // Left retained by an earlier run that counted a zone since removed,
+    // and a bucket an earlier version retained on its stream.
     let stale = [
         (
             "headcount/test/live/zone/campus.gone",
@@ -54,6 +55,7 @@ fn live_counts_reach_the_broker_retained_minimised_and_discoverable_by_home_assi
             "homeassistant/sensor/headcount_test/zone_campus__gone_occupancy/config",
             r#"{"name":"campus.gone occupancy"}"#,
         ),
+        ("headcount/test/hall/aggregates/1h", r#"{"id":"old"}"#),
     ];
     for (topic, payload) in stale {
         publish_retained(mqtt_port, topic, payload);

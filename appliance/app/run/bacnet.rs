@@ -34,7 +34,6 @@ use rustbac_datalink::bip::bvlc::{BvlcFunction, BVLC_TYPE_BIP};
 use rustbac_datalink::{DataLink, DataLinkAddress, DataLinkError};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -155,22 +154,23 @@ struct Link {
 const MAX_DATAGRAM: usize = 1497;
 
 impl Link {
+    /// Sends `npdu` to one host (every frame answers a datagram or goes to
+    /// a subscriber: nothing is broadcast).
     async fn send_npdu(&self, to: DataLinkAddress, npdu: &[u8]) -> Result<(), DataLinkError> {
-        let to = to.as_socket_addr();
-        let npdu = frames::widen_object_ids(npdu).map_or(Cow::Borrowed(npdu), Cow::Owned);
-        let function = match to.ip() {
-            IpAddr::V4(ip) if ip.is_broadcast() => BvlcFunction::OriginalBroadcastNpdu,
-            _ => BvlcFunction::OriginalUnicastNpdu,
-        };
+        let mut npdu = frames::widen_object_ids(npdu).map_or(Cow::Borrowed(npdu), Cow::Owned);
+        if let Some(abort) = frames::abort_if_too_long(&npdu) {
+            tracing::debug!("a BACnet answer too long for one frame was aborted");
+            npdu = Cow::Owned(abort);
+        }
         let length = u16::try_from(4 + npdu.len())
             .ok()
             .filter(|&l| usize::from(l) <= MAX_DATAGRAM)
             .ok_or(DataLinkError::FrameTooLarge)?;
         let mut datagram = Vec::with_capacity(length.into());
-        datagram.extend_from_slice(&[BVLC_TYPE_BIP, function.to_u8()]);
+        datagram.extend_from_slice(&[BVLC_TYPE_BIP, BvlcFunction::OriginalUnicastNpdu.to_u8()]);
         datagram.extend_from_slice(&length.to_be_bytes());
         datagram.extend_from_slice(&npdu);
-        self.socket.send_to(&datagram, to).await?;
+        self.socket.send_to(&datagram, to.as_socket_addr()).await?;
         Ok(())
     }
 }

@@ -30,9 +30,12 @@
 //!   that is no longer wanted (a zone removed in the editor) is cleared
 //!   with an empty retained message. After each connection the broker is
 //!   asked what it retains under this appliance's live and discovery
-//!   topics (`disclosure::live::owned_filters`), so that what went away
-//!   while the appliance was stopped or disconnected, or with the live
-//!   feed turned off, is cleared too; then everything is sent again.
+//!   topics (`disclosure::live::owned_filters`) and its buckets' streams,
+//!   so that what went away while the appliance was stopped or
+//!   disconnected, the live feed once it is turned off, and the buckets an
+//!   earlier version retained are cleared too; then everything is sent
+//!   again. A broker that drops the connection rather than grant those
+//!   subscriptions is not asked again while the appliance runs.
 //!
 //! One task publishes, one message in flight at a time, only while
 //! connected: it waits for the broker's PUBACK of each message before the
@@ -147,7 +150,16 @@ impl Fleet {
                 &config.topic_prefix,
                 site,
                 config.home_assistant.as_deref(),
-            ),
+            )
+            .into_iter()
+            .chain(
+                // The buckets' streams (not their `latest`), which earlier
+                // versions retained.
+                ["aggregates", "ngsi-ld"]
+                    .map(|kind| format!("{}/{site}/+/{kind}/+", config.topic_prefix)),
+            )
+            .collect(),
+            learn: true,
             published: BTreeMap::new(),
             sent_at: HashMap::new(),
         };
@@ -259,8 +271,12 @@ struct Publisher {
     /// When the outbox is to be read next.
     outbox_due: Instant,
     live: Option<LiveSource>,
-    /// Where only this appliance retains live messages.
-    owned_filters: [String; 2],
+    /// Where only this appliance retains (or retained) messages that may
+    /// go stale: its live and discovery topics, its buckets' streams.
+    owned_filters: Vec<String>,
+    /// Whether to ask the broker for them after connecting (not after one
+    /// dropped the connection instead of granting the subscriptions).
+    learn: bool,
     /// The live topics as the broker retains them since this connection
     /// (an empty payload: retained before, not sent since).
     published: BTreeMap<String, String>,
@@ -352,12 +368,16 @@ impl Publisher {
         }
     }
 
-    /// What the broker retains under this appliance's live topics, as
+    /// What the broker retains under this appliance's own topics, as
     /// `published` with unknown (empty) payloads: `publish_live` then
     /// clears what is no longer wanted and sends the rest again. A broker
     /// that refuses the subscription (its ACL) or says nothing leaves
-    /// `published` empty, as before.
+    /// `published` empty, as before; one that drops the connection instead
+    /// is not asked again, so that the feed is still delivered.
     async fn learn_retained(&mut self) {
+        if !self.learn {
+            return;
+        }
         for filter in &self.owned_filters {
             if self
                 .client
@@ -381,6 +401,11 @@ impl Publisher {
                 Ok(None) => return,
                 Ok(Some(Link::Disconnected)) => {
                     self.connected = false;
+                    self.learn = false;
+                    tracing::warn!(
+                        "the MQTT broker dropped the connection while asked what it retains; \
+                         stale retained topics will not be cleared while this appliance runs"
+                    );
                     return;
                 }
                 Ok(Some(Link::Subscribed)) => {
@@ -404,7 +429,7 @@ impl Publisher {
         if !self.published.is_empty() {
             tracing::info!(
                 topics = self.published.len(),
-                "the broker retains live topics from before; stale ones will be cleared"
+                "the broker retains topics of this appliance from before; stale ones will be cleared"
             );
         }
     }

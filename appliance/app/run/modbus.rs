@@ -98,13 +98,15 @@ impl tokio_modbus::server::Service for Session {
 }
 
 /// A client's connection: its place among `max_connections`, and a
-/// deadline that each answer written moves on (not each byte received: a
-/// client dribbling a request a byte at a time would hold its place
-/// forever).
+/// deadline that each whole answer moves on (written and flushed; not
+/// each byte received or written: a client dribbling a request, or taking
+/// its answers a byte at a time, would hold its place forever).
 struct Connection {
     stream: TcpStream,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Bytes of an answer were written since the last flush.
+    answering: bool,
     _place: OwnedSemaphorePermit,
     _host: HostShare,
 }
@@ -183,10 +185,7 @@ impl AsyncWrite for Connection {
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
             Poll::Pending => this.expired(cx).map(Err),
             Poll::Ready(Ok(written)) => {
-                if written > 0 {
-                    let next = tokio::time::Instant::now() + this.idle;
-                    this.deadline.as_mut().reset(next);
-                }
+                this.answering |= written > 0;
                 Poll::Ready(Ok(written))
             }
             failed => failed,
@@ -197,7 +196,15 @@ impl AsyncWrite for Connection {
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_flush(cx) {
             Poll::Pending => this.expired(cx).map(Err),
-            ready => ready,
+            Poll::Ready(Ok(())) => {
+                // The framed writer flushes once a whole answer is written.
+                if std::mem::take(&mut this.answering) {
+                    let next = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(()))
+            }
+            failed => failed,
         }
     }
 
@@ -239,6 +246,7 @@ pub async fn spawn(config: &ModbusConfig, registers: Registers) -> anyhow::Resul
                     stream,
                     idle,
                     deadline: Box::pin(tokio::time::sleep(idle)),
+                    answering: false,
                     _place: place,
                     _host: share,
                 };

@@ -7,7 +7,7 @@
 //! rustbac-datalink's frame header are used here, so the fuzz target
 //! `bacnet_frames` compiles this file as it is.
 
-use rustbac_core::apdu::{ApduType, ConfirmedRequestHeader, SimpleAck};
+use rustbac_core::apdu::{abort_reason, AbortPdu, ApduType, ConfirmedRequestHeader, SimpleAck};
 use rustbac_core::encoding::{
     primitives::decode_unsigned,
     reader::Reader,
@@ -20,6 +20,8 @@ use rustbac_datalink::bip::bvlc::{BvlcFunction, BvlcHeader};
 
 /// SubscribeCOV's service choice.
 pub const SUBSCRIBE_COV: u8 = 5;
+/// The longest APDU sent: BACnet/IP's, as there is no segmentation.
+pub const MAX_APDU: usize = 1476;
 /// ReadProperty's and ReadPropertyMultiple's service choices.
 const READ_PROPERTY: u8 = 12;
 const READ_PROPERTY_MULTIPLE: u8 = 14;
@@ -116,6 +118,32 @@ pub fn widen_object_ids(npdu: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(&npdu[tag_at..npdu.len() - r.remaining()]);
     }
     (widened && depth == 0).then_some(out)
+}
+
+/// What to send instead of an acknowledgement whose APDU is longer than
+/// [`MAX_APDU`] (rustbac builds answers up to its own limit, and widening
+/// adds octets): an Abort, segmentation-not-supported, with the request's
+/// invoke id, so that the client asks for less at a time instead of
+/// waiting for an answer that cannot be sent. None when `npdu` fits or is
+/// no acknowledgement.
+pub fn abort_if_too_long(npdu: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader::new(npdu);
+    Npdu::decode(&mut r).ok()?;
+    if r.remaining() <= MAX_APDU || r.read_u8().ok()? >> 4 != ApduType::ComplexAck as u8 {
+        return None;
+    }
+    let invoke_id = r.read_u8().ok()?;
+    let mut buf = [0u8; 16];
+    let mut w = Writer::new(&mut buf);
+    Npdu::new(0).encode(&mut w).ok()?;
+    AbortPdu {
+        server: true,
+        invoke_id,
+        reason: abort_reason::SEGMENTATION_NOT_SUPPORTED,
+    }
+    .encode(&mut w)
+    .ok()?;
+    Some(w.as_written().to_vec())
 }
 
 /// A SubscribeCOV request that cancels a subscription.
@@ -219,7 +247,7 @@ mod tests {
 
     /// Writes a frame: NPDU version 1 without control bits, then `apdu`.
     fn frame(apdu: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; 2048];
         let mut w = Writer::new(&mut buf);
         w.write_all(&[0x01, 0x00]).unwrap();
         apdu(&mut w);
@@ -317,9 +345,13 @@ mod tests {
     #[test]
     fn other_and_malformed_frames_are_left_alone() {
         let sent = rpm_ack(short);
+        let right = rpm_ack(full);
         for cut in 0..sent.len() {
-            // Cut anywhere but after a whole result, a frame does not parse.
-            let _ = widen_object_ids(&sent[..cut]);
+            // Cut anywhere but after a whole result, a frame does not
+            // parse; cut there, it is widened as far as it goes.
+            if let Some(widened) = widen_object_ids(&sent[..cut]) {
+                assert_eq!(widened, right[..widened.len()], "cut at {cut}");
+            }
         }
         // An unbalanced closing tag, a simple ack, garbage.
         let mut unbalanced = sent.clone();
@@ -331,6 +363,34 @@ mod tests {
         );
         assert_eq!(widen_object_ids(&[0x01, 0x00, 0x30]), None);
         assert_eq!(widen_object_ids(&[]), None);
+    }
+
+    #[test]
+    fn an_acknowledgement_too_long_for_one_frame_becomes_an_abort() {
+        let ack = |values: usize| {
+            frame(|w| {
+                w.write_all(&[0x30, 0x2a, READ_PROPERTY_MULTIPLE]).unwrap();
+                for i in 0..values {
+                    full(w, 0, ObjectId::new(ObjectType::AnalogValue, i as u32).raw());
+                    encode_opening_tag(w, 1).unwrap();
+                    encode_ctx_unsigned(w, 2, 85).unwrap();
+                    encode_opening_tag(w, 4).unwrap();
+                    encode_app_real(w, 1.0).unwrap();
+                    encode_closing_tag(w, 4).unwrap();
+                    encode_closing_tag(w, 1).unwrap();
+                }
+            })
+        };
+        // A 3-octet header and 16 octets a value: 92 fit in 1476, 93 do not.
+        assert_eq!(abort_if_too_long(&ack(92)), None);
+        assert_eq!(
+            abort_if_too_long(&ack(93)),
+            Some(vec![0x01, 0x00, 0x71, 0x2a, 0x04])
+        );
+        // Not an acknowledgement: left to the caller.
+        let mut long_request = vec![0x01, 0x00, 0x00, 0x05, 0x09, 0x0e];
+        long_request.resize(1600, 0);
+        assert_eq!(abort_if_too_long(&long_request), None);
     }
 
     #[test]
