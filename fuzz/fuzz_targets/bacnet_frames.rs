@@ -3,7 +3,8 @@
 //! arbitrary bytes taken as a datagram and as a frame. Invariants: nothing
 //! panics; a datagram let in carries exactly its stated length; widening
 //! changes the frame and is done once (a widened frame needs no more); only
-//! a frame longer than the longest APDU is aborted, with a 5-octet Abort; a frame taken for a cancellation is
+//! a frame longer than the longest APDU is aborted, with a 5-octet Abort; a
+//! read of a whole Object_List is answered with its invoke id; a frame taken for a cancellation is
 //! a confirmed SubscribeCOV that ends right after its process id and
 //! object, so appending the notification choice makes it a subscription
 //! (not a cancellation) again; the SimpleAck it answers with names the
@@ -28,6 +29,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(abort) = frames::abort_if_too_long(data) {
         assert!(data.len() > frames::MAX_APDU);
         assert_eq!(abort.len(), 5);
+    }
+    if let Some((invoke_id, object)) = frames::whole_object_list_read(data) {
+        let ack = frames::object_list_ack(invoke_id, object, &[object]).expect("a short list fits");
+        assert_eq!(ack[3], invoke_id);
     }
     let Some(cancel) = frames::cancellation(data) else {
         return;

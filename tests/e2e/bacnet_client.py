@@ -4,8 +4,8 @@ scripts/fetch.py) against headcount, over loopback.
 
 Usage: bacnet_client.py SERVER_PORT CLIENT_PORT DEVICE_INSTANCE SPACES LINES COV_SECONDS
 
-Sends a directed Who-Is and times the I-Am; reads the Device's name and its
-object list's length; reads every space's and line's objects with one
+Sends a directed Who-Is and times the I-Am; reads the Device's name, its
+object list's length (index 0) and the whole list; reads every space's and line's objects with one
 ReadPropertyMultiple (timed); tries a write (must be refused); sends a
 Who-Is from a plain UDP socket, once as an Original-Unicast-NPDU (answered)
 and once inside a Forwarded-NPDU that names that socket as its origin
@@ -95,6 +95,8 @@ async def main():
         device_id = ObjectIdentifier(f"device,{device}")
         out["device_name"] = str(await app.read_property(server, device_id, "object-name"))
         out["object_count"] = int(await app.read_property(server, device_id, "object-list", 0))
+        whole = await app.read_property(server, device_id, "object-list")
+        out["object_list"] = [str(o) for o in whole]
 
         parameters = []
         for i in range(spaces):

@@ -276,6 +276,11 @@ fn a_real_bacnet_client_discovers_reads_and_is_notified_of_a_change() {
     // The device, 3 objects per space, 1 zone (the small one is not
     // served), 2 per line.
     assert_eq!(report["object_count"], 1 + 2 * 3 + 1 + 2, "{report}");
+    // The whole list in one read, as a BMS reads it first.
+    let list = report["object_list"].as_array().unwrap();
+    assert_eq!(list.len(), 1 + 2 * 3 + 1 + 2, "{report}");
+    assert_eq!(list[0], "device,4711");
+    assert!(list.contains(&json!("analog-value,1001")), "{report}");
     let rpm = report["rpm"].as_array().unwrap();
     let value = |object: &str, property: &str| {
         rpm.iter()

@@ -18,7 +18,7 @@
 //! no client can make the appliance wait for acknowledgements; responses
 //! are single frames of at most 1476 bytes (no segmentation).
 
-use frames::{cancellation, simple_ack, SUBSCRIBE_COV};
+use frames::{cancellation, object_list_ack, simple_ack, whole_object_list_read, SUBSCRIBE_COV};
 use headcount_domain::analytics::OccupancyBoard;
 use headcount_domain::clock::Clock;
 use headcount_domain::config::BacnetConfig;
@@ -105,6 +105,13 @@ impl Points {
     fn device(&self) -> ObjectId {
         ObjectId::new(ObjectType::Device, self.device_instance)
     }
+
+    /// The Device, then every point of this snapshot.
+    fn object_list(&self, points: &[Point]) -> Vec<ObjectId> {
+        std::iter::once(self.device())
+            .chain(points.iter().map(object_id))
+            .collect()
+    }
 }
 
 fn object_id(point: &Point) -> ObjectId {
@@ -140,12 +147,14 @@ fn status_flags(point: &Point) -> ClientDataValue {
 /// identifiers widened to 4 octets (`frames::widen_object_ids`), the
 /// source of the frame being handled is remembered (rustbac's server
 /// handles one frame at a time, and its SubscribeCOV hook is not told the
-/// subscriber's address), and the one request rustbac's server leaves
-/// unanswered is answered here: a SubscribeCOV without its notification
-/// choice and lifetime, which cancels a subscription.
+/// subscriber's address), and the two requests rustbac's server cannot
+/// answer are answered here: a SubscribeCOV without its notification
+/// choice and lifetime, which cancels a subscription, and a read of the
+/// whole Object_List.
 #[derive(Clone)]
 struct Link {
     socket: Arc<UdpSocket>,
+    points: Arc<Points>,
     source: Arc<Mutex<Option<DataLinkAddress>>>,
     subscriptions: Arc<Mutex<Vec<Subscription>>>,
 }
@@ -203,6 +212,15 @@ impl DataLink for Link {
                 }
                 continue;
             }
+            if let Some((invoke_id, device)) =
+                whole_object_list_read(npdu).filter(|(_, object)| *object == self.points.device())
+            {
+                let objects = self.points.object_list(&self.points.now());
+                if let Some(ack) = object_list_ack(invoke_id, device, &objects) {
+                    let _ = self.send_npdu(source, &ack).await;
+                }
+                continue;
+            }
             let into = buf
                 .get_mut(..npdu.len())
                 .ok_or(DataLinkError::FrameTooLarge)?;
@@ -233,12 +251,6 @@ struct Handler {
 }
 
 impl Handler {
-    fn object_list(&self, points: &[Point]) -> Vec<ObjectId> {
-        std::iter::once(self.points.device())
-            .chain(points.iter().map(object_id))
-            .collect()
-    }
-
     fn device_property(
         &self,
         property: u32,
@@ -260,15 +272,16 @@ impl Handler {
             PROTOCOL_VERSION => Ok(ClientDataValue::Unsigned(1)),
             PROTOCOL_REVISION => Ok(ClientDataValue::Unsigned(14)),
             OBJECT_LIST => {
-                let list = self.object_list(&self.points.now());
+                let list = self.points.object_list(&self.points.now());
                 match index {
                     Some(0) => Ok(ClientDataValue::Unsigned(list.len() as u32)),
                     Some(i) => list
                         .get(i as usize - 1)
                         .map(|o| ClientDataValue::ObjectId(*o))
                         .ok_or(BacnetServiceError::UnknownProperty),
-                    // The whole array is read element by element: a list
-                    // of many objects would not fit one frame.
+                    // A ReadProperty of the whole list is answered by the
+                    // link; inside a ReadPropertyMultiple it is read
+                    // element by element.
                     None => Err(BacnetServiceError::UnknownProperty),
                 }
             }
@@ -422,6 +435,7 @@ pub async fn spawn(config: &BacnetConfig, points: Points) -> anyhow::Result<Vec<
     );
     let link = Link {
         socket: Arc::new(socket),
+        points: points.clone(),
         source,
         subscriptions: subscriptions.clone(),
     };

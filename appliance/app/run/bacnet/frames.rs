@@ -1,15 +1,21 @@
 //! The BACnet frames headcount handles itself, around rustbac's server:
 //! which datagrams reach the server at all (a Forwarded-NPDU, whose origin
 //! any host can forge, does not); the identifiers in what the server sends
-//! (rustbac writes some too short: [`widen_object_ids`]); and the one
-//! request the server leaves unanswered, a SubscribeCOV that cancels a
-//! subscription, with the SimpleAck that answers it. Only rustbac-core and
+//! (rustbac writes some too short: [`widen_object_ids`]); and the two
+//! requests the server cannot answer: a SubscribeCOV that cancels a
+//! subscription (answered with a SimpleAck), and a read of a whole
+//! Object_List (an array, which rustbac's values cannot hold). Only rustbac-core and
 //! rustbac-datalink's frame header are used here, so the fuzz target
 //! `bacnet_frames` compiles this file as it is.
 
-use rustbac_core::apdu::{abort_reason, AbortPdu, ApduType, ConfirmedRequestHeader, SimpleAck};
+use rustbac_core::apdu::{
+    abort_reason, AbortPdu, ApduType, ComplexAckHeader, ConfirmedRequestHeader, SimpleAck,
+};
 use rustbac_core::encoding::{
-    primitives::decode_unsigned,
+    primitives::{
+        decode_unsigned, encode_app_object_id, encode_closing_tag, encode_ctx_object_id,
+        encode_ctx_unsigned, encode_opening_tag,
+    },
     reader::Reader,
     tag::{AppTag, Tag},
     writer::Writer,
@@ -27,6 +33,8 @@ const READ_PROPERTY: u8 = 12;
 const READ_PROPERTY_MULTIPLE: u8 = 14;
 /// UnconfirmedCOVNotification's service choice.
 const UNCONFIRMED_COV_NOTIFICATION: u8 = 2;
+/// Object_List's property identifier.
+const OBJECT_LIST: u32 = 76;
 
 /// The NPDU of a BACnet/IP datagram that the server may see: an
 /// Original-Unicast-NPDU or Original-Broadcast-NPDU whose length is the
@@ -144,6 +152,58 @@ pub fn abort_if_too_long(npdu: &[u8]) -> Option<Vec<u8>> {
     .encode(&mut w)
     .ok()?;
     Some(w.as_written().to_vec())
+}
+
+/// A ReadProperty of a whole Object_List (no array index): its invoke id
+/// and the object it names.
+pub fn whole_object_list_read(frame: &[u8]) -> Option<(u8, ObjectId)> {
+    let mut r = Reader::new(frame);
+    Npdu::decode(&mut r).ok()?;
+    if r.peek_u8().ok()? >> 4 != ApduType::ConfirmedRequest as u8 {
+        return None;
+    }
+    let header = ConfirmedRequestHeader::decode(&mut r).ok()?;
+    if header.service_choice != READ_PROPERTY || header.segmented {
+        return None;
+    }
+    let mut context = |number: u8| match Tag::decode(&mut r).ok()? {
+        Tag::Context { tag_num, len } if tag_num == number => {
+            decode_unsigned(&mut r, len as usize).ok()
+        }
+        _ => None,
+    };
+    let object = ObjectId::from_raw(context(0)?);
+    let property = context(1)?;
+    (property == OBJECT_LIST && r.is_empty()).then_some((header.invoke_id, object))
+}
+
+/// The answer to a whole Object_List read of `device`: the list in one
+/// frame, or, when it does not fit, the Abort (segmentation-not-supported)
+/// that tells the client to read it element by element.
+pub fn object_list_ack(invoke_id: u8, device: ObjectId, objects: &[ObjectId]) -> Option<Vec<u8>> {
+    // NPDU, header, object, property, the tags: 32 octets; 5 an object.
+    let mut buf = vec![0u8; 32 + 5 * objects.len()];
+    let mut w = Writer::new(&mut buf);
+    Npdu::new(0).encode(&mut w).ok()?;
+    ComplexAckHeader {
+        segmented: false,
+        more_follows: false,
+        invoke_id,
+        sequence_number: None,
+        proposed_window_size: None,
+        service_choice: READ_PROPERTY,
+    }
+    .encode(&mut w)
+    .ok()?;
+    encode_ctx_object_id(&mut w, 0, device.raw()).ok()?;
+    encode_ctx_unsigned(&mut w, 1, OBJECT_LIST).ok()?;
+    encode_opening_tag(&mut w, 3).ok()?;
+    for object in objects {
+        encode_app_object_id(&mut w, object.raw()).ok()?;
+    }
+    encode_closing_tag(&mut w, 3).ok()?;
+    let frame = w.as_written().to_vec();
+    abort_if_too_long(&frame).or(Some(frame))
 }
 
 /// A SubscribeCOV request that cancels a subscription.
@@ -363,6 +423,49 @@ mod tests {
         );
         assert_eq!(widen_object_ids(&[0x01, 0x00, 0x30]), None);
         assert_eq!(widen_object_ids(&[]), None);
+    }
+
+    #[test]
+    fn a_whole_object_list_is_answered_in_one_frame_or_aborted() {
+        let device = ObjectId::new(ObjectType::Device, 4711);
+        // ReadProperty, invoke id 3: [0] device 4711, [1] object-list (76).
+        let mut read = vec![0x01, 0x04, 0x00, 0x05, 0x03, 0x0c, 0x0c];
+        read.extend_from_slice(&device.raw().to_be_bytes());
+        read.extend_from_slice(&[0x19, 76]);
+        assert_eq!(whole_object_list_read(&read), Some((3, device)));
+        // With an array index ([2] 0), or another property: not this one.
+        let mut indexed = read.clone();
+        indexed.extend_from_slice(&[0x29, 0x00]);
+        assert_eq!(whole_object_list_read(&indexed), None);
+        let mut name = read.clone();
+        *name.last_mut().unwrap() = 77;
+        assert_eq!(whole_object_list_read(&name), None);
+        assert_eq!(whole_object_list_read(&subscribe(true)), None);
+
+        let objects: Vec<ObjectId> = (0..3)
+            .map(|i| ObjectId::new(ObjectType::AnalogValue, 1000 + i))
+            .collect();
+        let ack = object_list_ack(3, device, &objects).unwrap();
+        let mut expected = vec![0x01, 0x00, 0x30, 0x03, 0x0c, 0x0c];
+        expected.extend_from_slice(&device.raw().to_be_bytes());
+        expected.extend_from_slice(&[0x19, 76, 0x3e]);
+        for object in &objects {
+            expected.push(0xc4);
+            expected.extend_from_slice(&object.raw().to_be_bytes());
+        }
+        expected.push(0x3f);
+        assert_eq!(ack, expected);
+        // 5 octets an object: 290 fit, 300 do not.
+        let many = |n: u32| -> Vec<ObjectId> {
+            (0..n)
+                .map(|i| ObjectId::new(ObjectType::AnalogValue, i))
+                .collect()
+        };
+        assert!(object_list_ack(3, device, &many(290)).unwrap().len() > 1400);
+        assert_eq!(
+            object_list_ack(3, device, &many(300)),
+            Some(vec![0x01, 0x00, 0x71, 0x03, 0x04])
+        );
     }
 
     #[test]
