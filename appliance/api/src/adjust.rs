@@ -1,16 +1,16 @@
 //! `POST /api/v1/spaces/{space}/adjust`: a space's entrance count corrected
 //! by hand (as Axis's `adjustOccupancy`), when the door miscounted or the
-//! appliance started with people inside. The analytics thread applies it;
-//! the audit log records who, why, and the count before and after.
+//! appliance started with people inside. The analytics thread has it
+//! recorded in the audit log (who, why, the count before and after) and
+//! only then applies it: a correction that cannot be recorded is not made.
 
 use super::{ApiError, AppState};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use headcount_domain::analytics::adjust::{AdjustError, Adjustment};
+use headcount_domain::analytics::adjust::{AdjustError, Adjustment, Corrector};
 use headcount_domain::security::Caller;
-use headcount_store::{AuditAction, AuditEntry};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -64,7 +64,15 @@ pub(super) async fn adjust(
     }
     let answer = state
         .adjustments
-        .request(space.clone(), adjustment)
+        .request(
+            space.clone(),
+            adjustment,
+            Corrector {
+                actor: caller.pseudonym(),
+                role: caller.role.as_str().to_string(),
+                reason: reason.to_string(),
+            },
+        )
         .ok_or_else(|| {
             ApiError::Unavailable("too many corrections are waiting; try again".into())
         })?;
@@ -82,28 +90,8 @@ pub(super) async fn adjust(
             ApiError::Conflict(e.to_string())
         }
         AdjustError::TooMany(_) => ApiError::BadRequest(e.to_string()),
+        AdjustError::NotRecorded(_) => ApiError::Unavailable(e.to_string()),
     })?;
-    let entry = AuditEntry {
-        actor: caller.pseudonym(),
-        role: caller.role.as_str().to_string(),
-        action: AuditAction::ConfigChange,
-        target: format!("count of space {space}"),
-        rows: 0,
-        detail: serde_json::json!({
-            "before": adjusted.before,
-            "after": adjusted.after,
-            "reason": reason,
-        }),
-    };
-    state
-        .writer
-        .audit(state.clock.now_ms(), vec![entry])
-        .await
-        .map_err(|e| {
-            ApiError::Unavailable(format!(
-                "the correction was made but cannot be recorded: {e}"
-            ))
-        })?;
     Ok(Json(Adjusted {
         space,
         before: adjusted.before,

@@ -26,7 +26,7 @@
 use super::disk::DiskWatch;
 use super::supervisor::{Heartbeat, Supervisor};
 use anyhow::Context;
-use headcount_domain::analytics::adjust::Adjustments;
+use headcount_domain::analytics::adjust::{self, Adjustments};
 use headcount_domain::analytics::{self, OccupancyBoard};
 use headcount_domain::anomaly::monitor::{Change, Monitor};
 use headcount_domain::anomaly::unusual::UnusualWatch;
@@ -50,7 +50,9 @@ use headcount_domain::security::audit_key::AuditKey;
 use headcount_domain::snapshot::SnapshotBoard;
 use headcount_media::{CameraHandle, SupervisorTiming};
 use headcount_store::publication::Publication;
-use headcount_store::{Announce, Database, Maintenance, Writer, WriterOptions};
+use headcount_store::{
+    Announce, AuditAction, AuditEntry, Database, Maintenance, Writer, WriterOptions,
+};
 use headcount_vision::{DetectorSettings, Detectors, OnnxRuntime};
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -593,9 +595,16 @@ impl AnalyticsStage {
                 tracing::info!("counting with the zones and lines just saved");
             }
             for request in self.adjustments.take() {
+                // Recorded before it takes effect: a correction the audit
+                // log does not hold is never made.
                 let result = self
                     .engine
-                    .adjust_space(&request.space, request.adjustment, now);
+                    .plan_adjustment(&request.space, request.adjustment)
+                    .and_then(|planned| self.record_adjustment(&request, planned, now))
+                    .and_then(|()| {
+                        self.engine
+                            .adjust_space(&request.space, request.adjustment, now)
+                    });
                 if result.is_ok() {
                     // The journal carries no counts (docs/privacy.md).
                     tracing::info!(space = %request.space, "entrance count corrected by hand");
@@ -626,6 +635,32 @@ impl AnalyticsStage {
             }
         }
         self.flush();
+    }
+
+    /// The audit entry of a correction about to be made (who, why, the
+    /// count before and after), durable before this returns.
+    fn record_adjustment(
+        &self,
+        request: &adjust::Request,
+        planned: adjust::Adjusted,
+        now: UnixMs,
+    ) -> Result<(), adjust::AdjustError> {
+        let entry = AuditEntry {
+            actor: request.by.actor.clone(),
+            role: request.by.role.clone(),
+            action: AuditAction::ConfigChange,
+            target: format!("count of space {}", request.space),
+            rows: 0,
+            detail: serde_json::json!({
+                "before": planned.before,
+                "after": planned.after,
+                "reason": request.by.reason,
+            }),
+        };
+        self.buckets
+            .audit_blocking(now, vec![entry])
+            .map(|_| ())
+            .map_err(|e| adjust::AdjustError::NotRecorded(e.to_string()))
     }
 
     /// Hands anomaly changes to the writer, which logs each (id and kind

@@ -232,6 +232,19 @@ impl Writer {
         self.queue.blocking_send(Request::Buckets(deltas)).is_ok()
     }
 
+    /// As `audit`, from a non-async thread: returns once the entries are
+    /// durable.
+    pub fn audit_blocking(&self, at: UnixMs, entries: Vec<AuditEntry>) -> Result<u64, WriteError> {
+        let (done, reply) = oneshot::channel();
+        self.queue
+            .blocking_send(Request::Audit { at, entries, done })
+            .map_err(|_| WriteError::Stopped)?;
+        reply
+            .blocking_recv()
+            .map_err(|_| WriteError::Stopped)?
+            .map_err(WriteError::Failed)
+    }
+
     /// Appends audit entries; returns once they are durable.
     pub async fn audit(&self, at: UnixMs, entries: Vec<AuditEntry>) -> Result<u64, WriteError> {
         self.ask(|done| Request::Audit { at, entries, done }).await

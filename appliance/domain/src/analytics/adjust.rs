@@ -1,6 +1,8 @@
 //! Manual correction of a space counted at its entrances (as Axis's
 //! `adjustOccupancy`): the API asks, the analytics thread, which owns the
-//! counts, applies it between frames and answers.
+//! counts, checks it between frames, has it recorded in the audit log
+//! (who, why, before, after) and only then applies it and answers: a
+//! correction that cannot be recorded is not made.
 
 use crate::config::MAX_CAPACITY;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -36,6 +38,18 @@ pub enum AdjustError {
     BelowZero { space: String, count: u32, by: i64 },
     #[error("{0} people is more than any space holds (at most {MAX_CAPACITY})")]
     TooMany(i64),
+    #[error("the correction cannot be recorded in the audit log ({0}); nothing changed")]
+    NotRecorded(String),
+}
+
+/// Who asks for a correction, and why: what the audit log keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corrector {
+    /// The caller's pseudonym.
+    pub actor: String,
+    pub role: String,
+    /// One line.
+    pub reason: String,
 }
 
 impl Adjustment {
@@ -66,6 +80,7 @@ impl Adjustment {
 pub struct Request {
     pub space: String,
     pub adjustment: Adjustment,
+    pub by: Corrector,
     reply: SyncSender<Result<Adjusted, AdjustError>>,
 }
 
@@ -87,6 +102,7 @@ impl Adjustments {
         &self,
         space: String,
         adjustment: Adjustment,
+        by: Corrector,
     ) -> Option<Receiver<Result<Adjusted, AdjustError>>> {
         let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= MAX_PENDING {
@@ -96,6 +112,7 @@ impl Adjustments {
         pending.push(Request {
             space,
             adjustment,
+            by,
             reply,
         });
         Some(answer)
@@ -110,6 +127,14 @@ impl Adjustments {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn corrector() -> Corrector {
+        Corrector {
+            actor: "tok-1".into(),
+            role: "facilities".into(),
+            reason: "the test".into(),
+        }
+    }
 
     #[test]
     fn set_and_add_stay_within_zero_and_the_largest_capacity() {
@@ -140,12 +165,12 @@ mod tests {
         let answers: Vec<_> = (0..MAX_PENDING)
             .map(|i| {
                 adjustments
-                    .request(format!("s{i}"), Adjustment::Set(1))
+                    .request(format!("s{i}"), Adjustment::Set(1), corrector())
                     .unwrap()
             })
             .collect();
         assert!(adjustments
-            .request("one more".into(), Adjustment::Set(1))
+            .request("one more".into(), Adjustment::Set(1), corrector())
             .is_none());
         for (i, request) in adjustments.take().into_iter().enumerate() {
             assert_eq!(request.space, format!("s{i}"));
@@ -158,7 +183,7 @@ mod tests {
             assert_eq!(answer.recv().unwrap().unwrap().after, i as u32);
         }
         assert!(adjustments
-            .request("again".into(), Adjustment::Set(1))
+            .request("again".into(), Adjustment::Set(1), corrector())
             .is_some());
     }
 }

@@ -449,9 +449,24 @@ impl Analytics {
         adjustment: adjust::Adjustment,
         at: UnixMs,
     ) -> Result<adjust::Adjusted, adjust::AdjustError> {
+        let adjusted = self.plan_adjustment(name, adjustment)?;
+        if let Some(space) = self.spaces.iter_mut().find(|s| s.name() == name) {
+            space.set_count(adjusted.after);
+        }
+        self.space_values.insert(name.to_string(), adjusted.after);
+        self.board.record_space(name, adjusted.after, at);
+        Ok(adjusted)
+    }
+
+    /// What `adjust_space` would do now, changing nothing.
+    pub fn plan_adjustment(
+        &self,
+        name: &str,
+        adjustment: adjust::Adjustment,
+    ) -> Result<adjust::Adjusted, adjust::AdjustError> {
         let space = self
             .spaces
-            .iter_mut()
+            .iter()
             .find(|s| s.name() == name)
             .ok_or_else(|| adjust::AdjustError::UnknownSpace(name.to_string()))?;
         if !space.counts_entrances() {
@@ -459,9 +474,6 @@ impl Analytics {
         }
         let before = space.entrance_count();
         let after = adjustment.apply(name, before)?;
-        space.set_count(after);
-        self.space_values.insert(name.to_string(), after);
-        self.board.record_space(name, after, at);
         Ok(adjust::Adjusted { before, after })
     }
 
