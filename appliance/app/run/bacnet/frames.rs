@@ -157,13 +157,21 @@ pub fn abort_if_too_long(npdu: &[u8]) -> Option<Vec<u8>> {
 /// A ReadProperty of a whole Object_List (no array index): its invoke id
 /// and the object it names.
 pub fn whole_object_list_read(frame: &[u8]) -> Option<(u8, ObjectId)> {
+    let (invoke_id, object, property) = request_of_two(frame, READ_PROPERTY)?;
+    (property == OBJECT_LIST).then_some((invoke_id, ObjectId::from_raw(object)))
+}
+
+/// A confirmed, unsegmented request for `service` whose arguments are
+/// exactly two context-tagged unsigned values, [0] and [1]: its invoke id
+/// and the two values. Anything else, malformed frames included: None.
+fn request_of_two(frame: &[u8], service: u8) -> Option<(u8, u32, u32)> {
     let mut r = Reader::new(frame);
     Npdu::decode(&mut r).ok()?;
     if r.peek_u8().ok()? >> 4 != ApduType::ConfirmedRequest as u8 {
         return None;
     }
     let header = ConfirmedRequestHeader::decode(&mut r).ok()?;
-    if header.service_choice != READ_PROPERTY || header.segmented {
+    if header.service_choice != service || header.segmented {
         return None;
     }
     let mut context = |number: u8| match Tag::decode(&mut r).ok()? {
@@ -172,9 +180,9 @@ pub fn whole_object_list_read(frame: &[u8]) -> Option<(u8, ObjectId)> {
         }
         _ => None,
     };
-    let object = ObjectId::from_raw(context(0)?);
-    let property = context(1)?;
-    (property == OBJECT_LIST && r.is_empty()).then_some((header.invoke_id, object))
+    let first = context(0)?;
+    let second = context(1)?;
+    r.is_empty().then_some((header.invoke_id, first, second))
 }
 
 /// The answer to a whole Object_List read of `device`: the list in one
@@ -218,27 +226,11 @@ pub struct Cancellation {
 /// confirmed SubscribeCOV with only its process id [0] and object [1].
 /// Anything else, malformed frames included, is left to the server.
 pub fn cancellation(frame: &[u8]) -> Option<Cancellation> {
-    let mut r = Reader::new(frame);
-    Npdu::decode(&mut r).ok()?;
-    if r.peek_u8().ok()? >> 4 != ApduType::ConfirmedRequest as u8 {
-        return None;
-    }
-    let header = ConfirmedRequestHeader::decode(&mut r).ok()?;
-    if header.service_choice != SUBSCRIBE_COV || header.segmented {
-        return None;
-    }
-    let mut context = |number: u8| match Tag::decode(&mut r).ok()? {
-        Tag::Context { tag_num, len } if tag_num == number => {
-            decode_unsigned(&mut r, len as usize).ok()
-        }
-        _ => None,
-    };
-    let process = context(0)?;
-    let object = ObjectId::from_raw(context(1)?);
-    r.is_empty().then_some(Cancellation {
-        invoke_id: header.invoke_id,
+    let (invoke_id, process, object) = request_of_two(frame, SUBSCRIBE_COV)?;
+    Some(Cancellation {
+        invoke_id,
         process,
-        object,
+        object: ObjectId::from_raw(object),
     })
 }
 
