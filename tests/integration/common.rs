@@ -422,20 +422,7 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 /// `headcount ARGS` with `stdin` as its standard input: exit code, stdout, stderr.
 pub fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(Command::new(BIN).args(args).stderr(Stdio::piped()), stdin);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -457,18 +444,32 @@ pub fn face_checker() -> headcount_vision::Detectors {
     headcount_vision::Detectors::load(&runtime, &repo().join("models"), settings).unwrap()
 }
 
-/// `BIN secrets set NAME` with the value on standard input.
-pub fn secrets_set(bin: &Path, state_dir: &Path, name: &str, value: &str) -> std::process::Output {
-    let mut child = Command::new(bin)
-        .args(["secrets", "set", name, "--state-dir"])
-        .arg(state_dir)
+/// Runs `command` with `stdin` as its standard input and its standard
+/// output captured (standard error as the caller set it): its output.
+pub fn output_with_stdin(command: &mut Command, stdin: &str) -> std::process::Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{value}").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// `BIN secrets set NAME` with the value on standard input.
+pub fn secrets_set(bin: &Path, state_dir: &Path, name: &str, value: &str) -> std::process::Output {
+    output_with_stdin(
+        Command::new(bin)
+            .args(["secrets", "set", name, "--state-dir"])
+            .arg(state_dir)
+            .stderr(Stdio::piped()),
+        &format!("{value}\n"),
+    )
 }
 
 /// `headcount secrets set NAME`, which must succeed; its output.

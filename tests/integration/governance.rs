@@ -5,7 +5,7 @@
 use crate::common::*;
 use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,7 +213,6 @@ fn seed_yesterday(db: &Path) -> i64 {
 
 /// scripts/validate_ngsi.py on NGSI-LD entities (one per line): passed?, report.
 fn validate_ngsi(entities: &str) -> (bool, String) {
-    use std::io::Write;
     let cache = std::env::var("HEADCOUNT_CACHE").unwrap_or_else(|_| "/var/cache/headcount".into());
     let database = Path::new(&cache).join("fiware/smartdatamodels.json.gz");
     assert!(
@@ -221,21 +220,13 @@ fn validate_ngsi(entities: &str) -> (bool, String) {
         "{} is missing: run scripts/setup.sh",
         database.display()
     );
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(repo().join("scripts/validate_ngsi.py"))
-        .arg(&database)
-        .arg("CrowdFlowObserved")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(entities.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new("/usr/bin/python3")
+            .arg(repo().join("scripts/validate_ngsi.py"))
+            .arg(&database)
+            .arg("CrowdFlowObserved"),
+        entities,
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
