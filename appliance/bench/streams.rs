@@ -16,6 +16,7 @@ use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::detection::{SearchArea, FULL_FRAME};
 use headcount_domain::frame_step::{GateRules, MotionGate, PersonSearchNeed};
 use headcount_domain::geometry::BBox;
+use headcount_domain::pixels::letterbox::InputSize;
 use headcount_domain::pixels::mask::PrivacyMask;
 use headcount_domain::pixels::redaction::{Redactor, RegionHold};
 use headcount_domain::snapshot::SNAPSHOT_EVERY_MS;
@@ -366,6 +367,58 @@ fn stage_costs(args: &Args, models_dir: &Path, probe: &Config) -> anyhow::Result
         ms(redaction, n)
     );
     println!("tracking and counting   {:7.3} ms/frame", ms(counting, n));
+    batching_costs(&mut detectors)
+}
+
+/// What batching several cameras' frames into one person-model call would
+/// save, per frame of a 16:9 camera (416x256 at the model): frames one call
+/// each, as one batch (the batch dimension), and as a mosaic (the frames
+/// stacked into one taller input; the model's height is dynamic). Rounds
+/// interleave the three so a noisy machine slows them alike; medians.
+fn batching_costs(detectors: &mut Detectors) -> anyhow::Result<()> {
+    const ROUNDS: usize = 7;
+    let frame = InputSize {
+        width: 416,
+        height: 256,
+    };
+    for frames in [2usize, 4] {
+        let mosaic = InputSize {
+            height: frame.height * frames,
+            ..frame
+        };
+        let (mut single, mut batch, mut stacked) = (Vec::new(), Vec::new(), Vec::new());
+        let mut batch_refused = None;
+        for _ in 0..ROUNDS {
+            let mut apart = Duration::ZERO;
+            for _ in 0..frames {
+                apart += detectors.time_person_pass(1, frame)?;
+            }
+            single.push(apart);
+            match detectors.time_person_pass(frames, frame) {
+                Ok(t) => batch.push(t),
+                Err(e) => batch_refused = Some(e),
+            }
+            stacked.push(detectors.time_person_pass(1, mosaic)?);
+        }
+        let per_frame = |times: &mut Vec<Duration>| {
+            times.sort();
+            times[times.len() / 2].as_secs_f64() * 1000.0 / frames as f64
+        };
+        let batched = match batch_refused {
+            Some(e) => {
+                let first_line = e.to_string().lines().next().unwrap_or_default().to_owned();
+                format!("refused by the model ({first_line})")
+            }
+            None => format!("{:.2} ms", per_frame(&mut batch)),
+        };
+        println!(
+            "batching {frames} frames     {:7.2} ms/frame one call each; as a batch {batched}; as a {}x{} mosaic {:.2} ms",
+            per_frame(&mut single),
+            mosaic.width,
+            mosaic.height,
+            per_frame(&mut stacked)
+        );
+    }
     Ok(())
 }
 

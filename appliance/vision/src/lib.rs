@@ -18,6 +18,7 @@ use headcount_domain::detection::{Detection, SearchArea};
 use headcount_domain::models::{Manifest, ModelError, ModelRole};
 use headcount_domain::pixels::frame::Detections;
 use headcount_domain::pixels::frame::{FaceModel, Frame};
+use headcount_domain::pixels::letterbox::InputSize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -177,6 +178,16 @@ impl Detectors {
             faults,
             face_calls: 0,
         })
+    }
+
+    /// One timed pass of the person model over blank input (see
+    /// `PersonDetector::time_pass`).
+    pub fn time_person_pass(
+        &mut self,
+        batch: usize,
+        size: InputSize,
+    ) -> Result<Duration, VisionError> {
+        self.person.time_pass(batch, size)
     }
 
     /// Persons (over the whole frame) and faces in one frame. A failed

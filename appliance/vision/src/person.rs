@@ -16,7 +16,7 @@ use headcount_domain::pixels::letterbox::{normalise, InputSize, Letterbox, Norma
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The long side of the input; the short side is the frame's, scaled, and
 /// rounded up to a multiple of the largest stride (the model's input size is
@@ -108,6 +108,21 @@ impl PersonDetector {
             non_max_suppression(found, NMS_IOU),
             CONTAINED_SHARE,
         ))
+    }
+
+    /// One run of the model on a blank input of `batch` images of `size`,
+    /// timed (the bench's measure of what batching would save: a
+    /// convolution's cost does not depend on the pixels). An error when
+    /// the model refuses that shape.
+    pub fn time_pass(&mut self, batch: usize, size: InputSize) -> Result<Duration, VisionError> {
+        let shape = [batch, 3, size.height, size.width];
+        let input = vec![0.0f32; shape.iter().product()];
+        let tensor = TensorRef::from_array_view((shape, &input[..])).map_err(inference_error)?;
+        let start = Instant::now();
+        self.session
+            .run(ort::inputs![tensor])
+            .map_err(inference_error)?;
+        Ok(start.elapsed())
     }
 
     fn infer(&mut self, size: InputSize) -> Result<Vec<RawBox>, VisionError> {
