@@ -5,12 +5,15 @@
 # analysed fps, at the default (motion gate, learned detail tiles where
 # people are small), then the earlier default (the whole frame once, every
 # frame) and 2x2 tiling, for reference. Frames the gate coasted count with
-# the boxes they coasted on, as the appliance counts them.
-# Usage: scripts/eval-counts.sh
+# the boxes they coasted on, as the appliance counts them. Extra arguments go
+# to scripts/eval_counts.py (--list names each tracked box no person matches
+# and each person not tracked).
+# Usage: scripts/eval-counts.sh [--list]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
 cd "$repo"
+extra=("$@")
 run() { # TITLE ARGS...
   local title="$1"; shift
   echo "== $title (analysis width 640, 5 fps)"
@@ -20,7 +23,7 @@ run() { # TITLE ARGS...
 rows=[json.loads(l) for l in sys.stdin if "timestamp_ms" in l]
 looked=sum(1 for r in rows if not r.get("coasted"))
 print("person model ran on", looked, "of", len(rows), "frames")' >&2) \
-    | /usr/bin/python3 scripts/eval_counts.py
+    | /usr/bin/python3 scripts/eval_counts.py "${extra[@]}"
   echo "($((SECONDS - start)) s)"
 }
 run "default: motion gate, learned detail"

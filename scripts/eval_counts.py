@@ -43,6 +43,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threshold", type=float, default=0.5, help="the config's person_threshold")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="also name, per frame, the tracker's boxes no person matches and the people no tracked box matches",
+    )
     args = parser.parse_args()
     labels = tomllib.loads(LABELS.read_text())["frames"]
     by_time = {}
@@ -58,6 +63,15 @@ def main():
         truth = label["persons"]
         boxes = [b[:4] for b in record["boxes"]["persons"] if b[4] >= args.threshold]
         rows.append((label["frame"], len(truth), len(boxes), record["tracked"], matches(truth, boxes)))
+        if args.list:
+            tracked = record["boxes"].get("tracked", [])
+            held, hits = match(truth, tracked)
+            for j, b in enumerate(tracked):
+                if j not in hits:
+                    print(f"frame {label['frame']}: tracked, no person there {b}")
+            for i, b in enumerate(truth):
+                if i not in held:
+                    print(f"frame {label['frame']}: person not tracked {b}")
     people = sum(r[1] for r in rows)
     detected = sum(r[2] for r in rows)
     true_positives = sum(r[4] for r in rows)

@@ -434,6 +434,17 @@ fn analyze_prints_one_json_line_per_analysed_frame() {
             );
             assert!(v[4] >= 0.3, "{b}");
         }
+        // The tracker's boxes are the people `tracked` counts.
+        let tracked = f["boxes"]["tracked"].as_array().unwrap();
+        assert_eq!(
+            f["tracked"].as_u64().unwrap() as usize,
+            tracked.len(),
+            "{f}"
+        );
+        assert!(
+            tracked.iter().all(|b| b.as_array().unwrap().len() == 4),
+            "{f}"
+        );
     }
     // 3-8 people walk in every frame: the mean count must be in that range.
     let mean = frames

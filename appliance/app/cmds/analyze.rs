@@ -113,6 +113,8 @@ struct LineTotals {
 struct Boxes {
     persons: Vec<[f32; 5]>,
     faces: Vec<[f32; 5]>,
+    /// The tracker's boxes of the people it holds present (`tracked`).
+    tracked: Vec<[f32; 4]>,
 }
 
 #[derive(Serialize)]
@@ -215,19 +217,15 @@ struct SpaceSummary {
     last: Option<u32>,
 }
 
+/// Four decimals: a tenth of a pixel of a 1000-pixel frame.
+fn rounded(v: f32) -> f32 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
 fn as_rows(detections: &[Detection]) -> Vec<[f32; 5]> {
-    let r = |v: f32| (v * 10_000.0).round() / 10_000.0;
     detections
         .iter()
-        .map(|d| {
-            [
-                r(d.bbox.x1),
-                r(d.bbox.y1),
-                r(d.bbox.x2),
-                r(d.bbox.y2),
-                r(d.score),
-            ]
-        })
+        .map(|d| [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2, d.score].map(rounded))
         .collect()
 }
 
@@ -400,6 +398,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .and_then(|scan| scan.faces().ok())
                         .map(as_rows)
                         .unwrap_or_default(),
+                    tracked: analytics
+                        .present_boxes(&camera)
+                        .iter()
+                        .map(|b| [b.x1, b.y1, b.x2, b.y2].map(rounded))
+                        .collect(),
                 }),
             };
             writeln!(out, "{}", serde_json::to_string(&line)?)?;

@@ -19,7 +19,7 @@ pub use dwell::DwellHistogram;
 use crate::clock::UnixMs;
 use crate::config::{zone_key, AnalyticsConfig, CameraConfig, Config, LineConfig, ZoneConfig};
 use crate::detection::Detection;
-use crate::geometry::Polygon;
+use crate::geometry::{BBox, Polygon};
 use crate::pixels::frame::CameraId;
 use lines::{Direction, LineCounter};
 use spaces::SpaceCounter;
@@ -602,13 +602,20 @@ impl Analytics {
 
     /// How many people a camera's tracker holds as present now.
     pub fn present(&self, camera: &CameraId) -> u32 {
-        self.cameras.get(camera).map_or(0, |c| {
+        self.present_boxes(camera).len() as u32
+    }
+
+    /// Where the people the tracker holds present on `camera` are (the
+    /// tracks' filtered boxes): what `present` counts.
+    pub fn present_boxes(&self, camera: &CameraId) -> Vec<BBox> {
+        self.cameras.get(camera).map_or_else(Vec::new, |c| {
             let params = c.tracker.params();
             c.tracker
                 .tracks()
                 .iter()
                 .filter(|t| t.present(params))
-                .count() as u32
+                .map(|t| t.bbox())
+                .collect()
         })
     }
 }

@@ -163,6 +163,11 @@ impl Track {
         self.hits == 1
     }
 
+    /// The filtered box.
+    pub fn bbox(&self) -> BBox {
+        self.filter.bbox()
+    }
+
     /// Where the person stands: the bottom centre of the filtered box.
     pub fn foot_point(&self) -> Point {
         self.filter.bbox().foot_point()
