@@ -63,8 +63,8 @@ pub struct Args {
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
     /// Frames detected in parallel (videos), each worker with its own
-    /// models. Default: up to two for frames of at most 1 megapixel, one
-    /// above (a worker's working memory grows with the frame).
+    /// models. Default: up to two for frames up to 1920x1080, one above (a
+    /// worker's working memory grows with the frame).
     #[arg(long)]
     workers: Option<usize>,
     /// ONNX Runtime threads per worker. Default: the cores shared out.
@@ -367,13 +367,22 @@ fn look(persons: bool) -> Look {
     }
 }
 
+/// Frames up to 1080p are detected by two workers by default (272 MB peak
+/// at 1080p, 1.5 times one worker's speed on 2 cores); larger frames by
+/// one, as a worker's working memory grows with the frame.
+const TWO_WORKERS_UP_TO_PIXELS: u64 = 1920 * 1080;
+
 impl Job {
     /// Loads the models for frames of `pixels` pixels.
     fn load_detectors(&mut self, pixels: u64) -> anyhow::Result<()> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = self
             .workers
-            .unwrap_or(if pixels <= 1_000_000 { cores.min(2) } else { 1 })
+            .unwrap_or(if pixels <= TWO_WORKERS_UP_TO_PIXELS {
+                cores.min(2)
+            } else {
+                1
+            })
             .max(1);
         let settings = DetectorSettings {
             person_threshold: 0.4,
