@@ -597,14 +597,12 @@ impl AnalyticsStage {
             for request in self.adjustments.take() {
                 // Recorded before it takes effect: a correction the audit
                 // log does not hold is never made.
-                let result = self
-                    .engine
-                    .plan_adjustment(&request.space, request.adjustment)
-                    .and_then(|planned| self.record_adjustment(&request, planned, now))
-                    .and_then(|()| {
-                        self.engine
-                            .adjust_space(&request.space, request.adjustment, now)
-                    });
+                let buckets = &self.buckets;
+                let result =
+                    self.engine
+                        .adjust_space(&request.space, request.adjustment, now, |planned| {
+                            record_adjustment(buckets, &request, planned, now)
+                        });
                 if result.is_ok() {
                     // The journal carries no counts (docs/privacy.md).
                     tracing::info!(space = %request.space, "entrance count corrected by hand");
@@ -637,32 +635,6 @@ impl AnalyticsStage {
         self.flush();
     }
 
-    /// The audit entry of a correction about to be made (who, why, the
-    /// count before and after), durable before this returns.
-    fn record_adjustment(
-        &self,
-        request: &adjust::Request,
-        planned: adjust::Adjusted,
-        now: UnixMs,
-    ) -> Result<(), adjust::AdjustError> {
-        let entry = AuditEntry {
-            actor: request.by.actor.clone(),
-            role: request.by.role.clone(),
-            action: AuditAction::ConfigChange,
-            target: format!("count of space {}", request.space),
-            rows: 0,
-            detail: serde_json::json!({
-                "before": planned.before,
-                "after": planned.after,
-                "reason": request.by.reason,
-            }),
-        };
-        self.buckets
-            .audit_blocking(now, vec![entry])
-            .map(|_| ())
-            .map_err(|e| adjust::AdjustError::NotRecorded(e.to_string()))
-    }
-
     /// Hands anomaly changes to the writer, which logs each (id and kind
     /// only) once it is stored.
     fn report(&self, changes: Vec<Change>) {
@@ -677,6 +649,32 @@ impl AnalyticsStage {
             tracing::error!("the storage writer has stopped; buckets lost");
         }
     }
+}
+
+/// The audit entry of a correction about to be made (who, why, the count
+/// before and after), durable before this returns.
+fn record_adjustment(
+    buckets: &Writer,
+    request: &adjust::Request,
+    planned: adjust::Adjusted,
+    now: UnixMs,
+) -> Result<(), adjust::AdjustError> {
+    let entry = AuditEntry {
+        actor: request.by.actor.clone(),
+        role: request.by.role.clone(),
+        action: AuditAction::ConfigChange,
+        target: format!("count of space {}", request.space),
+        rows: 0,
+        detail: serde_json::json!({
+            "before": planned.before,
+            "after": planned.after,
+            "reason": request.by.reason,
+        }),
+    };
+    buckets
+        .audit_blocking(now, vec![entry])
+        .map(|_| ())
+        .map_err(|e| adjust::AdjustError::NotRecorded(e.to_string()))
 }
 
 /// The day's crossings counted before this start, per line, so that the

@@ -441,15 +441,20 @@ impl Analytics {
     }
 
     /// Corrects a space's entrance count by hand at `at` (the live board
-    /// shows it at once). A space that also has zones is corrected by them
-    /// again if they keep disagreeing (`correction_secs`).
+    /// shows it at once), once `record` has made the correction durable in
+    /// the audit log: a correction the log does not hold is never made
+    /// (`record`'s error is returned and nothing changes). A space that
+    /// also has zones is corrected by them again if they keep disagreeing
+    /// (`correction_secs`).
     pub fn adjust_space(
         &mut self,
         name: &str,
         adjustment: adjust::Adjustment,
         at: UnixMs,
+        record: impl FnOnce(adjust::Adjusted) -> Result<(), adjust::AdjustError>,
     ) -> Result<adjust::Adjusted, adjust::AdjustError> {
         let adjusted = self.plan_adjustment(name, adjustment)?;
+        record(adjusted)?;
         if let Some(space) = self.spaces.iter_mut().find(|s| s.name() == name) {
             space.set_count(adjusted.after);
         }
@@ -459,7 +464,7 @@ impl Analytics {
     }
 
     /// What `adjust_space` would do now, changing nothing.
-    pub fn plan_adjustment(
+    fn plan_adjustment(
         &self,
         name: &str,
         adjustment: adjust::Adjustment,

@@ -117,6 +117,11 @@ fn persons_standing_in_an_exclusion_are_not_counted_and_others_are() {
     assert_eq!(zone_now(&board, "cam.left"), Some(2));
 }
 
+/// An audit log that holds every correction.
+fn recorded(_: super::adjust::Adjusted) -> Result<(), super::adjust::AdjustError> {
+    Ok(())
+}
+
 #[test]
 fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
     use super::adjust::{AdjustError, Adjusted, Adjustment};
@@ -129,7 +134,7 @@ fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
     assert_eq!(space_now(&board, "room"), Some(2));
     let at = T0 + 10_000;
     assert_eq!(
-        a.adjust_space("room", Adjustment::Set(5), at),
+        a.adjust_space("room", Adjustment::Set(5), at, recorded),
         Ok(Adjusted {
             before: 2,
             after: 5
@@ -141,14 +146,14 @@ fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
         "the board shows it at once"
     );
     assert_eq!(
-        a.adjust_space("room", Adjustment::Add(-2), at),
+        a.adjust_space("room", Adjustment::Add(-2), at, recorded),
         Ok(Adjusted {
             before: 5,
             after: 3
         })
     );
     assert!(matches!(
-        a.adjust_space("room", Adjustment::Add(-4), at),
+        a.adjust_space("room", Adjustment::Add(-4), at, recorded),
         Err(AdjustError::BelowZero {
             count: 3,
             by: -4,
@@ -156,13 +161,31 @@ fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
         })
     ));
     assert_eq!(
-        a.adjust_space("sum", Adjustment::Set(1), at),
+        a.adjust_space("sum", Adjustment::Set(1), at, recorded),
         Err(AdjustError::NotCountedAtEntrances("sum".into()))
     );
     assert_eq!(
-        a.adjust_space("attic", Adjustment::Set(1), at),
+        a.adjust_space("attic", Adjustment::Set(1), at, recorded),
         Err(AdjustError::UnknownSpace("attic".into()))
     );
+    // A correction the audit log cannot hold is not made: the recorder
+    // is asked with the planned change, and its error is the answer.
+    let mut asked = None;
+    assert_eq!(
+        a.adjust_space("room", Adjustment::Set(9), at, |planned| {
+            asked = Some(planned);
+            Err(AdjustError::NotRecorded("disk full".into()))
+        }),
+        Err(AdjustError::NotRecorded("disk full".into()))
+    );
+    assert_eq!(
+        asked,
+        Some(Adjusted {
+            before: 3,
+            after: 9
+        })
+    );
+    assert_eq!(space_now(&board, "room"), Some(3), "nothing changed");
     // Counting goes on from the corrected count.
     let t = T0 + 10_200;
     run(&mut a, t, 20, |i| vec![(0.3, 0.1 + 0.04 * i as f32)]);
