@@ -188,7 +188,7 @@ pub const TABLE: &[Grant] = &[
     grant(Exit::LiveStream, Class::Health, "per camera"),
     grant(Exit::Metrics, Class::Published, "the newest published cell per space and width; withheld values absent"),
     grant(Exit::Metrics, Class::Health, "per camera counters"),
-    grant(Exit::MqttAggregates, Class::Published, "every published bucket (per space; 15 min, 1 h, 1 d; below k, zero included, one band; noise as stored), once per broker from the outbox"),
+    grant(Exit::MqttAggregates, Class::Published, "every published bucket (per space; 15 min, 1 h, 1 d; below k, zero included, one band; noise as stored), once per broker from the outbox, not retained; the newest of each space and width also retained under `.../latest` (the same cell, not another)"),
     grant(Exit::MqttAggregates, Class::Layout, "the site descriptor: space names and capacities, time zone, location, k (retained)"),
     grant(Exit::NgsiLd, Class::Published, "the same cells as CrowdFlowObserved entities; a sum with a withheld part left out"),
     grant(Exit::MqttAnomalies, Class::Events, PUSHED_EVENTS),
