@@ -13,7 +13,8 @@ tests/fixtures/vtest_person_labels.toml, the way the appliance runs them:
            box = softmax-expected bin x stride from the cell centre, then
            greedy NMS at IoU 0.5, full frame only (no tiles);
   session  ONNX Runtime CPU, 1 intra-op and 1 inter-op thread, no spinning,
-           no arena (appliance/vision/src/runtime.rs, threads_per_worker = 1).
+           the memory arena on and no memory pattern
+           (appliance/vision/src/runtime.rs, threads_per_worker = 1).
 
 Per model and input size it prints recall (boxes matched one to one at
 IoU >= 0.3, as scripts/eval_counts.py), recall of people under 40 px tall in
@@ -191,7 +192,8 @@ def session(path):
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.enable_cpu_mem_arena = False
+    opts.enable_cpu_mem_arena = True
+    opts.enable_mem_pattern = False
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -13,7 +13,7 @@
 
 use crate::file::sample_to_frame;
 use crate::pipeline::{app_sink, build, element};
-use crate::{fraction, single_threaded_decoders, template, MediaError};
+use crate::{fraction, template, tune_decoders, MediaError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app::AppSinkCallbacks;
@@ -221,7 +221,7 @@ impl Supervisor {
             ),
         };
         let pipeline = build("camera", &text)?;
-        single_threaded_decoders(&pipeline);
+        tune_decoders(&pipeline);
         let source = element(&pipeline, "camera", "source")?;
         match &c.source {
             Source::Rtsp {

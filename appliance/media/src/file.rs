@@ -47,9 +47,10 @@ impl FileFrames {
             &[("rate", &rate), ("scale", &template::scale_to(width))],
         );
         let pipeline = build("file", &text)?;
-        // Frame threads would each hold a set of reference frames (tens of
-        // MB at 1080p); the callers already keep the cores busy.
-        crate::single_threaded_decoders(&pipeline);
+        // One thread: frame threads would each hold a set of reference
+        // frames (tens of MB at 1080p); the callers already keep the cores
+        // busy.
+        crate::tune_decoders(&pipeline);
         element(&pipeline, "file", "source")?
             .set_property("location", path.to_string_lossy().as_ref());
         let sink = app_sink(&pipeline, "file", "frames")?;
@@ -179,7 +180,7 @@ pub fn decode_only(path: &Path) -> Result<(u64, Duration), MediaError> {
         "filesrc name=source ! decodebin ! fakesink name=sink sync=false",
     )?;
     // As in live cameras, so that the figure is the cost per camera.
-    crate::single_threaded_decoders(&pipeline);
+    crate::tune_decoders(&pipeline);
     element(&pipeline, "decode", "source")?
         .set_property("location", path.to_string_lossy().as_ref());
     let sink = element(&pipeline, "decode", "sink")?;

@@ -36,18 +36,31 @@ pub fn init() -> Result<(), MediaError> {
     gstreamer::init().map_err(|e| MediaError::Init(e.to_string()))
 }
 
-/// Makes every libav decoder that `pipeline` plugs (inside decodebin too)
-/// decode on one thread. With several cameras the cores are better spent on
-/// more streams than on frame threads within one, which cost extra CPU per
-/// frame for their synchronisation.
-fn single_threaded_decoders(pipeline: &gstreamer::Pipeline) {
+/// Sets up every libav decoder that `pipeline` plugs (inside decodebin too):
+/// - one thread: with several cameras the cores are better spent on more
+///   streams than on frame threads within one, which cost extra CPU per
+///   frame for their synchronisation;
+/// - no direct rendering: with it, a decoded picture that libav keeps as a
+///   reference while `videorate` holds the previous one is copied into new
+///   memory on every frame, and this process maps every buffer of 128 KiB
+///   or more afresh (app/process/memory.rs): at 1080p 780 page faults a
+///   frame, and a quarter of the decoding thread's CPU. Without it libav
+///   decodes into its own pool and each frame is copied once into a pooled
+///   buffer.
+fn tune_decoders(pipeline: &gstreamer::Pipeline) {
     use gstreamer::prelude::*;
     pipeline.connect_deep_element_added(|_, _, element| {
         let is_libav_decoder = element
             .factory()
             .is_some_and(|f| f.name().starts_with("avdec_"));
-        if is_libav_decoder && element.has_property("max-threads") {
+        if !is_libav_decoder {
+            return;
+        }
+        if element.has_property("max-threads") {
             element.set_property("max-threads", 1i32);
+        }
+        if element.has_property("direct-rendering") {
+            element.set_property("direct-rendering", false);
         }
     });
 }
