@@ -56,7 +56,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let result = match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !matches!(command, Command::Run(_) | Command::Camera(_)) {
+        headcount::process::end_quietly_when_output_closes();
+    }
+    let result = match command {
         Command::Run(args) => cmds::run::run(args),
         Command::CheckConfig(args) => cmds::check_config::run(args),
         Command::Analyze(args) => cmds::analyze::run(args),

@@ -5,6 +5,7 @@
 use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 fn assert_no_panic(stderr: &str) {
     assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
@@ -381,6 +382,32 @@ fn a_privacy_mask_hides_its_people_from_the_detector_and_an_exclusion_from_the_c
         summary["summary"]["zones"]["cam.all"]["peak"], 0,
         "{summary}"
     );
+}
+
+/// `headcount analyze ... | head -1`: the tool ends by SIGPIPE when its
+/// reader goes away, without a panic or a backtrace.
+#[test]
+fn a_tool_whose_reader_goes_away_ends_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let (video, models) = (media("vtest.avi"), repo().join("models"));
+    let mut child = Command::new(BIN)
+        .args(["analyze", "--input", video.to_str().unwrap(), "--fps", "5"])
+        .args(["--models-dir", models.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is gone; vtest has 400 frames more to print at 5 fps.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert_no_panic(&stderr);
 }
 
 #[test]
