@@ -57,7 +57,20 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let command = Cli::parse().command;
-    if !matches!(command, Command::Run(_) | Command::Camera(_)) {
+    // The tools that print a report; not the servers (`run`, `camera`), nor
+    // the commands that must clean up when their output fails (`backup`
+    // holds a copy of the database in a scratch folder, `redact` a partial
+    // video).
+    let prints_a_report = matches!(
+        command,
+        Command::CheckConfig(_)
+            | Command::Analyze(_)
+            | Command::Models(_)
+            | Command::Tokens(_)
+            | Command::Dpo(_)
+            | Command::Audit(_)
+    );
+    if prints_a_report {
         headcount::process::end_quietly_when_output_closes();
     }
     let result = match command {

@@ -29,9 +29,9 @@ pub fn abort_on_panic() {
 /// A command-line tool ends quietly, as Unix tools do, when the reader of
 /// its output goes away (`headcount analyze ... | head`): killed by SIGPIPE
 /// at the next write. Rust ignores SIGPIPE, so that write would fail and
-/// `println!` panic, which aborts with a backtrace. The servers (`run`,
-/// `camera`) must not call this: for them a client that closes its socket
-/// is that connection's error, never the process's end.
+/// `println!` panic, which aborts with a backtrace. Only for tools that
+/// print a report: a server must see a closed socket as that connection's
+/// error, and a command with files to clean up must get the write error.
 pub fn end_quietly_when_output_closes() {
     // SAFETY: signal() only sets SIGPIPE's disposition back to the default;
     // it is called from main before any other thread exists.
