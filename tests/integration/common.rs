@@ -57,8 +57,19 @@ pub fn free_port() -> u16 {
 pub struct Proc(pub Child, #[allow(dead_code)] Cores);
 
 impl Proc {
-    pub fn new(child: Child) -> Proc {
-        Proc(child, Cores::shared())
+    /// Claims a share of the cores, then starts `command`. The claim comes
+    /// first: a test that waits for it behind an exclusive one must not
+    /// leave its process running meanwhile, where a fault timed from the
+    /// start would fire before the test looks.
+    pub fn spawn(command: &mut Command) -> Proc {
+        let cores = Cores::shared();
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {:?}: {e} (run scripts/setup.sh)",
+                command.get_program()
+            )
+        });
+        Proc(child, cores)
     }
 }
 
@@ -168,21 +179,21 @@ pub fn serve_file(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Proc {
-    let child = Command::new(BIN)
-        .args([
-            "camera",
-            "--port",
-            &port.to_string(),
-            "--mount",
-            mount,
-            "--file",
-        ])
-        .arg(file)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let camera = Proc::spawn(
+        Command::new(BIN)
+            .args([
+                "camera",
+                "--port",
+                &port.to_string(),
+                "--mount",
+                mount,
+                "--file",
+            ])
+            .arg(file)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null()),
+    );
     assert!(
         wait_until(Duration::from_secs(10), || TcpStream::connect((
             "127.0.0.1",
@@ -191,7 +202,7 @@ pub fn serve_file(
         .is_ok()),
         "the RTSP server did not listen on {port}"
     );
-    Proc::new(child)
+    camera
 }
 
 /// A camera in a test config: name, URL and extra TOML lines for its table.
@@ -230,15 +241,14 @@ pub fn start_appliance_with(
     env: &[(&str, &str)],
     stderr: Stdio,
 ) -> Proc {
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let proc = Proc::new(child);
+    let proc = Proc::spawn(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
     assert!(
         wait_until(Duration::from_secs(20), || get_raw_as(
             api_port, "/livez", None
@@ -497,14 +507,13 @@ pub fn broker_on(dir: &Path, port: u16, extra: &str) -> Proc {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
     )
     .unwrap();
-    let child = Command::new(mosquitto_binary())
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let broker = Proc::new(child);
+    let broker = Proc::spawn(
+        Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     assert!(wait_until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     }));
@@ -573,25 +582,25 @@ impl Subscriber {
         use std::io::BufRead;
         // Line-buffered: piped, mosquitto_sub's stdout would hold its lines
         // (the SUBACK among them) until a buffer fills.
-        let mut child = Command::new("stdbuf")
-            .args([
-                "-oL",
-                "mosquitto_sub",
-                "-d",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-t",
-                topic,
-                "-v",
-            ])
-            .args(["-C", &count.to_string(), "-W", &wait.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto_sub is missing: run scripts/setup.sh");
-        let stdout = child.stdout.take().unwrap();
+        let mut child = Proc::spawn(
+            Command::new("stdbuf")
+                .args([
+                    "-oL",
+                    "mosquitto_sub",
+                    "-d",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-t",
+                    topic,
+                    "-v",
+                ])
+                .args(["-C", &count.to_string(), "-W", &wait.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let stdout = child.0.stdout.take().unwrap();
         let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut messages = Vec::new();
@@ -616,10 +625,7 @@ impl Subscriber {
             subscribed.recv_timeout(Duration::from_secs(10)).is_ok(),
             "the broker on {port} did not acknowledge the subscription to {topic}"
         );
-        Subscriber {
-            child: Proc::new(child),
-            reader,
-        }
+        Subscriber { child, reader }
     }
 
     /// The messages (topic, payload), once the subscriber has ended.

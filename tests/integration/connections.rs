@@ -186,14 +186,12 @@ fn a_tls_connection_that_never_finishes_its_handshake_is_closed() {
         port,
         "tls = true\n[api.connections]\nfirst_byte_secs = 1\ntls_handshake_secs = 2",
     );
-    let _appliance = Proc::new(
+    let _appliance = Proc::spawn(
         Command::new(BIN)
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     assert!(wait_until(Duration::from_secs(20), || TcpStream::connect(
         ("127.0.0.1", port)
@@ -349,15 +347,13 @@ fn the_descriptor_limit_is_raised_to_what_the_caps_need_or_the_start_refused() {
     assert!(out.contains("up to 2320 open files"), "{out}");
 
     // A soft limit of 1024 (systemd's default) is raised.
-    let appliance = Proc::new(
+    let appliance = Proc::spawn(
         Command::new("sh")
             .args(["-c", "ulimit -S -n 1024 && exec \"$0\" run --config \"$1\""])
             .arg(BIN)
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     assert!(wait_until(Duration::from_secs(20), || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()

@@ -12,18 +12,17 @@ use std::time::{Duration, Instant};
 
 /// Runs `program args` in `dir` from a shell that first allows core dumps.
 fn start_with_core_dumps_allowed(dir: &Path, program: &str, args: &[&str]) -> Proc {
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -c unlimited; exec "$@""#)
-        .arg("sh")
-        .arg(program)
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc::new(child)
+    Proc::spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -c unlimited; exec "$@""#)
+            .arg("sh")
+            .arg(program)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 /// The "Max core file size" soft and hard limits of a process.

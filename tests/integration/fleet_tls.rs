@@ -172,14 +172,12 @@ fn a_broker_that_requires_client_certificates_admits_only_the_appliance_with_its
         ),
     )
     .unwrap();
-    let _broker = Proc::new(
+    let _broker = Proc::spawn(
         Command::new(mosquitto_binary())
             .arg("-c")
             .arg(&conf)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(std::process::Stdio::null()),
     );
     assert!(wait_until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()

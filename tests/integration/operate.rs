@@ -228,14 +228,13 @@ fn a_backup_taken_while_running_restores_elsewhere_and_bad_backups_change_nothin
             .replace(&format!("{:?}", state), &format!("{:?}", elsewhere)),
     )
     .unwrap();
-    let restored = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config2)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut restored = Proc::new(restored);
+    let mut restored = Proc::spawn(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config2)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     assert!(
         wait_until(Duration::from_secs(20), || get_raw_as(
             api2,
@@ -377,15 +376,14 @@ fn a_database_of_the_previous_schema_upgrades_keeping_every_count_token_and_the_
         ),
     )
     .unwrap();
-    let appliance = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("HEADCOUNT_FAULT_CLOCK_OFFSET_FILE", &offset)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut appliance = Proc::new(appliance);
+    let mut appliance = Proc::spawn(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("HEADCOUNT_FAULT_CLOCK_OFFSET_FILE", &offset)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let tokens = fixture["tokens"].as_table().unwrap();
     for (name, token) in tokens {
         assert!(

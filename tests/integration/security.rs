@@ -36,15 +36,17 @@ fn tokens(args: &[&str], state: &Path) -> (i32, String, String) {
 /// shell usually has), once it serves: and what it printed on the console
 /// by then.
 fn start_reading_console(cfg: &Path, api_port: u16, env: &[(&str, &str)]) -> (Proc, String) {
-    let child = Command::new("sh")
-        .args(["-c", "umask 022 && exec \"$0\" run --config \"$1\"", BIN])
-        .arg(cfg)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    read_console(Proc::new(child), api_port)
+    read_console(
+        Proc::spawn(
+            Command::new("sh")
+                .args(["-c", "umask 022 && exec \"$0\" run --config \"$1\"", BIN])
+                .arg(cfg)
+                .envs(env.iter().copied())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        ),
+        api_port,
+    )
 }
 
 /// What a started appliance printed on its console by the time it serves
@@ -230,14 +232,12 @@ fn tls_with_the_devices_own_certificate() {
     let api_port = free_port();
     let cfg = test_config(dir.path(), api_port, "tls = true");
     let state = dir.path().join("state");
-    let _appliance = Proc::new(
+    let _appliance = Proc::spawn(
         Command::new(BIN)
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     let cert = state.join("tls/cert.pem");
     let key = state.join("tls/key.pem");
@@ -492,16 +492,15 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     let cfg = test_config(dir.path(), api_port, "");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "1500000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut appliance = Proc::new(child);
+    let mut appliance = Proc::spawn(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "1500000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let first = drain_until(&notify, "READY=1", Duration::from_secs(30));
     assert!(first.iter().any(|m| m.contains("READY=1")), "{first:?}");
     // Ready means serving.
@@ -687,20 +686,22 @@ fn on_a_terminal_the_first_token_is_shown_once() {
     let api_port = free_port();
     let cfg = test_config(dir.path(), api_port, "");
     // `script` runs the appliance on a pseudo-terminal and copies it here.
-    let child = Command::new("script")
-        .args([
-            "-qec",
-            "exec \"$HEADCOUNT_BIN\" run --config \"$HEADCOUNT_CONFIG\"",
-            "/dev/null",
-        ])
-        .env("HEADCOUNT_BIN", BIN)
-        .env("HEADCOUNT_CONFIG", &cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (_appliance, console) = read_console(Proc::new(child), api_port);
+    let (_appliance, console) = read_console(
+        Proc::spawn(
+            Command::new("script")
+                .args([
+                    "-qec",
+                    "exec \"$HEADCOUNT_BIN\" run --config \"$HEADCOUNT_CONFIG\"",
+                    "/dev/null",
+                ])
+                .env("HEADCOUNT_BIN", BIN)
+                .env("HEADCOUNT_CONFIG", &cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        ),
+        api_port,
+    );
     let token = std::fs::read_to_string(dir.path().join("state/initial-admin-token")).unwrap();
     assert!(
         console.contains(token.trim()) && console.contains("tokens rotate admin"),

@@ -15,15 +15,14 @@ fn run_until_the_fault(fault: &str) -> ExitStatus {
     let dir = tempfile::tempdir().unwrap();
     let api_port = free_port();
     let cfg = config(dir.path(), api_port, &[("yard", "testsrc:ball".into(), "")]);
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("HEADCOUNT_FAULT_STAGE", fault)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut appliance = Proc::new(child);
+    let mut appliance = Proc::spawn(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("HEADCOUNT_FAULT_STAGE", fault)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     let live = || get_raw_as(api_port, "/livez", None).is_some_and(|(status, _, _)| status == 200);
     assert!(
         wait_until(Duration::from_secs(20), live),
