@@ -520,22 +520,27 @@ pub fn broker_on(dir: &Path, port: u16, extra: &str) -> Proc {
     broker
 }
 
+/// mosquitto_sub's arguments for `topic` on `host:port`, lines as "topic
+/// payload", ending after `count` messages or `wait` seconds.
+pub fn mosquitto_sub_args(
+    host: &str,
+    port: u16,
+    topic: &str,
+    count: usize,
+    wait: u32,
+) -> Vec<String> {
+    let (port, count, wait) = (port.to_string(), count.to_string(), wait.to_string());
+    [
+        "-h", host, "-p", &port, "-t", topic, "-v", "-C", &count, "-W", &wait,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 /// Messages (topic, payload) that a real client receives within `wait`.
 pub fn subscribe(port: u16, topic: &str, count: usize, wait: u32) -> Vec<(String, String)> {
     let out = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-v",
-            "-C",
-            &count.to_string(),
-            "-W",
-            &wait.to_string(),
-        ])
+        .args(mosquitto_sub_args("127.0.0.1", port, topic, count, wait))
         .output()
         .expect("mosquitto_sub is missing: run scripts/setup.sh");
     String::from_utf8(out.stdout)
@@ -584,19 +589,8 @@ impl Subscriber {
         // (the SUBACK among them) until a buffer fills.
         let mut child = Proc::spawn(
             Command::new("stdbuf")
-                .args([
-                    "-oL",
-                    "mosquitto_sub",
-                    "-d",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-t",
-                    topic,
-                    "-v",
-                ])
-                .args(["-C", &count.to_string(), "-W", &wait.to_string()])
+                .args(["-oL", "mosquitto_sub", "-d"])
+                .args(mosquitto_sub_args("127.0.0.1", port, topic, count, wait))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         );

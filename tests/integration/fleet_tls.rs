@@ -125,16 +125,7 @@ fn subscribe_tls(
     wait: u32,
 ) -> Vec<(String, String)> {
     let out = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "localhost",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-v",
-        ])
-        .args(["-C", &count.to_string(), "-W", &wait.to_string()])
+        .args(mosquitto_sub_args("localhost", port, topic, count, wait))
         .arg("--cafile")
         .arg(dir.join("ca.pem"))
         .arg("--cert")
