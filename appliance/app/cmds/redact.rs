@@ -367,8 +367,8 @@ fn look(persons: bool) -> Look {
     }
 }
 
-/// Frames up to 1080p are detected by two workers by default (286 MB peak
-/// at 1080p, 1.1 times one worker's speed with two threads on 2 cores);
+/// Frames up to 1080p are detected by two workers by default (280-286 MB
+/// peak at 1080p, 1.1 times one worker's speed with two threads on 2 cores);
 /// larger frames by one, as a worker's working memory grows with the frame.
 const TWO_WORKERS_UP_TO_PIXELS: u64 = 1920 * 1080;
 

@@ -5,6 +5,12 @@
 //! about a megabyte per reconnect and never came back. A fixed threshold
 //! keeps every buffer of 128 KiB or more in its own mapping, returned to
 //! the kernel when freed.
+//!
+//! The price: a buffer of that size allocated and freed on every frame is
+//! mapped and faulted in every time (a quarter to most of a stage's CPU).
+//! The per-frame paths reuse theirs instead: ONNX Runtime's arena
+//! (vision/src/runtime.rs) and decoders without direct rendering
+//! (media/src/lib.rs, `tune_decoders`).
 
 /// glibc's default starting threshold; fixing it turns the dynamic one off.
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
