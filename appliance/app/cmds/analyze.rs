@@ -358,7 +358,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 log.record(monitor.observe_frame(&camera, wall, stats));
             }
             let (found, detection_error) = match stepped.detections {
-                Ok(found) => (Some(found), None),
+                Ok(mut found) => {
+                    found.persons = plan.counted(at, found.persons);
+                    (Some(found), None)
+                }
                 Err(e) => (None, Some(e)),
             };
             if let Some(found) = &found {

@@ -372,6 +372,8 @@ const IDLE_BEAT: Duration = Duration::from_secs(1);
 type Steps = Arc<Mutex<HashMap<CameraId, Arc<CameraWork>>>>;
 
 #[derive(Default)]
+/// Lock order: `steps`, then `plan` (`hand_on` asks the plan what counts
+/// while it holds the camera's order); never `plan`, then `steps`.
 struct CameraWork {
     steps: Mutex<CameraSteps>,
     plan: Mutex<CameraPlan>,
@@ -527,7 +529,7 @@ impl Worker {
             let analysed = Analysed {
                 camera: camera.clone(),
                 at: stepped.at,
-                persons: found.persons,
+                persons: lock(&work.plan).counted(stepped.at, found.persons),
                 tamper: stepped.tamper,
             };
             if self.out.send(analysed).is_err() {

@@ -22,6 +22,7 @@
 
 use crate::clock::UnixMs;
 use crate::detection::{Detection, SearchArea, FULL_FRAME};
+use crate::fixtures::Fixtures;
 use crate::geometry::BBox;
 use crate::person_sizes::PersonSizes;
 use crate::pixels::frame::{Detections, Frame};
@@ -191,6 +192,8 @@ impl Default for GateRules {
 pub struct MotionGate {
     /// The grid of the last frame the model looked at, and its time.
     reference: Option<(MotionSample, UnixMs)>,
+    /// The grid of the look before that one.
+    previous: Option<MotionSample>,
     persons: Vec<Detection>,
     persons_at: Option<UnixMs>,
 }
@@ -222,9 +225,16 @@ impl MotionGate {
             }
         };
         if !matches!(need, PersonSearchNeed::Coast(_)) {
-            self.reference = Some((sample, at));
+            self.previous = self.reference.replace((sample, at)).map(|(s, _)| s);
         }
         need
+    }
+
+    /// How many samples inside `region` changed between the last two
+    /// looks; None before the second.
+    fn changed_between_looks(&self, region: BBox) -> Option<usize> {
+        let (now, _) = self.reference.as_ref()?;
+        Some(now.changed_since(self.previous.as_ref()?, region))
     }
 
     /// Records what the model found in the frame taken at `at`.
@@ -253,11 +263,13 @@ pub struct PlanRules {
     pub person_threshold: f32,
 }
 
-/// One camera's planning state: its motion gate and the person sizes seen.
+/// One camera's planning state: its motion gate, the person sizes seen and
+/// the fixtures learned (with the gate only: they are learned from it).
 #[derive(Default)]
 pub struct CameraPlan {
     gate: MotionGate,
     sizes: PersonSizes,
+    fixtures: Fixtures,
 }
 
 impl CameraPlan {
@@ -281,6 +293,11 @@ impl CameraPlan {
                 PersonSearchNeed::Refresh => moved = false,
                 PersonSearchNeed::Look => {}
             }
+            let gate = &self.gate;
+            self.fixtures
+                .compared(frame.frame().timestamp_ms(), |place| {
+                    gate.changed_between_looks(place).is_none_or(|n| n > 0)
+                });
         }
         // A snapshot frame takes the configured detail only: it must finish
         // within the deadline, and faces plus every person's head are its
@@ -304,9 +321,27 @@ impl CameraPlan {
             Some(persons) => {
                 self.gate.found(at, persons);
                 self.sizes.observe(persons, rules.person_threshold);
+                if rules.gate.is_some() {
+                    let before = self.fixtures.count(at);
+                    self.fixtures.found(at, persons);
+                    let now = self.fixtures.count(at);
+                    if now != before {
+                        tracing::info!(
+                            camera = %examined.frame.camera(),
+                            fixtures = now,
+                            "fixtures changed: person-like boxes unmoved for 10 minutes are not counted"
+                        );
+                    }
+                }
             }
             None => self.gate.failed(),
         }
+    }
+
+    /// The persons of the frame taken at `at` that count: all but those at
+    /// a fixture (`fixtures`).
+    pub fn counted(&self, at: UnixMs, persons: Vec<Detection>) -> Vec<Detection> {
+        self.fixtures.counted(at, persons)
     }
 }
 
@@ -699,6 +734,83 @@ mod tests {
             gate.decide(&view(3600, Some(30)), all, rules),
             PersonSearchNeed::Look
         );
+    }
+
+    /// Finds the same persons in every frame it is shown.
+    struct Sees(Vec<Detection>);
+
+    impl FrameDetector for Sees {
+        fn find(
+            &mut self,
+            _: &Frame,
+            _: Option<SearchArea>,
+            _: bool,
+        ) -> Result<Detections, String> {
+            Ok(Detections {
+                persons: self.0.clone(),
+                faces: None,
+            })
+        }
+    }
+
+    #[test]
+    fn a_person_like_box_that_never_changes_stops_counting_after_ten_minutes_and_counts_when_it_moves(
+    ) {
+        // The dark block of `view` at column 10, as the model would box it.
+        let sign = Detection {
+            bbox: BBox {
+                x1: 10.0 / 64.0,
+                y1: 10.0 / 36.0,
+                x2: 14.0 / 64.0,
+                y2: 30.0 / 36.0,
+            },
+            score: 0.6,
+        };
+        let mut detector = Sees(vec![sign]);
+        let mut plan = CameraPlan::default();
+        let rules = PlanRules {
+            gate: Some(GateRules::default()),
+            learn_detail: false,
+            person_threshold: 0.5,
+        };
+        let mut step = |plan: &mut CameraPlan, at: UnixMs, x: usize| {
+            let frame = view(at, Some(x));
+            let persons = plan.plan(&frame, SearchArea::FULL, false, rules);
+            let look = Look {
+                persons,
+                faces: false,
+            };
+            let examined = examine(frame, &mut detector, look, StepRules::default());
+            plan.learn(at, &examined, rules);
+            plan.counted(at, examined.persons().unwrap().to_vec())
+        };
+        let minute = 60_000;
+        // Half a second apart: the gate coasts, and refreshes every 2 s.
+        for at in (0..10 * minute).step_by(500) {
+            assert_eq!(step(&mut plan, at, 10), [sign], "counted at {at} ms");
+        }
+        assert!(step(&mut plan, 10 * minute, 10).is_empty());
+        assert!(step(&mut plan, 10 * minute + 2000, 10).is_empty());
+        // It moves a pixel: it counts again at once.
+        assert_eq!(step(&mut plan, 10 * minute + 2500, 11), [sign]);
+        assert_eq!(step(&mut plan, 10 * minute + 4500, 11), [sign]);
+
+        // Without the gate nothing is learned: everything counts.
+        let mut ungated = CameraPlan::default();
+        let rules = PlanRules {
+            gate: None,
+            ..rules
+        };
+        for at in (0..=12 * minute).step_by(2000) {
+            let frame = view(at, Some(10));
+            let look = Look {
+                persons: ungated.plan(&frame, SearchArea::FULL, false, rules),
+                faces: false,
+            };
+            let examined = examine(frame, &mut detector, look, StepRules::default());
+            ungated.learn(at, &examined, rules);
+            assert_eq!(ungated.counted(at, vec![sign]), [sign]);
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod disclosure;
 pub mod dpo;
 pub mod encoding;
 pub mod files;
+pub mod fixtures;
 pub mod frame_queue;
 pub mod frame_step;
 pub mod geometry;
