@@ -560,6 +560,7 @@ fn health_now(state: &AppState) -> wire::Health {
                 frames_dropped: h.frames_dropped,
                 frames_obscured: h.frames_obscured,
                 frames_coasted: h.frames_coasted,
+                fixtures: h.fixtures,
                 reconnects: h.reconnects,
                 analysis_fps: h.target_fps,
                 analysed_fps: h.analysed_fps.map(|fps| (fps * 100.0).round() / 100.0),

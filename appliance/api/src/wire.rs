@@ -41,6 +41,9 @@ pub struct CameraHealth {
     pub frames_obscured: u64,
     /// Frames counted without the person model: the view had not moved.
     pub frames_coasted: u64,
+    /// Person-like boxes not counted now: still at one place, nothing
+    /// inside them changing, for 10 minutes (a sign, a mannequin).
+    pub fixtures: usize,
     pub reconnects: u64,
     /// The configured analysis rate.
     pub analysis_fps: f64,

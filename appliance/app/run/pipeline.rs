@@ -520,16 +520,24 @@ impl Worker {
                 self.health.update(camera, |h| h.frames_obscured += 1);
                 continue;
             };
+            let (persons, fixtures) = {
+                let plan = lock(&work.plan);
+                (
+                    plan.counted(stepped.at, found.persons),
+                    plan.fixtures(stepped.at),
+                )
+            };
             let latency = self.clock.now_ms() - stepped.at;
             self.health.update(camera, |h| {
                 h.note_analysed(Instant::now(), latency);
                 h.frames_obscured += u64::from(obscured);
                 h.frames_coasted += u64::from(!stepped.looked);
+                h.fixtures = fixtures;
             });
             let analysed = Analysed {
                 camera: camera.clone(),
                 at: stepped.at,
-                persons: lock(&work.plan).counted(stepped.at, found.persons),
+                persons,
                 tamper: stepped.tamper,
             };
             if self.out.send(analysed).is_err() {

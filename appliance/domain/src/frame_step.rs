@@ -343,6 +343,11 @@ impl CameraPlan {
     pub fn counted(&self, at: UnixMs, persons: Vec<Detection>) -> Vec<Detection> {
         self.fixtures.counted(at, persons)
     }
+
+    /// How many fixtures the camera has at `at`.
+    pub fn fixtures(&self, at: UnixMs) -> usize {
+        self.fixtures.count(at)
+    }
 }
 
 /// The gate's answer for one frame.

@@ -41,6 +41,9 @@ pub struct CameraHealth {
     /// Frames counted without running the person model: the motion gate
     /// found the view unchanged since it last ran.
     pub frames_coasted: u64,
+    /// Person-like boxes not counted now: found at one place while nothing
+    /// inside them changed for 10 minutes (`fixtures`: a sign, a mannequin).
+    pub fixtures: usize,
     pub reconnects: u64,
 }
 
@@ -118,6 +121,7 @@ impl Default for CameraHealth {
             rate: RateWindow::default(),
             frames_obscured: 0,
             frames_coasted: 0,
+            fixtures: 0,
             reconnects: 0,
         }
     }
