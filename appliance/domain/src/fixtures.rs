@@ -3,7 +3,8 @@
 //! keeps a zone occupied all night and raises after-hours presence every
 //! evening.
 //!
-//! A fixture is learned, never configured: a box the model finds at the
+//! A fixture is learned (a configured `exclusions` polygon leaves a known
+//! one out from the start): a box the model finds at the
 //! same place (`SAME_PLACE` overlap with the box first found there) while
 //! no sample of the motion grid inside it changes for `FIXTURE_AFTER`
 //! (10 minutes) is not counted. Motion inside it ends that at once: it
