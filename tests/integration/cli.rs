@@ -410,6 +410,94 @@ fn a_tool_whose_reader_goes_away_ends_quietly() {
     assert_no_panic(&stderr);
 }
 
+/// Fixtures: what the person model finds in a view where nothing changes
+/// stops counting after `detection.fixture_after_secs` (vtest's first
+/// frame, frozen: a poster of people, as far as the appliance can tell);
+/// with fixtures off it is counted to the end.
+#[test]
+fn a_view_that_never_changes_stops_counting_after_the_fixture_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let still = dir.path().join("still.ts");
+    // 90 s at two frames a second; a single key frame, so that no
+    // re-encoded picture differs from the one before.
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args([
+            "filesrc",
+            &format!("location={}", media("vtest.avi").display()),
+        ])
+        .args([
+            "!",
+            "decodebin",
+            "!",
+            "videoconvert",
+            "!",
+            "video/x-raw,format=I420",
+        ])
+        .args([
+            "!",
+            "imagefreeze",
+            "num-buffers=180",
+            "!",
+            "video/x-raw,framerate=2/1",
+        ])
+        .args(["!", "x264enc", "speed-preset=ultrafast", "key-int-max=1000"])
+        .args(["!", "h264parse", "!", "mpegtsmux", "!", "filesink"])
+        .arg(format!("location={}", still.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot make the test input");
+    let counts = |fixture_after_secs: u32| -> Vec<(i64, u64)> {
+        let config = dir
+            .path()
+            .join(format!("fixtures-{fixture_after_secs}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[appliance]\nsite = \"test\"\nmodels_dir = \"{}\"\nstate_dir = \"{}\"\n\
+                 [cameras.still]\nurl = \"file:still.ts\"\nanalysis_fps = 0.5\n\
+                 [detection]\nfixture_after_secs = {fixture_after_secs}\n\
+                 # The whole view once a look: a quarter of the default's cost.\n\
+                 auto_detail = false\n",
+                repo().join("models").display(),
+                dir.path().join("state").display(),
+            ),
+        )
+        .unwrap();
+        let (code, stdout, stderr) = run(
+            &[
+                "analyze",
+                "--input",
+                still.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|f| Some((f.get("timestamp_ms")?.as_i64()?, f["tracked"].as_u64()?)))
+            .collect()
+    };
+    let learned = counts(60);
+    assert!(learned.len() >= 40, "{learned:?}");
+    assert!(
+        learned.iter().all(|&(at, n)| at >= 55_000 || n >= 1),
+        "the people were not counted before a minute: {learned:?}"
+    );
+    assert!(
+        learned.iter().all(|&(at, n)| at < 65_000 || n == 0),
+        "still counted after a minute: {learned:?}"
+    );
+    let off = counts(0);
+    assert!(
+        off.iter().all(|&(_, n)| n >= 1),
+        "with fixtures off the people stopped counting: {off:?}"
+    );
+}
+
 #[test]
 fn analyze_prints_one_json_line_per_analysed_frame() {
     let video = media("vtest.avi");

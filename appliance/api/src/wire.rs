@@ -42,7 +42,7 @@ pub struct CameraHealth {
     /// Frames counted without the person model: the view had not moved.
     pub frames_coasted: u64,
     /// Person-like boxes not counted now: still at one place, nothing
-    /// inside them changing, for 10 minutes (a sign, a mannequin).
+    /// inside them changing, for `detection.fixture_after_secs` (a sign).
     pub fixtures: usize,
     pub reconnects: u64,
     /// The configured analysis rate.

@@ -6,30 +6,29 @@
 //! A fixture is learned (a configured `exclusions` polygon leaves a known
 //! one out from the start): a box the model finds at the
 //! same place (`SAME_PLACE` overlap with the box first found there) while
-//! no sample of the motion grid inside it changes for `FIXTURE_AFTER`
-//! (10 minutes) is not counted. Motion inside it ends that at once: it
-//! counts again, and must stay still for another `FIXTURE_AFTER` to be a
-//! fixture again. So a person who walks in and stands still is counted
-//! (they moved to get there), and so is anyone who moves where a fixture
-//! was learned. What it can get wrong: a person who makes no change the
-//! grid sees (under about 20 grey levels at every sample, 4 px apart at
-//! 640 px) for 10 minutes, asleep in a chair, is no longer counted until
-//! they move. It needs the motion gate: with the gate off, nothing is
-//! learned and everything counts.
+//! no sample of the motion grid inside it changes for `after_ms`
+//! (`detection.fixture_after_secs`, 10 minutes by default) is not counted.
+//! Motion inside it ends that at once: it counts again, and must stay
+//! still that long again to be a fixture again. So a person who walks in
+//! and stands still is counted (they moved to get there), and so is anyone
+//! who moves where a fixture was learned. What it can get wrong: a person
+//! who makes no change the grid sees (under about 20 grey levels at every
+//! sample, 4 px apart at 640 px) for that long, asleep in a chair, is no
+//! longer counted until they move (a care home may want it longer, or
+//! off). It needs the motion gate: with the gate off, nothing is learned
+//! and everything counts.
 
 use crate::clock::UnixMs;
 use crate::detection::Detection;
 use crate::geometry::BBox;
 
-/// Still for this long at one place, a person-like box is a fixture.
-pub const FIXTURE_AFTER_MS: i64 = 10 * 60 * 1000;
 /// A box found again overlaps the place's first box at least this much.
 const SAME_PLACE: f32 = 0.8;
 /// A place where the model has found nothing for this long is forgotten:
 /// a box seen once (a passer-by) soon, a fixture after a longer gap (its
 /// box may go unfound for a while, at dusk).
 const FORGET_PLACE_MS: i64 = 60 * 1000;
-const FORGET_FIXTURE_MS: i64 = FIXTURE_AFTER_MS;
+const FORGET_FIXTURE_MS: i64 = 10 * 60 * 1000;
 /// Places watched per camera; a crowd makes many, each soon forgotten.
 const MAX_PLACES: usize = 64;
 
@@ -45,8 +44,8 @@ struct Place {
 }
 
 impl Place {
-    fn is_fixture(&self, at: UnixMs) -> bool {
-        at - self.still_since >= FIXTURE_AFTER_MS
+    fn is_fixture(&self, at: UnixMs, after_ms: Option<i64>) -> bool {
+        after_ms.is_some_and(|after| at - self.still_since >= after)
     }
 }
 
@@ -54,6 +53,8 @@ impl Place {
 #[derive(Debug, Default)]
 pub struct Fixtures {
     places: Vec<Place>,
+    /// Still this long, a place is a fixture; None: none is (off).
+    after_ms: Option<i64>,
 }
 
 impl Fixtures {
@@ -69,8 +70,15 @@ impl Fixtures {
 
     /// The model looked at the frame taken at `at` and found `persons`,
     /// weak ones included: the tracker continues a track on a weak box, so
-    /// a sign found confidently by day keeps a track all night on one.
-    pub fn found(&mut self, at: UnixMs, persons: &[Detection]) {
+    /// a sign found confidently by day keeps a track all night on one. A
+    /// place still for `after_ms` is a fixture (None: fixtures are off, and
+    /// every place is forgotten).
+    pub fn found(&mut self, at: UnixMs, persons: &[Detection], after_ms: Option<i64>) {
+        self.after_ms = after_ms;
+        if after_ms.is_none() {
+            self.places.clear();
+            return;
+        }
         for person in persons {
             match self.place_of(&person.bbox) {
                 Some(i) => self.places[i].seen_at = self.places[i].seen_at.max(at),
@@ -82,7 +90,7 @@ impl Fixtures {
             }
         }
         self.places.retain(|p| {
-            let forget = if p.is_fixture(at) {
+            let forget = if p.is_fixture(at, after_ms) {
                 FORGET_FIXTURE_MS
             } else {
                 FORGET_PLACE_MS
@@ -103,14 +111,17 @@ impl Fixtures {
             .into_iter()
             .filter(|person| {
                 self.place_of(&person.bbox)
-                    .is_none_or(|i| !self.places[i].is_fixture(at))
+                    .is_none_or(|i| !self.places[i].is_fixture(at, self.after_ms))
             })
             .collect()
     }
 
     /// How many fixtures the camera has at `at`.
     pub fn count(&self, at: UnixMs) -> usize {
-        self.places.iter().filter(|p| p.is_fixture(at)).count()
+        self.places
+            .iter()
+            .filter(|p| p.is_fixture(at, self.after_ms))
+            .count()
     }
 
     fn place_of(&self, bbox: &BBox) -> Option<usize> {
@@ -129,6 +140,7 @@ mod tests {
     use super::*;
 
     const MINUTE: i64 = 60 * 1000;
+    const TEN_MINUTES: i64 = 10 * MINUTE;
 
     fn person(x: f32) -> Detection {
         Detection {
@@ -153,7 +165,7 @@ mod tests {
     ) {
         for at in (from..=to).step_by(2000) {
             fixtures.compared(at, &moving);
-            fixtures.found(at, persons);
+            fixtures.found(at, persons, Some(TEN_MINUTES));
         }
     }
 
@@ -187,7 +199,7 @@ mod tests {
         // a fixture again only after another ten still minutes.
         let moved_at = 11 * MINUTE;
         fixtures.compared(moved_at, |b| b.iou(&sign.bbox) > 0.5);
-        fixtures.found(moved_at, &[sign]);
+        fixtures.found(moved_at, &[sign], Some(TEN_MINUTES));
         assert_eq!(fixtures.counted(moved_at, vec![sign]), [sign]);
         watch(
             &mut fixtures,
@@ -253,7 +265,7 @@ mod tests {
         let sign = person(0.9);
         watch(&mut fixtures, 0, 10 * MINUTE, &[sign], |_| false);
         let crowd: Vec<Detection> = (0..200).map(|i| person(i as f32 * 0.004)).collect();
-        fixtures.found(10 * MINUTE + 2000, &crowd);
+        fixtures.found(10 * MINUTE + 2000, &crowd, Some(TEN_MINUTES));
         assert!(fixtures.places.len() <= MAX_PLACES);
         assert_eq!(fixtures.count(10 * MINUTE + 2000), 1);
     }

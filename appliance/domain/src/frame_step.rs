@@ -261,6 +261,9 @@ pub struct PlanRules {
     pub learn_detail: bool,
     /// Persons at or above this score teach the sizes.
     pub person_threshold: f32,
+    /// With the gate, a person-like box unchanged this long is a fixture
+    /// and stops counting (`fixtures`); None: never.
+    pub fixture_after_ms: Option<i64>,
 }
 
 /// One camera's planning state: its motion gate, the person sizes seen and
@@ -321,17 +324,17 @@ impl CameraPlan {
             Some(persons) => {
                 self.gate.found(at, persons);
                 self.sizes.observe(persons, rules.person_threshold);
-                if rules.gate.is_some() {
-                    let before = self.fixtures.count(at);
-                    self.fixtures.found(at, persons);
-                    let now = self.fixtures.count(at);
-                    if now != before {
-                        tracing::info!(
-                            camera = %examined.frame.camera(),
-                            fixtures = now,
-                            "fixtures changed: person-like boxes unmoved for 10 minutes are not counted"
-                        );
-                    }
+                let before = self.fixtures.count(at);
+                // Learned from the gate's grids: without the gate, none.
+                let after_ms = rules.fixture_after_ms.filter(|_| rules.gate.is_some());
+                self.fixtures.found(at, persons, after_ms);
+                let now = self.fixtures.count(at);
+                if now != before {
+                    tracing::info!(
+                        camera = %examined.frame.camera(),
+                        fixtures = now,
+                        "fixtures changed: person-like boxes that have not changed for detection.fixture_after_secs are not counted"
+                    );
                 }
             }
             None => self.gate.failed(),
@@ -777,6 +780,7 @@ mod tests {
             gate: Some(GateRules::default()),
             learn_detail: false,
             person_threshold: 0.5,
+            fixture_after_ms: Some(10 * 60_000),
         };
         let mut step = |plan: &mut CameraPlan, at: UnixMs, x: usize| {
             let frame = view(at, Some(x));

@@ -42,7 +42,7 @@ pub struct CameraHealth {
     /// found the view unchanged since it last ran.
     pub frames_coasted: u64,
     /// Person-like boxes not counted now: found at one place while nothing
-    /// inside them changed for 10 minutes (`fixtures`: a sign, a mannequin).
+    /// inside them changed for `detection.fixture_after_secs` (`fixtures`).
     pub fixtures: usize,
     pub reconnects: u64,
 }

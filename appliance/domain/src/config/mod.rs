@@ -243,6 +243,9 @@ pub struct DetectionConfig {
     pub motion_gate: bool,
     /// With the motion gate, the person model still runs at least this often.
     pub refresh_ms: i64,
+    /// With the motion gate, a person-like box unchanged this long is a
+    /// fixture and stops counting; None: never.
+    pub fixture_after_ms: Option<i64>,
     /// Run the person model over the camera's zones and lines (and a
     /// person's reach around them) rather than the whole frame.
     pub crop_to_zones: bool,
@@ -263,6 +266,7 @@ impl DetectionConfig {
             }),
             learn_detail: self.auto_detail,
             person_threshold: self.person_threshold,
+            fixture_after_ms: self.fixture_after_ms,
         }
     }
 }
@@ -1412,6 +1416,13 @@ impl Validator<'_> {
                 format!("{refresh_secs} is outside (0, 60]"),
             );
         }
+        let fixture_after_secs = raw.fixture_after_secs.unwrap_or(600);
+        if fixture_after_secs != 0 && !(30..=86_400).contains(&fixture_after_secs) {
+            self.error(
+                "detection.fixture_after_secs",
+                format!("{fixture_after_secs} is outside [30, 86400] (0 turns fixtures off)"),
+            );
+        }
         DetectionConfig {
             person_threshold,
             person_low_threshold,
@@ -1419,6 +1430,7 @@ impl Validator<'_> {
             person_tiling: raw.person_tiling.unwrap_or(false),
             motion_gate: raw.motion_gate.unwrap_or(true),
             refresh_ms: (refresh_secs * 1000.0) as i64,
+            fixture_after_ms: (fixture_after_secs > 0).then(|| fixture_after_secs as i64 * 1000),
             crop_to_zones: raw.crop_to_zones.unwrap_or(true),
             auto_detail: raw.auto_detail.unwrap_or(true),
             workers,

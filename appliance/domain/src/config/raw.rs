@@ -130,6 +130,7 @@ pub struct RawDetection {
     pub person_tiling: Option<bool>,
     pub motion_gate: Option<bool>,
     pub refresh_secs: Option<f64>,
+    pub fixture_after_secs: Option<u64>,
     pub crop_to_zones: Option<bool>,
     pub auto_detail: Option<bool>,
     pub workers: Option<usize>,

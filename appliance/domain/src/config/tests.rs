@@ -1034,3 +1034,16 @@ fn outlines_and_capacities_are_bounded() {
         .iter()
         .any(|e| e.starts_with("cameras.lobby.zones.round")));
 }
+
+#[test]
+fn fixtures_default_to_ten_minutes_can_be_turned_off_and_reject_a_short_time() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.detection.fixture_after_ms, Some(600_000));
+    assert_eq!(c.detection.plan_rules().fixture_after_ms, Some(600_000));
+    let off = parse(&format!("{GOOD}\n[detection]\nfixture_after_secs = 0\n")).unwrap();
+    assert_eq!(off.detection.fixture_after_ms, None);
+    assert_eq!(
+        errors(&format!("{GOOD}\n[detection]\nfixture_after_secs = 5\n")),
+        ["detection.fixture_after_secs: 5 is outside [30, 86400] (0 turns fixtures off)"]
+    );
+}
