@@ -417,36 +417,7 @@ fn a_tool_whose_reader_goes_away_ends_quietly() {
 #[test]
 fn a_view_that_never_changes_stops_counting_after_the_fixture_time() {
     let dir = tempfile::tempdir().unwrap();
-    let still = dir.path().join("still.ts");
-    // 90 s at two frames a second; a single key frame, so that no
-    // re-encoded picture differs from the one before.
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args([
-            "filesrc",
-            &format!("location={}", media("vtest.avi").display()),
-        ])
-        .args([
-            "!",
-            "decodebin",
-            "!",
-            "videoconvert",
-            "!",
-            "video/x-raw,format=I420",
-        ])
-        .args([
-            "!",
-            "imagefreeze",
-            "num-buffers=180",
-            "!",
-            "video/x-raw,framerate=2/1",
-        ])
-        .args(["!", "x264enc", "speed-preset=ultrafast", "key-int-max=1000"])
-        .args(["!", "h264parse", "!", "mpegtsmux", "!", "filesink"])
-        .arg(format!("location={}", still.display()))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot make the test input");
+    let still = frozen_vtest(dir.path(), 90);
     let counts = |fixture_after_secs: u32| -> Vec<(i64, u64)> {
         let config = dir
             .path()

@@ -205,6 +205,43 @@ pub fn serve_file(
     camera
 }
 
+/// vtest's first frame, frozen for `seconds` (H.264 MPEG-TS, two frames a
+/// second, one key frame: no re-encoded picture differs from the one
+/// before), as `dir`/still.ts: its people, as far as the appliance can
+/// tell, are a poster.
+pub fn frozen_vtest(dir: &Path, seconds: u32) -> PathBuf {
+    let still = dir.join("still.ts");
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args([
+            "filesrc",
+            &format!("location={}", media("vtest.avi").display()),
+        ])
+        .args([
+            "!",
+            "decodebin",
+            "!",
+            "videoconvert",
+            "!",
+            "video/x-raw,format=I420",
+        ])
+        .arg("!")
+        .args(["imagefreeze", &format!("num-buffers={}", seconds * 2)])
+        .args(["!", "video/x-raw,framerate=2/1"])
+        .args([
+            "!",
+            "x264enc",
+            "speed-preset=ultrafast",
+            "key-int-max=100000",
+        ])
+        .args(["!", "h264parse", "!", "mpegtsmux", "!", "filesink"])
+        .arg(format!("location={}", still.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot make a frozen vtest");
+    still
+}
+
 /// A camera in a test config: name, URL and extra TOML lines for its table.
 pub type TestCamera<'a> = (&'a str, String, &'a str);
 

@@ -309,3 +309,55 @@ fn clock_steps_neither_stall_a_camera_nor_misplace_its_minutes() {
         "a clock step raised stream loss: {anomalies}"
     );
 }
+
+/// Fixtures through the running appliance: a frozen view served over RTSP
+/// is counted, then, `detection.fixture_after_secs` later, health names its
+/// fixtures and the zone is empty.
+#[test]
+fn a_frozen_view_is_counted_until_health_names_its_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let still = frozen_vtest(dir.path(), 120);
+    let (rtsp_port, api_port) = (free_port(), free_port());
+    let _camera = serve_file(rtsp_port, &still, "/still", &[], &[]);
+    let cfg = config(
+        dir.path(),
+        api_port,
+        &[(
+            "still",
+            format!("rtsp://127.0.0.1:{rtsp_port}/still"),
+            "analysis_fps = 1",
+        )],
+    );
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text += "[detection]\nfixture_after_secs = 30\nauto_detail = false\n";
+    std::fs::write(&cfg, text).unwrap();
+    let _appliance = start_appliance(&cfg, api_port);
+    let occupancy = || {
+        get(api_port, "/api/v1/occupancy")
+            .and_then(|(_, body)| body["zones"][0]["occupancy"].as_u64())
+    };
+    let fixtures =
+        || get(api_port, "/api/v1/health").and_then(|(_, h)| h["cameras"][0]["fixtures"].as_u64());
+    assert!(
+        wait_until(Duration::from_secs(30), || occupancy()
+            .is_some_and(|n| n > 0)),
+        "the frozen people were not counted within 30 s"
+    );
+    let counted_at = Instant::now();
+    assert_eq!(fixtures(), Some(0), "fixtures before their time");
+    assert!(
+        wait_until(Duration::from_secs(60), || fixtures()
+            .is_some_and(|n| n > 0)
+            && occupancy() == Some(0)),
+        "after 60 s: fixtures {:?}, occupancy {:?}",
+        fixtures(),
+        occupancy()
+    );
+    // Not long before the fixture time (30 s from the first look; the
+    // first count comes a few seconds after it, through the smoothing).
+    assert!(
+        counted_at.elapsed() >= Duration::from_secs(20),
+        "{:?}",
+        counted_at.elapsed()
+    );
+}
