@@ -9,10 +9,12 @@
 //! no sample of the motion grid inside it changes for `after_ms`
 //! (`detection.fixture_after_secs`, 10 minutes by default) is not counted.
 //! Motion inside it ends that at once: it counts again, and must stay
-//! still that long again to be a fixture again. So a person who walks in
-//! and stands still is counted (they moved to get there), and so is anyone
-//! who moves where a fixture was learned. What it can get wrong: a person
-//! who makes no change the grid sees (under about 20 grey levels at every
+//! still that long again to be a fixture again. So a person standing or
+//! sitting still is counted as long as anything inside their box changes
+//! once in that time (a turn of the head, a hand: the edges of a person
+//! move more than the grid's threshold), and anyone who moves where a
+//! fixture was learned counts at once. What it gets wrong: a person who
+//! makes no change the grid sees (under about 20 grey levels at every
 //! sample, 4 px apart at 640 px) for that long, asleep in a chair, is no
 //! longer counted until they move (a care home may want it longer, or
 //! off). It needs the motion gate: with the gate off, nothing is learned
