@@ -27,7 +27,7 @@ const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// Heap arenas all threads share, instead of up to eight per core.
 const ARENAS: libc::c_int = 2;
 
-pub fn keep_large_buffers_mapped() {
+pub fn give_memory_back_after_reconnects() {
     // SAFETY: mallopt only sets allocator parameters; it is called once, at
     // start, before any other thread exists.
     let threshold_set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };

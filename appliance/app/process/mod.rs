@@ -51,7 +51,7 @@ pub fn set_up() -> Result<(), String> {
         )
         .with_writer(std::io::stderr)
         .init();
-    memory::keep_large_buffers_mapped();
+    memory::give_memory_back_after_reconnects();
     abort_on_panic();
     Ok(())
 }
