@@ -97,6 +97,16 @@ fn is_held(stream: &TcpStream) -> bool {
     held
 }
 
+/// Keeps `count` connections from `source` held: those the server closed
+/// (a refusal while an answered connection from that address was still
+/// closing, on a loaded machine) are dropped and opened again.
+fn keep_held(held: &mut Vec<TcpStream>, count: usize, source: &str, port: u16) {
+    held.retain(is_held);
+    while held.len() < count {
+        held.push(connect_from(source, port));
+    }
+}
+
 fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or_default()
 }
@@ -242,10 +252,7 @@ fn beyond_the_per_address_cap_connections_are_refused_while_another_address_is_s
     };
     let mut held: Vec<TcpStream> = Vec::new();
     assert!(wait_until(Duration::from_secs(10), || {
-        held.retain(is_held);
-        while held.len() < 3 {
-            held.push(connect_from("127.0.0.1", port));
-        }
+        keep_held(&mut held, 3, "127.0.0.1", port);
         refused("127.0.0.1") && held.iter().all(is_held)
     }));
     // The fourth from the same address: a short 503 and closed, at once.
@@ -318,10 +325,7 @@ fn with_the_pool_full_of_idle_connections_the_admin_is_still_answered() {
     // closing on a loaded machine, is opened again.
     let mut reserve: Vec<TcpStream> = Vec::new();
     assert!(wait_until(Duration::from_secs(10), || {
-        reserve.retain(is_held);
-        while reserve.len() < 2 {
-            reserve.push(connect_from("127.0.0.1", port));
-        }
+        keep_held(&mut reserve, 2, "127.0.0.1", port);
         refused("127.0.0.1")
     }));
     let answer = request_from("127.0.0.1", port, Some("localhost"), "/livez", None);

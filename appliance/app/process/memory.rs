@@ -16,7 +16,7 @@
 //! gives new threads arenas of their own, up to eight per core, each
 //! keeping its freed memory: with the threshold fixed, RSS still grew by
 //! about 8 % over 30 reconnects of two cameras before levelling off (176
-//! to 190 MB), and 1.6 % with two arenas (175 to 177 MB). Heaptrack over
+//! to 190 MB), and 1.4 % with two arenas (173 to 176 MB). Heaptrack over
 //! the same 30 reconnects found 4.5 MB never freed at exit, most of it
 //! GStreamer's plugin registry loaded once: the growth was the arenas, not
 //! a leak. Two arenas are enough for a process whose per-frame paths
