@@ -224,7 +224,14 @@ fn the_appliance_reports_a_scenario_served_over_rtsp() {
         "/api/v1/occupancy/history?zone=scene.room&bucket=1h",
     )
     .unwrap();
-    assert_eq!(history["buckets"][0]["max_occupancy"], 1, "{history}");
+    // The hour can turn during the run, so the peak is over every bucket.
+    let peak = history["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|bucket| bucket["max_occupancy"].as_u64())
+        .max();
+    assert_eq!(peak, Some(1), "{history}");
     // Entries minus exits: people left the view on the room's side.
     let door = &truth["crossings"]["scene.door"];
     let inside = door["in"].as_u64().unwrap() - door["out"].as_u64().unwrap();
