@@ -103,12 +103,14 @@ impl DataClass {
     }
 
     /// The shortest lifetime that keeps the appliance working: rollups read
-    /// the finer class until the coarser bucket is complete, and a day's
-    /// privacy budget must outlive the day.
+    /// the finer class until the coarser bucket is complete, a day's
+    /// privacy budget must outlive the day, and today's line counts and
+    /// chart are read from the quarter-hours since local midnight, so those
+    /// must outlive the longest local day (25 hours when the clocks go back).
     pub fn minimum_ms(self) -> i64 {
         match self {
             DataClass::Aggregates1m => HOUR_MS,
-            DataClass::Aggregates15m => DAY_MS,
+            DataClass::Aggregates15m => 25 * HOUR_MS,
             DataClass::Aggregates1h | DataClass::PrivacyBudget => 2 * DAY_MS,
             DataClass::Aggregates1d => 31 * DAY_MS,
             DataClass::Events | DataClass::Snapshots | DataClass::AuditLog => HOUR_MS,

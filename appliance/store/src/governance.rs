@@ -924,6 +924,56 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn the_longest_local_day_outlives_the_shortest_lifetimes_a_config_may_set() {
+        // Berlin's clocks go back on 2026-10-25: that local day lasts 25 hours.
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let local_midnight = |day| {
+            jiff::civil::date(2026, 10, day)
+                .to_zoned(berlin.clone())
+                .unwrap()
+                .timestamp()
+                .as_millisecond()
+        };
+        let midnight = local_midnight(25);
+        let day_ms = local_midnight(26) - midnight;
+        assert_eq!(day_ms, 25 * HOUR_MS);
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open(&dir.path().join("g.db")).unwrap();
+        let mut deltas = Deltas::default();
+        let quarters = day_ms / QUARTER_MS;
+        for quarter in 0..quarters {
+            deltas.flows.push(FlowDelta {
+                camera: "cam".into(),
+                line: "door".into(),
+                bucket_start: midnight + quarter * QUARTER_MS,
+                entries: 1,
+                exits: 0,
+            });
+        }
+        db.apply(&deltas).unwrap();
+        // Ten minutes before the day ends, rolled up and swept as the
+        // appliance does, minutes and quarter-hours at their minimum.
+        let policy = RetentionPolicy::new(
+            [DataClass::Aggregates1m, DataClass::Aggregates15m]
+                .map(|class| RetentionLimit {
+                    class,
+                    limit_ms: class.minimum_ms(),
+                    justification: None,
+                })
+                .into(),
+        );
+        let now = midnight + day_ms - 10 * MINUTE_MS;
+        db.roll_up(now, 0).unwrap();
+        db.sweep(now, &policy, &ReceiptKey::from_bytes(&[3; 32]))
+            .unwrap();
+        // What a restart seeds today's line counts from.
+        assert_eq!(
+            db.line_crossings_since("cam", "door", midnight).unwrap(),
+            (quarters as u64, 0)
+        );
+    }
+
+    #[test]
     fn sweeps_stop_at_what_is_rolled_up_and_leave_a_verifiable_receipt() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = seeded(dir.path());

@@ -455,6 +455,7 @@ url = "testsrc:ball"
 [retention]
 audit_log = "6y"
 aggregates_1m = "10m"
+aggregates_15m = "1d"
 events = "forever"
 recordings = "30d"
 aggregates_1d = "12y"
@@ -474,6 +475,7 @@ topic_prefix = "city/#"
     for want in [
         "retention.audit_log: 6y exceeds the maximum of 3y for audit_log; keeping it longer needs retention.justification.audit_log",
         "retention.aggregates_1m: 10m is shorter than the 1h this class needs",
+        "retention.aggregates_15m: 1d is shorter than the 25h this class needs",
         "retention.events: `forever` is not a lifetime",
         "retention.recordings: unknown data class",
         "retention.justification.snapshots: justifies no lifetime",
@@ -484,7 +486,7 @@ topic_prefix = "city/#"
     ] {
         assert!(got.iter().any(|e| e.starts_with(want)), "missing `{want}` in {got:#?}");
     }
-    assert_eq!(got.len(), 9, "{got:#?}");
+    assert_eq!(got.len(), 10, "{got:#?}");
 }
 
 #[test]
