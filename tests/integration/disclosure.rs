@@ -213,7 +213,9 @@ fn no_planner_or_off_site_feed_reads_a_count_below_k() {
         headcount_api::rfc3339(start + 2 * DAY)
     );
     assert!(
-        wait_until(Duration::from_secs(60), || {
+        // As long as yesterday's last buckets may take just after midnight
+        // UTC (the rollup's grace, then the next maintenance).
+        wait_until(Duration::from_secs(180), || {
             let path = format!("/api/v1/aggregates?space=hall&bucket=1d&{range}");
             get_raw_as(api_port, &path, Some(&planner)).is_some_and(|(status, _, body)| {
                 status == 200 && String::from_utf8_lossy(&body).contains("\"start\"")
@@ -392,7 +394,10 @@ fn noise_is_one_value_per_cell_for_every_reader_and_the_ledger_counts_releases()
         assert_eq!(status, 200);
         serde_json::from_slice::<Value>(&body).unwrap()["buckets"].clone()
     };
-    assert!(wait_until(Duration::from_secs(60), || read(&tokens[0])
+    // Just after midnight UTC, yesterday's last quarter waits for the
+    // rollup's grace (two 10 s flushes and a minute) and the next
+    // minute's maintenance.
+    assert!(wait_until(Duration::from_secs(180), || read(&tokens[0])
         .as_array()
         .is_some_and(|b| b.len() == 96)));
     let first = read(&tokens[0]);

@@ -205,13 +205,18 @@ fn live_counts_reach_the_broker_retained_minimised_and_discoverable_by_home_assi
     }
 
     // Figures: delay from the correction to the retained message, and
-    // messages per minute while the demo plays.
+    // messages per minute while the demo plays. A topic is sent at most
+    // once a second, so a person crossing the door in that second moves
+    // the first value sent by one or two.
+    let near_the_correction =
+        |occupancy: &Value| occupancy.as_u64().is_some_and(|n| n.abs_diff(12) <= 2);
     let arrived = messages
         .iter()
         .find(|(at, topic, payload)| {
             *at >= corrected
                 && topic == &format!("{base}/space/hall")
-                && serde_json::from_str::<Value>(payload).is_ok_and(|p| p["occupancy"] == 12)
+                && serde_json::from_str::<Value>(payload)
+                    .is_ok_and(|p| near_the_correction(&p["occupancy"]))
         })
         .map(|(at, _, _)| at.duration_since(corrected))
         .expect("the corrected count never reached the broker");
