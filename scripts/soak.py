@@ -160,7 +160,9 @@ class Soak:
                 command, user = [args.binary, "camera", "--file", str(media), "--port", str(port),
                                  "--mount", "/cam"], None
             else:
-                command = ["cvlc", "-I", "dummy", "--quiet", "--loop", str(media), "--sout",
+                # --input-repeat, not --loop: with --loop VLC ends the RTSP
+                # stream each time the file wraps (every 78 s for vtest.ts).
+                command = ["cvlc", "-I", "dummy", "--quiet", "--input-repeat=65535", str(media), "--sout",
                            f"#rtp{{sdp=rtsp://127.0.0.1:{port}/cam}}", "--sout-keep"]
                 user = "nobody"  # VLC refuses to run as root
             self.servers[name] = Server(name, command, user if self.root else None)
@@ -335,8 +337,9 @@ anomalies = true
         before = self.health() or {}
         server.kill() if how == "kill" else server.signal(signal.SIGSTOP)
         # Another camera is interrupted when it reconnects or leaves
-        # `streaming` meanwhile; its longest silence is noted too.
-        interrupted, gap = set(), 0
+        # `streaming` meanwhile; its longest silence is noted too. An end of
+        # stream is its own server's doing, so it is counted apart.
+        seen, gap = {}, 0
         self.floor = float("inf")
         def watch(h):
             nonlocal gap
@@ -345,7 +348,8 @@ anomalies = true
             for c in others & set(h or {}):
                 v = h[c]
                 if v["state"] != "streaming" or v["reconnects"] > before.get(c, v)["reconnects"]:
-                    interrupted.add(f"{c} {v['state']} after {v['reconnects']} reconnects")
+                    seen.setdefault(c, set()).add(
+                        f"{c} {v['state']} ({v.get('reason')}) after {v['reconnects']} reconnects")
                 gap = max(gap, v["last_frame_age_ms"] or 0)
         end = time.monotonic() + self.args.down
         while time.monotonic() < end:
@@ -362,8 +366,13 @@ anomalies = true
                 recovered = time.monotonic() - returned
                 break
             time.sleep(0.1)
+        ended = {c for c, states in seen.items() if any("(the stream ended)" in d for d in states)}
+        interrupted = {d for c, states in seen.items() if c not in ended for d in states}
+        ended_by_server = {d for c in ended for d in seen[c]}
         self.record(f"camera {how} ({server.name})", recovered=recovered,
-                    interrupted=len({i.split()[0] for i in interrupted}), gap=gap, detail=sorted(interrupted))
+                    interrupted=len({i.split()[0] for i in interrupted}),
+                    ended=len({i.split()[0] for i in ended_by_server}), gap=gap,
+                    detail=sorted(interrupted), ended_detail=sorted(ended_by_server))
         self.sample_memory()
 
     def fill(self, filler, leave_mb):
@@ -585,10 +594,13 @@ anomalies = true
             print(f"camera fault cycles: recovered {len(times)}/{len(cycles)}, median "
                   f"{statistics.median(times):.2f} s, max {max(times):.2f} s; other cameras interrupted: "
                   f"{sum(r['interrupted'] for r in cycles)} (longest frame gap of another camera "
-                  f"{max(r['gap'] for r in cycles) / 1000:.1f} s)")
+                  f"{max(r['gap'] for r in cycles) / 1000:.1f} s); another camera's own server "
+                  f"ended its stream meanwhile: {sum(r['ended'] for r in cycles)}")
             for r in cycles:
                 for d in r["detail"]:
                     print(f"  interrupted: {d}")
+                for d in r["ended_detail"]:
+                    print(f"  its server ended the stream: {d}")
         lost = sum(r["lost"] for r in self.runs)
         print("counts lost (frames analysed minus samples stored, per appliance run): "
               + ", ".join(f"{r['label']} {r['lost']} of {r['analysed']}" for r in self.runs)
