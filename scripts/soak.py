@@ -339,7 +339,7 @@ anomalies = true
         # Another camera is interrupted when it reconnects or leaves
         # `streaming` meanwhile; its longest silence is noted too. An end of
         # stream is its own server's doing, so it is counted apart.
-        seen, gap = {}, 0
+        seen, ended, gap = {}, set(), 0
         self.floor = float("inf")
         def watch(h):
             nonlocal gap
@@ -350,6 +350,8 @@ anomalies = true
                 if v["state"] != "streaming" or v["reconnects"] > before.get(c, v)["reconnects"]:
                     seen.setdefault(c, set()).add(
                         f"{c} {v['state']} ({v.get('reason')}) after {v['reconnects']} reconnects")
+                    if v.get("reason") == "the stream ended":
+                        ended.add(c)
                 gap = max(gap, v["last_frame_age_ms"] or 0)
         end = time.monotonic() + self.args.down
         while time.monotonic() < end:
@@ -366,13 +368,10 @@ anomalies = true
                 recovered = time.monotonic() - returned
                 break
             time.sleep(0.1)
-        ended = {c for c, states in seen.items() if any("(the stream ended)" in d for d in states)}
-        interrupted = {d for c, states in seen.items() if c not in ended for d in states}
-        ended_by_server = {d for c in ended for d in seen[c]}
         self.record(f"camera {how} ({server.name})", recovered=recovered,
-                    interrupted=len({i.split()[0] for i in interrupted}),
-                    ended=len({i.split()[0] for i in ended_by_server}), gap=gap,
-                    detail=sorted(interrupted), ended_detail=sorted(ended_by_server))
+                    interrupted=len(set(seen) - ended), ended=len(ended), gap=gap,
+                    detail=sorted(d for c in set(seen) - ended for d in seen[c]),
+                    ended_detail=sorted(d for c in ended for d in seen[c]))
         self.sample_memory()
 
     def fill(self, filler, leave_mb):
