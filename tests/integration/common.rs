@@ -242,6 +242,14 @@ pub fn frozen_vtest(dir: &Path, seconds: u32) -> PathBuf {
     still
 }
 
+/// How long a fresh start may take to publish yesterday's last buckets:
+/// just after midnight UTC they wait for the rollup's grace (two flushes
+/// and a minute, as `run::pipeline` sets it), then the next minute's
+/// maintenance, with half a minute to spare.
+pub fn yesterday_published_within(flush_secs: u64) -> Duration {
+    Duration::from_secs(2 * flush_secs + 60 + 60 + 30)
+}
+
 /// A camera in a test config: name, URL and extra TOML lines for its table.
 pub type TestCamera<'a> = (&'a str, String, &'a str);
 

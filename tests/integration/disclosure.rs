@@ -24,6 +24,9 @@ const DAY: i64 = 86_400_000;
 
 /// A camera that never answers (no CPU spent on frames: the counts are
 /// seeded), two entrance lines, an ordinary zone and a one-seat desk.
+/// `[analytics] flush_secs` when unset, as in these configs.
+const DEFAULT_FLUSH_SECS: u64 = 10;
+
 fn config(dir: &Path, api_port: u16, mqtt_port: u16, extra: &str) -> std::path::PathBuf {
     let text = format!(
         "[appliance]\nsite = \"test\"\nstate_dir = {:?}\nmodels_dir = {:?}\n[api]\nbind = \"127.0.0.1:{api_port}\"\n\
@@ -213,9 +216,7 @@ fn no_planner_or_off_site_feed_reads_a_count_below_k() {
         headcount_api::rfc3339(start + 2 * DAY)
     );
     assert!(
-        // As long as yesterday's last buckets may take just after midnight
-        // UTC (the rollup's grace, then the next maintenance).
-        wait_until(Duration::from_secs(180), || {
+        wait_until(yesterday_published_within(DEFAULT_FLUSH_SECS), || {
             let path = format!("/api/v1/aggregates?space=hall&bucket=1d&{range}");
             get_raw_as(api_port, &path, Some(&planner)).is_some_and(|(status, _, body)| {
                 status == 200 && String::from_utf8_lossy(&body).contains("\"start\"")
@@ -394,12 +395,10 @@ fn noise_is_one_value_per_cell_for_every_reader_and_the_ledger_counts_releases()
         assert_eq!(status, 200);
         serde_json::from_slice::<Value>(&body).unwrap()["buckets"].clone()
     };
-    // Just after midnight UTC, yesterday's last quarter waits for the
-    // rollup's grace (two 10 s flushes and a minute) and the next
-    // minute's maintenance.
-    assert!(wait_until(Duration::from_secs(180), || read(&tokens[0])
-        .as_array()
-        .is_some_and(|b| b.len() == 96)));
+    assert!(wait_until(
+        yesterday_published_within(DEFAULT_FLUSH_SECS),
+        || read(&tokens[0]).as_array().is_some_and(|b| b.len() == 96)
+    ));
     let first = read(&tokens[0]);
     let mut reads = 0;
     let mut distinct = std::collections::BTreeSet::new();

@@ -341,10 +341,7 @@ fn the_fleet_outbox_delivers_every_bucket_once_across_restarts_and_an_outage() {
         drop(appliance.take());
         let running = start_appliance(&config, api_port);
         assert!(
-            // Just after midnight UTC, yesterday's last quarter waits for
-            // the rollup's grace (two flushes and a minute) and the next
-            // minute's maintenance.
-            wait_until(Duration::from_secs(150), || quarters(api_port) == 96),
+            wait_until(yesterday_published_within(1), || quarters(api_port) == 96),
             "yesterday was not published (start {start})"
         );
         appliance = Some(running);
@@ -577,9 +574,7 @@ fn the_fleet_feed_crosses_a_bridge_to_a_central_broker_across_its_outage() {
         drop(appliance.take());
         let running = start_appliance(&config, api_port);
         assert!(
-            // Long enough for yesterday's last buckets just after midnight
-            // UTC (the rollup's grace, then the next maintenance).
-            wait_until(Duration::from_secs(150), || published() >= 121
+            wait_until(yesterday_published_within(1), || published() >= 121
                 && waiting() == 0),
             "the site's broker did not take the outbox (start {start}): {} left",
             waiting()
