@@ -25,7 +25,7 @@ the running appliance, and the tamper detector's cost per frame.
                      23:00 in Berlin; open Monday-Friday 08:00-18:00),
                      after_hours_hold_secs AFTER_HOURS_HOLD_S: onset = the
                      start of a true presence (at least after_hours_min = 1,
-                     drift_tolerance = 0) that lasts the hold, + the hold. The control run starts
+                     drift_tolerance = 0, drift_miss_rate = 0) that lasts the hold, + the hold. The control run starts
                      on a Monday at 10:00: no after_hours event may come
      wrong_way       crossing_both_ways, line `scene.door` one_way = "in":
                      each true exit is a violation, onset = its time
@@ -86,11 +86,12 @@ GAP_S = 1.0  # a true condition broken for less than this is unbroken
 CAPACITY, CAPACITY_HOLD_S = 2, 3
 LOITER_MIN = 0.5
 AFTER_HOURS_HOLD_S = 10
-# Open Monday to Friday; after_hours_min = 1 and drift_tolerance = 0, since
-# for a space counted at its entrances only, presence after hours needs more
-# than the drift tolerance (default 2) as well.
+# Open Monday to Friday; after_hours_min = 1, drift_tolerance = 0 and
+# drift_miss_rate = 0, since for a space counted at its entrances only,
+# presence after hours needs more than the drift tolerance (default 2,
+# growing with the day's entries) as well.
 SCHEDULE = {"timezone": "Europe/Berlin", **{d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")},
-            "after_hours_min": 1, "drift_tolerance": 0}
+            "after_hours_min": 1, "drift_tolerance": 0, "drift_miss_rate": 0}
 CLOSED_START = "2026-11-29T23:00:00+01:00"  # a Sunday night in Berlin
 OPEN_START = "2026-11-30T10:00:00+01:00"  # the Monday morning after
 OUTAGE_S = 20

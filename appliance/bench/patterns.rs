@@ -16,15 +16,19 @@
 //! and three times the usual arrivals (an event) and none (a door locked),
 //! and one faulty day, on which one door misses `--fault-miss-rate` of its
 //! exits. Printed: the share of planted deviations each detector found, and
-//! its alarms on hours and days where nothing was planted, per week.
-//! Asserts nothing.
+//! its alarms on hours and days where nothing was planted, per week; the
+//! drift rule with fixed tolerances and with the default floor of 2 grown
+//! with the day's entries. Asserts nothing.
 
 use crate::generate::XorShift;
-use headcount_domain::analytics::{Deltas, FlowDelta, OccupancyDelta, Scope, Signals, SpaceSignal};
+use headcount_domain::analytics::{
+    Deltas, EntranceTally, FlowDelta, OccupancyDelta, Scope, Signals, SpaceSignal,
+};
 use headcount_domain::anomaly::monitor::{Change, Monitor};
 use headcount_domain::anomaly::unusual::{UnusualWatch, JUDGE_AFTER_MS};
 use headcount_domain::anomaly::{Kind, Subject};
 use headcount_domain::clock::UnixMs;
+use headcount_domain::config::anomaly::{DEFAULT_DRIFT_MISS_RATE, DEFAULT_DRIFT_TOLERANCE};
 use headcount_domain::config::{Config, SystemSecrets};
 use headcount_domain::retention::{DAY_MS, HOUR_MS};
 use headcount_store::Database;
@@ -41,9 +45,13 @@ pub struct Args {
     /// Share of its exits the faulty door misses on a planted faulty day.
     #[arg(long, default_value_t = 0.10)]
     fault_miss_rate: f64,
-    /// Drift tolerances to evaluate (the default is 2).
+    /// Fixed drift tolerances to evaluate (`drift_miss_rate = 0`).
     #[arg(long, value_delimiter = ',', default_value = "2,5,10")]
     tolerances: Vec<u32>,
+    /// `drift_miss_rate`s to evaluate with the default tolerance of 2 as
+    /// the floor (the default rate is 0.01).
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.02")]
+    miss_rates: Vec<f64>,
     /// Seed of the generator, so runs compare.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -79,7 +87,34 @@ fn arrivals(day_of_week: i64, minute: i64) -> f64 {
     (0.15 + 1.0 * peak) * if day_of_week >= 5 { 0.3 } else { 1.0 }
 }
 
-fn config(tolerance: u32) -> anyhow::Result<Config> {
+/// The drift rule evaluated: a tolerance, grown with the day's entries
+/// by the miss rate (0: fixed).
+#[derive(Clone, Copy)]
+struct DriftRule {
+    tolerance: u32,
+    miss_rate: f64,
+}
+
+impl std::fmt::Display for DriftRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.miss_rate == 0.0 {
+            write!(f, "tolerance {:>2}, fixed", self.tolerance)
+        } else {
+            write!(
+                f,
+                "tolerance {:>2}, grown with the day's entries for doors missing {} %",
+                self.tolerance,
+                100.0 * self.miss_rate
+            )
+        }
+    }
+}
+
+fn config(rule: DriftRule) -> anyhow::Result<Config> {
+    let DriftRule {
+        tolerance,
+        miss_rate,
+    } = rule;
     let mut text = String::from("[appliance]\ntimezone = \"UTC\"\n");
     for (space, entrances, _) in SPACES {
         text.push_str(&format!("[cameras.{space}]\nurl = \"testsrc:ball\"\n"));
@@ -92,7 +127,7 @@ fn config(tolerance: u32) -> anyhow::Result<Config> {
             .map(|e| format!("\"{space}.door{e}\""))
             .collect();
         text.push_str(&format!(
-            "[spaces.{space}]\nentrances = [{}]\nreset_at = \"03:00\"\n[spaces.{space}.schedule]\ntimezone = \"UTC\"\ndrift_tolerance = {tolerance}\n",
+            "[spaces.{space}]\nentrances = [{}]\nreset_at = \"03:00\"\n[spaces.{space}.schedule]\ntimezone = \"UTC\"\ndrift_tolerance = {tolerance}\ndrift_miss_rate = {miss_rate:?}\n",
             doors.join(", ")
         ));
         for day in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] {
@@ -137,26 +172,30 @@ fn plant(rng: &mut XorShift, weeks: i64) -> Vec<Vec<Plan>> {
         .collect()
 }
 
-/// One space's day: the minute rows to store and the entrance count 15
-/// minutes after closing. `count` carries over from the day before.
+/// One space's day: the minute rows to store and the entrance count (and
+/// entries since the reset) 16 minutes after closing. `tally` carries over
+/// from the day before.
 fn simulate_day(
     rng: &mut XorShift,
     args: &Args,
     space: usize,
     day: i64,
     plan: Plan,
-    count: &mut u32,
+    tally: &mut EntranceTally,
     deltas: &mut Deltas,
-) -> u32 {
+) -> EntranceTally {
     let (name, entrances, scale) = SPACES[space];
     let start = first_monday() + day * DAY_MS;
     let day_of_week = day % 7;
     // exits[door][minute]: true leavings, counted or not below.
     let mut exits = vec![vec![0u32; 1440]; entrances];
-    let mut count_at_check = 0;
+    let mut at_check = *tally;
     for minute in 0..1440 {
         if minute == RESET_MIN {
-            *count = 0;
+            *tally = EntranceTally {
+                count: 0,
+                entries: 0,
+            };
         }
         let multiplier = match plan.deviation {
             Some((hour, m)) if (hour * 60..(hour + DEVIATION_HOURS) * 60).contains(&minute) => m,
@@ -176,7 +215,8 @@ fn simulate_day(
             };
             let entries = (0..entered).filter(|_| !rng.chance(args.miss_rate)).count() as u32;
             let counted_exits = (0..left).filter(|_| !rng.chance(exit_miss)).count() as u32;
-            *count = (*count + entries).saturating_sub(counted_exits);
+            tally.count = (tally.count + entries).saturating_sub(counted_exits);
+            tally.entries += u64::from(entries);
             deltas.flows.push(FlowDelta {
                 camera: name.into(),
                 line: format!("door{door}"),
@@ -189,14 +229,14 @@ fn simulate_day(
             scope: Scope::Space(name.to_string()),
             bucket_start: start + minute * 60_000,
             samples: 60,
-            occupancy_sum: u64::from(*count) * 60,
-            occupancy_max: *count,
+            occupancy_sum: u64::from(tally.count) * 60,
+            occupancy_max: tally.count,
         });
         if minute == CLOSES_MIN + 16 {
-            count_at_check = *count;
+            at_check = *tally;
         }
     }
-    count_at_check
+    at_check
 }
 
 #[derive(Default)]
@@ -212,18 +252,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ args.seed.wrapping_mul(0x9e37_79b9));
     let plans = plant(&mut rng, args.weeks);
-    let base = config(2)?;
-    let mut watch = UnusualWatch::new(&base)
-        .ok_or_else(|| anyhow::anyhow!("no space watched for unusual patterns"))?;
-    let mut monitors = args
+    let rules: Vec<DriftRule> = args
         .tolerances
         .iter()
-        .map(|&t| Ok((t, Monitor::new(&config(t)?, first_monday()))))
+        .map(|&tolerance| DriftRule {
+            tolerance,
+            miss_rate: 0.0,
+        })
+        .chain(args.miss_rates.iter().map(|&miss_rate| DriftRule {
+            tolerance: DEFAULT_DRIFT_TOLERANCE,
+            miss_rate,
+        }))
+        .collect();
+    let base = config(DriftRule {
+        tolerance: DEFAULT_DRIFT_TOLERANCE,
+        miss_rate: DEFAULT_DRIFT_MISS_RATE,
+    })?;
+    let mut watch = UnusualWatch::new(&base)
+        .ok_or_else(|| anyhow::anyhow!("no space watched for unusual patterns"))?;
+    let mut monitors = rules
+        .iter()
+        .map(|&rule| Ok((rule, Monitor::new(&config(rule)?, first_monday()))))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let scratch = tempfile::tempdir()?;
     let mut db = Database::open(&scratch.path().join("site.db"))?;
 
-    let mut counts = vec![0u32; SPACES.len()];
+    let mut tallies = vec![
+        EntranceTally {
+            count: 0,
+            entries: 0
+        };
+        SPACES.len()
+    ];
     let mut opens: Vec<(usize, Kind, UnixMs)> = Vec::new();
     // drift[tolerance index][space][day]: raised that day.
     let mut drift =
@@ -234,19 +294,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut checked = Vec::new();
         for space in 0..SPACES.len() {
             let plan = plans[space][day as usize];
-            let count = simulate_day(
+            let at_check = simulate_day(
                 &mut rng,
                 &args,
                 space,
                 day,
                 plan,
-                &mut counts[space],
+                &mut tallies[space],
                 &mut deltas,
             );
             checked.push(SpaceSignal {
                 name: SPACES[space].0.to_string(),
-                occupancy: count,
-                entrance_count: Some(count),
+                occupancy: at_check.count,
+                entrances: Some(at_check),
             });
         }
         db.apply(&deltas)?;
@@ -358,34 +418,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Counter drift: faulty days found; alarms on normal days.
     println!("counter drift (entries minus exits 15 min after closing above the tolerance):");
-    for (t, (tolerance, _)) in monitors.iter().enumerate() {
+    for (t, (rule, _)) in monitors.iter().enumerate() {
         let (mut faulty, mut found, mut normal, mut alarms) = (0u32, 0u32, 0u32, 0u32);
         let mut per_space = Vec::new();
         for (space, days) in plans.iter().enumerate() {
+            let (mut space_faulty, mut space_found) = (0u32, 0u32);
             let (mut space_normal, mut space_alarms) = (0u32, 0u32);
             for (day, plan) in days.iter().enumerate().skip((WARM_UP_WEEKS * 7) as usize) {
                 let raised = drift[t][space][day];
                 if plan.faulty_door.is_some() {
-                    faulty += 1;
-                    found += u32::from(raised);
+                    space_faulty += 1;
+                    space_found += u32::from(raised);
                 } else {
                     space_normal += 1;
                     space_alarms += u32::from(raised);
                 }
             }
+            faulty += space_faulty;
+            found += space_found;
             normal += space_normal;
             alarms += space_alarms;
             per_space.push(format!(
-                "{} {:.2}",
+                "{} {space_found}/{space_faulty}, {:.2}",
                 SPACES[space].0,
                 7.0 * f64::from(space_alarms) / f64::from(space_normal.max(1))
             ));
         }
+        println!("  {rule}:");
         println!(
-            "  tolerance {tolerance:>2}: faulty days found {found} of {faulty} ({:.0} %); alarms on normal days {alarms} of {normal} = {:.2} per space and week ({})",
+            "    faulty days found {found} of {faulty} ({:.0} %); alarms on normal days {alarms} of {normal} = {:.2} per space and week (per space, found and alarms a week: {})",
             100.0 * f64::from(found) / f64::from(faulty.max(1)),
             7.0 * f64::from(alarms) / f64::from(normal.max(1)),
-            per_space.join(", ")
+            per_space.join("; ")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -251,7 +251,8 @@ fn busy_door_after_hours() -> (Arc<Vec<Value>>, Value) {
 
 /// Open Monday to Friday, 08:00-18:00 in Berlin; one person is presence
 /// (for a space counted at its entrances only, presence also needs more
-/// than the drift tolerance, 2 by default).
+/// than the drift tolerance, 2 by default and growing with the day's
+/// entries: here 0, fixed).
 fn schedule() -> toml::Table {
     let mut schedule = toml::Table::new();
     schedule.insert("timezone".into(), "Europe/Berlin".into());
@@ -260,6 +261,7 @@ fn schedule() -> toml::Table {
     }
     schedule.insert("after_hours_min".into(), 1.into());
     schedule.insert("drift_tolerance".into(), 0.into());
+    schedule.insert("drift_miss_rate".into(), 0.into());
     schedule
 }
 

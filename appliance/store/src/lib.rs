@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_anomalies.sql"),
     include_str!("migrations/0008_disclosure.sql"),
     include_str!("migrations/0009_time_indexes.sql"),
+    include_str!("migrations/0010_entrance_entries.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -303,13 +304,14 @@ impl Database {
             // backlog retried after a failure).
             let mut count = tx
                 .prepare_cached(
-                    "INSERT INTO entrance_count (space, count, saved_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (space) DO UPDATE SET count = excluded.count, saved_at = excluded.saved_at
+                    "INSERT INTO entrance_count (space, count, entries, saved_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (space) DO UPDATE SET count = excluded.count,
+                         entries = excluded.entries, saved_at = excluded.saved_at
                      WHERE excluded.saved_at >= saved_at",
                 )?;
             for c in &deltas.entrance_counts {
                 count
-                    .execute(params![c.space, c.count, c.at])?;
+                    .execute(params![c.space, c.count, i64::try_from(c.entries).unwrap_or(i64::MAX), c.at])?;
             }
         }
         // Minutes behind a rollup mark (the wall clock stepped back, or a
@@ -373,13 +375,14 @@ impl Database {
     /// The saved entrance count of every space.
     pub fn entrance_counts(&self) -> Result<Vec<EntranceCount>, StorageError> {
         self.query(
-            "SELECT space, count, saved_at FROM entrance_count ORDER BY space",
+            "SELECT space, count, entries, saved_at FROM entrance_count ORDER BY space",
             [],
             |r| {
                 Ok(EntranceCount {
                     space: r.get(0)?,
                     count: r.get(1)?,
-                    at: r.get(2)?,
+                    entries: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    at: r.get(3)?,
                 })
             },
         )
@@ -630,6 +633,7 @@ mod tests {
                 .map(|&(space, count, at)| EntranceCount {
                     space: space.into(),
                     count,
+                    entries: u64::from(count) * 10,
                     at,
                 })
                 .collect(),
@@ -643,9 +647,9 @@ mod tests {
         let saved = db.entrance_counts().unwrap();
         let got: Vec<_> = saved
             .iter()
-            .map(|c| (c.space.as_str(), c.count, c.at))
+            .map(|c| (c.space.as_str(), c.count, c.entries, c.at))
             .collect();
-        assert_eq!(got, [("hall", 5, 2_000), ("shop", 1, 1_000)]);
+        assert_eq!(got, [("hall", 5, 50, 2_000), ("shop", 1, 10, 1_000)]);
     }
 
     #[test]

@@ -50,7 +50,9 @@ CREATE TABLE entrance_count (
     space TEXT PRIMARY KEY,           -- space name from the config
     count INTEGER NOT NULL,
     saved_at INTEGER NOT NULL         -- time of the latest frame counted
-) WITHOUT ROWID;
+    -- entries since the last reset; added by step 10, and written as
+    -- SQLite writes an added column, so that both schemas read the same
+    , entries INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 
 -- API tokens. Only a keyed digest of each token's secret half is kept; a
 -- token is found by its public id and checked in constant time.

@@ -73,12 +73,14 @@ pub struct DwellDelta {
     pub histogram: DwellHistogram,
 }
 
-/// A space's entries minus exits at a moment: saved with every flush, so
-/// a restart does not empty a building that is not empty.
+/// A space's entries minus exits at a moment, and its entries since the
+/// last reset: saved with every flush, so a restart does not empty a
+/// building that is not empty, nor forget how busy its day has been.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntranceCount {
     pub space: String,
     pub count: u32,
+    pub entries: u64,
     pub at: UnixMs,
 }
 
@@ -204,8 +206,18 @@ pub struct ZoneSignal {
 pub struct SpaceSignal {
     pub name: String,
     pub occupancy: u32,
-    /// Entries minus exits, for a space with entrances.
-    pub entrance_count: Option<u32>,
+    /// Counted at its entrances: entries minus exits, and entries since
+    /// the last reset.
+    pub entrances: Option<EntranceTally>,
+}
+
+/// A space's entrance count as the drift rule needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntranceTally {
+    /// Entries minus exits, never below zero.
+    pub count: u32,
+    /// Entries since the last reset.
+    pub entries: u64,
 }
 
 /// A line's crossings since start, per direction.
@@ -535,6 +547,7 @@ impl Analytics {
                 .map(|s| EntranceCount {
                     space: s.name().to_string(),
                     count: s.entrance_count(),
+                    entries: s.entries(),
                     at,
                 })
                 .collect();
@@ -554,9 +567,13 @@ impl Analytics {
         for saved in saved {
             let space = self.spaces.iter_mut().find(|s| s.name() == saved.space);
             if let (Some(space), Some(saved_local)) = (space, local(saved.at)) {
-                space.restore(saved.count, saved_local, now_local);
-                self.board
-                    .record_space(space.name(), space.entrance_count(), now);
+                space.restore(saved.count, saved.entries, saved_local, now_local);
+                let count = space.entrance_count();
+                self.board.record_space(space.name(), count, now);
+                // The anomaly rules judge the space from now on, before
+                // any camera of it delivers a frame (a night with the
+                // camera down: drift and presence after hours).
+                self.space_values.insert(space.name().to_string(), count);
             }
         }
     }
@@ -580,7 +597,10 @@ impl Analytics {
                 Some(SpaceSignal {
                     name: s.name().to_string(),
                     occupancy: *self.space_values.get(s.name())?,
-                    entrance_count: s.counts_entrances().then(|| s.entrance_count()),
+                    entrances: s.counts_entrances().then(|| EntranceTally {
+                        count: s.entrance_count(),
+                        entries: s.entries(),
+                    }),
                 })
             })
             .collect();

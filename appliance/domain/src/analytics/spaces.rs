@@ -20,6 +20,9 @@ pub(super) struct SpaceCounter {
     correction_ms: i64,
     /// Entries minus exits, clamped at zero.
     count: u32,
+    /// Entries counted at the entrances since the last reset: what the
+    /// count's drift is judged against.
+    entries: u64,
     last_reset: Option<jiff::civil::Date>,
     zones_value: Option<u32>,
     zones_steady_since: UnixMs,
@@ -44,6 +47,7 @@ impl SpaceCounter {
             reset_at: space.reset_at,
             correction_ms: (correction_secs * 1000.0) as i64,
             count: 0,
+            entries: 0,
             last_reset: None,
             zones_value: None,
             zones_steady_since: 0,
@@ -65,7 +69,10 @@ impl SpaceCounter {
             return;
         }
         self.count = match direction {
-            Direction::In => self.count + 1,
+            Direction::In => {
+                self.entries += 1;
+                self.count + 1
+            }
             Direction::Out => self.count.saturating_sub(1),
         };
     }
@@ -85,6 +92,11 @@ impl SpaceCounter {
         self.count
     }
 
+    /// Entries since the last reset, as saved across restarts.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
     /// Sets the entrance count by hand (a manual correction).
     pub fn set_count(&mut self, count: u32) {
         self.count = count;
@@ -101,11 +113,12 @@ impl SpaceCounter {
         }
     }
 
-    /// Takes up the entrance count saved at `saved` (local time) before a
-    /// restart, unless a reset has fallen due since.
+    /// Takes up the entrance count and entries saved at `saved` (local
+    /// time) before a restart, unless a reset has fallen due since.
     pub fn restore(
         &mut self,
         count: u32,
+        entries: u64,
         saved: jiff::civil::DateTime,
         now: jiff::civil::DateTime,
     ) {
@@ -115,6 +128,7 @@ impl SpaceCounter {
         };
         if !reset_between {
             self.count = count;
+            self.entries = entries;
         }
     }
 
@@ -133,6 +147,7 @@ impl SpaceCounter {
             Some(last) if last < due => {
                 self.last_reset = Some(due);
                 self.count = 0;
+                self.entries = 0;
                 self.disagree_since = None;
                 true
             }

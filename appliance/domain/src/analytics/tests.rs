@@ -375,16 +375,27 @@ fn an_entrance_count_survives_a_restart_but_not_a_reset() {
     });
     let saved = a.drain().entrance_counts;
     let room: Vec<_> = saved.iter().filter(|c| c.space == "room").collect();
-    assert_eq!(room.len(), 1);
-    assert_eq!(room[0].count, 2);
-    // Restarted ten minutes later: the building is not empty.
+    assert_eq!((room[0].count, room[0].entries), (2, 2));
+    // What the drift rule sees of the room: its count and its day's entries.
+    let entrances = |a: &Analytics| {
+        a.signals()
+            .spaces
+            .iter()
+            .find(|s| s.name == "room")
+            .and_then(|s| s.entrances)
+            .map(|e| (e.count, e.entries))
+    };
+    // Restarted ten minutes later: the building is not empty, and its day
+    // has seen two entries.
     let (mut restarted, board) = engine("");
     restarted.restore(&saved, T0 + 600_000);
     assert_eq!(space_now(&board, "room"), Some(2));
-    // Restarted after the 03:00 reset: it is.
+    assert_eq!(entrances(&restarted), Some((2, 2)));
+    // Restarted after the 03:00 reset: it is, and the day starts afresh.
     let (mut next_day, board) = engine("");
     next_day.restore(&saved, T0 + 11 * 3_600_000);
     assert_eq!(space_now(&board, "room"), Some(0));
+    assert_eq!(entrances(&next_day), Some((0, 0)));
 }
 
 /// A third zone, `right` (x > 0.5), for the reconfigure tests.

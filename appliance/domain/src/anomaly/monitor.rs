@@ -12,11 +12,12 @@
 //! - tamper (camera): the conditions `tamper::TamperDetector` holds active;
 //! - stream loss (camera): no frame for the camera's limit;
 //! - counter drift (space with entrances and a schedule): in minus out
-//!   still above the tolerance `DRIFT_DELAY_MS` after closing time.
+//!   still above the tolerance `DRIFT_DELAY_MS` after closing time; the
+//!   tolerance grows with the day's entries (`drift_tolerance`).
 
 use super::tamper::{TamperCondition, TamperDetector};
 use super::{Finding, Kind, Severity, Subject};
-use crate::analytics::Signals;
+use crate::analytics::{EntranceTally, Signals};
 use crate::clock::UnixMs;
 use crate::config::anomaly::SpaceSchedule;
 use crate::config::{zone_key, Config, Way};
@@ -27,6 +28,30 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// How long after closing time the entrance count is checked: people
 /// leaving at closing time have left by then.
 pub const DRIFT_DELAY_MS: i64 = 15 * 60_000;
+
+/// Standard deviations of working doors' leftover that are still not drift.
+const DRIFT_SIGMAS: f64 = 3.0;
+
+/// The drift tolerance of a space after `entries` entries since its reset:
+/// the configured one, or, on a busy day, what working doors leave counted.
+///
+/// Doors that each way miss a share p of the crossings leave the missed
+/// exits minus the missed entries counted once everyone has left: about
+/// normal, with variance 2·p·entries. A fixed tolerance of 2 is then
+/// crossed on most days in a hall of 1500 visitors (standard deviation
+/// 5.5 at p = 1 %), while a door that misses a tenth of its exits leaves
+/// far more. Below k entries the configured tolerance stands, so the
+/// threshold, which leaves the box with the anomaly, tells nothing about
+/// a count below k.
+pub fn drift_tolerance(schedule: &SpaceSchedule, entries: u64, k: u32) -> u32 {
+    if entries < u64::from(k) {
+        return schedule.drift_tolerance;
+    }
+    let sigma = (2.0 * schedule.drift_miss_rate * entries as f64).sqrt();
+    schedule
+        .drift_tolerance
+        .max((DRIFT_SIGMAS * sigma).ceil() as u32)
+}
 
 /// A change to store and announce.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +121,9 @@ pub struct Monitor {
     pending: HashMap<(Kind, Subject), UnixMs>,
     open: BTreeMap<(Kind, Subject), Opened>,
     started: UnixMs,
+    /// The disclosure threshold: drift tolerances rise above the
+    /// configured ones only from k entries on.
+    k: u32,
     /// Every line's latest (entries, exits): where a line made one-way by
     /// `reconfigure` starts counting crossings against it.
     line_totals: HashMap<String, (u64, u64)>,
@@ -157,6 +185,7 @@ impl Monitor {
             pending: HashMap::new(),
             open: BTreeMap::new(),
             started: now,
+            k: config.aggregates.k,
             line_totals: HashMap::new(),
         }
     }
@@ -173,6 +202,7 @@ impl Monitor {
     /// crossings before the edit raise nothing.
     pub fn reconfigure(&mut self, config: &Config, now: UnixMs) -> Vec<Change> {
         self.zones = zone_rules(config);
+        self.k = config.aggregates.k;
         let mut old = std::mem::take(&mut self.lines);
         for (key, allowed) in one_way_rules(config) {
             let rules = match old.remove(&key) {
@@ -275,10 +305,11 @@ impl Monitor {
             let after_hours = rules.schedule.as_ref().and_then(|s| {
                 // Entries minus exits alone cannot tell people from drift:
                 // within the drift tolerance it is no evidence of presence.
-                let min = if rules.entrances_only {
-                    s.after_hours_min.max(s.drift_tolerance + 1)
-                } else {
-                    s.after_hours_min
+                let min = match (rules.entrances_only, space.entrances) {
+                    (true, Some(entrances)) => s
+                        .after_hours_min
+                        .max(drift_tolerance(s, entrances.entries, self.k) + 1),
+                    _ => s.after_hours_min,
                 };
                 (!s.schedule.is_open(at) && space.occupancy >= min).then(|| Finding {
                     kind: Kind::AfterHours,
@@ -312,8 +343,8 @@ impl Monitor {
                     &mut changes,
                 );
             }
-            if let Some(count) = space.entrance_count {
-                self.check_drift(at, &space.name, count, &mut changes);
+            if let Some(entrances) = space.entrances {
+                self.check_drift(at, &space.name, entrances, &mut changes);
             }
         }
         for line in &signals.lines {
@@ -502,7 +533,13 @@ impl Monitor {
         }
     }
 
-    fn check_drift(&mut self, at: UnixMs, space: &str, count: u32, changes: &mut Vec<Change>) {
+    fn check_drift(
+        &mut self,
+        at: UnixMs,
+        space: &str,
+        entrances: EntranceTally,
+        changes: &mut Vec<Change>,
+    ) {
         let Some(rules) = self.spaces.get_mut(space) else {
             return;
         };
@@ -516,7 +553,9 @@ impl Monitor {
             return;
         }
         rules.drift_checked = Some(closing);
-        if count > schedule.drift_tolerance {
+        let EntranceTally { count, entries } = entrances;
+        let tolerance = drift_tolerance(schedule, entries, self.k);
+        if count > tolerance {
             changes.push(Change::Instant {
                 at,
                 finding: Finding {
@@ -524,11 +563,10 @@ impl Monitor {
                     subject: Subject::Space(space.to_string()),
                     severity: Severity::Info,
                     value: f64::from(count),
-                    threshold: f64::from(schedule.drift_tolerance),
+                    threshold: f64::from(tolerance),
                     explanation: format!(
-                        "entries minus exits of {space} is {count}, {} min after closing time (tolerance {}): a door may be miscounting",
+                        "entries minus exits of {space} is {count}, {} min after closing time (tolerance {tolerance} after {entries} entries): a door may be miscounting",
                         DRIFT_DELAY_MS / 60_000,
-                        schedule.drift_tolerance
                     ),
                 },
             });
@@ -729,12 +767,18 @@ drift_tolerance = 2
         }
     }
 
+    /// A space; one counted at its entrances has seen `count` people come
+    /// in and none leave (a quiet day).
     fn space(name: &str, occupancy: u32, entrance_count: Option<u32>) -> Signals {
+        let entrances = entrance_count.map(|count| EntranceTally {
+            count,
+            entries: u64::from(count),
+        });
         Signals {
             spaces: vec![SpaceSignal {
                 name: name.into(),
                 occupancy,
-                entrance_count,
+                entrances,
             }],
             ..Signals::default()
         }
@@ -1090,7 +1134,7 @@ drift_tolerance = 2
         assert!(
             finding
                 .explanation
-                .contains("is 3, 15 min after closing time (tolerance 2)"),
+                .contains("is 3, 15 min after closing time (tolerance 2 after 3 entries)"),
             "{}",
             finding.explanation
         );
@@ -1106,6 +1150,94 @@ drift_tolerance = 2
         let found = drift(next + 24 * HOUR + 5 * MIN, 4);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].value, 4.0);
+    }
+
+    #[test]
+    fn the_drift_tolerance_grows_with_the_days_entries() {
+        let config = config();
+        let hall = config.spaces.iter().find(|s| s.name == "hall").unwrap();
+        let schedule = hall.schedule.as_ref().unwrap();
+        assert_eq!(
+            (schedule.drift_tolerance, schedule.drift_miss_rate),
+            (2, 0.01)
+        );
+        let k = config.aggregates.k;
+        // Below k entries, and while three standard deviations stay below
+        // it, the configured tolerance stands.
+        assert_eq!(drift_tolerance(schedule, 0, k), 2);
+        assert_eq!(drift_tolerance(schedule, u64::from(k) - 1, k), 2);
+        assert_eq!(drift_tolerance(schedule, 22, k), 2);
+        assert_eq!(drift_tolerance(schedule, 23, k), 3);
+        // 1500 visitors: 3 x sqrt(2 x 0.01 x 1500) = 16.4.
+        assert_eq!(drift_tolerance(schedule, 1500, k), 17);
+        let fixed = SpaceSchedule {
+            drift_miss_rate: 0.0,
+            ..schedule.clone()
+        };
+        assert_eq!(drift_tolerance(&fixed, 1500, k), 2);
+        let generous = SpaceSchedule {
+            drift_tolerance: 40,
+            ..schedule.clone()
+        };
+        assert_eq!(drift_tolerance(&generous, 1500, k), 40);
+        // Fewer than k entries leave the threshold as configured, even a
+        // tolerance of 0 that any entry would raise; k entries may move it.
+        let strict = SpaceSchedule {
+            drift_tolerance: 0,
+            ..schedule.clone()
+        };
+        assert_eq!(drift_tolerance(&strict, u64::from(k) - 1, k), 0);
+        assert_eq!(drift_tolerance(&strict, u64::from(k), k), 1);
+        assert_eq!(drift_tolerance(schedule, 40, 50), 2);
+        assert_eq!(drift_tolerance(schedule, 50, 50), 3);
+    }
+
+    #[test]
+    fn a_busy_days_leftover_is_neither_drift_nor_presence_after_hours() {
+        let mut m = monitor();
+        let hall = |count, entries| Signals {
+            spaces: vec![SpaceSignal {
+                name: "hall".into(),
+                occupancy: count,
+                entrances: Some(EntranceTally { count, entries }),
+            }],
+            ..Signals::default()
+        };
+        // 1500 entries: 12 left counted is within what doors that miss 1 %
+        // each way leave (tolerance 17), all night long.
+        let mut at = CLOSING + DRIFT_DELAY_MS;
+        for _ in 0..5 {
+            let changes = m.observe_counts(at, &hall(12, 1500));
+            assert!(changes.is_empty(), "{changes:?}");
+            at += MIN;
+        }
+        // The same 12 after a quiet day of 20 entries: the next closing
+        // raises drift at once, and presence after the hold.
+        let next = CLOSING + 24 * HOUR + DRIFT_DELAY_MS;
+        let changes = m.observe_counts(next, &hall(12, 20));
+        let found = instants(&changes);
+        assert_eq!(found.len(), 1, "{changes:?}");
+        assert_eq!((found[0].value, found[0].threshold), (12.0, 2.0));
+        let changes = m.observe_counts(next + 2 * MIN, &hall(12, 20));
+        let found = opened(&changes);
+        assert_eq!(found.len(), 1, "{changes:?}");
+        assert_eq!(
+            (found[0].kind, found[0].value, found[0].threshold),
+            (Kind::AfterHours, 12.0, 3.0)
+        );
+        // A busy day's count above its tolerance is drift, threshold 17.
+        let third = next + 24 * HOUR;
+        let changes = m.observe_counts(third, &hall(30, 1500));
+        let found = instants(&changes);
+        assert_eq!(found.len(), 1, "{changes:?}");
+        assert_eq!((found[0].value, found[0].threshold), (30.0, 17.0));
+        assert!(
+            found[0]
+                .explanation
+                .contains("(tolerance 17 after 1500 entries)"),
+            "{}",
+            found[0].explanation
+        );
     }
 
     #[test]

@@ -776,6 +776,7 @@ zones = ["lobby.door"]
 mon = "8-18"
 after_hours_min = 0
 drift_tolerance = -1
+drift_miss_rate = 0.5
 [spaces.floor.unusual]
 threshold = 0.5
 min_difference = -1
@@ -792,6 +793,7 @@ min_difference = -1
         "spaces.floor.schedule.mon: `8-18` is not HH:MM-HH:MM ranges",
         "spaces.floor.schedule.after_hours_min: 0 is not a whole number in [1, 10000]",
         "spaces.floor.schedule.drift_tolerance: -1 is not a whole number in [0, 10000]",
+        "spaces.floor.schedule.drift_miss_rate: 0.5 is not a share in [0, 0.1]",
         "spaces.floor.unusual.threshold: 0.5 is outside [1, 50]",
         "spaces.floor.unusual.min_difference: -1 is outside [0, 100000]",
     ];
@@ -889,6 +891,7 @@ mon = "08:00-12:00, 13:00-18:00"
 exceptions = { "2025-12-24" = "closed" }
 after_hours_min = 3
 drift_tolerance = 0
+drift_miss_rate = 0.02
 [spaces.shop.unusual]
 threshold = 6
 min_difference = 2.5
@@ -949,7 +952,14 @@ zones = ["lobby.door"]
     // 90 % of 7 is 6.3: rounded down.
     assert_eq!(shop.capacity_clear, Some(6));
     let hours = shop.schedule.as_ref().unwrap();
-    assert_eq!((hours.after_hours_min, hours.drift_tolerance), (3, 0));
+    assert_eq!(
+        (
+            hours.after_hours_min,
+            hours.drift_tolerance,
+            hours.drift_miss_rate
+        ),
+        (3, 0, 0.02)
+    );
     // In the appliance's zone: Monday 2025-11-24 09:00 in Berlin is 08:00 UTC.
     let monday_0800_utc: i64 = 1_763_971_200_000;
     assert_eq!(
@@ -974,7 +984,14 @@ zones = ["lobby.door"]
     let building = space("building");
     assert_eq!(building.capacity_clear, Some(40));
     let hours = building.schedule.as_ref().unwrap();
-    assert_eq!((hours.after_hours_min, hours.drift_tolerance), (1, 2));
+    assert_eq!(
+        (
+            hours.after_hours_min,
+            hours.drift_tolerance,
+            hours.drift_miss_rate
+        ),
+        (1, 2, 0.01)
+    );
     assert_eq!(
         hours.schedule.time_zone(),
         &jiff::tz::TimeZone::get("America/New_York").unwrap()
