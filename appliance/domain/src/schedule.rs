@@ -163,6 +163,12 @@ impl Schedule {
             .any(|r| r.start <= minute && minute < r.end)
     }
 
+    /// Whether every minute in `[from, to)` is closed (opening ranges are
+    /// whole minutes, so a minute-aligned `from` makes this exact).
+    pub fn closed_throughout(&self, from: UnixMs, to: UnixMs) -> bool {
+        (from..to).step_by(60_000).all(|t| !self.is_open(t))
+    }
+
     /// The latest instant `t <= at`, within `LOOKBACK_DAYS` days before
     /// `at`, at which the space closed: open just before `t`, closed at `t`.
     /// `None` if it did not close in that window (always closed, or open the

@@ -2,6 +2,14 @@
 //! space against its hour-of-week baseline (`baseline`), read from the
 //! stored aggregates. An unusual hour opens an anomaly that starts at the
 //! hour's start; the next usual hour closes it.
+//!
+//! A space counted at its entrances only is not judged on its occupancy in
+//! an hour its schedule keeps closed throughout: its count then is what the
+//! doors left (entries they missed or exits), which counter drift judges
+//! against a tolerance that knows the day's entries, and people truly
+//! present raise presence after hours. Judged there too, the leftover of a
+//! busy day made most of this detector's false alarms (`headcount-bench
+//! patterns`). Such an hour closes an unusual occupancy still open.
 
 use super::baseline::{assess, Assessment, BaselineSettings, HourlyHistory, HISTORY_WEEKS};
 use super::monitor::Change;
@@ -9,6 +17,7 @@ use super::{Finding, Kind, Severity, Subject};
 use crate::clock::UnixMs;
 use crate::config::Config;
 use crate::retention::HOUR_MS;
+use crate::schedule::Schedule;
 use std::collections::HashMap;
 
 /// An hour is judged this long after it ends: its last minute buckets are
@@ -20,6 +29,9 @@ struct Watched {
     /// (camera, line) of each entrance.
     entrances: Vec<(String, String)>,
     settings: BaselineSettings,
+    /// Counted at its entrances only, with opening hours: its occupancy in
+    /// closed hours is the doors' drift, not judged here.
+    drift_when_closed: Option<Schedule>,
 }
 
 /// The unusual-pattern detector of an appliance.
@@ -46,10 +58,16 @@ impl UnusualWatch {
                     .filter_map(|key| key.split_once('.'))
                     .map(|(camera, line)| (camera.to_string(), line.to_string()))
                     .collect();
+                let drift_when_closed = s
+                    .schedule
+                    .as_ref()
+                    .filter(|_| s.zones.is_empty() && !s.entrances.is_empty())
+                    .map(|hours| hours.schedule.clone());
                 Some(Watched {
                     space: s.name.clone(),
                     entrances,
                     settings: unusual.settings,
+                    drift_when_closed,
                 })
             })
             .collect();
@@ -77,7 +95,16 @@ impl UnusualWatch {
         let mut changes = Vec::new();
         for i in 0..self.spaces.len() {
             let w = &self.spaces[i];
-            let occupancy = history.space_occupancy_hours(&w.space, from, hour + HOUR_MS)?;
+            let drift_only = w
+                .drift_when_closed
+                .as_ref()
+                .is_some_and(|hours| hours.closed_throughout(hour, hour + HOUR_MS));
+            let occupancy = if drift_only {
+                // Nothing to judge: what is open closes.
+                Vec::new()
+            } else {
+                history.space_occupancy_hours(&w.space, from, hour + HOUR_MS)?
+            };
             let entries = if w.entrances.is_empty() {
                 None
             } else {
@@ -195,6 +222,86 @@ zones = ["lobby.hall"]
 enabled = false
 "#;
         Config::parse(text, Path::new("."), &SystemSecrets).unwrap()
+    }
+
+    /// Mean occupancy `value_at(hour)` for every space, every hour; no
+    /// entry rows.
+    struct Hours<F: Fn(UnixMs) -> f64>(F);
+
+    impl<F: Fn(UnixMs) -> f64> HourlyHistory for Hours<F> {
+        type Error = std::convert::Infallible;
+
+        fn space_occupancy_hours(
+            &self,
+            _space: &str,
+            from: UnixMs,
+            to: UnixMs,
+        ) -> Result<Vec<(UnixMs, f64)>, Self::Error> {
+            Ok((from..to)
+                .step_by(HOUR_MS as usize)
+                .map(|h| (h, (self.0)(h)))
+                .collect())
+        }
+
+        fn entry_hours(
+            &self,
+            _lines: &[(String, String)],
+            _from: UnixMs,
+            _to: UnixMs,
+        ) -> Result<Vec<(UnixMs, f64)>, Self::Error> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn closed_hours_of_a_space_counted_at_its_doors_are_left_to_the_drift_rule() {
+        // Two spaces counted at the same door; `shop` is open 07:00-20:00.
+        let text = r#"
+[cameras.lobby]
+url = "testsrc:ball"
+[cameras.lobby.lines.door]
+points = [[0.2, 0.5], [0.8, 0.5]]
+in = "left"
+[spaces.shop]
+entrances = ["lobby.door"]
+[spaces.shop.schedule]
+timezone = "UTC"
+mon = "07:00-20:00"
+[spaces.depot]
+entrances = ["lobby.door"]
+"#;
+        let config = Config::parse(text, Path::new("."), &SystemSecrets).unwrap();
+        // Monday 2026-06-22 00:00 UTC; every hour before was empty.
+        let monday: UnixMs = 1_780_272_000_000 + 3 * 7 * 24 * HOUR_MS;
+        let (ten, nine_pm) = (monday + 10 * HOUR_MS, monday + 21 * HOUR_MS);
+        // This Monday ten people are counted from 10:00 on, all night.
+        let history = Hours(|h| if h >= ten { 10.0 } else { 0.0 });
+        let judge = |watch: &mut UnusualWatch, hour: UnixMs| {
+            let changes = watch
+                .evaluate(&history, hour + HOUR_MS + JUDGE_AFTER_MS)
+                .unwrap();
+            changes
+                .into_iter()
+                .map(|c| match c {
+                    Change::Open { finding, .. } => ("open", finding.subject),
+                    Change::Close { subject, .. } => ("close", subject),
+                    Change::Instant { finding, .. } => ("instant", finding.subject),
+                })
+                .collect::<Vec<_>>()
+        };
+        let space = |name: &str| Subject::Space(name.into());
+
+        // At 10:00 both are unusual; at 21:00, with the shop closed, its
+        // count is the doors' leftover: not judged, and its anomaly closes.
+        let mut watch = UnusualWatch::new(&config).unwrap();
+        let mut opened = judge(&mut watch, ten);
+        opened.sort_by_key(|(_, s)| format!("{s:?}"));
+        assert_eq!(opened, [("open", space("depot")), ("open", space("shop"))]);
+        assert_eq!(judge(&mut watch, nine_pm), [("close", space("shop"))]);
+
+        // Judged first at 21:00: only the space without hours opens.
+        let mut watch = UnusualWatch::new(&config).unwrap();
+        assert_eq!(judge(&mut watch, nine_pm), [("open", space("depot"))]);
     }
 
     #[test]
