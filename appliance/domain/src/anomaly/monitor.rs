@@ -29,6 +29,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// leaving at closing time have left by then.
 pub const DRIFT_DELAY_MS: i64 = 15 * 60_000;
 
+/// A break in over capacity or presence after hours shorter than this
+/// neither restarts its hold nor ends it: one person leaving as another
+/// comes in, or a count that dips for a frame, is the same presence.
+pub const COUNT_GAP_MS: i64 = 1000;
+
 /// Standard deviations of working doors' leftover that are still not drift.
 const DRIFT_SIGMAS: f64 = 3.0;
 
@@ -107,6 +112,25 @@ struct CameraWatch {
 
 struct Opened {
     started: UnixMs,
+    /// When its condition was last seen to stop, while the break is
+    /// shorter than its kind's gap.
+    clearing_since: Option<UnixMs>,
+}
+
+/// A condition seen, not yet held long enough to open.
+struct Pending {
+    since: UnixMs,
+    /// When it was last seen to stop, while the break is shorter than its
+    /// kind's gap.
+    broken_since: Option<UnixMs>,
+}
+
+/// How long a break in `kind`'s condition may last and still not count.
+fn gap_ms(kind: Kind) -> i64 {
+    match kind {
+        Kind::OverCapacity | Kind::AfterHours => COUNT_GAP_MS,
+        _ => 0,
+    }
 }
 
 /// The detectors of one appliance (or one `analyze` run).
@@ -118,7 +142,7 @@ pub struct Monitor {
     capacity_hold_ms: i64,
     after_hours_hold_ms: i64,
     /// When each held condition was first seen, not yet long enough to open.
-    pending: HashMap<(Kind, Subject), UnixMs>,
+    pending: HashMap<(Kind, Subject), Pending>,
     open: BTreeMap<(Kind, Subject), Opened>,
     started: UnixMs,
     /// The disclosure threshold: drift tolerances rise above the
@@ -237,7 +261,7 @@ impl Monitor {
         gone.dedup();
         let mut changes = Vec::new();
         for (kind, subject) in gone {
-            self.held(now, kind, &subject, None, 0, &mut changes);
+            self.release(now, kind, &subject, &mut changes);
         }
         changes
     }
@@ -475,7 +499,7 @@ impl Monitor {
             TamperCondition::Moved,
             TamperCondition::Frozen,
         ] {
-            self.held(at, tamper_kind(condition), &subject, None, 0, &mut changes);
+            self.release(at, tamper_kind(condition), &subject, &mut changes);
         }
         (true, changes)
     }
@@ -489,13 +513,14 @@ impl Monitor {
                 kind,
                 subject,
                 started: opened.started,
-                ended: at,
+                ended: opened.clearing_since.unwrap_or(at),
             })
             .collect()
     }
 
     /// Opens the anomaly once `finding` has held for `hold_ms`; closes it
-    /// when there is no finding.
+    /// when there is no finding, ended when it stopped. A break no longer
+    /// than the kind's gap (`gap_ms`) does neither.
     fn held(
         &mut self,
         at: UnixMs,
@@ -506,30 +531,66 @@ impl Monitor {
         changes: &mut Vec<Change>,
     ) {
         let key = (kind, subject.clone());
-        match finding {
-            None => {
-                self.pending.remove(&key);
-                if let Some(opened) = self.open.remove(&key) {
-                    changes.push(Change::Close {
-                        kind,
-                        subject: subject.clone(),
-                        started: opened.started,
-                        ended: at,
-                    });
-                }
-            }
-            Some(_) if self.open.contains_key(&key) => {}
-            Some(finding) => {
-                let since = *self.pending.entry(key.clone()).or_insert(at);
-                if at - since >= hold_ms {
+        let gap = gap_ms(kind);
+        // A break of at least the gap: over, whether seen to end or not.
+        let over = |since: Option<UnixMs>| since.is_some_and(|since| at - since >= gap);
+        let Some(finding) = finding else {
+            if let Some(pending) = self.pending.get_mut(&key) {
+                pending.broken_since.get_or_insert(at);
+                if over(pending.broken_since) {
                     self.pending.remove(&key);
-                    self.open.insert(key, Opened { started: at });
-                    changes.push(Change::Open {
-                        started: at,
-                        finding,
-                    });
                 }
             }
+            if let Some(opened) = self.open.get_mut(&key) {
+                opened.clearing_since.get_or_insert(at);
+                if over(opened.clearing_since) {
+                    self.release(at, kind, subject, changes);
+                }
+            }
+            return;
+        };
+        if let Some(opened) = self.open.get_mut(&key) {
+            if !over(opened.clearing_since) {
+                opened.clearing_since = None;
+                return;
+            }
+            // It ended in a break not seen out: this is a new start.
+            self.release(at, kind, subject, changes);
+        }
+        let pending = self.pending.entry(key.clone()).or_insert(Pending {
+            since: at,
+            broken_since: None,
+        });
+        if over(pending.broken_since) {
+            pending.since = at;
+        }
+        pending.broken_since = None;
+        if at - pending.since >= hold_ms {
+            self.pending.remove(&key);
+            let opened = Opened {
+                started: at,
+                clearing_since: None,
+            };
+            self.open.insert(key, opened);
+            changes.push(Change::Open {
+                started: at,
+                finding,
+            });
+        }
+    }
+
+    /// Forgets `kind`'s hold on `subject` and closes it if open, at once:
+    /// ended when its condition stopped, or at `at` if it had not.
+    fn release(&mut self, at: UnixMs, kind: Kind, subject: &Subject, changes: &mut Vec<Change>) {
+        let key = (kind, subject.clone());
+        self.pending.remove(&key);
+        if let Some(opened) = self.open.remove(&key) {
+            changes.push(Change::Close {
+                kind,
+                subject: subject.clone(),
+                started: opened.started,
+                ended: opened.clearing_since.unwrap_or(at),
+            });
         }
     }
 
@@ -900,7 +961,9 @@ drift_tolerance = 2
             let at = NOW + (40 + i as i64) * SEC;
             assert!(m.observe_counts(at, &zone(occupancy, 0)).is_empty());
         }
-        let changes = m.observe_counts(NOW + 50 * SEC, &zone(7, 0));
+        // At it, it ends once the break outlasts the gap, ended when it began.
+        assert!(m.observe_counts(NOW + 50 * SEC, &zone(7, 0)).is_empty());
+        let changes = m.observe_counts(NOW + 50 * SEC + COUNT_GAP_MS, &zone(7, 0));
         assert_eq!(
             closed(&changes),
             [(Kind::OverCapacity, door(), NOW + 30 * SEC, NOW + 50 * SEC)]
@@ -929,7 +992,10 @@ drift_tolerance = 2
         assert!(m
             .observe_counts(NOW + 40 * SEC, &space("site", 19, None))
             .is_empty());
-        let changes = m.observe_counts(NOW + 50 * SEC, &space("site", 18, None));
+        assert!(m
+            .observe_counts(NOW + 50 * SEC, &space("site", 18, None))
+            .is_empty());
+        let changes = m.observe_counts(NOW + 51 * SEC, &space("site", 18, None));
         assert_eq!(
             closed(&changes),
             [(Kind::OverCapacity, site, NOW + 30 * SEC, NOW + 50 * SEC)]
@@ -992,11 +1058,61 @@ drift_tolerance = 2
             (Kind::AfterHours, &site, 3.0, 2.0, Severity::Critical)
         );
         assert!(f.explanation.contains("3 people"), "{}", f.explanation);
-        let changes = m.observe_counts(at + 5 * MIN, &space("site", 0, None));
+        assert!(m
+            .observe_counts(at + 5 * MIN, &space("site", 0, None))
+            .is_empty());
+        let changes = m.observe_counts(at + 5 * MIN + SEC, &space("site", 0, None));
         assert_eq!(
             closed(&changes),
             [(Kind::AfterHours, site, at, at + 5 * MIN)]
         );
+    }
+
+    #[test]
+    fn a_break_shorter_than_the_gap_neither_restarts_a_hold_nor_ends_it() {
+        let mut m = monitor();
+        let site = Subject::Space("site".into());
+        let after = CLOSING + 30 * MIN;
+        let count = |m: &mut Monitor, at, n| m.observe_counts(at, &space("site", n, None));
+        // Two people after hours; for half a second one leaves as another
+        // comes in (1), then two again: the 60 s hold runs on.
+        assert!(count(&mut m, after, 2).is_empty());
+        assert!(count(&mut m, after + 20 * SEC, 1).is_empty());
+        assert!(count(&mut m, after + 20 * SEC + 500, 2).is_empty());
+        let changes = count(&mut m, after + 60 * SEC, 2);
+        assert_eq!(opened(&changes).len(), 1, "{changes:?}");
+        // A dip for half a second does not end it either.
+        assert!(count(&mut m, after + 90 * SEC, 0).is_empty());
+        assert!(count(&mut m, after + 90 * SEC + 500, 2).is_empty());
+        // A break of the gap does, ended when it began.
+        assert!(count(&mut m, after + 100 * SEC, 0).is_empty());
+        let changes = count(&mut m, after + 100 * SEC + COUNT_GAP_MS, 0);
+        assert_eq!(
+            closed(&changes),
+            [(
+                Kind::AfterHours,
+                site.clone(),
+                after + 60 * SEC,
+                after + 100 * SEC
+            )]
+        );
+        // And a new presence needs the full hold again, even when the break
+        // was seen to end only by the count coming back.
+        assert!(count(&mut m, after + 200 * SEC, 2).is_empty());
+        assert!(count(&mut m, after + 210 * SEC, 0).is_empty());
+        assert!(count(&mut m, after + 230 * SEC, 2).is_empty());
+        assert!(count(&mut m, after + 289 * SEC, 2).is_empty());
+        let changes = count(&mut m, after + 290 * SEC, 2);
+        assert_eq!(opened(&changes).len(), 1, "{changes:?}");
+        // Open, a break not seen out (no count in between) ends it where it
+        // began and starts a new hold.
+        assert!(count(&mut m, after + 300 * SEC, 0).is_empty());
+        let changes = count(&mut m, after + 400 * SEC, 2);
+        assert_eq!(
+            closed(&changes),
+            [(Kind::AfterHours, site, after + 290 * SEC, after + 300 * SEC)]
+        );
+        assert!(opened(&changes).is_empty());
     }
 
     #[test]
@@ -1443,7 +1559,10 @@ drift_tolerance = 2
         edited.cameras[0].zones[0].capacity = Some(20);
         edited.cameras[0].zones[0].capacity_clear = Some(15);
         assert!(m.reconfigure(&edited, NOW + 60 * SEC).is_empty());
-        let changes = m.observe_counts(NOW + 70 * SEC, &door_and_gate(11, 9));
+        assert!(m
+            .observe_counts(NOW + 70 * SEC, &door_and_gate(11, 9))
+            .is_empty());
+        let changes = m.observe_counts(NOW + 71 * SEC, &door_and_gate(11, 9));
         assert_eq!(
             closed(&changes),
             [(Kind::OverCapacity, door(), NOW + 30 * SEC, NOW + 70 * SEC)]
