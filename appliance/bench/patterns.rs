@@ -17,14 +17,16 @@
 //! and one faulty day, on which one door misses `--fault-miss-rate` of its
 //! exits. Printed: the share of planted deviations each detector found, and
 //! its alarms on hours and days where nothing was planted, per week; the
-//! drift rule with fixed tolerances and with the default floor of 2 grown
-//! with the day's entries. Asserts nothing.
+//! drift rule, and presence after hours (which in a space counted at its
+//! doors only needs more than the drift tolerance), with fixed tolerances
+//! and with the default floor of 2 grown with the day's entries. Asserts
+//! nothing.
 
 use crate::generate::XorShift;
 use headcount_domain::analytics::{
     Deltas, EntranceTally, FlowDelta, OccupancyDelta, Scope, Signals, SpaceSignal,
 };
-use headcount_domain::anomaly::monitor::{Change, Monitor};
+use headcount_domain::anomaly::monitor::{Change, Monitor, COUNT_GAP_MS};
 use headcount_domain::anomaly::unusual::{UnusualWatch, JUDGE_AFTER_MS};
 use headcount_domain::anomaly::{Kind, Subject};
 use headcount_domain::clock::UnixMs;
@@ -285,9 +287,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         SPACES.len()
     ];
     let mut opens: Vec<(usize, Kind, UnixMs)> = Vec::new();
-    // drift[tolerance index][space][day]: raised that day.
+    // drift and presence [rule index][space][day]: raised that day.
     let mut drift =
         vec![vec![vec![false; (args.weeks * 7) as usize]; SPACES.len()]; monitors.len()];
+    let mut presence = drift.clone();
+    // After the 03:00 reset every count is 0: what was open closes.
+    let reset = Signals {
+        spaces: SPACES
+            .iter()
+            .map(|&(name, _, _)| SpaceSignal {
+                name: name.to_string(),
+                occupancy: 0,
+                entrances: Some(EntranceTally {
+                    count: 0,
+                    entries: 0,
+                }),
+            })
+            .collect(),
+        ..Signals::default()
+    };
+    let hold = base.anomalies.after_hours_hold_ms;
     let began = std::time::Instant::now();
     for day in 0..args.weeks * 7 {
         let mut deltas = Deltas::default();
@@ -312,21 +331,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         db.apply(&deltas)?;
         let day_end = first_monday() + (day + 1) * DAY_MS;
         db.roll_up(day_end, 0)?;
+        let morning = day_end - DAY_MS + (RESET_MIN + 1) * 60_000;
         let check_at = day_end - DAY_MS + (CLOSES_MIN + 16) * 60_000;
         let signals = Signals {
             zones: Vec::new(),
             spaces: checked,
             lines: Vec::new(),
         };
+        // The morning's zeros, then the count after closing, seen again
+        // when presence after hours has been held long enough to open.
+        let observed = [
+            (morning, &reset),
+            (morning + COUNT_GAP_MS, &reset),
+            (check_at, &signals),
+            (check_at + hold, &signals),
+        ];
         for (t, (_, monitor)) in monitors.iter_mut().enumerate() {
-            for change in monitor.observe_counts(check_at, &signals) {
-                if let Change::Instant { finding, .. } = change {
-                    if let (Kind::CounterDrift, Subject::Space(name)) =
-                        (finding.kind, &finding.subject)
-                    {
-                        if let Some(space) = SPACES.iter().position(|s| s.0 == name) {
-                            drift[t][space][day as usize] = true;
-                        }
+            for (at, signals) in observed {
+                for change in monitor.observe_counts(at, signals) {
+                    let (Change::Instant { finding, .. } | Change::Open { finding, .. }) = change
+                    else {
+                        continue;
+                    };
+                    let Subject::Space(name) = &finding.subject else {
+                        continue;
+                    };
+                    let Some(space) = SPACES.iter().position(|s| s.0 == name) else {
+                        continue;
+                    };
+                    match finding.kind {
+                        Kind::CounterDrift => drift[t][space][day as usize] = true,
+                        Kind::AfterHours => presence[t][space][day as usize] = true,
+                        _ => {}
                     }
                 }
             }
@@ -416,41 +452,50 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         f64::from(false_alarms) / (judged_weeks * SPACES.len() as f64)
     );
 
-    // Counter drift: faulty days found; alarms on normal days.
-    println!("counter drift (entries minus exits 15 min after closing above the tolerance):");
+    // Counter drift and presence after hours (the count after closing is
+    // the doors' leftover: nobody stays): faulty days found; alarms on
+    // normal days.
+    println!("counter drift (entries minus exits 15 min after closing above the tolerance) and presence after hours (the same count above it for the hold, critical):");
     for (t, (rule, _)) in monitors.iter().enumerate() {
-        let (mut faulty, mut found, mut normal, mut alarms) = (0u32, 0u32, 0u32, 0u32);
-        let mut per_space = Vec::new();
-        for (space, days) in plans.iter().enumerate() {
-            let (mut space_faulty, mut space_found) = (0u32, 0u32);
-            let (mut space_normal, mut space_alarms) = (0u32, 0u32);
-            for (day, plan) in days.iter().enumerate().skip((WARM_UP_WEEKS * 7) as usize) {
-                let raised = drift[t][space][day];
-                if plan.faulty_door.is_some() {
-                    space_faulty += 1;
-                    space_found += u32::from(raised);
-                } else {
-                    space_normal += 1;
-                    space_alarms += u32::from(raised);
-                }
-            }
-            faulty += space_faulty;
-            found += space_found;
-            normal += space_normal;
-            alarms += space_alarms;
-            per_space.push(format!(
-                "{} {space_found}/{space_faulty}, {:.2}",
-                SPACES[space].0,
-                7.0 * f64::from(space_alarms) / f64::from(space_normal.max(1))
-            ));
-        }
         println!("  {rule}:");
-        println!(
-            "    faulty days found {found} of {faulty} ({:.0} %); alarms on normal days {alarms} of {normal} = {:.2} per space and week (per space, found and alarms a week: {})",
-            100.0 * f64::from(found) / f64::from(faulty.max(1)),
-            7.0 * f64::from(alarms) / f64::from(normal.max(1)),
-            per_space.join("; ")
-        );
+        for (what, raised) in [("drift", &drift[t]), ("presence", &presence[t])] {
+            println!("    {what:<8}: {}", judged_days(&plans, raised));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Faulty days raised and alarms on normal days, overall and per space.
+fn judged_days(plans: &[Vec<Plan>], raised: &[Vec<bool>]) -> String {
+    let (mut faulty, mut found, mut normal, mut alarms) = (0u32, 0u32, 0u32, 0u32);
+    let mut per_space = Vec::new();
+    for (space, days) in plans.iter().enumerate() {
+        let (mut space_faulty, mut space_found) = (0u32, 0u32);
+        let (mut space_normal, mut space_alarms) = (0u32, 0u32);
+        for (day, plan) in days.iter().enumerate().skip((WARM_UP_WEEKS * 7) as usize) {
+            let raised = raised[space][day];
+            if plan.faulty_door.is_some() {
+                space_faulty += 1;
+                space_found += u32::from(raised);
+            } else {
+                space_normal += 1;
+                space_alarms += u32::from(raised);
+            }
+        }
+        faulty += space_faulty;
+        found += space_found;
+        normal += space_normal;
+        alarms += space_alarms;
+        per_space.push(format!(
+            "{} {space_found}/{space_faulty}, {:.2}",
+            SPACES[space].0,
+            7.0 * f64::from(space_alarms) / f64::from(space_normal.max(1))
+        ));
+    }
+    format!(
+        "faulty days {found} of {faulty} ({:.0} %); alarms on normal days {alarms} of {normal} = {:.2} per space and week (per space, faulty days and alarms a week: {})",
+        100.0 * f64::from(found) / f64::from(faulty.max(1)),
+        7.0 * f64::from(alarms) / f64::from(normal.max(1)),
+        per_space.join("; ")
+    )
 }
