@@ -570,10 +570,13 @@ impl Analytics {
                 space.restore(saved.count, saved.entries, saved_local, now_local);
                 let count = space.entrance_count();
                 self.board.record_space(space.name(), count, now);
-                // The anomaly rules judge the space from now on, before
-                // any camera of it delivers a frame (a night with the
-                // camera down: drift and presence after hours).
-                self.space_values.insert(space.name().to_string(), count);
+                // A space counted at its doors only is judged from now on,
+                // before any camera of it delivers a frame (a night with
+                // the camera down: drift and presence after hours); one
+                // with zones waits for them to correct its door count.
+                if space.entrances_only() {
+                    self.space_values.insert(space.name().to_string(), count);
+                }
             }
         }
     }

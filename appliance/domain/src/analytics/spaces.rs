@@ -20,8 +20,10 @@ pub(super) struct SpaceCounter {
     correction_ms: i64,
     /// Entries minus exits, clamped at zero.
     count: u32,
-    /// Entries counted at the entrances since the last reset: what the
-    /// count's drift is judged against.
+    /// Entries counted at the entrances since the daily reset: what the
+    /// count's drift is judged against. Never below `count` (a count
+    /// corrected or restored up means at least that many came in); stays 0
+    /// without a daily reset, where a day's entries cannot be told.
     entries: u64,
     last_reset: Option<jiff::civil::Date>,
     zones_value: Option<u32>,
@@ -70,7 +72,9 @@ impl SpaceCounter {
         }
         self.count = match direction {
             Direction::In => {
-                self.entries += 1;
+                if self.resets() {
+                    self.entries += 1;
+                }
                 self.count + 1
             }
             Direction::Out => self.count.saturating_sub(1),
@@ -101,6 +105,18 @@ impl SpaceCounter {
     pub fn set_count(&mut self, count: u32) {
         self.count = count;
         self.disagree_since = None;
+        self.entries_at_least_count();
+    }
+
+    /// Whether it is counted at its entrances and has no zones.
+    pub fn entrances_only(&self) -> bool {
+        !self.entrances.is_empty() && self.zones.is_empty()
+    }
+
+    fn entries_at_least_count(&mut self) {
+        if self.resets() {
+            self.entries = self.entries.max(u64::from(self.count));
+        }
     }
 
     /// The day of the most recent reset moment at or before `local`.
@@ -129,6 +145,7 @@ impl SpaceCounter {
         if !reset_between {
             self.count = count;
             self.entries = entries;
+            self.entries_at_least_count();
         }
     }
 
@@ -188,6 +205,7 @@ impl SpaceCounter {
             tracing::info!(space = %self.name, "entrance count corrected from the zones");
             self.count = zones_sum;
             self.disagree_since = None;
+            self.entries_at_least_count();
         }
         self.count
     }

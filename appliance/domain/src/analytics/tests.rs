@@ -145,6 +145,19 @@ fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
         Some(5),
         "the board shows it at once"
     );
+    // Five counted means at least five came in today: the drift rule's
+    // entries follow a count corrected up, not one corrected down. `both`
+    // has no daily reset, so no day's entries.
+    let entries = |a: &Analytics, name: &str| {
+        a.signals()
+            .spaces
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.entrances)
+            .map(|e| e.entries)
+    };
+    assert_eq!(entries(&a, "room"), Some(5));
+    assert_eq!(entries(&a, "both"), Some(0));
     assert_eq!(
         a.adjust_space("room", Adjustment::Add(-2), at, recorded),
         Ok(Adjusted {
@@ -152,6 +165,7 @@ fn an_entrance_count_is_corrected_by_hand_within_its_bounds() {
             after: 3
         })
     );
+    assert_eq!(entries(&a, "room"), Some(5));
     assert!(matches!(
         a.adjust_space("room", Adjustment::Add(-4), at, recorded),
         Err(AdjustError::BelowZero {
@@ -391,6 +405,15 @@ fn an_entrance_count_survives_a_restart_but_not_a_reset() {
     restarted.restore(&saved, T0 + 600_000);
     assert_eq!(space_now(&board, "room"), Some(2));
     assert_eq!(entrances(&restarted), Some((2, 2)));
+    // Only the space counted at its doors alone is judged before a frame:
+    // `both` waits for its zone to correct its door count.
+    let judged: Vec<String> = restarted
+        .signals()
+        .spaces
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(judged, ["room"]);
     // Restarted after the 03:00 reset: it is, and the day starts afresh.
     let (mut next_day, board) = engine("");
     next_day.restore(&saved, T0 + 11 * 3_600_000);

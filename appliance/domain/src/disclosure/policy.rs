@@ -161,7 +161,7 @@ const DPO: Exit = Exit::Role(Role::Dpo);
 const ON_SITE_LIVE: &str = "per zone and space, as counted (a zone below k only when opted in)";
 const ON_SITE_HISTORY: &str = "per zone, line and space in 1 min buckets (small zones: 15 min); dwell median and p90 only with >= k visits";
 const PUBLISHED: &str = "per space, buckets of 15 min or more, cells decided once: below k (zero included) one band, optional noise drawn once per cell";
-const PUSHED_EVENTS: &str = "kind, subject, severity, threshold, times to the minute; counts below k banded; no explanation, no acknowledger; wrong way as counts per bucket unless set to each";
+const PUSHED_EVENTS: &str = "kind, subject, severity, threshold, times to the minute; counts of people and thresholds that count people below k banded; no explanation, no acknowledger; wrong way as counts per bucket unless set to each";
 
 /// Every exit against every class it may carry; anything absent is refused.
 pub const TABLE: &[Grant] = &[

@@ -10,7 +10,11 @@
 //! - no `acknowledged_by` (a token name) and no free-text explanation, only
 //!   a summary made of the kind and the subject;
 //! - a measured value that counts people is banded below k (`policy::band`),
-//!   and loitering's value (a person's stay) is never pushed;
+//!   and loitering's value (a person's stay) is never pushed; so is such a
+//!   kind's threshold, since an anomaly's threshold bounds its value (drift
+//!   above a tolerance of 3 with its value withheld below k = 5 is 4), and
+//!   some thresholds are counts themselves (unusual occupancy's median, a
+//!   drift tolerance grown with the day's entries);
 //! - wrong-way crossings go out as one count per line and bucket
 //!   ([`WrongWayPush::Count`], the default), not one event each.
 
@@ -54,7 +58,8 @@ pub struct PushedAnomaly {
     pub severity: Severity,
     /// None when it would count fewer than k people, or be a person's stay.
     pub value: Option<f64>,
-    pub threshold: f64,
+    /// None when it would count fewer than k people.
+    pub threshold: Option<f64>,
     /// RFC 3339, rounded down to the minute.
     pub started: String,
     pub ended: Option<String>,
@@ -108,13 +113,17 @@ fn summary(kind: Kind, subject_type: &str, subject: &str) -> String {
 
 /// The pushed form of a stored anomaly.
 pub fn minimise(anomaly: &Anomaly, k: u32) -> PushedAnomaly {
+    // Counts are whole numbers; a negative one cannot occur.
+    let banded = |count: f64| band(count.max(0.0).round() as u64, k).map(|v| v as f64);
     let value = match anomaly.kind {
         Kind::Loitering => None,
-        kind if counts_people(kind) => {
-            // Counts are whole numbers; a negative one cannot occur.
-            band(anomaly.value.max(0.0).round() as u64, k).map(|v| v as f64)
-        }
+        kind if counts_people(kind) => banded(anomaly.value),
         _ => Some(anomaly.value),
+    };
+    let threshold = if counts_people(anomaly.kind) {
+        banded(anomaly.threshold)
+    } else {
+        Some(anomaly.threshold)
     };
     PushedAnomaly {
         id: Some(anomaly.id),
@@ -123,7 +132,7 @@ pub fn minimise(anomaly: &Anomaly, k: u32) -> PushedAnomaly {
         subject: anomaly.subject.clone(),
         severity: anomaly.severity,
         value,
-        threshold: anomaly.threshold,
+        threshold,
         started: minute(anomaly.started_ms),
         ended: anomaly.ended_ms.map(minute),
         summary: summary(anomaly.kind, &anomaly.subject_type, &anomaly.subject),
@@ -202,7 +211,7 @@ impl PushFeed {
                     subject: line,
                     severity: Severity::Warning,
                     value: band(crossings, self.k).map(|v| v as f64),
-                    threshold: 0.0,
+                    threshold: None,
                     started: minute(start),
                     ended: Some(minute(start + bucket_ms)),
                 },
@@ -283,6 +292,39 @@ mod tests {
         // A camera's condition is not a count of people.
         check(Kind::StreamLoss, 31.5, 5, Some(31.5));
         check(Kind::LensCovered, 0.02, 5, Some(0.02));
+    }
+
+    #[test]
+    fn a_threshold_that_bounds_a_count_below_k_is_banded_too() {
+        let pushed = |kind, value, threshold, k| {
+            let anomaly = Anomaly {
+                threshold,
+                ..stored(1, kind, "space", value, T)
+            };
+            let pushed = minimise(&anomaly, k);
+            (pushed.value, pushed.threshold)
+        };
+        // Drift above a tolerance of 3, its value withheld below k = 5,
+        // would be 4 if the threshold went out.
+        assert_eq!(pushed(Kind::CounterDrift, 4.0, 3.0, 5), (None, None));
+        assert_eq!(
+            pushed(Kind::CounterDrift, 21.0, 17.0, 5),
+            (Some(21.0), Some(17.0))
+        );
+        // An hour's usual occupancy below k is a count below k.
+        assert_eq!(
+            pushed(Kind::UnusualOccupancy, 9.0, 2.4, 5),
+            (Some(9.0), None)
+        );
+        assert_eq!(
+            pushed(Kind::OverCapacity, 12.0, 10.0, 5),
+            (Some(12.0), Some(10.0))
+        );
+        // A camera's limit is no count.
+        assert_eq!(
+            pushed(Kind::StreamLoss, 31.5, 4.0, 5),
+            (Some(31.5), Some(4.0))
+        );
     }
 
     #[test]
