@@ -144,7 +144,8 @@ impl SpaceCounter {
         };
         if !reset_between {
             self.count = count;
-            self.entries = entries;
+            // Saved by a version that counted entries without a reset too.
+            self.entries = if self.resets() { entries } else { 0 };
             self.entries_at_least_count();
         }
     }

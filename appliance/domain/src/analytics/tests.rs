@@ -414,6 +414,21 @@ fn an_entrance_count_survives_a_restart_but_not_a_reset() {
         .map(|s| s.name)
         .collect();
     assert_eq!(judged, ["room"]);
+    // Entries saved for a space without a daily reset (by a version that
+    // counted them) are not taken up: it has no day's entries.
+    let (mut upgraded, _) = engine("");
+    let old = EntranceCount {
+        space: "both".into(),
+        count: 2,
+        entries: 40,
+        at: T0,
+    };
+    upgraded.restore(&[old], T0 + 600_000);
+    run(&mut upgraded, T0 + 600_000, 1, |_| Vec::new());
+    let saved = upgraded.drain().entrance_counts;
+    let both: Vec<_> = saved.iter().filter(|c| c.space == "both").collect();
+    assert_eq!(both.len(), 1);
+    assert_eq!((both[0].count, both[0].entries), (2, 0));
     // Restarted after the 03:00 reset: it is, and the day starts afresh.
     let (mut next_day, board) = engine("");
     next_day.restore(&saved, T0 + 11 * 3_600_000);

@@ -129,9 +129,12 @@ struct Hold {
     ms: i64,
     gap_ms: i64,
     /// A tick observes at the wall clock's time, the frames at their
-    /// capture times, which are later by the pipeline's latency: a tick
-    /// ends a break only when it is this much older, so a frame that shows
-    /// the break over has time to arrive.
+    /// capture times, which are behind it by the pipeline's latency: a
+    /// tick opens, or ends a break, only this much later, so that a frame
+    /// that shows otherwise has time to arrive. It assumes the latency
+    /// stays under the gap (p99 capture to count 538 ms on a loaded box,
+    /// `scripts/bench.sh`); a later frame still corrects the count, but
+    /// the anomaly's open or close stands.
     lag_ms: i64,
 }
 
@@ -569,7 +572,7 @@ impl Monitor {
                 kind,
                 subject,
                 started: opened.started,
-                ended: opened.clearing_since.unwrap_or(at),
+                ended: opened.clearing_since.unwrap_or(at).max(opened.started),
             })
             .collect()
     }
@@ -597,13 +600,17 @@ impl Monitor {
         let key = (kind, subject.clone());
         let Some(finding) = finding else {
             if let Some(pending) = self.pending.get_mut(&key) {
-                pending.broken_since.get_or_insert(at);
+                // A break that begins after `at` (the clock stepped back)
+                // begins again now.
+                let since = pending.broken_since.get_or_insert(at);
+                *since = (*since).min(at);
                 if hold.break_over(pending.broken_since, at) {
                     self.pending.remove(&key);
                 }
             }
             if let Some(opened) = self.open.get_mut(&key) {
-                opened.clearing_since.get_or_insert(at);
+                let since = opened.clearing_since.get_or_insert(at);
+                *since = (*since).min(at);
                 if hold.break_over(opened.clearing_since, at) {
                     self.release(at, kind, subject, changes);
                 }
@@ -626,7 +633,9 @@ impl Monitor {
             pending.since = at;
         }
         pending.broken_since = None;
-        if at - pending.since >= hold.ms {
+        // A tick opens only once frames, however late, could not have
+        // shown a break.
+        if at - hold.lag_ms - pending.since >= hold.ms {
             self.pending.remove(&key);
             let opened = Opened {
                 started: at,
@@ -650,7 +659,7 @@ impl Monitor {
                 kind,
                 subject: subject.clone(),
                 started: opened.started,
-                ended: opened.clearing_since.unwrap_or(at),
+                ended: opened.clearing_since.unwrap_or(at).max(opened.started),
             });
         }
     }
@@ -1207,6 +1216,47 @@ drift_tolerance = 2
         assert_eq!(
             closed(&changes),
             [(Kind::AfterHours, site, opened_at, after + 110 * SEC)]
+        );
+    }
+
+    #[test]
+    fn a_tick_opens_only_once_late_frames_could_not_show_a_break() {
+        let mut m = monitor();
+        let after = CLOSING + 30 * MIN;
+        let none = [];
+        let three = space("site", 3, None);
+        assert!(m.observe_counts(after, &three).is_empty());
+        // The hold (60 s) has passed on the wall clock, not a gap beyond.
+        assert!(m.tick(after + 60 * SEC, &none, &three).is_empty());
+        // A frame captured before that, late, shows a dip: no anomaly was
+        // opened to close before it began; the dip is bridged and the
+        // frames open it when their hold is done.
+        assert!(m
+            .observe_counts(after + 59 * SEC + 500, &space("site", 0, None))
+            .is_empty());
+        let changes = m.observe_counts(after + 60 * SEC, &three);
+        assert_eq!(opened(&changes).len(), 1, "{changes:?}");
+        assert_eq!(opened(&changes)[0].kind, Kind::AfterHours);
+    }
+
+    #[test]
+    fn a_break_when_the_clock_steps_back_begins_again_at_the_new_time() {
+        let mut m = monitor();
+        let after = CLOSING + 30 * MIN;
+        let site = Subject::Space("site".into());
+        m.observe_counts(after, &space("site", 3, None));
+        let changes = m.observe_counts(after + 60 * SEC, &space("site", 3, None));
+        assert_eq!(opened(&changes).len(), 1, "{changes:?}");
+        assert!(m
+            .observe_counts(after + 100 * SEC, &space("site", 0, None))
+            .is_empty());
+        // Stepped back 10 s: the break ends a gap after the new time.
+        let back = after + 90 * SEC;
+        assert!(m.observe_counts(back, &space("site", 0, None)).is_empty());
+        let changes = m.observe_counts(back + SEC, &space("site", 0, None));
+        assert_eq!(
+            closed(&changes),
+            [(Kind::AfterHours, site, after + 60 * SEC, back)]
         );
     }
 

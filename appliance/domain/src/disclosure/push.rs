@@ -120,10 +120,13 @@ pub fn minimise(anomaly: &Anomaly, k: u32) -> PushedAnomaly {
         kind if counts_people(kind) => banded(anomaly.value),
         _ => Some(anomaly.value),
     };
-    let threshold = if counts_people(anomaly.kind) {
-        banded(anomaly.threshold)
-    } else {
-        Some(anomaly.threshold)
+    // Wrong way's threshold is 0, no count; the others' are published as
+    // the API serves them, unless below k.
+    let threshold = match anomaly.kind {
+        kind if counts_people(kind) && kind != Kind::WrongWay => {
+            banded(anomaly.threshold).map(|_| anomaly.threshold)
+        }
+        _ => Some(anomaly.threshold),
     };
     PushedAnomaly {
         id: Some(anomaly.id),
@@ -211,7 +214,7 @@ impl PushFeed {
                     subject: line,
                     severity: Severity::Warning,
                     value: band(crossings, self.k).map(|v| v as f64),
-                    threshold: None,
+                    threshold: Some(0.0),
                     started: minute(start),
                     ended: Some(minute(start + bucket_ms)),
                 },
@@ -311,11 +314,18 @@ mod tests {
             pushed(Kind::CounterDrift, 21.0, 17.0, 5),
             (Some(21.0), Some(17.0))
         );
-        // An hour's usual occupancy below k is a count below k.
+        // An hour's usual occupancy below k is a count below k; above it,
+        // it goes out as the API serves it.
         assert_eq!(
             pushed(Kind::UnusualOccupancy, 9.0, 2.4, 5),
             (Some(9.0), None)
         );
+        assert_eq!(
+            pushed(Kind::UnusualOccupancy, 2.0, 12.3, 5),
+            (None, Some(12.3))
+        );
+        // Wrong way's threshold, 0, is no count.
+        assert_eq!(pushed(Kind::WrongWay, 1.0, 0.0, 5), (None, Some(0.0)));
         assert_eq!(
             pushed(Kind::OverCapacity, 12.0, 10.0, 5),
             (Some(12.0), Some(10.0))
