@@ -226,7 +226,7 @@ impl Monitor {
                     },
                     schedule: s.schedule.clone(),
                     counts_entrances: !s.entrances.is_empty(),
-                    entrances_only: !s.entrances.is_empty() && s.zones.is_empty(),
+                    entrances_only: s.entrances_only(),
                     drift_checked,
                 };
                 (s.name.clone(), rules)

@@ -61,7 +61,7 @@ impl UnusualWatch {
                 let drift_when_closed = s
                     .schedule
                     .as_ref()
-                    .filter(|_| s.zones.is_empty() && !s.entrances.is_empty())
+                    .filter(|_| s.entrances_only())
                     .map(|hours| hours.schedule.clone());
                 Some(Watched {
                     space: s.name.clone(),

@@ -228,6 +228,15 @@ pub struct SpaceConfig {
     pub unusual: Option<anomaly::SpaceUnusual>,
 }
 
+impl SpaceConfig {
+    /// Counted at its entrances and no zones: entries minus exits alone,
+    /// which no zone corrects, so its count after closing is the doors'
+    /// leftover.
+    pub fn entrances_only(&self) -> bool {
+        !self.entrances.is_empty() && self.zones.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionConfig {
     /// Detections at or above this score start tracks and are counted.
