@@ -13,27 +13,12 @@
 //! sitting still is counted as long as anything inside their box changes
 //! once in that time (a turn of the head, a hand: the edges of a person
 //! move more than the grid's threshold), and anyone who moves where a
-//! fixture was learned counts at once.
-//!
-//! A change that someone passing by explains does not end the stillness:
-//! a sign beside a walkway is crossed in front of every minute or two, and
-//! would otherwise never be learned (vtest's sign post, passed at 16 s of
-//! every 79.5 s loop, was counted for good). A passer-by is a box the
-//! model found, at this look or the one before, that overlaps the place
-//! (grown by a quarter of its size on each side: the grid samples around
-//! a box too) and stands at no settled place: none found at every look
-//! for `PASSING_MS` or more overlaps it by `SETTLED_OVERLAP` (the place
-//! judged aside). People walking are at a new place at nearly every look;
-//! a neighbour sitting or standing beside the place, or someone who
-//! stopped in front of it, is settled within seconds and excuses nothing.
-//!
-//! What it gets wrong: a person who makes no change the grid sees (under
-//! about 20 grey levels at every sample, 4 px apart at 640 px) for that
-//! long, asleep in a chair, is no longer counted until they move (a care
-//! home may want it longer, or off); and a still person's own movement is
-//! not seen on the looks where someone walks in front of them. It needs
-//! the motion gate: with the gate off, nothing is learned and everything
-//! counts.
+//! fixture was learned counts at once. What it gets wrong: a person who
+//! makes no change the grid sees (under about 20 grey levels at every
+//! sample, 4 px apart at 640 px) for that long, asleep in a chair, is no
+//! longer counted until they move (a care home may want it longer, or
+//! off). It needs the motion gate: with the gate off, nothing is learned
+//! and everything counts.
 
 use crate::clock::UnixMs;
 use crate::detection::Detection;
@@ -48,13 +33,6 @@ const FORGET_PLACE_MS: i64 = 60 * 1000;
 const FORGET_FIXTURE_MS: i64 = 10 * 60 * 1000;
 /// Places watched per camera; a crowd makes many, each soon forgotten.
 const MAX_PLACES: usize = 64;
-/// A box found at its place for under this long belongs to someone passing
-/// by (at 2 fps a walker is at a new place at nearly every look).
-const PASSING_MS: i64 = 5 * 1000;
-/// A box overlapping a place found there for `PASSING_MS` or more at least
-/// this much is someone who stays there (a neighbour, a person who stopped,
-/// a box that jitters), not someone passing by.
-const SETTLED_OVERLAP: f32 = 0.5;
 
 #[derive(Debug, Clone, Copy)]
 struct Place {
@@ -65,23 +43,9 @@ struct Place {
     still_since: UnixMs,
     /// The model last found a box here.
     seen_at: UnixMs,
-    /// The model has found a box here at every look since (gaps under
-    /// `PASSING_MS`): how long someone has stayed.
-    staying_since: UnixMs,
-    /// Something inside the box changed at this look; whether it ends the
-    /// stillness waits for what the model finds there (`Fixtures::found`).
-    changed_at: Option<UnixMs>,
-    /// Someone passing by overlapped the box at the latest look.
-    passed: bool,
 }
 
 impl Place {
-    fn end_stillness_at(&mut self, changed_at: Option<UnixMs>) {
-        if let Some(at) = changed_at {
-            self.still_since = self.still_since.max(at);
-        }
-    }
-
     fn is_fixture(&self, at: UnixMs, after_ms: Option<i64>) -> bool {
         after_ms.is_some_and(|after| at - self.still_since >= after)
     }
@@ -97,16 +61,11 @@ pub struct Fixtures {
 
 impl Fixtures {
     /// The view was compared with the one the model looked at before, at
-    /// `at`: a place where `changed` says something moved is not still,
-    /// unless what the model finds in this frame shows someone passing by
-    /// (`found`).
+    /// `at`: a place where `changed` says something moved is not still.
     pub fn compared(&mut self, at: UnixMs, changed: impl Fn(BBox) -> bool) {
         for place in &mut self.places {
-            // A change whose look found nothing (the model failed) ends it.
-            let unresolved = place.changed_at.take();
-            place.end_stillness_at(unresolved);
             if changed(place.bbox) {
-                place.changed_at = Some(at);
+                place.still_since = place.still_since.max(at);
             }
         }
     }
@@ -122,57 +81,15 @@ impl Fixtures {
             self.places.clear();
             return;
         }
-        let mut own_places = Vec::with_capacity(persons.len());
         for person in persons {
-            own_places.push(match self.place_of(&person.bbox) {
-                Some(i) => {
-                    let place = &mut self.places[i];
-                    if at - place.seen_at >= PASSING_MS {
-                        // Back after a while: someone passing again.
-                        place.staying_since = at;
-                    }
-                    place.seen_at = place.seen_at.max(at);
-                    i
-                }
-                None => {
-                    self.places.push(Place {
-                        bbox: person.bbox,
-                        still_since: at,
-                        seen_at: at,
-                        staying_since: at,
-                        changed_at: None,
-                        passed: false,
-                    });
-                    self.places.len() - 1
-                }
-            });
-        }
-        // Each person's reach (the box grown to the motion grid's reach),
-        // own place, and the settled places they stand at.
-        let people: Vec<(BBox, usize, Vec<usize>)> = persons
-            .iter()
-            .zip(own_places)
-            .map(|(person, own)| {
-                let settled = (0..self.places.len())
-                    .filter(|&k| {
-                        let place = &self.places[k];
-                        at - place.staying_since >= PASSING_MS
-                            && place.bbox.iou(&person.bbox) >= SETTLED_OVERLAP
-                    })
-                    .collect();
-                (person.bbox.scaled(1.5), own, settled)
-            })
-            .collect();
-        for (i, place) in self.places.iter_mut().enumerate() {
-            // Someone passing by: not at this place, settled at no other.
-            let passed = people.iter().any(|(reach, own, settled)| {
-                *own != i && settled.iter().all(|&k| k == i) && reach.overlaps(&place.bbox)
-            });
-            let changed_at = place.changed_at.take();
-            if !(passed || place.passed) {
-                place.end_stillness_at(changed_at);
+            match self.place_of(&person.bbox) {
+                Some(i) => self.places[i].seen_at = self.places[i].seen_at.max(at),
+                None => self.places.push(Place {
+                    bbox: person.bbox,
+                    still_since: at,
+                    seen_at: at,
+                }),
             }
-            place.passed = passed;
         }
         self.places.retain(|p| {
             let forget = if p.is_fixture(at, after_ms) {
@@ -304,116 +221,6 @@ mod tests {
         assert!(fixtures
             .counted(moved_at + 10 * MINUTE, vec![sign])
             .is_empty());
-    }
-
-    fn boxed(x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
-        Detection {
-            bbox: BBox { x1, y1, x2, y2 },
-            score: 0.7,
-        }
-    }
-
-    /// One look a second from `from` to `to` (ms): the sign is found unless
-    /// `walker(at)` hides it, and the view changes wherever the walker is
-    /// now or was at the look before (what the motion grid sees).
-    fn watch_with_walker(
-        fixtures: &mut Fixtures,
-        sign: Detection,
-        from: i64,
-        to: i64,
-        walker: impl Fn(i64) -> Option<Detection>,
-    ) {
-        for at in (from..=to).step_by(1000) {
-            let (now, before) = (walker(at), walker(at - 1000));
-            fixtures.compared(at, |place| {
-                [now, before]
-                    .iter()
-                    .flatten()
-                    .any(|w| w.bbox.overlaps(&place))
-            });
-            let mut found = Vec::new();
-            if now.is_none_or(|w| w.bbox.iou(&sign.bbox) < 0.5) {
-                found.push(sign);
-            }
-            found.extend(now);
-            fixtures.found(at, &found, Some(TEN_MINUTES));
-        }
-    }
-
-    #[test]
-    fn a_sign_someone_walks_past_every_minute_is_still_learned() {
-        let mut fixtures = Fixtures::default();
-        let sign = person(0.04);
-        // Each minute someone walks across it, left to right, in 8 s: a
-        // box a little taller than the sign's, 0.015 further at each look.
-        let walker = |at: i64| {
-            let t = at % MINUTE;
-            (t <= 8000).then(|| {
-                let x = -0.02 + 0.015 * (t / 1000) as f32;
-                boxed(x, 0.17, x + 0.03, 0.26)
-            })
-        };
-        watch_with_walker(&mut fixtures, sign, 0, 9 * MINUTE, walker);
-        assert_eq!(fixtures.counted(9 * MINUTE, vec![sign]), [sign]);
-        watch_with_walker(&mut fixtures, sign, 9 * MINUTE + 1000, 10 * MINUTE, walker);
-        assert!(
-            fixtures.counted(10 * MINUTE, vec![sign]).is_empty(),
-            "the changes were the walker's"
-        );
-        // The walker counts, in front of it too.
-        let passing = walker(10 * MINUTE + 4000).unwrap();
-        assert_eq!(fixtures.counted(10 * MINUTE, vec![passing]), [passing]);
-    }
-
-    #[test]
-    fn someone_who_stops_in_front_of_the_sign_ends_its_stillness() {
-        let mut fixtures = Fixtures::default();
-        let sign = person(0.04);
-        // At 3 minutes someone stops in front of it for a minute, reading
-        // it, moving all the while: after a few seconds they are settled.
-        let reader = |at: i64| {
-            (3 * MINUTE..4 * MINUTE)
-                .contains(&at)
-                .then(|| boxed(0.045, 0.17, 0.075, 0.26))
-        };
-        watch_with_walker(&mut fixtures, sign, 0, 13 * MINUTE, reader);
-        assert_eq!(
-            fixtures.counted(13 * MINUTE, vec![sign]),
-            [sign],
-            "still since the reader left, under ten minutes ago"
-        );
-        watch_with_walker(
-            &mut fixtures,
-            sign,
-            13 * MINUTE + 1000,
-            14 * MINUTE + 1000,
-            reader,
-        );
-        assert!(fixtures.counted(14 * MINUTE + 1000, vec![sign]).is_empty());
-    }
-
-    #[test]
-    fn a_neighbour_excuses_nothing_even_when_their_box_jitters() {
-        let mut fixtures = Fixtures::default();
-        let reader = person(0.3);
-        // Beside the reader, overlapping them, someone whose box changes
-        // width from look to look (IoU 0.7 with their first box: a new place
-        // each time, each overlapping the first by more than half).
-        let neighbour = |at: i64| {
-            let wide = (at / 1000) % 2 == 1;
-            boxed(0.32, 0.2, if wide { 0.36 } else { 0.348 }, 0.26)
-        };
-        for at in (0..=30 * MINUTE).step_by(1000) {
-            // The reader turns a page every 5 minutes, the neighbour moves
-            // all the time.
-            let turned = at % (5 * MINUTE) == 0;
-            let n = neighbour(at);
-            fixtures.compared(at, |place| {
-                (turned && place.iou(&reader.bbox) > 0.8) || place.overlaps(&n.bbox)
-            });
-            fixtures.found(at, &[reader, n], Some(TEN_MINUTES));
-            assert_eq!(fixtures.counted(at, vec![reader]), [reader], "at {at} ms");
-        }
     }
 
     #[test]

@@ -44,11 +44,6 @@ impl BBox {
             inter / union
         }
     }
-    /// The boxes share some area.
-    pub fn overlaps(&self, other: &BBox) -> bool {
-        self.x1.max(other.x1) < self.x2.min(other.x2)
-            && self.y1.max(other.y1) < self.y2.min(other.y2)
-    }
     /// Where a standing person touches the ground: the bottom centre.
     pub fn foot_point(&self) -> Point {
         Point {
