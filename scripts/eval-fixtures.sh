@@ -19,6 +19,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
 cd "$repo"
+# Both videos end in the same H.264 encoder and MPEG-TS muxer.
+encode_ts=(x264enc speed-preset=veryfast key-int-max=50 bframes=0 ! h264parse ! mpegtsmux)
 video="$HEADCOUNT_CACHE/eval/evening.ts"
 if [ ! -s "$video" ]; then
   echo "Making $video (vtest at 5 fps, then 11 minutes of its empty view)"
@@ -35,8 +37,7 @@ if [ ! -s "$video" ]; then
     for _ in $(seq 3300); do cat "$background"; done
   } | gst-launch-1.0 -q fdsrc fd=0 blocksize="$frame" \
     ! rawvideoparse width=768 height=576 format=rgb framerate=5/1 ! videoconvert ! video/x-raw,format=I420 \
-    ! x264enc speed-preset=veryfast key-int-max=50 bframes=0 ! h264parse ! mpegtsmux \
-    ! filesink location="$video.part"
+    ! "${encode_ts[@]}" ! filesink location="$video.part"
   rm -f "$background"
   mv "$video.part" "$video"
 fi
@@ -55,11 +56,15 @@ for minute in range(11):
 walkway="$HEADCOUNT_CACHE/eval/walkway.ts"
 if [ ! -s "$walkway" ]; then
   echo "Making $walkway (vtest nine times over)"
-  sources=()
-  for _ in $(seq 9); do sources+=(filesrc location="$HEADCOUNT_MEDIA/vtest.avi" ! decodebin ! c.); done
-  gst-launch-1.0 -q concat name=c ! videoconvert ! video/x-raw,format=I420 \
-    ! x264enc speed-preset=veryfast key-int-max=50 bframes=0 ! h264parse ! mpegtsmux \
-    ! filesink location="$walkway.part" "${sources[@]}"
+  mkdir -p "$(dirname "$walkway")"
+  # Decoded one loop after another into one encoder: a concat element
+  # over nine decodebins can stall before its first buffer.
+  for _ in $(seq 9); do
+    gst-launch-1.0 -q filesrc location="$HEADCOUNT_MEDIA/vtest.avi" ! decodebin ! videoconvert \
+      ! video/x-raw,format=I420,width=768,height=576 ! fdsink fd=1
+  done | gst-launch-1.0 -q fdsrc fd=0 blocksize=$((768 * 576 * 3 / 2)) \
+    ! rawvideoparse width=768 height=576 format=i420 framerate=10/1 \
+    ! "${encode_ts[@]}" ! filesink location="$walkway.part"
   mv "$walkway.part" "$walkway"
 fi
 echo "== walkway"

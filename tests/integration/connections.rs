@@ -297,7 +297,7 @@ fn with_the_pool_full_of_idle_connections_the_admin_is_still_answered() {
     // Once the server holds the six idle ones, the pool is full. One it
     // refused (the admin token's answered connection still closing on a
     // loaded machine) is opened again.
-    let (mut idle_2, mut idle_3): (Vec<TcpStream>, Vec<TcpStream>) = (Vec::new(), Vec::new());
+    let (mut idle_2, mut idle_3) = (Vec::new(), Vec::new());
     assert!(wait_until(Duration::from_secs(10), || {
         keep_held(&mut idle_2, 3, "127.0.0.2", port);
         keep_held(&mut idle_3, 3, "127.0.0.3", port);
